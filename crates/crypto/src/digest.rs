@@ -1,0 +1,128 @@
+//! SHA-256 and SHA-512 through aws-lc-rs, one-shot and streaming.
+//!
+//! TUF lists several hashes per file; [`Hasher`] computes both in one pass so a download or
+//! an artifact is read exactly once.
+
+use aws_lc_rs::digest::{self, Context, SHA256, SHA512};
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let d = digest::digest(&SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// SHA-512 of `data`.
+pub fn sha512(data: &[u8]) -> [u8; 64] {
+    let d = digest::digest(&SHA512, data);
+    let mut out = [0u8; 64];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// Lowercase hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(sha256(data))
+}
+
+/// The digests and length of a byte stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digests {
+    /// SHA-256.
+    pub sha256: [u8; 32],
+    /// SHA-512.
+    pub sha512: [u8; 64],
+    /// Number of bytes hashed.
+    pub length: u64,
+}
+
+/// Streaming SHA-256 + SHA-512 with a byte count.
+pub struct Hasher {
+    sha256: Context,
+    sha512: Context,
+    length: u64,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher")
+            .field("length", &self.length)
+            .finish()
+    }
+}
+
+impl Default for Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hasher {
+    /// A hasher that has seen no bytes.
+    pub fn new() -> Self {
+        Self {
+            sha256: Context::new(&SHA256),
+            sha512: Context::new(&SHA512),
+            length: 0,
+        }
+    }
+
+    /// Feeds `data`.
+    pub fn update(&mut self, data: &[u8]) {
+        self.sha256.update(data);
+        self.sha512.update(data);
+        self.length = self.length.saturating_add(data.len() as u64);
+    }
+
+    /// Number of bytes fed so far.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// The final digests.
+    pub fn finish(self) -> Digests {
+        let mut sha256 = [0u8; 32];
+        sha256.copy_from_slice(self.sha256.finish().as_ref());
+        let mut sha512 = [0u8; 64];
+        sha512.copy_from_slice(self.sha512.finish().as_ref());
+        Digests {
+            sha256,
+            sha512,
+            length: self.length,
+        }
+    }
+}
+
+impl Digests {
+    /// Digests of an in-memory buffer.
+    pub fn of(data: &[u8]) -> Self {
+        let mut h = Hasher::new();
+        h.update(data);
+        h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vectors() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let d = Digests::of(b"abc");
+        assert_eq!(d.length, 3);
+        assert!(hex::encode(d.sha512).starts_with("ddaf35a193617aba"));
+    }
+
+    #[test]
+    fn streaming_equals_one_shot() {
+        let mut h = Hasher::new();
+        h.update(b"ab");
+        h.update(b"c");
+        assert_eq!(h.finish(), Digests::of(b"abc"));
+    }
+}
