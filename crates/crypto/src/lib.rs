@@ -18,3 +18,16 @@ pub mod signer;
 pub use key::{Algorithm, PublicKey};
 pub use keyfile::{Kdf, Passphrase};
 pub use signer::{PrivateKey, Signer};
+
+/// Cryptographically secure random bytes (aws-lc-rs).
+pub mod random {
+    /// Fills `buf` with random bytes.
+    pub fn fill(buf: &mut [u8]) -> Result<(), RandomError> {
+        aws_lc_rs::rand::fill(buf).map_err(|_| RandomError)
+    }
+
+    /// The system random number generator failed.
+    #[derive(Debug, thiserror::Error)]
+    #[error("system random number generator failed")]
+    pub struct RandomError;
+}

@@ -25,7 +25,11 @@ fn openssl(args: &[&str]) -> std::process::Output {
 fn openssl_opens_key_files_we_write() {
     let dir = tempfile::tempdir().unwrap();
     let pass = Passphrase::new("open sesame".into());
-    for alg in [Algorithm::Ed25519, Algorithm::EcdsaP256Sha256, Algorithm::RsaPssSha256] {
+    for alg in [
+        Algorithm::Ed25519,
+        Algorithm::EcdsaP256Sha256,
+        Algorithm::RsaPssSha256,
+    ] {
         for kdf in [Kdf::Scrypt, Kdf::Pbkdf2Sha256] {
             let key = PrivateKey::generate(alg).unwrap();
             let path = dir.path().join(format!("{}-{kdf:?}.pem", alg.short_name()));
@@ -43,7 +47,14 @@ fn openssl_opens_key_files_we_write() {
             assert_eq!(public.keyid(), key.keyid(), "{alg:?} {kdf:?}");
             // And the wrong passphrase is refused by OpenSSL too.
             let bad = Command::new("openssl")
-                .args(["pkey", "-in", path.to_str().unwrap(), "-passin", "pass:nope", "-noout"])
+                .args([
+                    "pkey",
+                    "-in",
+                    path.to_str().unwrap(),
+                    "-passin",
+                    "pass:nope",
+                    "-noout",
+                ])
                 .output()
                 .unwrap();
             assert!(!bad.status.success());
@@ -56,18 +67,38 @@ fn we_open_encrypted_key_files_openssl_writes() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &[&str], Algorithm); 3] = [
         ("ed25519", &["-algorithm", "ED25519"], Algorithm::Ed25519),
-        ("p256", &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"], Algorithm::EcdsaP256Sha256),
-        ("rsa", &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"], Algorithm::RsaPssSha256),
+        (
+            "p256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            Algorithm::EcdsaP256Sha256,
+        ),
+        (
+            "rsa",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+            Algorithm::RsaPssSha256,
+        ),
     ];
     for (name, genargs, alg) in cases {
         let key_path = dir.path().join(format!("{name}.pem"));
         let pub_path = dir.path().join(format!("{name}.pub.pem"));
         let mut args = vec!["genpkey"];
         args.extend_from_slice(genargs);
-        args.extend_from_slice(&["-aes-256-cbc", "-pass", "pass:hunter2", "-out", key_path.to_str().unwrap()]);
+        args.extend_from_slice(&[
+            "-aes-256-cbc",
+            "-pass",
+            "pass:hunter2",
+            "-out",
+            key_path.to_str().unwrap(),
+        ]);
         openssl(&args);
         openssl(&[
-            "pkey", "-in", key_path.to_str().unwrap(), "-passin", "pass:hunter2", "-pubout", "-out",
+            "pkey",
+            "-in",
+            key_path.to_str().unwrap(),
+            "-passin",
+            "pass:hunter2",
+            "-pubout",
+            "-out",
             pub_path.to_str().unwrap(),
         ]);
         let pem = std::fs::read_to_string(&key_path).unwrap();
@@ -87,13 +118,19 @@ fn openssl_verifies_our_signatures() {
     let dir = tempfile::tempdir().unwrap();
     let msg = dir.path().join("msg");
     std::fs::write(&msg, b"signed by sealwright").unwrap();
-    for alg in [Algorithm::EcdsaP256Sha256, Algorithm::RsaPssSha256, Algorithm::Ed25519] {
+    for alg in [
+        Algorithm::EcdsaP256Sha256,
+        Algorithm::RsaPssSha256,
+        Algorithm::Ed25519,
+    ] {
         let key = PrivateKey::generate(alg).unwrap();
         let pubfile = dir.path().join("pub.pem");
         let spki_pem = match alg {
             // Ed25519 keyval is raw hex; rebuild the SPKI PEM for OpenSSL.
             Algorithm::Ed25519 => {
-                let mut der = vec![0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+                let mut der = vec![
+                    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+                ];
                 der.extend(hex::decode(&key.public_key().keyval.public).unwrap());
                 sealwright_crypto::key::pem_encode("PUBLIC KEY", &der)
             }
@@ -102,18 +139,33 @@ fn openssl_verifies_our_signatures() {
         std::fs::write(&pubfile, spki_pem).unwrap();
         let sigfile = dir.path().join("sig");
         std::fs::write(&sigfile, key.sign(b"signed by sealwright").unwrap()).unwrap();
-        let (p, m, s) = (pubfile.to_str().unwrap(), msg.to_str().unwrap(), sigfile.to_str().unwrap());
+        let (p, m, s) = (
+            pubfile.to_str().unwrap(),
+            msg.to_str().unwrap(),
+            sigfile.to_str().unwrap(),
+        );
         match alg {
             Algorithm::Ed25519 => {
-                openssl(&["pkeyutl", "-verify", "-pubin", "-inkey", p, "-rawin", "-in", m, "-sigfile", s]);
+                openssl(&[
+                    "pkeyutl", "-verify", "-pubin", "-inkey", p, "-rawin", "-in", m, "-sigfile", s,
+                ]);
             }
             Algorithm::EcdsaP256Sha256 => {
                 openssl(&["dgst", "-sha256", "-verify", p, "-signature", s, m]);
             }
             Algorithm::RsaPssSha256 => {
                 openssl(&[
-                    "dgst", "-sha256", "-verify", p, "-sigopt", "rsa_padding_mode:pss", "-sigopt",
-                    "rsa_pss_saltlen:32", "-signature", s, m,
+                    "dgst",
+                    "-sha256",
+                    "-verify",
+                    p,
+                    "-sigopt",
+                    "rsa_padding_mode:pss",
+                    "-sigopt",
+                    "rsa_pss_saltlen:32",
+                    "-signature",
+                    s,
+                    m,
                 ]);
             }
         }

@@ -1,0 +1,112 @@
+//! Durable, atomic file writes and size-capped reads.
+//!
+//! A write goes to a temporary file in the destination directory, is fsynced, renamed over
+//! the destination, and the directory is fsynced: a crash leaves either the old or the new
+//! file, never a torn one. Bulk publishing writes many files without per-file fsync and then
+//! calls [`sync_filesystem`] once before the single pointer switch that makes them live.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir)?;
+    let tmp = temp_name(path);
+    {
+        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
+/// Writes `bytes` to `path` without fsync (the caller syncs the file system before anything
+/// refers to the file). Goes through a temporary name so a reader never sees a partial file.
+pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir)?;
+    let tmp = temp_name(path);
+    fs::write(&tmp, bytes)?;
+    fs::rename(&tmp, path)
+}
+
+/// fsyncs a directory so renames inside it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Flushes every dirty page of the file system holding `dir` (one `syncfs(2)`).
+pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    let f = File::open(dir)?;
+    rustix::fs::syncfs(&f).map_err(io::Error::from)
+}
+
+/// Reads at most `max` bytes; a longer file is an error, never silently truncated.
+pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(max.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is larger than the {max}-byte limit", path.display()),
+        ));
+    }
+    Ok(buf)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_name(path: &Path) -> std::path::PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut rnd = [0u8; 6];
+    // Uniqueness only, not secrecy: fall back to the pid if the RNG is unavailable.
+    let suffix = match aws_lc_rs_fill(&mut rnd) {
+        true => hex::encode(rnd),
+        false => std::process::id().to_string(),
+    };
+    parent_dir(path).join(format!(".{name}.{suffix}.tmp"))
+}
+
+fn aws_lc_rs_fill(buf: &mut [u8]) -> bool {
+    sealwright_crypto::random::fill(buf).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        sync_filesystem(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn capped_read_refuses_oversize() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        fs::write(&p, vec![0u8; 11]).unwrap();
+        assert!(read_capped(&p, 10).is_err());
+        assert_eq!(read_capped(&p, 11).unwrap().len(), 11);
+    }
+}

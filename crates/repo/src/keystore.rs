@@ -1,0 +1,253 @@
+//! Private keys of a repository: the file backend, and the passphrase sources that open it.
+//!
+//! Key files live in `DIR/keys/NAME.pem`, always encrypted (PKCS#8 PBES2, see
+//! `sealwright_crypto::keyfile`), created with mode 0600. A passphrase that opened one key is
+//! tried first on the next, so a repository whose keys share a passphrase asks once.
+//! Other backends (PKCS#11, signer agent) implement [`sealwright_crypto::Signer`] and will be
+//! selected by the `private` location scheme of a policy key (`pkcs11:`, `agent:`).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sealwright_crypto::keyfile::{self, encrypt_private_key, read_private_key, KeyFileError};
+use sealwright_crypto::{Algorithm, Kdf, Passphrase, PrivateKey, Signer};
+
+use crate::fsutil;
+use crate::policy::{check_name, KeyEntry, Policy, PolicyError};
+
+/// Where passphrases come from (prompt, file, environment); implemented by the CLI.
+pub trait PassphraseSource: Send + Sync {
+    /// The passphrase for an existing key `key_name`; `attempt` counts from 0.
+    fn existing(&self, key_name: &str, attempt: u32) -> Result<Passphrase, KeyStoreError>;
+    /// A passphrase for a new key (a prompt asks twice).
+    fn new_key(&self, key_name: &str) -> Result<Passphrase, KeyStoreError>;
+    /// Whether asking again can give a different answer (a prompt can; a file cannot).
+    fn interactive(&self) -> bool;
+}
+
+/// A key could not be created or opened.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    /// Key file problem, with the file.
+    #[error("{path}: {source}")]
+    KeyFile {
+        /// Which file.
+        path: String,
+        /// What went wrong.
+        source: KeyFileError,
+    },
+    /// I/O problem, with the file.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No passphrase available.
+    #[error("{0}")]
+    Passphrase(String),
+    /// Policy problem.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Anything else about keys.
+    #[error("{0}")]
+    Other(String),
+}
+
+const MAX_PROMPT_ATTEMPTS: u32 = 3;
+
+/// Opens the private keys a policy names.
+pub struct KeyStore<'a> {
+    repo_dir: PathBuf,
+    source: &'a dyn PassphraseSource,
+    known_good: Mutex<Vec<Passphrase>>,
+}
+
+impl std::fmt::Debug for KeyStore<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore")
+            .field("repo_dir", &self.repo_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> KeyStore<'a> {
+    /// A key store for the repository at `repo_dir`.
+    pub fn new(repo_dir: &Path, source: &'a dyn PassphraseSource) -> Self {
+        KeyStore {
+            repo_dir: repo_dir.to_path_buf(),
+            source,
+            known_good: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Path of a `file:` location.
+    pub fn file_path(&self, location: &str) -> Option<PathBuf> {
+        location
+            .strip_prefix("file:")
+            .map(|rel| self.repo_dir.join(rel))
+    }
+
+    /// Opens key `name`; `Ok(None)` for an offline key (no private location in the policy).
+    pub fn open(&self, policy: &Policy, name: &str) -> Result<Option<PrivateKey>, KeyStoreError> {
+        let entry = policy
+            .keys
+            .get(name)
+            .ok_or_else(|| KeyStoreError::Other(format!("unknown key {name:?}")))?;
+        let Some(location) = &entry.private else {
+            return Ok(None);
+        };
+        let path = self.file_path(location).ok_or_else(|| {
+            KeyStoreError::Other(format!("key {name}: unsupported location {location}"))
+        })?;
+        let key = self.open_file(&path, name)?;
+        if key.keyid() != entry.keyid {
+            return Err(KeyStoreError::Other(format!(
+                "key {name}: {} holds key {} but the policy expects {}",
+                path.display(),
+                key.keyid(),
+                entry.keyid
+            )));
+        }
+        Ok(Some(key))
+    }
+
+    /// Opens an encrypted (or plain PKCS#8) key file, asking for its passphrase as needed.
+    pub fn open_file(&self, path: &Path, name: &str) -> Result<PrivateKey, KeyStoreError> {
+        let shown = path.display().to_string();
+        let bytes = fsutil::read_capped(path, keyfile::MAX_KEY_FILE as u64).map_err(|source| {
+            KeyStoreError::Io {
+                path: shown.clone(),
+                source,
+            }
+        })?;
+        let pem = String::from_utf8(bytes).map_err(|_| KeyStoreError::KeyFile {
+            path: shown.clone(),
+            source: KeyFileError::NotPem("not UTF-8 text".into()),
+        })?;
+        if !keyfile::is_encrypted(&pem) {
+            return read_private_key(&pem, None).map_err(|source| KeyStoreError::KeyFile {
+                path: shown,
+                source,
+            });
+        }
+        let cached: Vec<Passphrase> = self
+            .known_good
+            .lock()
+            .map(|g| g.clone())
+            .unwrap_or_default();
+        for pass in &cached {
+            if let Ok(key) = read_private_key(&pem, Some(pass)) {
+                return Ok(key);
+            }
+        }
+        let mut attempt = 0;
+        loop {
+            let pass = self.source.existing(name, attempt)?;
+            match read_private_key(&pem, Some(&pass)) {
+                Ok(key) => {
+                    if let Ok(mut g) = self.known_good.lock() {
+                        g.push(pass);
+                    }
+                    return Ok(key);
+                }
+                Err(KeyFileError::WrongPassphraseOrCorrupt)
+                    if self.source.interactive() && attempt + 1 < MAX_PROMPT_ATTEMPTS =>
+                {
+                    eprintln!("wrong passphrase for key {name}, try again");
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(KeyStoreError::KeyFile {
+                        path: shown,
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Generates key `name`, writes `keys/NAME.pem` (mode 0600, never overwriting), and
+    /// returns its policy entry.
+    pub fn generate(
+        &self,
+        name: &str,
+        algorithm: Algorithm,
+        kdf: Kdf,
+    ) -> Result<(KeyEntry, PrivateKey), KeyStoreError> {
+        check_name("key", name)?;
+        let key =
+            PrivateKey::generate(algorithm).map_err(|e| KeyStoreError::Other(e.to_string()))?;
+        let pass = self.source.new_key(name)?;
+        let entry = self.store(name, &key, &pass, kdf)?;
+        if let Ok(mut g) = self.known_good.lock() {
+            g.push(pass);
+        }
+        Ok((entry, key))
+    }
+
+    /// Encrypts `key` into `keys/NAME.pem` and returns its policy entry.
+    pub fn store(
+        &self,
+        name: &str,
+        key: &PrivateKey,
+        pass: &Passphrase,
+        kdf: Kdf,
+    ) -> Result<KeyEntry, KeyStoreError> {
+        check_name("key", name)?;
+        let rel = format!("keys/{name}.pem");
+        let path = self.repo_dir.join(&rel);
+        let shown = path.display().to_string();
+        let pem = encrypt_private_key(key, pass, kdf).map_err(|source| KeyStoreError::KeyFile {
+            path: shown.clone(),
+            source,
+        })?;
+        write_private_file(&path, pem.as_bytes()).map_err(|source| KeyStoreError::Io {
+            path: shown,
+            source,
+        })?;
+        Ok(KeyEntry {
+            algorithm: key.algorithm().short_name().to_owned(),
+            keyid: key.keyid().to_owned(),
+            public: key.public_key().keyval.public.clone(),
+            private: Some(format!("file:{rel}")),
+        })
+    }
+}
+
+/// Creates a file readable only by its owner; refuses to replace an existing one.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        fsutil::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// A fixed passphrase (tests, quickstart, `SEALWRIGHT_PASSPHRASE_FILE`).
+#[derive(Debug)]
+pub struct FixedPassphrase(pub Passphrase);
+
+impl PassphraseSource for FixedPassphrase {
+    fn existing(&self, _key_name: &str, _attempt: u32) -> Result<Passphrase, KeyStoreError> {
+        Ok(self.0.clone())
+    }
+    fn new_key(&self, _key_name: &str) -> Result<Passphrase, KeyStoreError> {
+        Ok(self.0.clone())
+    }
+    fn interactive(&self) -> bool {
+        false
+    }
+}

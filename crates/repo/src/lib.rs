@@ -1,0 +1,22 @@
+//! A publisher's TUF repository on disk.
+//!
+//! ```text
+//! DIR/sealwright.toml        policy: keys, roles, thresholds, expiry, delegations
+//! DIR/keys/NAME.pem          encrypted private keys (file backend), mode 0600
+//! DIR/staged/                what the next `publish` will sign: targets.json + blobs/<sha256>,
+//!                            pending/ROLE.json (offline signing requests and their signatures)
+//! DIR/published/             the servable tree: metadata/N.ROLE.json, metadata/timestamp.json,
+//!                            targets/<dir>/<sha256>.<name>
+//! ```
+//!
+//! Only `published/` is ever served. Publishing writes new, never-before-used file names
+//! (versioned metadata, content-addressed targets), syncs the file system, and then switches
+//! `timestamp.json` atomically: a crash at any point leaves the previous published state
+//! intact and consistent.
+
+pub mod fsutil;
+pub mod keystore;
+pub mod policy;
+
+pub use keystore::{FixedPassphrase, KeyStore, KeyStoreError, PassphraseSource};
+pub use policy::{Policy, PolicyError};
