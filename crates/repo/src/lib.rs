@@ -17,6 +17,7 @@
 pub mod fsutil;
 pub mod keystore;
 pub mod policy;
+pub mod staging;
 
 pub use keystore::{FixedPassphrase, KeyStore, KeyStoreError, PassphraseSource};
 pub use policy::{Policy, PolicyError};

@@ -1,0 +1,424 @@
+//! `staged/`: artifacts added but not yet published.
+//!
+//! `add` reads each input file exactly once, hashing it (SHA-256 + SHA-512) while copying it
+//! into `staged/blobs/<sha256>`, so what gets published is the bytes that were hashed even if
+//! the source changes afterwards. `staged/targets.json` maps each policy role to the target
+//! entries it will gain at the next publish. Every target path is checked before any byte is
+//! copied: no `..`, no absolute paths, no NUL or control characters, no duplicates.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use sealwright_crypto::digest::Hasher;
+
+use crate::fsutil;
+
+/// Directory of staged state, relative to the repository.
+pub const STAGED_DIR: &str = "staged";
+const INDEX_FILE: &str = "targets.json";
+const BLOBS_DIR: &str = "blobs";
+const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+/// Longest target path we publish.
+pub const MAX_TARGET_PATH: usize = 1024;
+
+/// A staged target: what its TUF `targets` entry will say.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StagedTarget {
+    /// Length in bytes.
+    pub length: u64,
+    /// `sha256` and `sha512`, lowercase hex.
+    pub hashes: BTreeMap<String, String>,
+    /// The `custom` object binding name, version and channel.
+    pub custom: Value,
+}
+
+impl StagedTarget {
+    /// The SHA-256 (the blob's name).
+    pub fn sha256(&self) -> Option<&str> {
+        self.hashes.get("sha256").map(String::as_str)
+    }
+}
+
+/// The staged index: role -> target path -> entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Staging {
+    /// Targets to add, per policy role (a succinct delegation's name stands for its bins).
+    pub targets: BTreeMap<String, BTreeMap<String, StagedTarget>>,
+}
+
+/// Staging failed; nothing was added to the index.
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    /// I/O, with the path.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A target path is unsafe or malformed.
+    #[error("target path {path:?}: {reason}")]
+    BadPath {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The same target path twice with different content.
+    #[error("duplicate target {0:?}: it is already staged or given twice with different content")]
+    Duplicate(String),
+    /// Bad release name, version or channel.
+    #[error("{0}")]
+    Release(String),
+    /// The index is corrupt.
+    #[error("staged/targets.json is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StagingError + '_ {
+    move |source| StagingError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Name, version and channel of a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Release {
+    /// Product name (first component of every target path).
+    pub name: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// Channel, e.g. `stable` or `beta`.
+    pub channel: Option<String>,
+}
+
+impl Release {
+    /// Validates the parts of a release.
+    pub fn new(name: &str, version: &str, channel: Option<&str>) -> Result<Self, StagingError> {
+        crate::policy::check_name("release", name)
+            .map_err(|e| StagingError::Release(e.to_string()))?;
+        let version = semver::Version::parse(version).map_err(|e| {
+            StagingError::Release(format!("version {version:?} is not semantic (x.y.z): {e}"))
+        })?;
+        if let Some(c) = channel {
+            crate::policy::check_name("channel", c)
+                .map_err(|e| StagingError::Release(e.to_string()))?;
+        }
+        Ok(Release {
+            name: name.to_owned(),
+            version,
+            channel: channel.map(str::to_owned),
+        })
+    }
+
+    /// The `custom` metadata of every target of this release.
+    pub fn custom(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("name".into(), Value::String(self.name.clone()));
+        m.insert("version".into(), Value::String(self.version.to_string()));
+        if let Some(c) = &self.channel {
+            m.insert("channel".into(), Value::String(c.clone()));
+        }
+        serde_json::json!({ "sealwright": m })
+    }
+
+    /// The directory all of this release's targets live under: `NAME/VERSION`.
+    pub fn prefix(&self) -> String {
+        format!("{}/{}", self.name, self.version)
+    }
+}
+
+/// Checks a target path is safe to publish and to store on a client.
+pub fn validate_target_path(path: &str) -> Result<(), StagingError> {
+    let bad = |reason: &str| {
+        Err(StagingError::BadPath {
+            path: path.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if path.is_empty() {
+        return bad("empty");
+    }
+    if path.len() > MAX_TARGET_PATH {
+        return bad("longer than 1024 bytes");
+    }
+    if path.starts_with('/') {
+        return bad("absolute paths are not allowed");
+    }
+    if path.chars().any(|c| c.is_control()) {
+        return bad("contains a NUL or control character");
+    }
+    if path.contains('\\') {
+        return bad("contains a backslash");
+    }
+    for part in path.split('/') {
+        match part {
+            "" => return bad("contains an empty component (//) or ends with /"),
+            "." | ".." => return bad("contains a . or .. component"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One input file and the target path it will have.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// File on disk.
+    pub source: PathBuf,
+    /// Target path.
+    pub target: String,
+}
+
+/// Expands files and directory trees into inputs named `PREFIX/<relative path>`.
+///
+/// A file given directly is named by its file name; a directory contributes every regular
+/// file below it, named by its path relative to the directory. Symbolic links and special
+/// files are refused rather than followed: a link could smuggle in a file from elsewhere.
+pub fn collect_inputs(paths: &[PathBuf], prefix: &str) -> Result<Vec<Input>, StagingError> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = fs::symlink_metadata(p).map_err(io_err(p))?;
+        if meta.is_file() {
+            let name = file_name_utf8(p)?;
+            out.push(Input {
+                source: p.clone(),
+                target: format!("{prefix}/{name}"),
+            });
+        } else if meta.is_dir() {
+            walk(p, p, prefix, &mut out)?;
+        } else {
+            return Err(StagingError::BadPath {
+                path: p.display().to_string(),
+                reason: "not a regular file or directory (symbolic links are not followed)".into(),
+            });
+        }
+    }
+    let mut seen = std::collections::HashSet::with_capacity(out.len());
+    for i in &out {
+        validate_target_path(&i.target)?;
+        if !seen.insert(i.target.as_str()) {
+            return Err(StagingError::Duplicate(i.target.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn file_name_utf8(p: &Path) -> Result<String, StagingError> {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_owned)
+        .ok_or_else(|| StagingError::BadPath {
+            path: p.display().to_string(),
+            reason: "file name is not UTF-8".into(),
+        })
+}
+
+fn walk(root: &Path, dir: &Path, prefix: &str, out: &mut Vec<Input>) -> Result<(), StagingError> {
+    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .collect::<Result<_, _>>()
+        .map_err(io_err(dir))?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let path = e.path();
+        let ft = e.file_type().map_err(io_err(&path))?;
+        if ft.is_dir() {
+            walk(root, &path, prefix, out)?;
+        } else if ft.is_file() {
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let rel = rel.to_str().ok_or_else(|| StagingError::BadPath {
+                path: path.display().to_string(),
+                reason: "path is not UTF-8".into(),
+            })?;
+            out.push(Input {
+                source: path.clone(),
+                target: format!("{prefix}/{rel}"),
+            });
+        } else {
+            return Err(StagingError::BadPath {
+                path: path.display().to_string(),
+                reason: "not a regular file or directory (symbolic links are not followed)".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Staging {
+    /// Reads `staged/targets.json` (empty when absent).
+    pub fn load(repo_dir: &Path) -> Result<Self, StagingError> {
+        let path = repo_dir.join(STAGED_DIR).join(INDEX_FILE);
+        match fsutil::read_capped(&path, MAX_INDEX_BYTES) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| StagingError::Corrupt(e.to_string()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Staging::default()),
+            Err(e) => Err(io_err(&path)(e)),
+        }
+    }
+
+    /// Writes the index atomically.
+    pub fn save(&self, repo_dir: &Path) -> Result<(), StagingError> {
+        let path = repo_dir.join(STAGED_DIR).join(INDEX_FILE);
+        let bytes = serde_json::to_vec(self).map_err(|e| StagingError::Corrupt(e.to_string()))?;
+        fsutil::write_atomic(&path, &bytes).map_err(io_err(&path))
+    }
+
+    /// Removes the index and the blobs (after a successful publish).
+    pub fn clear(repo_dir: &Path) -> Result<(), StagingError> {
+        let staged = repo_dir.join(STAGED_DIR);
+        for p in [staged.join(INDEX_FILE)] {
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err(&p)(e)),
+            }
+        }
+        let blobs = staged.join(BLOBS_DIR);
+        match fs::remove_dir_all(&blobs) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_err(&blobs)(e)),
+        }
+    }
+
+    /// Number of staged targets.
+    pub fn len(&self) -> usize {
+        self.targets.values().map(BTreeMap::len).sum()
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Path of the blob holding content with this SHA-256.
+pub fn blob_path(repo_dir: &Path, sha256: &str) -> PathBuf {
+    repo_dir.join(STAGED_DIR).join(BLOBS_DIR).join(sha256)
+}
+
+/// Hashes and copies every input into `staged/blobs/` (in parallel), returning each target's
+/// entry. `progress` is called once per finished file.
+pub fn hash_and_copy(
+    repo_dir: &Path,
+    inputs: &[Input],
+    custom: &Value,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<(String, StagedTarget)>, StagingError> {
+    let blobs = repo_dir.join(STAGED_DIR).join(BLOBS_DIR);
+    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+    inputs
+        .par_iter()
+        .map(|input| {
+            let entry = copy_one(&blobs, &input.source, custom)?;
+            progress();
+            Ok((input.target.clone(), entry))
+        })
+        .collect()
+}
+
+fn copy_one(blobs: &Path, source: &Path, custom: &Value) -> Result<StagedTarget, StagingError> {
+    let mut src = fs::File::open(source).map_err(io_err(source))?;
+    let tmp = blobs.join(format!(".in-{}", unique_suffix()));
+    let mut dst = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = src.read(&mut buf).map_err(io_err(source))?;
+        let Some(chunk) = buf.get(..n) else { break };
+        if n == 0 {
+            break;
+        }
+        hasher.update(chunk);
+        dst.write_all(chunk).map_err(io_err(&tmp))?;
+    }
+    drop(dst);
+    let d = hasher.finish();
+    let sha256 = hex::encode(d.sha256);
+    let final_path = blobs.join(&sha256);
+    fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
+    let mut hashes = BTreeMap::new();
+    hashes.insert("sha256".to_owned(), sha256);
+    hashes.insert("sha512".to_owned(), hex::encode(d.sha512));
+    Ok(StagedTarget {
+        length: d.length,
+        hashes,
+        custom: custom.clone(),
+    })
+}
+
+fn unique_suffix() -> String {
+    let mut b = [0u8; 8];
+    if sealwright_crypto::random::fill(&mut b).is_err() {
+        return format!("{}-{:?}", std::process::id(), std::thread::current().id());
+    }
+    hex::encode(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_refused() {
+        for p in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "a/./b",
+            "a//b",
+            "a/",
+            "a\0b",
+            "a\\b",
+            "..",
+            "a\nb",
+        ] {
+            assert!(validate_target_path(p).is_err(), "{p:?}");
+        }
+        for p in ["a", "app/1.0.0/bin/app", "é/ü.txt", "a b/c"] {
+            validate_target_path(p).unwrap();
+        }
+    }
+
+    #[test]
+    fn release_validation() {
+        assert!(Release::new("app", "1.2.3", Some("stable")).is_ok());
+        assert!(Release::new("app", "1.2", None).is_err());
+        assert!(Release::new("../app", "1.2.3", None).is_err());
+        assert!(Release::new("app", "1.2.3", Some("a/b")).is_err());
+    }
+
+    #[test]
+    fn trees_are_collected_sorted_and_hashed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("b.txt"), b"b").unwrap();
+        fs::write(tree.join("sub/a.txt"), b"a").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", tree.join("link")).unwrap();
+        assert!(
+            collect_inputs(&[tree.clone()], "app/1.0.0").is_err(),
+            "symlink must be refused"
+        );
+        fs::remove_file(tree.join("link")).unwrap();
+        let inputs = collect_inputs(&[tree.clone()], "app/1.0.0").unwrap();
+        let names: Vec<_> = inputs.iter().map(|i| i.target.as_str()).collect();
+        assert_eq!(names, ["app/1.0.0/b.txt", "app/1.0.0/sub/a.txt"]);
+        let repo = dir.path().join("repo");
+        let out = hash_and_copy(&repo, &inputs, &serde_json::json!({}), &|| {}).unwrap();
+        assert_eq!(out[0].1.length, 1);
+        let sha = out[0].1.sha256().unwrap();
+        assert_eq!(fs::read(blob_path(&repo, sha)).unwrap(), b"b");
+        assert!(collect_inputs(&[tree.join("b.txt"), tree.join("b.txt")], "p").is_err());
+    }
+}
