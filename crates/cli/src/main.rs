@@ -1,1 +1,96 @@
-fn main() {}
+//! `sealwright`: sign software releases and publish them as a TUF repository.
+//!
+//! This binary is thin: it parses arguments, asks for passphrases, prints results, and calls
+//! the library crates that do the work.
+
+mod cmd;
+mod output;
+mod passphrase;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Sign software releases and publish them so that only trusted code is ever installed.
+///
+/// A repository is a directory holding `sealwright.toml` (keys, roles, thresholds, expiry),
+/// encrypted keys in `keys/`, staged changes in `staged/`, and the servable tree in
+/// `published/` (point any static web server or bucket at it).
+///
+/// Typical use:
+///   sealwright init myrepo
+///   sealwright --repo myrepo add ./build/app --name app --version 1.2.0 --channel stable
+///   sealwright --repo myrepo publish
+#[derive(Debug, Parser)]
+#[command(name = "sealwright", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    /// Repository directory.
+    #[arg(long, global = true, env = "SEALWRIGHT_REPO", default_value = ".")]
+    repo: PathBuf,
+
+    /// Read key passphrases from this environment variable (instead of
+    /// $SEALWRIGHT_PASSPHRASE_FILE or a prompt).
+    #[arg(long, global = true, value_name = "VAR")]
+    passphrase_env: Option<String>,
+
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a repository: policy, one key per top-level role, and the first signed metadata.
+    Init(cmd::init::Args),
+    /// Generate, import and list keys.
+    #[command(subcommand)]
+    Key(cmd::key::KeyCommand),
+    /// Stage artifacts (files or directory trees) as a release: name, version, channel.
+    Add(cmd::add::Args),
+    /// Delegate a path space to a new role, or spread it over TAP 15 succinct hash bins.
+    Delegate(cmd::delegate::Args),
+    /// Sign everything staged and publish it atomically into `published/`.
+    Publish(cmd::publish::Args),
+    /// Write an offline signing request for ROLE to stdout.
+    SignRequest(cmd::offline::RequestArgs),
+    /// Sign a signing request with a key (run this on the offline machine).
+    Sign(cmd::offline::SignArgs),
+    /// Import a signature made offline into the pending role.
+    SignImport(cmd::offline::ImportArgs),
+    /// Show what is staged and when each role expires.
+    Status(cmd::status::Args),
+    /// Verify the published repository offline, from its root through every target file.
+    Verify(cmd::verify::Args),
+    /// Demo: create a repository, publish a release and verify it, narrating each step.
+    Quickstart(cmd::quickstart::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let ctx = cmd::Context { repo: cli.repo, passphrase_env: cli.passphrase_env, json: cli.json };
+    let result = match cli.command {
+        Command::Init(a) => cmd::init::run(&ctx, a),
+        Command::Key(a) => cmd::key::run(&ctx, a),
+        Command::Add(a) => cmd::add::run(&ctx, a),
+        Command::Delegate(a) => cmd::delegate::run(&ctx, a),
+        Command::Publish(a) => cmd::publish::run(&ctx, a),
+        Command::SignRequest(a) => cmd::offline::request(&ctx, a),
+        Command::Sign(a) => cmd::offline::sign(&ctx, a),
+        Command::SignImport(a) => cmd::offline::import(&ctx, a),
+        Command::Status(a) => cmd::status::run(&ctx, a),
+        Command::Verify(a) => cmd::verify::run(&ctx, a),
+        Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a tired person can act on: the outermost context first, then causes.
+            let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+            eprintln!("error: {}", chain.join(": "));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

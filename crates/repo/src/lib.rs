@@ -15,8 +15,10 @@
 //! intact and consistent.
 
 pub mod fsutil;
+pub mod init;
 pub mod keystore;
 pub mod policy;
+pub mod publish;
 pub mod staging;
 
 pub use keystore::{FixedPassphrase, KeyStore, KeyStoreError, PassphraseSource};

@@ -1,0 +1,49 @@
+//! Creating a repository: policy, one key per top-level role, and (when the root key is
+//! online) the first published version.
+
+use std::path::Path;
+
+use sealwright_crypto::Algorithm;
+
+use crate::keystore::{KeyStore, KeyStoreError};
+use crate::policy::{Policy, TOP_LEVEL_ROLES};
+
+/// Creates `policy`'s keys and writes the policy into `dir` (which must be empty or absent).
+///
+/// With `offline_root_key`, the root key's encrypted file is moved there and only its public
+/// half stays in the repository.
+pub fn create_repository(
+    dir: &Path,
+    mut policy: Policy,
+    algorithm: Algorithm,
+    keystore: &KeyStore<'_>,
+    offline_root_key: Option<&Path>,
+) -> Result<Policy, KeyStoreError> {
+    let io = |path: &Path| {
+        let shown = path.display().to_string();
+        move |source| KeyStoreError::Io { path: shown, source }
+    };
+    if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Err(KeyStoreError::Other(format!(
+            "{} already exists and is not empty; choose a new directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    for role in TOP_LEVEL_ROLES {
+        let name = format!("{role}-key");
+        let (mut entry, _) = keystore.generate(&name, algorithm, Default::default())?;
+        if let (true, Some(dest)) = (role == "root", offline_root_key) {
+            let from = dir.join(format!("keys/{name}.pem"));
+            std::fs::copy(&from, dest).map_err(io(dest))?;
+            std::fs::remove_file(&from).map_err(io(&from))?;
+            entry.private = None;
+        }
+        policy.keys.insert(name.clone(), entry);
+        if let Some(r) = policy.roles.get_mut(role) {
+            r.keys.push(name);
+        }
+    }
+    policy.save(dir)?;
+    Ok(policy)
+}
