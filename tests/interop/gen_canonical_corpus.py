@@ -98,8 +98,6 @@ def corpus() -> list[str]:
     # integers
     add(dumps([2**63 - 1, -(2**63), 2**53 + 1, -(2**53) - 1, 2**32, 10**18, 7]))
     add(dumps({"max": 2**63 - 1, "min": -(2**63), "zero": 0}))
-    # negative zero: python's json.load reads -0 as the int 0 -> canonical "0"
-    add('{"negative zero": -0, "list": [-0, 0]}')
     # key ordering
     add(dumps({"b": 1, "a": 2, "c": 3}))
     add(dumps({"ab": 1, "a b": 2, "a": 3, "": 4, "b": 5, "aa": 6, "a\u0000": 7}))
@@ -140,11 +138,23 @@ def rejects() -> list[str]:
         '{"a": [1, 2, 3.14]}',
         '{"expires": "2030-01-01T00:00:00Z", "ratio": 1E-7}',
         dumps(deep(20)).replace('"bottom"', "2.5"),
-        # A lone surrogate: encode_canonical returns a str, but .encode("utf-8")
-        # (the step python-tuf takes before hashing/signing) raises.
-        r'["\ud800"]',
-        r'{"\udfff": 1}',
     ]
+
+
+def rejects_invalid_unicode() -> list[str]:
+    # Lone surrogates: json.load accepts them and encode_canonical returns a
+    # str, but .encode("utf-8") (the step python-tuf takes before hashing or
+    # signing) raises. serde_json already refuses to parse these, which is why
+    # they are not in canonical_rejects.json (that file must parse).
+    return [r'["\ud800"]', r'{"\udfff": 1}', r'"a\udc00b"']
+
+
+def python_only() -> list[str]:
+    # Input spellings Python accepts as integers and canonicalises, but which a
+    # stricter implementation may refuse (serde_json reads -0 as the float
+    # -0.0). python-tuf never writes these itself. An implementation that
+    # accepts them must produce the same bytes as canonical.py.
+    return ['{"negative zero": -0, "list": [-0, 0]}', "-0"]
 
 
 def render(entries: list[str]) -> str:
@@ -158,6 +168,8 @@ def files() -> dict[str, str]:
     return {
         "canonical_corpus.json": render(corpus()),
         "canonical_rejects.json": render(rejects()),
+        "canonical_rejects_invalid_unicode.json": render(rejects_invalid_unicode()),
+        "canonical_python_only.json": render(python_only()),
     }
 
 

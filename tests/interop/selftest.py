@@ -56,9 +56,12 @@ def check_canonical() -> None:
         ok = len(out) == n and all(isinstance(h, str) for h in out)
     check("canonical.py encodes the corpus", ok, p.stderr.strip())
 
-    rejects = os.path.join(HERE, "canonical_rejects.json")
-    p = run(os.path.join(HERE, "canonical.py"), "--expect-reject", rejects)
-    check("canonical.py --expect-reject refuses every reject", p.returncode == 0, p.stdout + p.stderr)
+    for name in ("canonical_rejects.json", "canonical_rejects_invalid_unicode.json"):
+        p = run(os.path.join(HERE, "canonical.py"), "--expect-reject", os.path.join(HERE, name))
+        check(f"canonical.py --expect-reject refuses all of {name}", p.returncode == 0,
+              p.stdout + p.stderr)
+    p = run(os.path.join(HERE, "canonical.py"), os.path.join(HERE, "canonical_python_only.json"))
+    check("canonical.py encodes canonical_python_only.json", p.returncode == 0, p.stderr)
 
 
 def check_repo(tmp: str, label: str, *extra: str) -> str:
