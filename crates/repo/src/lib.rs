@@ -20,6 +20,7 @@ pub mod keystore;
 pub mod policy;
 pub mod publish;
 pub mod staging;
+pub mod verify;
 
 pub use keystore::{FixedPassphrase, KeyStore, KeyStoreError, PassphraseSource};
 pub use policy::{Policy, PolicyError};

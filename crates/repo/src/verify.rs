@@ -1,0 +1,123 @@
+//! Offline verification of a published tree, through the client's trust engine.
+//!
+//! This is not a second checker: it feeds the files of `published/` to the same sans-IO
+//! engine the client uses, in the same order (root chain, timestamp, snapshot, targets,
+//! delegations), then checks every listed artifact's length and hashes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use sealwright_tuf::engine::TrustedMetadataSet;
+use sealwright_tuf::metadata::TargetFile;
+
+use crate::fsutil;
+
+const MAX_FILE: u64 = 1024 * 1024 * 1024;
+/// Most root versions walked in one verification.
+const MAX_ROOT_ROTATIONS: u64 = 1024;
+
+/// What was verified.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// Newest trusted root version.
+    pub root_version: u64,
+    /// Every role verified, with its version.
+    pub roles: Vec<(String, u64)>,
+    /// Number of artifact files checked.
+    pub targets_verified: usize,
+}
+
+/// Verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A metadata file or artifact could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The trust engine refused metadata.
+    #[error("{0}")]
+    Metadata(String),
+    /// An artifact does not match its signed length or hashes.
+    #[error("target {path}: {reason}")]
+    Target {
+        /// Target path.
+        path: String,
+        /// What differs.
+        reason: String,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
+    fsutil::read_capped(path, MAX_FILE).map_err(|source| VerifyError::Io { path: path.display().to_string(), source })
+}
+
+/// Verifies the tree at `published` (holding `metadata/` and `targets/`) from `trusted_root`.
+pub fn verify_published(published: &Path, trusted_root: &[u8], now: DateTime<Utc>) -> Result<VerifyReport, VerifyError> {
+    let meta = published.join("metadata");
+    let m = |e: sealwright_tuf::engine::EngineError| VerifyError::Metadata(e.to_string());
+    let mut trusted = TrustedMetadataSet::new(trusted_root, now).map_err(m)?;
+    for _ in 0..MAX_ROOT_ROTATIONS {
+        let next = meta.join(format!("{}.root.json", trusted.root().signed.version + 1));
+        if !next.exists() {
+            break;
+        }
+        trusted.update_root(&read(&next)?).map_err(m)?;
+    }
+    trusted.check_final_root().map_err(m)?;
+    let mut roles = vec![("root".to_owned(), trusted.root().signed.version)];
+    let ts = trusted.update_timestamp(&read(&meta.join("timestamp.json"))?).map_err(m)?;
+    roles.push(("timestamp".into(), ts));
+    let snap_version = trusted.snapshot_version_pinned().ok_or_else(|| VerifyError::Metadata("timestamp names no snapshot".into()))?;
+    let snap = trusted.update_snapshot(&read(&meta.join(format!("{snap_version}.snapshot.json")))?).map_err(m)?;
+    roles.push(("snapshot".into(), snap));
+
+    // Depth-first over every delegation reachable from top-level targets.
+    let mut stack: Vec<(String, String)> = vec![("targets".into(), "root".into())];
+    let mut seen = BTreeSet::new();
+    let mut targets_verified = 0;
+    while let Some((role, parent)) = stack.pop() {
+        if !seen.insert(role.clone()) {
+            continue;
+        }
+        let version = trusted
+            .role_version_in_snapshot(&role)
+            .ok_or_else(|| VerifyError::Metadata(format!("role {role} is delegated but not listed in snapshot")))?;
+        let bytes = read(&meta.join(format!("{version}.{role}.json")))?;
+        let targets = if role == "targets" {
+            trusted.update_targets(&bytes).map_err(m)?
+        } else {
+            trusted.update_delegated_targets(&bytes, &role, &parent).map_err(m)?
+        };
+        roles.push((role.clone(), targets.version));
+        for (path, file) in &targets.targets {
+            check_artifact(published, path, file)?;
+            targets_verified += 1;
+        }
+        let children = targets.delegated_role_names();
+        for child in children.into_iter().rev() {
+            stack.push((child, role.clone()));
+        }
+    }
+    Ok(VerifyReport { root_version: trusted.root().signed.version, roles, targets_verified })
+}
+
+/// Checks `targets/<dir>/<sha256>.<name>` against the signed entry.
+fn check_artifact(published: &Path, path: &str, file: &TargetFile) -> Result<(), VerifyError> {
+    let bad = |reason: String| VerifyError::Target { path: path.to_owned(), reason };
+    let sha256 = file.hashes.get("sha256").ok_or_else(|| bad("no sha256 listed".into()))?;
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((d, n)) => (format!("{d}/"), n),
+        None => (String::new(), path),
+    };
+    let on_disk = published.join("targets").join(format!("{dir}{sha256}.{name}"));
+    let data = fsutil::read_capped(&on_disk, file.length)
+        .map_err(|e| bad(format!("{}: {e}", on_disk.display())))?;
+    file.verify(&data).map_err(|e| bad(e.to_string()))
+}

@@ -1,0 +1,64 @@
+"""Runs the publisher benchmark steps and prints a table (called by scripts/bench)."""
+import os
+import resource
+import subprocess
+import sys
+import time
+
+BIN, WORK = sys.argv[1], sys.argv[2]
+SIZES = [int(s) for s in sys.argv[3:]]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def make_files(root, n):
+    """n small files (16-48 bytes), 1000 per directory."""
+    for i in range(n):
+        d = os.path.join(root, "d%04d" % (i // 1000))
+        if i % 1000 == 0:
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "f%07d.txt" % i), "wb") as f:
+            f.write(b"target %d %s\n" % (i, b"x" * (i % 32)))
+
+
+def isolated(cmd):
+    """Measures cmd in a fresh Python process so peak RSS is that command's own."""
+    code = (
+        "import resource,subprocess,sys,time,json;t=time.monotonic();"
+        "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);w=time.monotonic()-t;"
+        "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(json.dumps([w,r.ru_utime+r.ru_stime,r.ru_maxrss/1024]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code] + cmd, check=True, capture_output=True, text=True)
+    import json
+    return json.loads(out.stdout)
+
+
+rows = []
+for n in SIZES:
+    files = os.path.join(WORK, "files-%d" % n)
+    print("preparing %d files..." % n, file=sys.stderr)
+    make_files(files, n)
+    repo = os.path.join(WORK, "repo-%d" % n)
+    subprocess.run([BIN, "init", repo], check=True, stdout=subprocess.DEVNULL)
+    add = [BIN, "--repo", repo, "add", files, "--name", "bench", "--version", "1.0.0"]
+    if n >= 1_000_000:
+        subprocess.run([BIN, "--repo", repo, "delegate", "bins", "--succinct", "12"], check=True, stdout=subprocess.DEVNULL)
+        add += ["--delegation", "bins"]
+    print("sealwright add + publish %d..." % n, file=sys.stderr)
+    a = isolated(add)
+    p = isolated([BIN, "--repo", repo, "publish"])
+    rows.append(("sealwright", n, a, p))
+    if n <= 100_000:
+        print("python-tuf %d..." % n, file=sys.stderr)
+        py = isolated([sys.executable, os.path.join(HERE, "bench_python_tuf.py"), files, os.path.join(WORK, "py-%d" % n)])
+        rows.append(("python-tuf", n, None, py))
+    subprocess.run(["rm", "-rf", files, repo], check=True)
+
+print()
+print("| tool | targets | add wall s | add CPU s | add RSS MiB | publish wall s | publish CPU s | publish RSS MiB | total CPU s |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for tool, n, a, p in rows:
+    if a is None:
+        print("| %s | %d | - | - | - | %.2f | %.2f | %.0f | %.2f |" % (tool, n, p[0], p[1], p[2], p[1]))
+    else:
+        print("| %s | %d | %.2f | %.2f | %.0f | %.2f | %.2f | %.0f | %.2f |" % (tool, n, a[0], a[1], a[2], p[0], p[1], p[2], a[1] + p[1]))
