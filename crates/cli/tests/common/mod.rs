@@ -1,0 +1,118 @@
+//! Helpers shared by the CLI's end-to-end tests: run the real binary, run python-tuf.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+/// A scratch directory with a passphrase file.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("passphrase"), PASSPHRASE).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    /// Runs `sealwright ARGS` with the passphrase file configured.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_sealwright"))
+            .args(args)
+            .env("SEALWRIGHT_PASSPHRASE_FILE", self.dir.path().join("passphrase"))
+            .env_remove("SEALWRIGHT_REPO")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs and asserts success, returning stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "sealwright {args:?} failed:\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs and asserts a clean failure: exit 1, one `error:` line on stderr naming `needle`.
+    pub fn fails(&self, args: &[&str], needle: &str) -> String {
+        let out = self.run(args);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "sealwright {args:?} should fail with 1; stderr: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
+        assert!(lines[0].starts_with("error: "), "{stderr}");
+        assert!(stderr.contains(needle), "error should mention {needle:?}: {stderr}");
+        stderr
+    }
+
+    pub fn repo_arg(&self) -> String {
+        self.repo().display().to_string()
+    }
+}
+
+/// The interop interpreter (python-tuf venv) and scripts directory.
+pub fn python() -> (PathBuf, PathBuf) {
+    let python = std::env::var_os("SEALWRIGHT_PYTHON")
+        .expect("SEALWRIGHT_PYTHON is not set: run scripts/test (it creates .venv with the pinned python-tuf)");
+    let dir = std::env::var_os("SEALWRIGHT_INTEROP_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop"));
+    (PathBuf::from(python), dir)
+}
+
+/// Downloads `targets` from `published` with python-tuf's ngclient; returns its JSON report.
+pub fn ngclient(published: &Path, root: &Path, targets: &[&str], absent: &[&str], out: &Path) -> (bool, serde_json::Value, String) {
+    let (python, dir) = python();
+    let mut cmd = Command::new(python);
+    cmd.arg(dir.join("ngclient_download.py"))
+        .arg("--repo-dir")
+        .arg(published)
+        .arg("--root")
+        .arg(root)
+        .arg("--out-dir")
+        .arg(out);
+    for t in targets {
+        cmd.arg("--target").arg(t);
+    }
+    for a in absent {
+        cmd.arg("--absent").arg(a);
+    }
+    let output = cmd.output().expect("run ngclient_download.py");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(serde_json::Value::Null);
+    (output.status.success(), json, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// A stable fingerprint of every file under `dir` (path, length, content hash).
+pub fn tree_fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(root: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
