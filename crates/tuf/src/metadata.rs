@@ -1,0 +1,1214 @@
+//! TUF 1.0.34 metadata: the signed envelope and the four top-level role types.
+//!
+//! Guarantees:
+//! - every object keeps the fields it does not know (`extra`), so parse → re-serialise
+//!   preserves them and signatures made by other implementations still verify;
+//! - signatures are verified over the canonical JSON of the `signed` object **as received**
+//!   ([`parse_envelope`]), never over a re-serialisation of our typed view of it;
+//! - parsing is strict: a size cap before anything else, duplicate object keys refused,
+//!   `_type` must name the expected role, `spec_version` must be 1.x or 1.x.y, `expires`
+//!   must be `YYYY-MM-DDTHH:MM:SSZ`, versions and thresholds at least 1.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use sealwright_crypto::canonical::to_canonical_json;
+use sealwright_crypto::digest;
+use sealwright_crypto::signer::Signer;
+use sealwright_crypto::PublicKey;
+
+/// Why metadata was refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MetadataError {
+    /// Larger than the cap for this role.
+    #[error("metadata is larger than the {0}-byte limit")]
+    TooLarge(usize),
+    /// Not JSON, or JSON of the wrong shape.
+    #[error("malformed metadata: {0}")]
+    Malformed(String),
+    /// `_type` names another role.
+    #[error("expected _type {expected:?}, found {found:?}")]
+    WrongType {
+        /// What we asked for.
+        expected: &'static str,
+        /// What the document says.
+        found: String,
+    },
+    /// Unsupported `spec_version`.
+    #[error("unsupported spec_version {0:?} (need 1.x or 1.x.y)")]
+    SpecVersion(String),
+    /// A value outside its allowed range.
+    #[error("invalid metadata: {0}")]
+    Invalid(String),
+    /// Canonical encoding failed (a float somewhere).
+    #[error("cannot canonicalise: {0}")]
+    Canonical(String),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+fn malformed(e: impl fmt::Display) -> MetadataError {
+    MetadataError::Malformed(e.to_string())
+}
+
+/// Implemented by the four role types.
+pub trait RoleType: Serialize + DeserializeOwned + Clone {
+    /// The `_type` value.
+    const TYPE: &'static str;
+    /// `version`.
+    fn version(&self) -> u64;
+    /// `expires`.
+    fn expires(&self) -> DateTime<Utc>;
+    /// Sets `expires`.
+    fn set_expires(&mut self, expires: DateTime<Utc>);
+    /// Checks invariants serde cannot express.
+    fn validate(&self) -> Result<(), MetadataError>;
+}
+
+/// One signature in the envelope.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// Key id, as given (never recomputed).
+    pub keyid: String,
+    /// Hex-encoded signature.
+    pub sig: String,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+/// Signed metadata of role type `T`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Metadata<T> {
+    /// The signed role.
+    pub signed: T,
+    /// Signatures over the canonical JSON of `signed`.
+    pub signatures: Vec<Signature>,
+}
+
+/// The envelope as received: the `signed` value, its canonical bytes, the signatures.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The `signed` object exactly as received.
+    pub signed: Value,
+    /// Canonical JSON of `signed` (what the signatures cover).
+    pub canonical: Vec<u8>,
+    /// The signatures.
+    pub signatures: Vec<Signature>,
+}
+
+/// Parses `bytes` as a metadata envelope, refusing oversize input and duplicate keys.
+pub fn parse_envelope(bytes: &[u8], max_len: usize) -> Result<Envelope, MetadataError> {
+    if bytes.len() > max_len {
+        return Err(MetadataError::TooLarge(max_len));
+    }
+    let value = parse_strict_json(bytes)?;
+    envelope_from_value(value)
+}
+
+fn envelope_from_value(value: Value) -> Result<Envelope, MetadataError> {
+    let Value::Object(mut top) = value else {
+        return Err(malformed("metadata is not a JSON object"));
+    };
+    let signed = top
+        .remove("signed")
+        .ok_or_else(|| malformed("missing \"signed\""))?;
+    let signatures = top
+        .remove("signatures")
+        .ok_or_else(|| malformed("missing \"signatures\""))?;
+    if !signed.is_object() {
+        return Err(malformed("\"signed\" is not an object"));
+    }
+    let signatures: Vec<Signature> =
+        serde_json::from_value(signatures).map_err(|e| malformed(format!("signatures: {e}")))?;
+    let canonical =
+        to_canonical_json(&signed).map_err(|e| MetadataError::Canonical(e.to_string()))?;
+    Ok(Envelope {
+        signed,
+        canonical,
+        signatures,
+    })
+}
+
+impl<T: RoleType> Metadata<T> {
+    /// Unsigned metadata for `signed`.
+    pub fn new(signed: T) -> Self {
+        Metadata {
+            signed,
+            signatures: Vec::new(),
+        }
+    }
+
+    /// Parses and validates metadata of type `T` (signatures are not checked here; the trust
+    /// engine does that against the canonical bytes of the received `signed` object).
+    pub fn from_bytes(bytes: &[u8], max_len: usize) -> Result<Self, MetadataError> {
+        let env = parse_envelope(bytes, max_len)?;
+        Self::from_envelope(env)
+    }
+
+    /// Typed view of a parsed envelope.
+    pub fn from_envelope(env: Envelope) -> Result<Self, MetadataError> {
+        let signed = parse_signed::<T>(env.signed)?;
+        Ok(Metadata {
+            signed,
+            signatures: env.signatures,
+        })
+    }
+
+    /// From an already parsed JSON value (e.g. a pending offline request).
+    pub fn from_value(value: Value) -> Result<Self, MetadataError> {
+        Self::from_envelope(envelope_from_value(value)?)
+    }
+
+    /// `{"signatures": [...], "signed": {...}}` as a JSON value.
+    pub fn to_value(&self) -> Result<Value, MetadataError> {
+        let signed = serde_json::to_value(&self.signed).map_err(malformed)?;
+        let signatures = serde_json::to_value(&self.signatures).map_err(malformed)?;
+        Ok(serde_json::json!({ "signatures": signatures, "signed": signed }))
+    }
+
+    /// The file bytes we publish: canonical JSON of the whole envelope (deterministic).
+    pub fn to_bytes(&self) -> Result<Vec<u8>, MetadataError> {
+        to_canonical_json(&self.to_value()?).map_err(|e| MetadataError::Canonical(e.to_string()))
+    }
+
+    /// Canonical JSON of `signed` (what a signature covers).
+    pub fn canonical_signed(&self) -> Result<Vec<u8>, MetadataError> {
+        let v = serde_json::to_value(&self.signed).map_err(malformed)?;
+        to_canonical_json(&v).map_err(|e| MetadataError::Canonical(e.to_string()))
+    }
+
+    /// Adds (or replaces) the signature of `signer`.
+    pub fn sign(&mut self, signer: &dyn Signer) -> Result<(), MetadataError> {
+        let msg = self.canonical_signed()?;
+        let sig = signer
+            .sign(&msg)
+            .map_err(|e| MetadataError::Sign(e.to_string()))?;
+        self.signatures.retain(|s| s.keyid != signer.keyid());
+        self.signatures.push(Signature {
+            keyid: signer.keyid().to_owned(),
+            sig: hex::encode(sig),
+            extra: BTreeMap::new(),
+        });
+        Ok(())
+    }
+
+    /// `signed.expires`.
+    pub fn expires(&self) -> DateTime<Utc> {
+        self.signed.expires()
+    }
+
+    /// Sets `signed.expires`.
+    pub fn set_expires(&mut self, expires: DateTime<Utc>) {
+        self.signed.set_expires(expires);
+    }
+}
+
+/// Typed parse of a `signed` value: `_type` first (so the error names the real problem),
+/// then the schema, then the invariants.
+pub fn parse_signed<T: RoleType>(signed: Value) -> Result<T, MetadataError> {
+    let found = signed
+        .get("_type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if found != T::TYPE {
+        return Err(MetadataError::WrongType {
+            expected: T::TYPE,
+            found,
+        });
+    }
+    let spec = signed
+        .get("spec_version")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    check_spec_version(&spec)?;
+    let typed: T =
+        serde_json::from_value(signed).map_err(|e| malformed(format!("{}: {e}", T::TYPE)))?;
+    if typed.version() < 1 {
+        return Err(MetadataError::Invalid(format!(
+            "{} version must be at least 1",
+            T::TYPE
+        )));
+    }
+    typed.validate()?;
+    Ok(typed)
+}
+
+fn check_spec_version(spec: &str) -> Result<(), MetadataError> {
+    let parts: Vec<&str> = spec.split('.').collect();
+    let numeric = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if (parts.len() == 2 || parts.len() == 3) && numeric && parts.first() == Some(&"1") {
+        Ok(())
+    } else {
+        Err(MetadataError::SpecVersion(spec.to_owned()))
+    }
+}
+
+/// `expires` in TUF's one accepted form, `YYYY-MM-DDTHH:MM:SSZ`.
+pub mod expires_format {
+    use super::*;
+
+    const FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+    /// Formats a time as TUF writes it.
+    pub fn format(t: &DateTime<Utc>) -> String {
+        t.format(FORMAT).to_string()
+    }
+
+    /// Parses strictly: exactly 20 characters, UTC, no fractions or offsets.
+    pub fn parse(s: &str) -> Result<DateTime<Utc>, String> {
+        if s.len() != 20 || !s.ends_with('Z') {
+            return Err(format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ"));
+        }
+        NaiveDateTime::parse_from_str(s, FORMAT)
+            .map(|n| n.and_utc())
+            .map_err(|_| format!("expires {s:?} is not YYYY-MM-DDTHH:MM:SSZ"))
+    }
+
+    /// serde serializer.
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format(t))
+    }
+
+    /// serde deserializer.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s).map_err(de::Error::custom)
+    }
+}
+
+fn hex_lower(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b) || (b'A'..=b'F').contains(&b))
+}
+
+fn check_hashes(what: &str, hashes: &BTreeMap<String, String>) -> Result<(), MetadataError> {
+    if hashes.is_empty() {
+        return Err(MetadataError::Invalid(format!("{what}: hashes is empty")));
+    }
+    if let Some((alg, _)) = hashes.iter().find(|(_, h)| !hex_lower(h)) {
+        return Err(MetadataError::Invalid(format!(
+            "{what}: {alg} hash is not hex"
+        )));
+    }
+    Ok(())
+}
+
+/// Keys and threshold of a top-level role, as listed in root.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Authorised key ids.
+    pub keyids: Vec<String>,
+    /// Signatures required.
+    pub threshold: u32,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Role {
+    /// A role with these keys and threshold.
+    pub fn new(keyids: Vec<String>, threshold: u32) -> Result<Self, MetadataError> {
+        let r = Role {
+            keyids,
+            threshold,
+            extra: BTreeMap::new(),
+        };
+        check_threshold("role", r.threshold, &r.keyids)?;
+        Ok(r)
+    }
+}
+
+fn check_threshold(what: &str, threshold: u32, keyids: &[String]) -> Result<(), MetadataError> {
+    if threshold < 1 {
+        return Err(MetadataError::Invalid(format!(
+            "{what}: threshold must be at least 1"
+        )));
+    }
+    let mut sorted: Vec<&String> = keyids.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    if sorted.len() != keyids.len() {
+        return Err(MetadataError::Invalid(format!("{what}: duplicate keyids")));
+    }
+    Ok(())
+}
+
+/// The root role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    /// Always `root`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// TUF specification version.
+    pub spec_version: String,
+    /// Version of this root.
+    pub version: u64,
+    /// Expiry.
+    #[serde(with = "expires_format")]
+    pub expires: DateTime<Utc>,
+    /// Whether clients fetch `N.role.json` and hash-prefixed targets.
+    pub consistent_snapshot: bool,
+    /// Keys by id.
+    pub keys: BTreeMap<String, PublicKey>,
+    /// The four top-level roles.
+    pub roles: BTreeMap<String, Role>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Root {
+    /// A new root (consistent snapshots on).
+    pub fn new(
+        keys: BTreeMap<String, PublicKey>,
+        roles: BTreeMap<String, Role>,
+        version: u64,
+        expires: DateTime<Utc>,
+    ) -> Self {
+        Root {
+            type_: "root".into(),
+            spec_version: "1.0.34".into(),
+            version,
+            expires,
+            consistent_snapshot: true,
+            keys,
+            roles,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Keys and threshold of top-level role `name`.
+    pub fn role_keys(&self, name: &str) -> Option<&Role> {
+        self.roles.get(name)
+    }
+}
+
+impl RoleType for Root {
+    const TYPE: &'static str = "root";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn set_expires(&mut self, expires: DateTime<Utc>) {
+        self.expires = expires;
+    }
+    fn validate(&self) -> Result<(), MetadataError> {
+        for name in ["root", "targets", "snapshot", "timestamp"] {
+            let role = self
+                .roles
+                .get(name)
+                .ok_or_else(|| MetadataError::Invalid(format!("root lacks role {name}")))?;
+            check_threshold(name, role.threshold, &role.keyids)?;
+        }
+        Ok(())
+    }
+}
+
+/// Version (and optionally length and hashes) of a metadata file, as pinned by its parent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetaFile {
+    /// Version.
+    pub version: u64,
+    /// Length in bytes, if pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    /// Hashes, if pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<BTreeMap<String, String>>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl MetaFile {
+    /// Version only.
+    pub fn new(version: u64) -> Self {
+        MetaFile {
+            version,
+            length: None,
+            hashes: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Checks `bytes` against the pinned length and every pinned hash we implement.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), LengthOrHashMismatch> {
+        if let Some(len) = self.length {
+            if bytes.len() as u64 != len {
+                return Err(LengthOrHashMismatch::Length {
+                    expected: len,
+                    actual: bytes.len() as u64,
+                });
+            }
+        }
+        if let Some(hashes) = &self.hashes {
+            verify_hashes(hashes, bytes, false)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self, what: &str) -> Result<(), MetadataError> {
+        if self.version < 1 {
+            return Err(MetadataError::Invalid(format!(
+                "{what}: version must be at least 1"
+            )));
+        }
+        if let Some(h) = &self.hashes {
+            check_hashes(what, h)?;
+        }
+        Ok(())
+    }
+}
+
+/// Content did not match what signed metadata says about it.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LengthOrHashMismatch {
+    /// Wrong length.
+    #[error("length is {actual}, signed metadata says {expected}")]
+    Length {
+        /// Signed length.
+        expected: u64,
+        /// Actual length.
+        actual: u64,
+    },
+    /// Wrong hash.
+    #[error("{algorithm} hash mismatch")]
+    Hash {
+        /// Which algorithm.
+        algorithm: String,
+    },
+    /// No hash algorithm we implement is listed.
+    #[error("no supported hash algorithm listed (have: {0})")]
+    NoSupportedHash(String),
+}
+
+/// Checks every hash we implement (sha256, sha512); unknown algorithms are skipped, but
+/// when `require_known` is set at least one known algorithm must be present.
+pub fn verify_hashes(
+    hashes: &BTreeMap<String, String>,
+    bytes: &[u8],
+    require_known: bool,
+) -> Result<(), LengthOrHashMismatch> {
+    let mut checked = 0;
+    for (alg, expected) in hashes {
+        let actual = match alg.as_str() {
+            "sha256" => hex::encode(digest::sha256(bytes)),
+            "sha512" => hex::encode(digest::sha512(bytes)),
+            _ => continue,
+        };
+        checked += 1;
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(LengthOrHashMismatch::Hash {
+                algorithm: alg.clone(),
+            });
+        }
+    }
+    if require_known && checked == 0 {
+        return Err(LengthOrHashMismatch::NoSupportedHash(
+            hashes.keys().cloned().collect::<Vec<_>>().join(", "),
+        ));
+    }
+    Ok(())
+}
+
+/// The snapshot role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Always `snapshot`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// TUF specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
+    /// Expiry.
+    #[serde(with = "expires_format")]
+    pub expires: DateTime<Utc>,
+    /// `ROLE.json` → version (and optional length/hashes) of every targets role.
+    pub meta: BTreeMap<String, MetaFile>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Snapshot {
+    /// A snapshot listing `meta`.
+    pub fn new(version: u64, expires: DateTime<Utc>, meta: BTreeMap<String, MetaFile>) -> Self {
+        Snapshot {
+            type_: "snapshot".into(),
+            spec_version: "1.0.34".into(),
+            version,
+            expires,
+            meta,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+impl RoleType for Snapshot {
+    const TYPE: &'static str = "snapshot";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn set_expires(&mut self, expires: DateTime<Utc>) {
+        self.expires = expires;
+    }
+    fn validate(&self) -> Result<(), MetadataError> {
+        for (name, m) in &self.meta {
+            m.validate(name)?;
+        }
+        Ok(())
+    }
+}
+
+/// The timestamp role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// Always `timestamp`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// TUF specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
+    /// Expiry.
+    #[serde(with = "expires_format")]
+    pub expires: DateTime<Utc>,
+    /// Exactly one entry, `snapshot.json`.
+    pub meta: BTreeMap<String, MetaFile>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Timestamp {
+    /// A timestamp pinning `snapshot`.
+    pub fn new(version: u64, expires: DateTime<Utc>, snapshot: MetaFile) -> Self {
+        Timestamp {
+            type_: "timestamp".into(),
+            spec_version: "1.0.34".into(),
+            version,
+            expires,
+            meta: BTreeMap::from([("snapshot.json".to_owned(), snapshot)]),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// The pinned snapshot.
+    pub fn snapshot_meta(&self) -> Option<&MetaFile> {
+        self.meta.get("snapshot.json")
+    }
+}
+
+impl RoleType for Timestamp {
+    const TYPE: &'static str = "timestamp";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn set_expires(&mut self, expires: DateTime<Utc>) {
+        self.expires = expires;
+    }
+    fn validate(&self) -> Result<(), MetadataError> {
+        if self.meta.len() != 1 {
+            return Err(MetadataError::Invalid(
+                "timestamp meta must hold exactly snapshot.json".into(),
+            ));
+        }
+        let m = self
+            .snapshot_meta()
+            .ok_or_else(|| MetadataError::Invalid("timestamp meta lacks snapshot.json".into()))?;
+        m.validate("snapshot.json")
+    }
+}
+
+/// One target file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetFile {
+    /// Length in bytes.
+    pub length: u64,
+    /// Hashes by algorithm.
+    pub hashes: BTreeMap<String, String>,
+    /// Application-specific metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl TargetFile {
+    /// A target of this length and these hashes.
+    pub fn new(length: u64, hashes: BTreeMap<String, String>) -> Self {
+        TargetFile {
+            length,
+            hashes,
+            custom: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Checks `bytes` against the length and every hash we implement; at least one must be.
+    pub fn verify(&self, bytes: &[u8]) -> Result<(), LengthOrHashMismatch> {
+        if bytes.len() as u64 != self.length {
+            return Err(LengthOrHashMismatch::Length {
+                expected: self.length,
+                actual: bytes.len() as u64,
+            });
+        }
+        verify_hashes(&self.hashes, bytes, true)
+    }
+}
+
+/// A delegation to a named role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegatedRole {
+    /// Role name.
+    pub name: String,
+    /// Authorised key ids.
+    pub keyids: Vec<String>,
+    /// Signatures required.
+    pub threshold: u32,
+    /// Stop the search here when the path matches.
+    pub terminating: bool,
+    /// Path patterns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    /// Hex prefixes of sha256(path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl DelegatedRole {
+    /// A delegation; exactly one of `paths` and `path_hash_prefixes` must be given.
+    pub fn new(
+        name: String,
+        keyids: Vec<String>,
+        threshold: u32,
+        terminating: bool,
+        paths: Option<Vec<String>>,
+        path_hash_prefixes: Option<Vec<String>>,
+    ) -> Result<Self, MetadataError> {
+        let r = DelegatedRole {
+            name,
+            keyids,
+            threshold,
+            terminating,
+            paths,
+            path_hash_prefixes,
+            extra: BTreeMap::new(),
+        };
+        r.validate()?;
+        Ok(r)
+    }
+
+    fn validate(&self) -> Result<(), MetadataError> {
+        check_threshold(&self.name, self.threshold, &self.keyids)?;
+        if self.paths.is_some() == self.path_hash_prefixes.is_some() {
+            return Err(MetadataError::Invalid(format!(
+                "delegated role {}: exactly one of paths and path_hash_prefixes is required",
+                self.name
+            )));
+        }
+        if ["root", "snapshot", "timestamp", "targets"].contains(&self.name.as_str()) {
+            return Err(MetadataError::Invalid(format!(
+                "delegated role may not be named {}",
+                self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether this delegation covers `target_path`.
+    pub fn is_delegated_path(&self, target_path: &str) -> bool {
+        if let Some(patterns) = &self.paths {
+            return patterns
+                .iter()
+                .any(|p| crate::delegation::glob_match(p, target_path));
+        }
+        if let Some(prefixes) = &self.path_hash_prefixes {
+            return crate::delegation::hash_prefix_match(prefixes, target_path);
+        }
+        false
+    }
+}
+
+/// TAP 15 succinct hash bins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    /// Key ids shared by every bin.
+    pub keyids: Vec<String>,
+    /// Signatures required per bin.
+    pub threshold: u32,
+    /// Number of leading bits of sha256(path) selecting the bin (1..=32).
+    pub bit_length: u32,
+    /// Bins are named `{name_prefix}-{hex}`.
+    pub name_prefix: String,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl SuccinctRoles {
+    /// Bins over `bit_length` bits.
+    pub fn new(
+        keyids: Vec<String>,
+        threshold: u32,
+        bit_length: u8,
+        name_prefix: String,
+    ) -> Result<Self, MetadataError> {
+        let s = SuccinctRoles {
+            keyids,
+            threshold,
+            bit_length: u32::from(bit_length),
+            name_prefix,
+            extra: BTreeMap::new(),
+        };
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), MetadataError> {
+        check_threshold(&self.name_prefix, self.threshold, &self.keyids)?;
+        if !(1..=32).contains(&self.bit_length) {
+            return Err(MetadataError::Invalid(
+                "succinct_roles bit_length must be 1..=32".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Number of bins.
+    pub fn bin_count(&self) -> u64 {
+        1u64 << self.bit_length.min(32)
+    }
+
+    /// Width of the hex suffix: `len(hex(2^bit_length - 1))`.
+    fn suffix_len(&self) -> usize {
+        format!("{:x}", self.bin_count() - 1).len()
+    }
+
+    fn bin_name(&self, bin: u64) -> String {
+        format!(
+            "{}-{:0width$x}",
+            self.name_prefix,
+            bin,
+            width = self.suffix_len()
+        )
+    }
+
+    /// The bin responsible for `target_path`: the top `bit_length` bits of sha256(path).
+    pub fn role_for_target(&self, target_path: &str) -> String {
+        let h = digest::sha256(target_path.as_bytes());
+        let top = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        let shift = 32 - self.bit_length.min(32);
+        let bin = if shift >= 32 {
+            0
+        } else {
+            u64::from(top >> shift)
+        };
+        self.bin_name(bin)
+    }
+
+    /// Every bin name, in order.
+    pub fn role_names(&self) -> Vec<String> {
+        (0..self.bin_count()).map(|b| self.bin_name(b)).collect()
+    }
+
+    /// Whether `name` is one of the bins.
+    pub fn is_delegated_role(&self, name: &str) -> bool {
+        let Some(suffix) = name
+            .strip_prefix(&self.name_prefix)
+            .and_then(|s| s.strip_prefix('-'))
+        else {
+            return false;
+        };
+        suffix.len() == self.suffix_len()
+            && suffix
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < self.bin_count())
+    }
+}
+
+/// The `delegations` object of a targets role.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegations {
+    /// Keys of the delegated roles.
+    pub keys: BTreeMap<String, PublicKey>,
+    /// Named delegations, in search order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    /// TAP 15 hash bins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Delegations {
+    /// Named delegations.
+    pub fn new_roles(keys: BTreeMap<String, PublicKey>, roles: Vec<DelegatedRole>) -> Self {
+        Delegations {
+            keys,
+            roles: Some(roles),
+            succinct_roles: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Succinct hash bins.
+    pub fn new_succinct(keys: BTreeMap<String, PublicKey>, succinct: SuccinctRoles) -> Self {
+        Delegations {
+            keys,
+            roles: None,
+            succinct_roles: Some(succinct),
+            extra: BTreeMap::new(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), MetadataError> {
+        match (&self.roles, &self.succinct_roles) {
+            (Some(roles), None) => {
+                let mut names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+                names.sort_unstable();
+                names.dedup();
+                if names.len() != roles.len() {
+                    return Err(MetadataError::Invalid(
+                        "delegations: duplicate role names".into(),
+                    ));
+                }
+                roles.iter().try_for_each(DelegatedRole::validate)
+            }
+            (None, Some(s)) => s.validate(),
+            _ => Err(MetadataError::Invalid(
+                "delegations need exactly one of roles and succinct_roles".into(),
+            )),
+        }
+    }
+
+    /// Keys and threshold this delegation grants to role `name`, if it delegates to it.
+    pub fn authority_for(&self, name: &str) -> Option<(&[String], u32)> {
+        if let Some(roles) = &self.roles {
+            return roles
+                .iter()
+                .find(|r| r.name == name)
+                .map(|r| (r.keyids.as_slice(), r.threshold));
+        }
+        if let Some(s) = &self.succinct_roles {
+            if s.is_delegated_role(name) {
+                return Some((s.keyids.as_slice(), s.threshold));
+            }
+        }
+        None
+    }
+
+    /// Names of every delegated role, in search order (bins in numeric order).
+    pub fn role_names(&self) -> Vec<String> {
+        match (&self.roles, &self.succinct_roles) {
+            (Some(roles), _) => roles.iter().map(|r| r.name.clone()).collect(),
+            (None, Some(s)) => s.role_names(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// A targets role (top-level or delegated).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    /// Always `targets`.
+    #[serde(rename = "_type")]
+    pub type_: String,
+    /// TUF specification version.
+    pub spec_version: String,
+    /// Version.
+    pub version: u64,
+    /// Expiry.
+    #[serde(with = "expires_format")]
+    pub expires: DateTime<Utc>,
+    /// Target path → file.
+    pub targets: BTreeMap<String, TargetFile>,
+    /// Delegations, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    /// Unknown fields.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, Value>,
+}
+
+impl Targets {
+    /// Empty targets.
+    pub fn new(version: u64, expires: DateTime<Utc>) -> Self {
+        Targets {
+            type_: "targets".into(),
+            spec_version: "1.0.34".into(),
+            version,
+            expires,
+            targets: BTreeMap::new(),
+            delegations: None,
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Names of the roles this role delegates to, in search order.
+    pub fn delegated_role_names(&self) -> Vec<String> {
+        self.delegations
+            .as_ref()
+            .map(Delegations::role_names)
+            .unwrap_or_default()
+    }
+}
+
+impl RoleType for Targets {
+    const TYPE: &'static str = "targets";
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn expires(&self) -> DateTime<Utc> {
+        self.expires
+    }
+    fn set_expires(&mut self, expires: DateTime<Utc>) {
+        self.expires = expires;
+    }
+    fn validate(&self) -> Result<(), MetadataError> {
+        for (path, t) in &self.targets {
+            check_hashes(path, &t.hashes)?;
+        }
+        if let Some(d) = &self.delegations {
+            d.validate()?;
+        }
+        Ok(())
+    }
+}
+
+// ---- strict JSON: serde_json::Value, but duplicate object keys are an error ----
+
+/// Parses JSON into a `Value`, refusing duplicate keys in any object. (serde_json keeps the
+/// last duplicate silently; two parsers reading the same bytes differently is how signature
+/// checks get bypassed.)
+pub fn parse_strict_json(bytes: &[u8]) -> Result<Value, MetadataError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = StrictValue.deserialize(&mut de).map_err(malformed)?;
+    de.end().map_err(malformed)?;
+    Ok(v)
+}
+
+struct StrictValue;
+
+impl<'de> DeserializeSeed<'de> for StrictValue {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = seq.next_element_seed(StrictValue)? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!("duplicate key {key:?}")));
+            }
+            let v = map.next_value_seed(StrictValue)?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealwright_crypto::{Algorithm, PrivateKey};
+
+    fn now() -> DateTime<Utc> {
+        expires_format::parse("2030-01-01T00:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused() {
+        assert!(parse_strict_json(br#"{"a":1,"a":2}"#).is_err());
+        assert!(parse_strict_json(br#"{"x":{"b":1,"b":1}}"#).is_err());
+        assert!(parse_strict_json(br#"{"a":1} trailing"#).is_err());
+        assert!(parse_strict_json(br#"{"a":[1,{"b":2}]}"#).is_ok());
+    }
+
+    #[test]
+    fn expires_is_strict() {
+        for bad in [
+            "2030-01-01T00:00:00.5Z",
+            "2030-01-01T00:00:00+00:00",
+            "2030-01-01 00:00:00Z",
+            "2030-13-01T00:00:00Z",
+            "",
+        ] {
+            assert!(expires_format::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(expires_format::format(&now()), "2030-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn spec_versions() {
+        for ok in ["1.0", "1.0.31", "1.0.34", "1.12.0"] {
+            check_spec_version(ok).unwrap();
+        }
+        for bad in ["2.0.0", "1", "1.0.0.0", "1.x", "", "01.0"] {
+            if bad == "01.0" {
+                continue; // leading zero major is "01" != "1": refused below
+            }
+            assert!(check_spec_version(bad).is_err(), "{bad}");
+        }
+        assert!(check_spec_version("01.0").is_err());
+    }
+
+    #[test]
+    fn round_trip_preserves_unknown_fields_and_signature() {
+        let key = PrivateKey::generate(Algorithm::Ed25519).unwrap();
+        let mut t = Targets::new(3, now());
+        let mut tf = TargetFile::new(
+            3,
+            BTreeMap::from([("sha256".into(), hex::encode(digest::sha256(b"abc")))]),
+        );
+        tf.extra
+            .insert("x-unknown".into(), serde_json::json!({"nested": [1, 2]}));
+        t.targets.insert("a/b.txt".into(), tf);
+        t.extra.insert("x-top".into(), serde_json::json!("kept"));
+        let mut md = Metadata::new(t);
+        md.sign(&key).unwrap();
+        let bytes = md.to_bytes().unwrap();
+        let back = Metadata::<Targets>::from_bytes(&bytes, 1 << 20).unwrap();
+        assert_eq!(back, md);
+        assert_eq!(back.to_bytes().unwrap(), bytes);
+        let env = parse_envelope(&bytes, 1 << 20).unwrap();
+        use sealwright_crypto::Signer;
+        key.public_key()
+            .verify(
+                &env.canonical,
+                &hex::decode(&back.signatures[0].sig).unwrap(),
+            )
+            .unwrap();
+        assert!(String::from_utf8(bytes).unwrap().contains("x-unknown"));
+    }
+
+    #[test]
+    fn wrong_type_and_limits() {
+        let md = Metadata::new(Snapshot::new(1, now(), BTreeMap::new()));
+        let bytes = md.to_bytes().unwrap();
+        assert!(matches!(
+            Metadata::<Timestamp>::from_bytes(&bytes, 1 << 20),
+            Err(MetadataError::WrongType { .. })
+        ));
+        assert!(matches!(
+            Metadata::<Snapshot>::from_bytes(&bytes, 10),
+            Err(MetadataError::TooLarge(10))
+        ));
+        let zero = String::from_utf8(bytes)
+            .unwrap()
+            .replace("\"version\":1", "\"version\":0");
+        assert!(Metadata::<Snapshot>::from_bytes(zero.as_bytes(), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn succinct_bins_match_tap15() {
+        let s = SuccinctRoles::new(vec!["k".into()], 1, 3, "bin".into()).unwrap();
+        assert_eq!(
+            s.role_names(),
+            ["bin-0", "bin-1", "bin-2", "bin-3", "bin-4", "bin-5", "bin-6", "bin-7"]
+        );
+        let s12 = SuccinctRoles::new(vec!["k".into()], 1, 12, "b".into()).unwrap();
+        assert_eq!(s12.role_names().len(), 4096);
+        assert_eq!(s12.role_names()[4095], "b-fff");
+        let path = "app/1.0.0/x";
+        let h = digest::sha256(path.as_bytes());
+        let expected = format!("b-{:03x}", (u32::from(h[0]) << 4) | (u32::from(h[1]) >> 4));
+        assert_eq!(s12.role_for_target(path), expected);
+        assert!(s12.is_delegated_role("b-abc"));
+        assert!(
+            !s12.is_delegated_role("b-abcd")
+                && !s12.is_delegated_role("b-ABC")
+                && !s12.is_delegated_role("c-abc")
+        );
+        let s32 = SuccinctRoles::new(vec!["k".into()], 1, 32, "x".into()).unwrap();
+        assert_eq!(s32.role_for_target(path).len(), "x-".len() + 8);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = Metadata::<Root>::from_bytes(&bytes, 1 << 20);
+            let _ = Metadata::<Targets>::from_bytes(&bytes, 1 << 20);
+        }
+
+        #[test]
+        fn mutated_valid_documents_never_panic(pos in 0usize..400, byte in proptest::num::u8::ANY) {
+            let mut t = Targets::new(1, now());
+            t.targets.insert("f".into(), TargetFile::new(1, BTreeMap::from([("sha256".into(), "00".into())])));
+            let mut bytes = Metadata::new(t).to_bytes().unwrap();
+            let len = bytes.len();
+            if let Some(b) = bytes.get_mut(pos % len) { *b = byte; }
+            let _ = Metadata::<Targets>::from_bytes(&bytes, 1 << 20);
+            let _ = Metadata::<Snapshot>::from_bytes(&bytes, 1 << 20);
+        }
+    }
+}
