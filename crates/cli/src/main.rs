@@ -22,7 +22,12 @@ use clap::{Parser, Subcommand};
 ///   sealwright --repo myrepo add ./build/app --name app --version 1.2.0 --channel stable
 ///   sealwright --repo myrepo publish
 #[derive(Debug, Parser)]
-#[command(name = "sealwright", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "sealwright",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     /// Repository directory.
     #[arg(long, global = true, env = "SEALWRIGHT_REPO", default_value = ".")]
@@ -70,7 +75,11 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let ctx = cmd::Context { repo: cli.repo, passphrase_env: cli.passphrase_env, json: cli.json };
+    let ctx = cmd::Context {
+        repo: cli.repo,
+        passphrase_env: cli.passphrase_env,
+        json: cli.json,
+    };
     let result = match cli.command {
         Command::Init(a) => cmd::init::run(&ctx, a),
         Command::Key(a) => cmd::key::run(&ctx, a),

@@ -24,7 +24,9 @@ impl Progress {
             return Progress(None);
         }
         let bar = indicatif::ProgressBar::new(total);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}") {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+        ) {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(what.to_owned());

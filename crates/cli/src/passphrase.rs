@@ -25,18 +25,21 @@ impl CliPassphrase {
     /// Chooses the source from the flags and environment.
     pub fn from_env(passphrase_env: Option<&str>) -> anyhow::Result<Self> {
         if let Some(var) = passphrase_env {
-            let value = std::env::var(var)
-                .map_err(|_| anyhow::anyhow!("--passphrase-env {var}: that environment variable is not set"))?;
+            let value = std::env::var(var).map_err(|_| {
+                anyhow::anyhow!("--passphrase-env {var}: that environment variable is not set")
+            })?;
             return Ok(CliPassphrase::Fixed(Passphrase::new(value)));
         }
         if let Some(path) = std::env::var_os(PASSPHRASE_FILE_ENV) {
             let path = std::path::PathBuf::from(path);
             let bytes = Zeroizing::new(
-                sealwright_repo::fsutil::read_capped(&path, MAX_PASSPHRASE_FILE)
-                    .map_err(|e| anyhow::anyhow!("{PASSPHRASE_FILE_ENV}={}: {e}", path.display()))?,
+                sealwright_repo::fsutil::read_capped(&path, MAX_PASSPHRASE_FILE).map_err(|e| {
+                    anyhow::anyhow!("{PASSPHRASE_FILE_ENV}={}: {e}", path.display())
+                })?,
             );
-            let text = String::from_utf8(bytes.to_vec())
-                .map_err(|_| anyhow::anyhow!("{PASSPHRASE_FILE_ENV}: the file is not UTF-8 text"))?;
+            let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                anyhow::anyhow!("{PASSPHRASE_FILE_ENV}: the file is not UTF-8 text")
+            })?;
             return Ok(CliPassphrase::Fixed(Passphrase::new(text)));
         }
         Ok(CliPassphrase::Prompt)

@@ -1,5 +1,10 @@
 //! Bad input gets one clear error line, exit status 1, and publishes nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -13,24 +18,50 @@ fn repo_with_staged_change() -> (Scratch, String, String) {
     let file = s.path().join("app.bin");
     std::fs::write(&file, b"v1").unwrap();
     let file = file.display().to_string();
-    s.ok(&["--repo", &repo, "add", &file, "--name", "app", "--version", "1.0.0"]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &file,
+        "--name",
+        "app",
+        "--version",
+        "1.0.0",
+    ]);
     s.ok(&["--repo", &repo, "publish"]);
     let file2 = s.path().join("app2.bin");
     std::fs::write(&file2, b"v2").unwrap();
-    s.ok(&["--repo", &repo, "add", &file2.display().to_string(), "--name", "app", "--version", "1.1.0"]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &file2.display().to_string(),
+        "--name",
+        "app",
+        "--version",
+        "1.1.0",
+    ]);
     (s, repo, file)
 }
 
 fn assert_publish_refused(s: &Scratch, repo: &str, needle: &str) {
     let before = tree_fingerprint(&s.repo().join("published"));
     s.fails(&["--repo", repo, "publish"], needle);
-    assert_eq!(before, tree_fingerprint(&s.repo().join("published")), "published tree changed after a refused publish");
+    assert_eq!(
+        before,
+        tree_fingerprint(&s.repo().join("published")),
+        "published tree changed after a refused publish"
+    );
 }
 
 #[test]
 fn corrupt_key_file() {
     let (s, repo, _) = repo_with_staged_change();
-    std::fs::write(s.repo().join("keys/targets-key.pem"), "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        s.repo().join("keys/targets-key.pem"),
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .unwrap();
     assert_publish_refused(&s, &repo, "targets-key.pem");
 }
 
@@ -45,26 +76,114 @@ fn wrong_passphrase() {
 fn duplicate_target() {
     let (s, repo, file) = repo_with_staged_change();
     // Already published.
-    s.fails(&["--repo", &repo, "add", &file, "--name", "app", "--version", "1.0.0"], "duplicate target");
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &file,
+            "--name",
+            "app",
+            "--version",
+            "1.0.0",
+        ],
+        "duplicate target",
+    );
     // Already staged.
     let again = s.path().join("app2.bin").display().to_string();
-    s.fails(&["--repo", &repo, "add", &again, "--name", "app", "--version", "1.1.0"], "duplicate target");
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &again,
+            "--name",
+            "app",
+            "--version",
+            "1.1.0",
+        ],
+        "duplicate target",
+    );
     // Twice in one command.
-    s.fails(&["--repo", &repo, "add", &file, &file, "--name", "app", "--version", "9.0.0"], "duplicate target");
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &file,
+            &file,
+            "--name",
+            "app",
+            "--version",
+            "9.0.0",
+        ],
+        "duplicate target",
+    );
 }
 
 #[test]
 fn hostile_paths() {
     let (s, repo, file) = repo_with_staged_change();
-    s.fails(&["--repo", &repo, "add", &file, "--name", "..", "--version", "1.0.0"], "..");
-    s.fails(&["--repo", &repo, "add", &file, "--name", "../etc", "--version", "1.0.0"], "../etc");
-    s.fails(&["--repo", &repo, "add", &file, "--name", "app", "--version", "1.0.0/../../x"], "not semantic");
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &file,
+            "--name",
+            "..",
+            "--version",
+            "1.0.0",
+        ],
+        "..",
+    );
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &file,
+            "--name",
+            "../etc",
+            "--version",
+            "1.0.0",
+        ],
+        "../etc",
+    );
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &file,
+            "--name",
+            "app",
+            "--version",
+            "1.0.0/../../x",
+        ],
+        "not semantic",
+    );
     let tree = s.path().join("tree");
     std::fs::create_dir_all(&tree).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", tree.join("passwd")).unwrap();
-    s.fails(&["--repo", &repo, "add", &tree.display().to_string(), "--name", "app", "--version", "3.0.0"], "symbolic links");
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            &tree.display().to_string(),
+            "--name",
+            "app",
+            "--version",
+            "3.0.0",
+        ],
+        "symbolic links",
+    );
     let staged = std::fs::read_to_string(s.repo().join("staged/targets.json")).unwrap();
-    assert!(!staged.contains("passwd") && !staged.contains(".."), "hostile input reached the staging index");
+    assert!(
+        !staged.contains("passwd") && !staged.contains(".."),
+        "hostile input reached the staging index"
+    );
 }
 
 #[test]
@@ -88,18 +207,39 @@ fn missing_threshold_of_keys() {
     other.ok(&["init", &other.repo_arg()]);
     let pem = other.repo().join("keys/targets-key.pem");
     let public = std::process::Command::new("openssl")
-        .args(["pkey", "-in", pem.to_str().unwrap(), "-passin", &format!("pass:{}", common::PASSPHRASE), "-pubout"])
+        .args([
+            "pkey",
+            "-in",
+            pem.to_str().unwrap(),
+            "-passin",
+            &format!("pass:{}", common::PASSPHRASE),
+            "-pubout",
+        ])
         .output()
         .expect("openssl must be installed (scripts/test installs it)");
     assert!(public.status.success());
     let pubfile = s.path().join("second.pub.pem");
     std::fs::write(&pubfile, public.stdout).unwrap();
-    s.ok(&["--repo", &repo, "key", "import", &pubfile.display().to_string(), "--name", "targets-2", "--role", "targets"]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "key",
+        "import",
+        &pubfile.display().to_string(),
+        "--name",
+        "targets-2",
+        "--role",
+        "targets",
+    ]);
     let policy = s.repo().join("sealwright.toml");
     let text = std::fs::read_to_string(&policy).unwrap();
     let marker = "[roles.targets]\nthreshold = 1";
     assert!(text.contains(marker), "{text}");
-    std::fs::write(&policy, text.replace(marker, "[roles.targets]\nthreshold = 2")).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace(marker, "[roles.targets]\nthreshold = 2"),
+    )
+    .unwrap();
     assert_publish_refused(&s, &repo, "targets-2 (offline)");
 }
 
@@ -107,8 +247,23 @@ fn missing_threshold_of_keys() {
 fn not_a_repository_and_missing_files() {
     let s = Scratch::new();
     let nowhere = s.path().join("nowhere").display().to_string();
-    s.fails(&["--repo", &nowhere, "status"], "not a Sealwright repository");
+    s.fails(
+        &["--repo", &nowhere, "status"],
+        "not a Sealwright repository",
+    );
     s.ok(&["init", &s.repo_arg()]);
-    s.fails(&["--repo", &s.repo_arg(), "add", "/no/such/file", "--name", "a", "--version", "1.0.0"], "/no/such/file");
+    s.fails(
+        &[
+            "--repo",
+            &s.repo_arg(),
+            "add",
+            "/no/such/file",
+            "--name",
+            "a",
+            "--version",
+            "1.0.0",
+        ],
+        "/no/such/file",
+    );
     s.fails(&["init", &s.repo_arg()], "not empty");
 }

@@ -2,7 +2,12 @@
 //! - its ngclient refreshes and downloads targets from repositories we publish (top-level,
 //!   `paths` delegation, `path_hash_prefixes` delegation, TAP 15 succinct bins), per key type;
 //! - repositories its Metadata API writes are verified by `sealwright verify`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -20,18 +25,94 @@ fn publish_everything(s: &Scratch, key_type: &str) -> Vec<String> {
     std::fs::write(files.join("product.bin"), b"delegated by path pattern").unwrap();
     std::fs::write(files.join("h.txt"), b"delegated by hash prefix").unwrap();
     for i in 0..6 {
-        std::fs::write(files.join(format!("bin{i}.txt")), format!("in a succinct bin {i}")).unwrap();
+        std::fs::write(
+            files.join(format!("bin{i}.txt")),
+            format!("in a succinct bin {i}"),
+        )
+        .unwrap();
     }
     let f = |n: &str| files.join(n).display().to_string();
-    s.ok(&["--repo", &repo, "add", &f("app.bin"), &f("tree"), "--name", "app", "--version", "1.0.0", "--channel", "stable"]);
-    s.ok(&["--repo", &repo, "delegate", "product", "--paths", "product/*/*", "--key-type", key_type]);
-    s.ok(&["--repo", &repo, "add", "--delegation", "product", &f("product.bin"), "--name", "product", "--version", "2.0.0"]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &f("app.bin"),
+        &f("tree"),
+        "--name",
+        "app",
+        "--version",
+        "1.0.0",
+        "--channel",
+        "stable",
+    ]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "delegate",
+        "product",
+        "--paths",
+        "product/*/*",
+        "--key-type",
+        key_type,
+    ]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        "--delegation",
+        "product",
+        &f("product.bin"),
+        "--name",
+        "product",
+        "--version",
+        "2.0.0",
+    ]);
     let hashed_path = "hashed/0.1.0/h.txt";
     let prefix = &sealwright_crypto::digest::sha256_hex(hashed_path.as_bytes())[..2];
-    s.ok(&["--repo", &repo, "delegate", "hashed", "--hash-prefixes", prefix, "--key-type", key_type]);
-    s.ok(&["--repo", &repo, "add", "--delegation", "hashed", &f("h.txt"), "--name", "hashed", "--version", "0.1.0"]);
-    s.ok(&["--repo", &repo, "delegate", "bundles", "--paths", "bins/*/*", "--key-type", key_type]);
-    s.ok(&["--repo", &repo, "delegate", "bins", "--succinct", "3", "--parent", "bundles", "--key-type", key_type]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "delegate",
+        "hashed",
+        "--hash-prefixes",
+        prefix,
+        "--key-type",
+        key_type,
+    ]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        "--delegation",
+        "hashed",
+        &f("h.txt"),
+        "--name",
+        "hashed",
+        "--version",
+        "0.1.0",
+    ]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "delegate",
+        "bundles",
+        "--paths",
+        "bins/*/*",
+        "--key-type",
+        key_type,
+    ]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "delegate",
+        "bins",
+        "--succinct",
+        "3",
+        "--parent",
+        "bundles",
+        "--key-type",
+        key_type,
+    ]);
     let bins: Vec<String> = (0..6).map(|i| f(&format!("bin{i}.txt"))).collect();
     let mut args = vec!["--repo", &repo, "add", "--delegation", "bins"];
     args.extend(bins.iter().map(String::as_str));
@@ -55,10 +136,22 @@ fn python_tuf_downloads_what_we_publish(key_type: &str) {
     let root = published.join("metadata/1.root.json");
     let refs: Vec<&str> = targets.iter().map(String::as_str).collect();
     let out = s.path().join("downloads");
-    let (ok, report, stderr) = ngclient(&published, &root, &refs, &["app/1.0.0/missing.bin", "product/2.0.0/nope"], &out);
-    assert!(ok, "python-tuf failed on our {key_type} repository: {report}\n{stderr}");
+    let (ok, report, stderr) = ngclient(
+        &published,
+        &root,
+        &refs,
+        &["app/1.0.0/missing.bin", "product/2.0.0/nope"],
+        &out,
+    );
+    assert!(
+        ok,
+        "python-tuf failed on our {key_type} repository: {report}\n{stderr}"
+    );
     for t in &targets {
-        assert!(report["targets"][t].is_string(), "python-tuf did not download {t}: {report}");
+        assert!(
+            report["targets"][t].is_string(),
+            "python-tuf did not download {t}: {report}"
+        );
     }
     assert_eq!(
         report["targets"]["app/1.0.0/app.bin"],
@@ -96,10 +189,19 @@ fn python_tuf_refuses_our_repository_after_tampering() {
     let pos = bytes.windows(7).position(|w| w == b"product").unwrap();
     bytes[pos] = b'P';
     std::fs::write(&meta, bytes).unwrap();
-    let (ok, report, _) = ngclient(&published, &published.join("metadata/1.root.json"), &["product/2.0.0/product.bin"], &[], &s.path().join("dl"));
+    let (ok, report, _) = ngclient(
+        &published,
+        &published.join("metadata/1.root.json"),
+        &["product/2.0.0/product.bin"],
+        &[],
+        &s.path().join("dl"),
+    );
     assert!(!ok, "python-tuf accepted tampered metadata: {report}");
     let v = s.run(&["--repo", &s.repo_arg(), "verify"]);
-    assert!(!v.status.success(), "sealwright verify accepted tampered metadata");
+    assert!(
+        !v.status.success(),
+        "sealwright verify accepted tampered metadata"
+    );
 }
 
 fn we_verify_python_tuf_repository(key_type: &str, extra: &[&str]) {
@@ -114,15 +216,41 @@ fn we_verify_python_tuf_repository(key_type: &str, extra: &[&str]) {
         .status()
         .unwrap();
     assert!(status.success(), "make_python_repo.py failed");
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let out_arg = out.display().to_string();
     let root_arg = out.join("metadata/1.root.json").display().to_string();
-    let report = s.ok(&["--json", "verify", "--published", &out_arg, "--root", &root_arg]);
+    let report = s.ok(&[
+        "--json",
+        "verify",
+        "--published",
+        &out_arg,
+        "--root",
+        &root_arg,
+    ]);
     let report: serde_json::Value = serde_json::from_str(&report).unwrap();
     let wanted = manifest["targets"].as_array().unwrap().len();
-    assert!(report["targets_verified"].as_u64().unwrap() as usize >= wanted, "{report}");
-    let roles: Vec<&str> = report["roles"].as_array().unwrap().iter().map(|r| r[0].as_str().unwrap()).collect();
-    for role in ["root", "timestamp", "snapshot", "targets", "paths-role", "nested-role", "hash-prefix-role", "bins-parent", "bin-0"] {
+    assert!(
+        report["targets_verified"].as_u64().unwrap() as usize >= wanted,
+        "{report}"
+    );
+    let roles: Vec<&str> = report["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    for role in [
+        "root",
+        "timestamp",
+        "snapshot",
+        "targets",
+        "paths-role",
+        "nested-role",
+        "hash-prefix-role",
+        "bins-parent",
+        "bin-0",
+    ] {
         assert!(roles.contains(&role), "role {role} not verified: {roles:?}");
     }
     assert_eq!(report["root_version"], manifest["root_versions"]);
@@ -133,7 +261,10 @@ fn we_verify_python_tuf_repository(key_type: &str, extra: &[&str]) {
     let mut data = std::fs::read(&stored).unwrap();
     data[0] ^= 1;
     std::fs::write(&stored, data).unwrap();
-    s.fails(&["verify", "--published", &out_arg, "--root", &root_arg], first["path"].as_str().unwrap());
+    s.fails(
+        &["verify", "--published", &out_arg, "--root", &root_arg],
+        first["path"].as_str().unwrap(),
+    );
 }
 
 #[test]

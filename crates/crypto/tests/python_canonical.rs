@@ -1,7 +1,12 @@
 //! Our canonical JSON is byte-identical to securesystemslib's on a corpus of tricky
 //! documents, and we refuse what it refuses. The expected bytes come from running
 //! python-tuf's own encoder (`tests/interop/canonical.py`), not from this crate.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -19,8 +24,16 @@ fn interop() -> (PathBuf, PathBuf) {
 
 fn python_encodings(file: &PathBuf) -> Vec<String> {
     let (python, dir) = interop();
-    let out = Command::new(python).arg(dir.join("canonical.py")).arg(file).output().expect("run canonical.py");
-    assert!(out.status.success(), "canonical.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(python)
+        .arg(dir.join("canonical.py"))
+        .arg(file)
+        .output()
+        .expect("run canonical.py");
+    assert!(
+        out.status.success(),
+        "canonical.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -29,7 +42,8 @@ fn corpus_matches_securesystemslib_byte_for_byte() {
     let (_, dir) = interop();
     let file = dir.join("canonical_corpus.json");
     let expected = python_encodings(&file);
-    let docs: Vec<serde_json::Value> = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let docs: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
     assert_eq!(docs.len(), expected.len());
     assert!(docs.len() > 20, "corpus unexpectedly small");
     let mut mismatches = Vec::new();
@@ -50,13 +64,22 @@ fn corpus_matches_securesystemslib_byte_for_byte() {
             Err(e) => mismatches.push(format!("#{i}: we refused it ({e}), python encoded it")),
         }
     }
-    assert!(mismatches.is_empty(), "canonical JSON differs from securesystemslib:\n{}", mismatches.join("\n"));
-    assert!(refused_negative_zero <= 1, "only the one -0 document may diverge");
+    assert!(
+        mismatches.is_empty(),
+        "canonical JSON differs from securesystemslib:\n{}",
+        mismatches.join("\n")
+    );
+    assert!(
+        refused_negative_zero <= 1,
+        "only the one -0 document may diverge"
+    );
 }
 
 fn contains_negative_zero(v: &serde_json::Value) -> bool {
     match v {
-        serde_json::Value::Number(n) => n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()),
+        serde_json::Value::Number(n) => {
+            n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative())
+        }
         serde_json::Value::Array(a) => a.iter().any(contains_negative_zero),
         serde_json::Value::Object(o) => o.values().any(contains_negative_zero),
         _ => false,
@@ -73,7 +96,10 @@ fn we_refuse_what_securesystemslib_refuses() {
         Ok(docs) => {
             assert!(!docs.is_empty());
             for (i, doc) in docs.iter().enumerate() {
-                assert!(to_canonical_json(doc).is_err(), "#{i} should be refused: {doc}");
+                assert!(
+                    to_canonical_json(doc).is_err(),
+                    "#{i} should be refused: {doc}"
+                );
             }
         }
         Err(_) => {
@@ -81,7 +107,10 @@ fn we_refuse_what_securesystemslib_refuses() {
             let raw: Vec<Box<serde_json::value::RawValue>> = serde_json::from_str(&text).unwrap();
             for (i, r) in raw.iter().enumerate() {
                 if let Ok(doc) = serde_json::from_str::<serde_json::Value>(r.get()) {
-                    assert!(to_canonical_json(&doc).is_err(), "#{i} should be refused: {doc}");
+                    assert!(
+                        to_canonical_json(&doc).is_err(),
+                        "#{i} should be refused: {doc}"
+                    );
                 }
             }
         }

@@ -21,7 +21,10 @@ pub fn create_repository(
 ) -> Result<Policy, KeyStoreError> {
     let io = |path: &Path| {
         let shown = path.display().to_string();
-        move |source| KeyStoreError::Io { path: shown, source }
+        move |source| KeyStoreError::Io {
+            path: shown,
+            source,
+        }
     };
     if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
         return Err(KeyStoreError::Other(format!(

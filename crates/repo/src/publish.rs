@@ -19,11 +19,11 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use sealwright_crypto::{PrivateKey, PublicKey, Signer};
+use sealwright_crypto::{PrivateKey, PublicKey};
 use sealwright_tuf::delegation;
 use sealwright_tuf::metadata::{
-    DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, Signature, Snapshot, SuccinctRoles, TargetFile,
-    Targets, Timestamp,
+    DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, Signature, Snapshot, SuccinctRoles,
+    TargetFile, Targets, Timestamp,
 };
 
 use crate::fsutil;
@@ -83,7 +83,10 @@ pub enum PublishError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
-    move |source| PublishError::Io { path: path.display().to_string(), source }
+    move |source| PublishError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn meta_err(e: impl std::fmt::Display) -> PublishError {
@@ -124,7 +127,10 @@ impl Published {
                     let e = e.map_err(io_err(&dir))?;
                     let name = e.file_name();
                     let name = name.to_string_lossy();
-                    if let Some(v) = name.strip_suffix(".root.json").and_then(|v| v.parse::<u64>().ok()) {
+                    if let Some(v) = name
+                        .strip_suffix(".root.json")
+                        .and_then(|v| v.parse::<u64>().ok())
+                    {
                         newest_root = newest_root.max(Some(v));
                     }
                 }
@@ -132,15 +138,25 @@ impl Published {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_err(&dir)(e)),
         }
-        let mut published = Published { dir, root: None, timestamp: None, snapshot: None };
+        let mut published = Published {
+            dir,
+            root: None,
+            timestamp: None,
+            snapshot: None,
+        };
         if let Some(v) = newest_root {
             published.root = Some(published.read(&format!("{v}.root.json"))?);
         }
         if published.dir.join("timestamp.json").exists() {
             let ts: Metadata<Timestamp> = published.read("timestamp.json")?;
-            let snap_version = ts.signed.snapshot_meta().map(|m| m.version).ok_or_else(|| {
-                PublishError::Corrupt { file: "timestamp.json".into(), reason: "no snapshot.json entry".into() }
-            })?;
+            let snap_version = ts
+                .signed
+                .snapshot_meta()
+                .map(|m| m.version)
+                .ok_or_else(|| PublishError::Corrupt {
+                    file: "timestamp.json".into(),
+                    reason: "no snapshot.json entry".into(),
+                })?;
             published.snapshot = Some(published.read(&format!("{snap_version}.snapshot.json"))?);
             published.timestamp = Some(ts);
         }
@@ -153,13 +169,22 @@ impl Published {
     ) -> Result<Metadata<T>, PublishError> {
         let path = self.dir.join(file);
         let bytes = fsutil::read_capped(&path, MAX_METADATA_BYTES).map_err(io_err(&path))?;
-        Metadata::<T>::from_bytes(&bytes, MAX_METADATA_BYTES as usize)
-            .map_err(|e| PublishError::Corrupt { file: file.to_owned(), reason: e.to_string() })
+        Metadata::<T>::from_bytes(&bytes, MAX_METADATA_BYTES as usize).map_err(|e| {
+            PublishError::Corrupt {
+                file: file.to_owned(),
+                reason: e.to_string(),
+            }
+        })
     }
 
     /// Current version of targets role `name` per the current snapshot.
     pub fn role_version(&self, name: &str) -> Option<u64> {
-        self.snapshot.as_ref()?.signed.meta.get(&format!("{name}.json")).map(|m| m.version)
+        self.snapshot
+            .as_ref()?
+            .signed
+            .meta
+            .get(&format!("{name}.json"))
+            .map(|m| m.version)
     }
 
     /// Current metadata of targets role `name`, if published.
@@ -185,8 +210,13 @@ fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> boo
 /// delegations) the hash bin the path falls in.
 fn landing_role(policy: &Policy, role: &str, path: &str) -> Result<String, PublishError> {
     match policy.delegation(role) {
-        Some(DelegationPolicy { succinct_bits: Some(bits), name, .. }) => {
-            let succinct = SuccinctRoles::new(Vec::new(), 1, *bits, name.clone()).map_err(meta_err)?;
+        Some(DelegationPolicy {
+            succinct_bits: Some(bits),
+            name,
+            ..
+        }) => {
+            let succinct =
+                SuccinctRoles::new(Vec::new(), 1, *bits, name.clone()).map_err(meta_err)?;
             Ok(succinct.role_for_target(path))
         }
         _ => Ok(role.to_owned()),
@@ -199,7 +229,9 @@ pub fn path_allowed(policy: &Policy, role: &str, path: &str) -> bool {
     let mut current = role;
     let mut depth = 0;
     while current != "targets" {
-        let Some(d) = policy.delegation(current) else { return false };
+        let Some(d) = policy.delegation(current) else {
+            return false;
+        };
         let ok = if let Some(patterns) = &d.paths {
             patterns.iter().any(|p| delegation::glob_match(p, path))
         } else if let Some(prefixes) = &d.path_hash_prefixes {
@@ -278,16 +310,24 @@ impl Plan {
     /// The planned new version of `role` as a metadata document (`signed` + `signatures`),
     /// carrying over offline signatures already imported for that same version. A stale
     /// pending version is replaced. `None` when the role does not change.
-    pub fn role_document(&mut self, repo_dir: &Path, role: &str) -> Result<Option<serde_json::Value>, PublishError> {
+    pub fn role_document(
+        &mut self,
+        repo_dir: &Path,
+        role: &str,
+    ) -> Result<Option<serde_json::Value>, PublishError> {
         let pending = Pending::new(repo_dir);
         if role == "root" {
-            let Some(md) = self.root.as_mut() else { return Ok(None) };
+            let Some(md) = self.root.as_mut() else {
+                return Ok(None);
+            };
             if adopt_pending(&pending, "root", md).is_err() {
                 md.signatures.clear();
             }
             return md.to_value().map(Some).map_err(meta_err);
         }
-        let Some(md) = self.targets.get_mut(role) else { return Ok(None) };
+        let Some(md) = self.targets.get_mut(role) else {
+            return Ok(None);
+        };
         if adopt_pending(&pending, role, md).is_err() {
             md.signatures.clear();
         }
@@ -296,11 +336,21 @@ impl Plan {
 
     /// Keys that may sign the pending version of `role`: for root, those of the new and the
     /// previous root; for targets roles, those its delegator names.
-    pub fn signing_authority(&self, role: &str) -> Option<(BTreeMap<String, PublicKey>, BTreeSet<String>)> {
+    pub fn signing_authority(
+        &self,
+        role: &str,
+    ) -> Option<(BTreeMap<String, PublicKey>, BTreeSet<String>)> {
         if role == "root" {
             let root = self.root.as_ref()?;
             let mut keys = root.signed.keys.clone();
-            let mut ids: BTreeSet<String> = root.signed.roles.get("root")?.keyids.iter().cloned().collect();
+            let mut ids: BTreeSet<String> = root
+                .signed
+                .roles
+                .get("root")?
+                .keyids
+                .iter()
+                .cloned()
+                .collect();
             if let Some(prev) = &self.previous_root {
                 keys.extend(prev.keys.clone());
                 ids.extend(prev.roles.get("root")?.keyids.iter().cloned());
@@ -320,16 +370,27 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
     let staged = Staging::load(repo_dir)?;
 
     // Root: derived from the policy; new version when it differs or is expiring.
-    let root_policy = policy.roles.get("root").ok_or_else(|| PolicyError::Invalid("no root role".into()))?;
+    let root_policy = policy
+        .roles
+        .get("root")
+        .ok_or_else(|| PolicyError::Invalid("no root role".into()))?;
     let mut root_keys = BTreeMap::new();
     let mut root_roles = BTreeMap::new();
     for name in crate::policy::TOP_LEVEL_ROLES {
-        let (keys, threshold, _) = policy.role(name).ok_or_else(|| PolicyError::Invalid(format!("no {name} role")))?;
+        let (keys, threshold, _) = policy
+            .role(name)
+            .ok_or_else(|| PolicyError::Invalid(format!("no {name} role")))?;
         if keys.is_empty() {
-            return Err(PolicyError::Invalid(format!("role {name} has no keys: add one with `sealwright key generate --role {name}`")).into());
+            return Err(PolicyError::Invalid(format!(
+                "role {name} has no keys: add one with `sealwright key generate --role {name}`"
+            ))
+            .into());
         }
         root_keys.extend(policy.public_keys(keys)?);
-        root_roles.insert(name.to_owned(), Role::new(policy.keyids(keys), threshold).map_err(meta_err)?);
+        root_roles.insert(
+            name.to_owned(),
+            Role::new(policy.keyids(keys), threshold).map_err(meta_err)?,
+        );
     }
     let root_period = root_policy.expires.duration();
     let (root, previous_root) = match &published.root {
@@ -340,7 +401,12 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
             if same && !expiring(current.signed.expires, root_period, now) {
                 (None, None)
             } else {
-                let mut r = Root::new(root_keys, root_roles, current.signed.version + 1, expiry(now, root_period));
+                let mut r = Root::new(
+                    root_keys,
+                    root_roles,
+                    current.signed.version + 1,
+                    expiry(now, root_period),
+                );
                 r.spec_version = SPEC_VERSION.to_owned();
                 (Some(Metadata::new(r)), Some(current.signed.clone()))
             }
@@ -356,33 +422,69 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
     let mut incoming: BTreeMap<String, Vec<(&String, &StagedTarget)>> = BTreeMap::new();
     for (role, entries) in &staged.targets {
         if role != "targets" && policy.delegation(role).is_none() {
-            return Err(PublishError::Target(format!("staged targets name unknown role {role}")));
+            return Err(PublishError::Target(format!(
+                "staged targets name unknown role {role}"
+            )));
         }
         for (path, entry) in entries {
             if !path_allowed(policy, role, path) {
-                return Err(PublishError::Target(format!("target {path:?} is outside the paths delegated to role {role}")));
+                return Err(PublishError::Target(format!(
+                    "target {path:?} is outside the paths delegated to role {role}"
+                )));
             }
-            incoming.entry(landing_role(policy, role, path)?).or_default().push((path, entry));
+            incoming
+                .entry(landing_role(policy, role, path)?)
+                .or_default()
+                .push((path, entry));
         }
     }
 
     // Every targets role the policy defines, with its delegator's view of it.
-    let mut roles: Vec<(String, BTreeMap<String, PublicKey>, Vec<String>, u32, Duration)> = Vec::new();
+    let mut roles: Vec<(
+        String,
+        BTreeMap<String, PublicKey>,
+        Vec<String>,
+        u32,
+        Duration,
+    )> = Vec::new();
     {
-        let t = policy.roles.get("targets").ok_or_else(|| PolicyError::Invalid("no targets role".into()))?;
-        roles.push(("targets".into(), policy.public_keys(&t.keys)?, policy.keyids(&t.keys), t.threshold, t.expires.duration()));
+        let t = policy
+            .roles
+            .get("targets")
+            .ok_or_else(|| PolicyError::Invalid("no targets role".into()))?;
+        roles.push((
+            "targets".into(),
+            policy.public_keys(&t.keys)?,
+            policy.keyids(&t.keys),
+            t.threshold,
+            t.expires.duration(),
+        ));
     }
     for d in &policy.delegations {
         let keys = policy.public_keys(&d.keys)?;
         let keyids = policy.keyids(&d.keys);
         match d.succinct_bits {
             Some(bits) => {
-                let succinct = SuccinctRoles::new(keyids.clone(), d.threshold, bits, d.name.clone()).map_err(meta_err)?;
+                let succinct =
+                    SuccinctRoles::new(keyids.clone(), d.threshold, bits, d.name.clone())
+                        .map_err(meta_err)?;
                 for bin in succinct.role_names() {
-                    roles.push((bin, keys.clone(), keyids.clone(), d.threshold, d.expires.duration()));
+                    roles.push((
+                        bin,
+                        keys.clone(),
+                        keyids.clone(),
+                        d.threshold,
+                        d.expires.duration(),
+                    ));
                 }
             }
-            None => roles.push((d.name.clone(), keys, keyids, d.threshold, d.expires.duration())),
+            None => roles.push((
+                d.name.clone(),
+                keys,
+                keyids,
+                d.threshold,
+                d.expires.duration(),
+            )),
         }
     }
 
@@ -431,14 +533,26 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
             new_targets.insert(name, md);
         }
     }
-    let authority = roles.into_iter().map(|(n, k, ids, t, _)| (n, (k, ids, t))).collect();
+    let authority = roles
+        .into_iter()
+        .map(|(n, k, ids, t, _)| (n, (k, ids, t)))
+        .collect();
 
-    let mut snapshot_meta: BTreeMap<String, MetaFile> =
-        published.snapshot.as_ref().map(|s| s.signed.meta.clone()).unwrap_or_default();
+    let mut snapshot_meta: BTreeMap<String, MetaFile> = published
+        .snapshot
+        .as_ref()
+        .map(|s| s.signed.meta.clone())
+        .unwrap_or_default();
     for (name, md) in &new_targets {
         snapshot_meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
     }
-    let period = |role: &str| policy.roles.get(role).map(|r| r.expires.duration()).unwrap_or_else(|| Duration::days(1));
+    let period = |role: &str| {
+        policy
+            .roles
+            .get(role)
+            .map(|r| r.expires.duration())
+            .unwrap_or_else(|| Duration::days(1))
+    };
     let mut blobs = Vec::new();
     for entries in staged.targets.values() {
         for (path, entry) in entries {
@@ -453,8 +567,14 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         targets: new_targets,
         authority,
         snapshot_meta,
-        snapshot_version: published.snapshot.as_ref().map_or(1, |s| s.signed.version + 1),
-        timestamp_version: published.timestamp.as_ref().map_or(1, |t| t.signed.version + 1),
+        snapshot_version: published
+            .snapshot
+            .as_ref()
+            .map_or(1, |s| s.signed.version + 1),
+        timestamp_version: published
+            .timestamp
+            .as_ref()
+            .map_or(1, |t| t.signed.version + 1),
         snapshot_expires: expiry(now, period("snapshot")),
         timestamp_expires: expiry(now, period("timestamp")),
         blobs,
@@ -464,7 +584,11 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
 
 /// The `delegations` object of role `name` per the policy.
 fn delegations_of(policy: &Policy, name: &str) -> Result<Option<Delegations>, PublishError> {
-    let children: Vec<&DelegationPolicy> = policy.delegations.iter().filter(|d| d.parent == name).collect();
+    let children: Vec<&DelegationPolicy> = policy
+        .delegations
+        .iter()
+        .filter(|d| d.parent == name)
+        .collect();
     if children.is_empty() {
         return Ok(None);
     }
@@ -474,7 +598,9 @@ fn delegations_of(policy: &Policy, name: &str) -> Result<Option<Delegations>, Pu
     }
     if let [d] = children.as_slice() {
         if let Some(bits) = d.succinct_bits {
-            let succinct = SuccinctRoles::new(policy.keyids(&d.keys), d.threshold, bits, d.name.clone()).map_err(meta_err)?;
+            let succinct =
+                SuccinctRoles::new(policy.keyids(&d.keys), d.threshold, bits, d.name.clone())
+                    .map_err(meta_err)?;
             return Ok(Some(Delegations::new_succinct(keys, succinct)));
         }
     }
@@ -503,7 +629,9 @@ pub struct Pending {
 impl Pending {
     /// The pending directory of a repository.
     pub fn new(repo_dir: &Path) -> Self {
-        Pending { dir: repo_dir.join(PENDING_DIR) }
+        Pending {
+            dir: repo_dir.join(PENDING_DIR),
+        }
     }
 
     fn path(&self, role: &str) -> PathBuf {
@@ -547,8 +675,11 @@ fn adopt_pending<T>(pending: &Pending, role: &str, md: &mut Metadata<T>) -> Resu
 where
     T: serde::Serialize + serde::de::DeserializeOwned + sealwright_tuf::metadata::RoleType + Clone,
 {
-    let Some(stored) = pending.load(role)? else { return Ok(()) };
-    let stored_md: Metadata<T> = Metadata::from_value(stored).map_err(|e| PublishError::Pending(format!("pending {role}: {e}")))?;
+    let Some(stored) = pending.load(role)? else {
+        return Ok(());
+    };
+    let stored_md: Metadata<T> = Metadata::from_value(stored)
+        .map_err(|e| PublishError::Pending(format!("pending {role}: {e}")))?;
     md.set_expires(stored_md.expires());
     if md.canonical_signed().map_err(meta_err)? != stored_md.canonical_signed().map_err(meta_err)? {
         return Err(PublishError::Pending(format!(
@@ -560,7 +691,11 @@ where
 }
 
 /// Signs `md` with every available key among `keyids`.
-fn sign_with(md: &mut Metadata<impl serde::Serialize + sealwright_tuf::metadata::RoleType>, keyids: &[String], signers: &HashMap<String, PrivateKey>) -> Result<(), PublishError> {
+fn sign_with(
+    md: &mut Metadata<impl serde::Serialize + sealwright_tuf::metadata::RoleType>,
+    keyids: &[String],
+    signers: &HashMap<String, PrivateKey>,
+) -> Result<(), PublishError> {
     for id in keyids {
         if let Some(key) = signers.get(id) {
             md.sign(key).map_err(meta_err)?;
@@ -600,16 +735,37 @@ fn check_threshold(
 }
 
 /// Signs, checks and writes a plan. Nothing is written unless every role meets its threshold.
-pub fn execute(repo_dir: &Path, policy: &Policy, keystore: &KeyStore<'_>, mut plan: Plan) -> Result<PublishReport, PublishError> {
+pub fn execute(
+    repo_dir: &Path,
+    policy: &Policy,
+    keystore: &KeyStore<'_>,
+    mut plan: Plan,
+) -> Result<PublishReport, PublishError> {
     let pending = Pending::new(repo_dir);
 
     // Open only the keys the changed roles need (an unchanged root does not prompt).
     let mut needed: BTreeSet<String> = BTreeSet::new();
-    let keyids_of = |role: &str| -> Vec<String> { policy.role(role).map(|(k, _, _)| policy.keyids(k)).unwrap_or_default() };
+    let keyids_of = |role: &str| -> Vec<String> {
+        policy
+            .role(role)
+            .map(|(k, _, _)| policy.keyids(k))
+            .unwrap_or_default()
+    };
     if let Some(root) = &plan.root {
-        needed.extend(root.signed.roles.get("root").map(|r| r.keyids.clone()).unwrap_or_default());
+        needed.extend(
+            root.signed
+                .roles
+                .get("root")
+                .map(|r| r.keyids.clone())
+                .unwrap_or_default(),
+        );
         if let Some(prev) = &plan.previous_root {
-            needed.extend(prev.roles.get("root").map(|r| r.keyids.clone()).unwrap_or_default());
+            needed.extend(
+                prev.roles
+                    .get("root")
+                    .map(|r| r.keyids.clone())
+                    .unwrap_or_default(),
+            );
         }
     }
     for name in plan.targets.keys() {
@@ -628,25 +784,57 @@ pub fn execute(repo_dir: &Path, policy: &Policy, keystore: &KeyStore<'_>, mut pl
         }
     }
 
-    let mut report = PublishReport { targets_added: plan.targets_added, ..Default::default() };
+    let mut report = PublishReport {
+        targets_added: plan.targets_added,
+        ..Default::default()
+    };
 
     // Root: threshold of the new root's keys and (for rotations) of the previous root's.
     let mut root_bytes = None;
     if let Some(root) = plan.root.as_mut() {
         adopt_pending(&pending, "root", root)?;
-        let role = root.signed.roles.get("root").cloned().ok_or_else(|| meta_err("root role missing"))?;
+        let role = root
+            .signed
+            .roles
+            .get("root")
+            .cloned()
+            .ok_or_else(|| meta_err("root role missing"))?;
         let mut ids = role.keyids.clone();
         if let Some(prev) = &plan.previous_root {
-            ids.extend(prev.roles.get("root").map(|r| r.keyids.clone()).unwrap_or_default());
+            ids.extend(
+                prev.roles
+                    .get("root")
+                    .map(|r| r.keyids.clone())
+                    .unwrap_or_default(),
+            );
         }
         sign_with(root, &ids, &signers)?;
-        check_threshold("root", root, &root.signed.keys, &role.keyids, role.threshold, policy)?;
+        check_threshold(
+            "root",
+            root,
+            &root.signed.keys,
+            &role.keyids,
+            role.threshold,
+            policy,
+        )?;
         if let Some(prev) = &plan.previous_root {
-            let prev_role = prev.roles.get("root").ok_or_else(|| meta_err("previous root role missing"))?;
-            check_threshold("root (previous root's keys)", root, &prev.keys, &prev_role.keyids, prev_role.threshold, policy)?;
+            let prev_role = prev
+                .roles
+                .get("root")
+                .ok_or_else(|| meta_err("previous root role missing"))?;
+            check_threshold(
+                "root (previous root's keys)",
+                root,
+                &prev.keys,
+                &prev_role.keyids,
+                prev_role.threshold,
+                policy,
+            )?;
         }
         report.roles.insert("root".into(), root.signed.version);
-        report.expires.insert("root".into(), root.signed.expires.to_rfc3339());
+        report
+            .expires
+            .insert("root".into(), root.signed.expires.to_rfc3339());
         root_bytes = Some((root.signed.version, root.to_bytes().map_err(meta_err)?));
     }
 
@@ -659,11 +847,17 @@ pub fn execute(repo_dir: &Path, policy: &Policy, keystore: &KeyStore<'_>, mut pl
         .par_iter_mut()
         .map(|(name, md)| {
             adopt_pending(pending_ref, name, md)?;
-            let (keys, ids, threshold) =
-                authority.get(name).ok_or_else(|| meta_err(format!("no authority for role {name}")))?;
+            let (keys, ids, threshold) = authority
+                .get(name)
+                .ok_or_else(|| meta_err(format!("no authority for role {name}")))?;
             sign_with(md, ids, signers_ref)?;
             check_threshold(name, md, keys, ids, *threshold, policy)?;
-            Ok((name.clone(), md.signed.version, md.signed.expires.to_rfc3339(), md.to_bytes().map_err(meta_err)?))
+            Ok((
+                name.clone(),
+                md.signed.version,
+                md.signed.expires.to_rfc3339(),
+                md.to_bytes().map_err(meta_err)?,
+            ))
         })
         .collect();
     let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(signed_targets.len() + 2);
@@ -675,30 +869,66 @@ pub fn execute(repo_dir: &Path, policy: &Policy, keystore: &KeyStore<'_>, mut pl
     }
 
     // Snapshot, then the timestamp that pins the snapshot's exact bytes.
-    let mut snapshot = Metadata::new(Snapshot::new(plan.snapshot_version, plan.snapshot_expires, plan.snapshot_meta.clone()));
+    let mut snapshot = Metadata::new(Snapshot::new(
+        plan.snapshot_version,
+        plan.snapshot_expires,
+        plan.snapshot_meta.clone(),
+    ));
     snapshot.signed.spec_version = SPEC_VERSION.to_owned();
     adopt_pending(&pending, "snapshot", &mut snapshot)?;
     let (snap_keys, snap_threshold) = top_level_authority(policy, "snapshot")?;
     let snap_ids = keyids_of("snapshot");
     sign_with(&mut snapshot, &snap_ids, &signers)?;
-    check_threshold("snapshot", &snapshot, &snap_keys, &snap_ids, snap_threshold, policy)?;
+    check_threshold(
+        "snapshot",
+        &snapshot,
+        &snap_keys,
+        &snap_ids,
+        snap_threshold,
+        policy,
+    )?;
     let snapshot_bytes = snapshot.to_bytes().map_err(meta_err)?;
-    report.roles.insert("snapshot".into(), snapshot.signed.version);
-    report.expires.insert("snapshot".into(), snapshot.signed.expires.to_rfc3339());
+    report
+        .roles
+        .insert("snapshot".into(), snapshot.signed.version);
+    report
+        .expires
+        .insert("snapshot".into(), snapshot.signed.expires.to_rfc3339());
 
     let mut snapshot_pin = MetaFile::new(snapshot.signed.version);
     snapshot_pin.length = Some(snapshot_bytes.len() as u64);
-    snapshot_pin.hashes = Some(BTreeMap::from([("sha256".to_owned(), sealwright_crypto::digest::sha256_hex(&snapshot_bytes))]));
-    let mut timestamp = Metadata::new(Timestamp::new(plan.timestamp_version, plan.timestamp_expires, snapshot_pin));
+    snapshot_pin.hashes = Some(BTreeMap::from([(
+        "sha256".to_owned(),
+        sealwright_crypto::digest::sha256_hex(&snapshot_bytes),
+    )]));
+    let mut timestamp = Metadata::new(Timestamp::new(
+        plan.timestamp_version,
+        plan.timestamp_expires,
+        snapshot_pin,
+    ));
     timestamp.signed.spec_version = SPEC_VERSION.to_owned();
     let (ts_keys, ts_threshold) = top_level_authority(policy, "timestamp")?;
     let ts_ids = keyids_of("timestamp");
     sign_with(&mut timestamp, &ts_ids, &signers)?;
-    check_threshold("timestamp", &timestamp, &ts_keys, &ts_ids, ts_threshold, policy)?;
+    check_threshold(
+        "timestamp",
+        &timestamp,
+        &ts_keys,
+        &ts_ids,
+        ts_threshold,
+        policy,
+    )?;
     let timestamp_bytes = timestamp.to_bytes().map_err(meta_err)?;
-    report.roles.insert("timestamp".into(), timestamp.signed.version);
-    report.expires.insert("timestamp".into(), timestamp.signed.expires.to_rfc3339());
-    files.push((format!("{}.snapshot.json", snapshot.signed.version), snapshot_bytes));
+    report
+        .roles
+        .insert("timestamp".into(), timestamp.signed.version);
+    report
+        .expires
+        .insert("timestamp".into(), timestamp.signed.expires.to_rfc3339());
+    files.push((
+        format!("{}.snapshot.json", snapshot.signed.version),
+        snapshot_bytes,
+    ));
 
     // Everything is signed and meets threshold: write new files under fresh names.
     let published = repo_dir.join(PUBLISHED_DIR);
@@ -731,8 +961,13 @@ pub fn execute(repo_dir: &Path, policy: &Policy, keystore: &KeyStore<'_>, mut pl
     Ok(report)
 }
 
-fn top_level_authority(policy: &Policy, role: &str) -> Result<(BTreeMap<String, PublicKey>, u32), PublishError> {
-    let (keys, threshold, _) = policy.role(role).ok_or_else(|| PolicyError::Invalid(format!("no {role} role")))?;
+fn top_level_authority(
+    policy: &Policy,
+    role: &str,
+) -> Result<(BTreeMap<String, PublicKey>, u32), PublishError> {
+    let (keys, threshold, _) = policy
+        .role(role)
+        .ok_or_else(|| PolicyError::Invalid(format!("no {role} role")))?;
     Ok((policy.public_keys(keys)?, threshold))
 }
 
@@ -748,7 +983,12 @@ fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
 }
 
 /// Places a staged blob at `targets/<dir>/<sha256>.<name>` (hard link, else copy).
-fn link_target(repo_dir: &Path, targets_dir: &Path, sha256: &str, path: &str) -> Result<(), PublishError> {
+fn link_target(
+    repo_dir: &Path,
+    targets_dir: &Path,
+    sha256: &str,
+    path: &str,
+) -> Result<(), PublishError> {
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (Some(d), n),
         None => (None, path),
@@ -770,7 +1010,10 @@ fn link_target(repo_dir: &Path, targets_dir: &Path, sha256: &str, path: &str) ->
         sealwright_crypto::digest::sha256_hex(&data) == sha256
     };
     if !bytes_ok {
-        return Err(PublishError::Target(format!("staged blob {} no longer matches its hash; add the file again", blob.display())));
+        return Err(PublishError::Target(format!(
+            "staged blob {} no longer matches its hash; add the file again",
+            blob.display()
+        )));
     }
     match fs::hard_link(&blob, &dest) {
         Ok(()) => Ok(()),

@@ -55,11 +55,18 @@ pub enum VerifyError {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    fsutil::read_capped(path, MAX_FILE).map_err(|source| VerifyError::Io { path: path.display().to_string(), source })
+    fsutil::read_capped(path, MAX_FILE).map_err(|source| VerifyError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Verifies the tree at `published` (holding `metadata/` and `targets/`) from `trusted_root`.
-pub fn verify_published(published: &Path, trusted_root: &[u8], now: DateTime<Utc>) -> Result<VerifyReport, VerifyError> {
+pub fn verify_published(
+    published: &Path,
+    trusted_root: &[u8],
+    now: DateTime<Utc>,
+) -> Result<VerifyReport, VerifyError> {
     let meta = published.join("metadata");
     let m = |e: sealwright_tuf::engine::EngineError| VerifyError::Metadata(e.to_string());
     let mut trusted = TrustedMetadataSet::new(trusted_root, now).map_err(m)?;
@@ -72,10 +79,16 @@ pub fn verify_published(published: &Path, trusted_root: &[u8], now: DateTime<Utc
     }
     trusted.check_final_root().map_err(m)?;
     let mut roles = vec![("root".to_owned(), trusted.root().signed.version)];
-    let ts = trusted.update_timestamp(&read(&meta.join("timestamp.json"))?).map_err(m)?;
+    let ts = trusted
+        .update_timestamp(&read(&meta.join("timestamp.json"))?)
+        .map_err(m)?;
     roles.push(("timestamp".into(), ts));
-    let snap_version = trusted.snapshot_version_pinned().ok_or_else(|| VerifyError::Metadata("timestamp names no snapshot".into()))?;
-    let snap = trusted.update_snapshot(&read(&meta.join(format!("{snap_version}.snapshot.json")))?).map_err(m)?;
+    let snap_version = trusted
+        .snapshot_version_pinned()
+        .ok_or_else(|| VerifyError::Metadata("timestamp names no snapshot".into()))?;
+    let snap = trusted
+        .update_snapshot(&read(&meta.join(format!("{snap_version}.snapshot.json")))?)
+        .map_err(m)?;
     roles.push(("snapshot".into(), snap));
 
     // Depth-first over every delegation reachable from top-level targets.
@@ -86,14 +99,18 @@ pub fn verify_published(published: &Path, trusted_root: &[u8], now: DateTime<Utc
         if !seen.insert(role.clone()) {
             continue;
         }
-        let version = trusted
-            .role_version_in_snapshot(&role)
-            .ok_or_else(|| VerifyError::Metadata(format!("role {role} is delegated but not listed in snapshot")))?;
+        let version = trusted.role_version_in_snapshot(&role).ok_or_else(|| {
+            VerifyError::Metadata(format!(
+                "role {role} is delegated but not listed in snapshot"
+            ))
+        })?;
         let bytes = read(&meta.join(format!("{version}.{role}.json")))?;
         let targets = if role == "targets" {
             trusted.update_targets(&bytes).map_err(m)?
         } else {
-            trusted.update_delegated_targets(&bytes, &role, &parent).map_err(m)?
+            trusted
+                .update_delegated_targets(&bytes, &role, &parent)
+                .map_err(m)?
         };
         roles.push((role.clone(), targets.version));
         for (path, file) in &targets.targets {
@@ -105,18 +122,30 @@ pub fn verify_published(published: &Path, trusted_root: &[u8], now: DateTime<Utc
             stack.push((child, role.clone()));
         }
     }
-    Ok(VerifyReport { root_version: trusted.root().signed.version, roles, targets_verified })
+    Ok(VerifyReport {
+        root_version: trusted.root().signed.version,
+        roles,
+        targets_verified,
+    })
 }
 
 /// Checks `targets/<dir>/<sha256>.<name>` against the signed entry.
 fn check_artifact(published: &Path, path: &str, file: &TargetFile) -> Result<(), VerifyError> {
-    let bad = |reason: String| VerifyError::Target { path: path.to_owned(), reason };
-    let sha256 = file.hashes.get("sha256").ok_or_else(|| bad("no sha256 listed".into()))?;
+    let bad = |reason: String| VerifyError::Target {
+        path: path.to_owned(),
+        reason,
+    };
+    let sha256 = file
+        .hashes
+        .get("sha256")
+        .ok_or_else(|| bad("no sha256 listed".into()))?;
     let (dir, name) = match path.rsplit_once('/') {
         Some((d, n)) => (format!("{d}/"), n),
         None => (String::new(), path),
     };
-    let on_disk = published.join("targets").join(format!("{dir}{sha256}.{name}"));
+    let on_disk = published
+        .join("targets")
+        .join(format!("{dir}{sha256}.{name}"));
     let data = fsutil::read_capped(&on_disk, file.length)
         .map_err(|e| bad(format!("{}: {e}", on_disk.display())))?;
     file.verify(&data).map_err(|e| bad(e.to_string()))

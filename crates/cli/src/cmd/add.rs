@@ -45,7 +45,10 @@ struct AddedTarget {
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let policy = ctx.policy()?;
-    let role = args.delegation.clone().unwrap_or_else(|| "targets".to_owned());
+    let role = args
+        .delegation
+        .clone()
+        .unwrap_or_else(|| "targets".to_owned());
     if role != "targets" && policy.delegation(&role).is_none() {
         bail!("--delegation {role}: no such delegated role (create it with `sealwright delegate`)");
     }
@@ -57,10 +60,18 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let mut staged = Staging::load(&ctx.repo)?;
     // Check every path against the role's delegation and against what is already staged or
     // published before copying a single byte.
-    sealwright_repo::publish::check_addable(&ctx.repo, &policy, &role, inputs.iter().map(|i| i.target.as_str()))?;
+    sealwright_repo::publish::check_addable(
+        &ctx.repo,
+        &policy,
+        &role,
+        inputs.iter().map(|i| i.target.as_str()),
+    )?;
     let existing = staged.targets.entry(role.clone()).or_default();
     if let Some(dup) = inputs.iter().find(|i| existing.contains_key(&i.target)) {
-        bail!("duplicate target {:?}: already staged (publish or remove staged/ first)", dup.target);
+        bail!(
+            "duplicate target {:?}: already staged (publish or remove staged/ first)",
+            dup.target
+        );
     }
     let progress = Progress::new(inputs.len() as u64, "hashing");
     let entries = staging::hash_and_copy(&ctx.repo, &inputs, &release.custom(), &|| progress.inc())
@@ -77,7 +88,10 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         existing.insert(path, entry);
     }
     staged.save(&ctx.repo)?;
-    let added = Added { role, targets: report };
+    let added = Added {
+        role,
+        targets: report,
+    };
     emit(ctx.json, &added, || {
         println!(
             "staged {} file(s) of {} {} for role {}; run `sealwright publish` to sign and publish",

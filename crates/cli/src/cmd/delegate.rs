@@ -75,17 +75,26 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         succinct_bits: args.succinct,
     });
     policy.save(&ctx.repo)?;
-    emit(ctx.json, &serde_json::json!({"role": args.name, "parent": args.parent, "keys": keys}), || {
-        match args.succinct {
-            Some(bits) => println!(
-                "delegated from {} to {} succinct hash bins {}-*, signed by {}",
-                args.parent,
-                1u64 << bits,
-                args.name,
-                keys.join(", ")
-            ),
-            None => println!("delegated from {} to role {}, signed by {}", args.parent, args.name, keys.join(", ")),
-        }
-        println!("run `sealwright publish` to sign the new delegation");
-    })
+    emit(
+        ctx.json,
+        &serde_json::json!({"role": args.name, "parent": args.parent, "keys": keys}),
+        || {
+            match args.succinct {
+                Some(bits) => println!(
+                    "delegated from {} to {} succinct hash bins {}-*, signed by {}",
+                    args.parent,
+                    1u64 << bits,
+                    args.name,
+                    keys.join(", ")
+                ),
+                None => println!(
+                    "delegated from {} to role {}, signed by {}",
+                    args.parent,
+                    args.name,
+                    keys.join(", ")
+                ),
+            }
+            println!("run `sealwright publish` to sign the new delegation");
+        },
+    )
 }

@@ -44,21 +44,39 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     }
     let source = ctx.passphrases()?;
     let store = KeyStore::new(&args.dir, &source);
-    sealwright_repo::init::create_repository(&args.dir, policy, algorithm, &store, args.offline_root_key.as_deref())?;
-    let sub = Context { repo: args.dir.clone(), passphrase_env: ctx.passphrase_env.clone(), json: ctx.json };
+    sealwright_repo::init::create_repository(
+        &args.dir,
+        policy,
+        algorithm,
+        &store,
+        args.offline_root_key.as_deref(),
+    )?;
+    let sub = Context {
+        repo: args.dir.clone(),
+        passphrase_env: ctx.passphrase_env.clone(),
+        json: ctx.json,
+    };
     let published = if args.offline_root_key.is_none() {
         Some(super::publish::publish_with(&sub, &store, false)?)
     } else {
         None
     };
-    emit(ctx.json, &serde_json::json!({"repository": args.dir, "published": published}), || {
-        println!("created repository {} with {} keys for root, targets, snapshot, timestamp", args.dir.display(), algorithm.short_name());
-        match &published {
+    emit(
+        ctx.json,
+        &serde_json::json!({"repository": args.dir, "published": published}),
+        || {
+            println!(
+                "created repository {} with {} keys for root, targets, snapshot, timestamp",
+                args.dir.display(),
+                algorithm.short_name()
+            );
+            match &published {
             Some(_) => println!("published version 1: serve {}/published", args.dir.display()),
             None => println!(
                 "root key is offline: run `sealwright --repo {} sign-request root`, sign it offline, then sign-import and publish",
                 args.dir.display()
             ),
         }
-    })
+        },
+    )
 }

@@ -65,7 +65,9 @@ pub fn authorise(policy: &mut Policy, name: &str, roles: &[String]) -> anyhow::R
         } else if let Some(d) = policy.delegations.iter_mut().find(|d| &d.name == role) {
             d.keys.push(name.to_owned());
         } else {
-            bail!("--role {role}: no such role (top-level roles: root, targets, snapshot, timestamp)");
+            bail!(
+                "--role {role}: no such role (top-level roles: root, targets, snapshot, timestamp)"
+            );
         }
     }
     Ok(())
@@ -73,7 +75,12 @@ pub fn authorise(policy: &mut Policy, name: &str, roles: &[String]) -> anyhow::R
 
 pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
-        KeyCommand::Generate { name, key_type, roles, kdf } => {
+        KeyCommand::Generate {
+            name,
+            key_type,
+            roles,
+            kdf,
+        } => {
             let mut policy = ctx.policy()?;
             check_name("key", &name)?;
             if policy.keys.contains_key(&name) {
@@ -86,14 +93,30 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             policy.keys.insert(name.clone(), entry);
             authorise(&mut policy, &name, &roles)?;
             policy.save(&ctx.repo)?;
-            emit(ctx.json, &serde_json::json!({"name": name, "keyid": key.keyid(), "algorithm": algorithm.short_name(), "roles": roles}), || {
-                println!("generated {} key {name} ({}) in keys/{name}.pem", algorithm.short_name(), key.keyid());
-                if !roles.is_empty() {
-                    println!("authorised for: {} (takes effect at the next publish)", roles.join(", "));
-                }
-            })
+            emit(
+                ctx.json,
+                &serde_json::json!({"name": name, "keyid": key.keyid(), "algorithm": algorithm.short_name(), "roles": roles}),
+                || {
+                    println!(
+                        "generated {} key {name} ({}) in keys/{name}.pem",
+                        algorithm.short_name(),
+                        key.keyid()
+                    );
+                    if !roles.is_empty() {
+                        println!(
+                            "authorised for: {} (takes effect at the next publish)",
+                            roles.join(", ")
+                        );
+                    }
+                },
+            )
         }
-        KeyCommand::Import { file, name, roles, kdf } => {
+        KeyCommand::Import {
+            file,
+            name,
+            roles,
+            kdf,
+        } => {
             let mut policy = ctx.policy()?;
             check_name("key", &name)?;
             if policy.keys.contains_key(&name) {
@@ -111,22 +134,32 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 let pass = sealwright_repo::PassphraseSource::new_key(&source, &name)?;
                 store.store(&name, &key, &pass, parse_kdf(&kdf)?)?
             } else {
-                let public = read_public_key(&text).with_context(|| format!("reading {}", file.display()))?;
+                let public = read_public_key(&text)
+                    .with_context(|| format!("reading {}", file.display()))?;
                 let alg = public.algorithm()?;
-                KeyEntry { algorithm: alg.short_name().into(), keyid: public.keyid(), public: public.keyval.public, private: None }
+                KeyEntry {
+                    algorithm: alg.short_name().into(),
+                    keyid: public.keyid(),
+                    public: public.keyval.public,
+                    private: None,
+                }
             };
             let offline = entry.private.is_none();
             let keyid = entry.keyid.clone();
             policy.keys.insert(name.clone(), entry);
             authorise(&mut policy, &name, &roles)?;
             policy.save(&ctx.repo)?;
-            emit(ctx.json, &serde_json::json!({"name": name, "keyid": keyid, "offline": offline}), || {
-                if offline {
-                    println!("imported public key {name} ({keyid}); it signs offline via sign-request / sign / sign-import");
-                } else {
-                    println!("imported private key {name} ({keyid}) into keys/{name}.pem (encrypted)");
-                }
-            })
+            emit(
+                ctx.json,
+                &serde_json::json!({"name": name, "keyid": keyid, "offline": offline}),
+                || {
+                    if offline {
+                        println!("imported public key {name} ({keyid}); it signs offline via sign-request / sign / sign-import");
+                    } else {
+                        println!("imported private key {name} ({keyid}) into keys/{name}.pem (encrypted)");
+                    }
+                },
+            )
         }
         KeyCommand::List => {
             let policy = ctx.policy()?;
@@ -151,12 +184,21 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                         .iter()
                         .filter(|(_, r)| r.keys.contains(name))
                         .map(|(n, _)| n.clone())
-                        .chain(policy.delegations.iter().filter(|d| d.keys.contains(name)).map(|d| d.name.clone()))
+                        .chain(
+                            policy
+                                .delegations
+                                .iter()
+                                .filter(|d| d.keys.contains(name))
+                                .map(|d| d.name.clone()),
+                        )
                         .collect(),
                 })
                 .collect();
             emit(ctx.json, &rows, || {
-                println!("{:<16} {:<9} {:<18} {:<26} ROLES", "NAME", "TYPE", "KEYID", "LOCATION");
+                println!(
+                    "{:<16} {:<9} {:<18} {:<26} ROLES",
+                    "NAME", "TYPE", "KEYID", "LOCATION"
+                );
                 for r in &rows {
                     println!(
                         "{:<16} {:<9} {:<18} {:<26} {}",

@@ -35,7 +35,11 @@ impl Context {
 
     /// The repository's policy, with a hint when the directory is not a repository.
     pub fn policy(&self) -> anyhow::Result<sealwright_repo::Policy> {
-        if !self.repo.join(sealwright_repo::policy::POLICY_FILE).exists() {
+        if !self
+            .repo
+            .join(sealwright_repo::policy::POLICY_FILE)
+            .exists()
+        {
             anyhow::bail!(
                 "{} is not a Sealwright repository (no sealwright.toml): run `sealwright init DIR` or pass --repo DIR",
                 self.repo.display()

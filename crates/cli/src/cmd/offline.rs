@@ -72,9 +72,12 @@ pub fn request(ctx: &Context, args: RequestArgs) -> anyhow::Result<()> {
         bail!("{} is an online role: its keys sign at publish time (it pins the bytes of the roles below it)", args.role);
     }
     let policy = ctx.policy()?;
-    let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
+    let mut plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
     let Some(document) = plan.role_document(&ctx.repo, &args.role)? else {
-        bail!("role {} has no change to sign: nothing staged for it and it is not expiring", args.role);
+        bail!(
+            "role {} has no change to sign: nothing staged for it and it is not expiring",
+            args.role
+        );
     };
     Pending::new(&ctx.repo).save(&args.role, &document)?;
     let signed = document.get("signed").cloned().unwrap_or_default();
@@ -96,22 +99,41 @@ pub fn request(ctx: &Context, args: RequestArgs) -> anyhow::Result<()> {
 }
 
 pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
-    let bytes = read_capped(&args.request, MAX_REQUEST_BYTES).with_context(|| format!("reading {}", args.request.display()))?;
-    let req: SignRequest = serde_json::from_slice(&bytes).with_context(|| format!("{} is not a signing request", args.request.display()))?;
+    let bytes = read_capped(&args.request, MAX_REQUEST_BYTES)
+        .with_context(|| format!("reading {}", args.request.display()))?;
+    let req: SignRequest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a signing request", args.request.display()))?;
     if req.kind != REQUEST_TYPE {
         bail!("{}: not a {REQUEST_TYPE} file", args.request.display());
     }
     let canonical = to_canonical_json(&req.signed)?;
     if sha256_hex(&canonical) != req.signed_sha256 {
-        bail!("{}: the signed content does not match its digest; the request was altered", args.request.display());
+        bail!(
+            "{}: the signed content does not match its digest; the request was altered",
+            args.request.display()
+        );
     }
-    let declared_type = req.signed.get("_type").and_then(|t| t.as_str()).unwrap_or("?");
-    let expires = req.signed.get("expires").and_then(|t| t.as_str()).unwrap_or("?");
-    eprintln!("signing {} version {} (_type {declared_type}), expires {expires}", req.role, req.version);
+    let declared_type = req
+        .signed
+        .get("_type")
+        .and_then(|t| t.as_str())
+        .unwrap_or("?");
+    let expires = req
+        .signed
+        .get("expires")
+        .and_then(|t| t.as_str())
+        .unwrap_or("?");
+    eprintln!(
+        "signing {} version {} (_type {declared_type}), expires {expires}",
+        req.role, req.version
+    );
     eprintln!("  content sha256 {}", req.signed_sha256);
     if let Some(roles) = req.signed.get("roles").and_then(|r| r.as_object()) {
         for (name, r) in roles {
-            let n = r.get("keyids").and_then(|k| k.as_array()).map_or(0, Vec::len);
+            let n = r
+                .get("keyids")
+                .and_then(|k| k.as_array())
+                .map_or(0, Vec::len);
             let t = r.get("threshold").and_then(|t| t.as_u64()).unwrap_or(0);
             eprintln!("  role {name}: threshold {t} of {n} key(s)");
         }
@@ -137,14 +159,20 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
 
 pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {
     let policy = ctx.policy()?;
-    let bytes = read_capped(&args.signature, 1024 * 1024).with_context(|| format!("reading {}", args.signature.display()))?;
-    let sig: SignatureFile = serde_json::from_slice(&bytes).with_context(|| format!("{} is not a signature file", args.signature.display()))?;
+    let bytes = read_capped(&args.signature, 1024 * 1024)
+        .with_context(|| format!("reading {}", args.signature.display()))?;
+    let sig: SignatureFile = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not a signature file", args.signature.display()))?;
     if sig.kind != SIGNATURE_TYPE {
         bail!("{}: not a {SIGNATURE_TYPE} file", args.signature.display());
     }
     let pending = Pending::new(&ctx.repo);
     let Some(mut document) = pending.load(&sig.role)? else {
-        bail!("no pending signing request for role {}: run `sealwright sign-request {}` first", sig.role, sig.role);
+        bail!(
+            "no pending signing request for role {}: run `sealwright sign-request {}` first",
+            sig.role,
+            sig.role
+        );
     };
     let signed = document.get("signed").cloned().unwrap_or_default();
     let canonical = to_canonical_json(&signed)?;
@@ -156,11 +184,22 @@ pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {
         .signing_authority(&sig.role)
         .ok_or_else(|| anyhow::anyhow!("role {} has nothing pending to sign", sig.role))?;
     if !allowed.contains(&sig.keyid) {
-        bail!("key {} is not authorised to sign role {}", sig.keyid, sig.role);
+        bail!(
+            "key {} is not authorised to sign role {}",
+            sig.keyid,
+            sig.role
+        );
     }
-    let key = keys.get(&sig.keyid).ok_or_else(|| anyhow::anyhow!("unknown key {}", sig.keyid))?;
+    let key = keys
+        .get(&sig.keyid)
+        .ok_or_else(|| anyhow::anyhow!("unknown key {}", sig.keyid))?;
     let raw = hex::decode(&sig.sig).context("signature is not hex")?;
-    key.verify(&canonical, &raw).with_context(|| format!("signature by {} does not verify over the pending {}", sig.keyid, sig.role))?;
+    key.verify(&canonical, &raw).with_context(|| {
+        format!(
+            "signature by {} does not verify over the pending {}",
+            sig.keyid, sig.role
+        )
+    })?;
     let sigs = document
         .get_mut("signatures")
         .and_then(|s| s.as_array_mut())

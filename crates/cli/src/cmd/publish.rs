@@ -12,7 +12,11 @@ use crate::output::emit;
 pub struct Args {}
 
 /// Plans and executes a publish with `store`'s keys.
-pub fn publish_with(ctx: &Context, store: &KeyStore<'_>, _interactive: bool) -> anyhow::Result<PublishReport> {
+pub fn publish_with(
+    ctx: &Context,
+    store: &KeyStore<'_>,
+    _interactive: bool,
+) -> anyhow::Result<PublishReport> {
     let policy = ctx.policy()?;
     let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
     Ok(publish::execute(&ctx.repo, &policy, store, plan)?)
@@ -28,7 +32,10 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
 /// Human summary of a publish.
 pub fn print_report(report: &PublishReport) {
     let bins = report.roles.len().saturating_sub(20);
-    println!("published {} new target(s); new role versions:", report.targets_added);
+    println!(
+        "published {} new target(s); new role versions:",
+        report.targets_added
+    );
     for (i, (role, version)) in report.roles.iter().enumerate() {
         if bins > 0 && i >= 20 {
             println!("  ... and {bins} more roles");

@@ -39,7 +39,10 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
     };
     let repo = dir.join("repo");
-    println!("Sealwright quickstart: everything happens under {}", dir.display());
+    println!(
+        "Sealwright quickstart: everything happens under {}",
+        dir.display()
+    );
 
     step(1, "Choosing a passphrase for the demo keys");
     let pass = match ctx.passphrases()? {
@@ -54,8 +57,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let file = dir.join("demo-passphrase.txt");
             sealwright_repo::fsutil::write_atomic(&file, p.as_bytes())?;
-            println!("    generated a random one and saved it in {} (demo only!)", file.display());
-            println!("    to use these keys later: export SEALWRIGHT_PASSPHRASE_FILE={}", file.display());
+            println!(
+                "    generated a random one and saved it in {} (demo only!)",
+                file.display()
+            );
+            println!(
+                "    to use these keys later: export SEALWRIGHT_PASSPHRASE_FILE={}",
+                file.display()
+            );
             Passphrase::new(p)
         }
     };
@@ -63,27 +72,62 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let store = KeyStore::new(&repo, &source);
 
     step(2, "Creating a repository with one Ed25519 key per TUF role (root, targets, snapshot, timestamp)");
-    let policy = sealwright_repo::init::create_repository(&repo, Policy::new_default(), Algorithm::Ed25519, &store, None)?;
+    let policy = sealwright_repo::init::create_repository(
+        &repo,
+        Policy::new_default(),
+        Algorithm::Ed25519,
+        &store,
+        None,
+    )?;
     for (name, key) in &policy.keys {
-        println!("    {name:<14} {}  encrypted in keys/{name}.pem (scrypt + AES-256, OpenSSL-readable)", key.keyid.get(..16).unwrap_or(""));
+        println!(
+            "    {name:<14} {}  encrypted in keys/{name}.pem (scrypt + AES-256, OpenSSL-readable)",
+            key.keyid.get(..16).unwrap_or("")
+        );
     }
     let plan = publish::plan(&repo, &policy, Utc::now())?;
     let first = publish::execute(&repo, &policy, &store, plan)?;
-    println!("    published root v{} and empty targets: {}", first.roles.get("root").copied().unwrap_or(0), repo.join("published").display());
+    println!(
+        "    published root v{} and empty targets: {}",
+        first.roles.get("root").copied().unwrap_or(0),
+        repo.join("published").display()
+    );
 
-    step(3, "Adding a sample release: hello 1.0.0 on the stable channel (a file and a directory tree)");
+    step(
+        3,
+        "Adding a sample release: hello 1.0.0 on the stable channel (a file and a directory tree)",
+    );
     let src = dir.join("hello-1.0.0");
     std::fs::create_dir_all(src.join("share"))?;
-    std::fs::write(src.join("hello.sh"), "#!/bin/sh\necho 'hello from a verified update'\n")?;
-    std::fs::write(src.join("share/README.txt"), "Installed only because a threshold of keys signed it.\n")?;
+    std::fs::write(
+        src.join("hello.sh"),
+        "#!/bin/sh\necho 'hello from a verified update'\n",
+    )?;
+    std::fs::write(
+        src.join("share/README.txt"),
+        "Installed only because a threshold of keys signed it.\n",
+    )?;
     let release = Release::new("hello", "1.0.0", Some("stable"))?;
     let inputs = staging::collect_inputs(&[src.clone()], &release.prefix())?;
-    publish::check_addable(&repo, &policy, "targets", inputs.iter().map(|i| i.target.as_str()))?;
+    publish::check_addable(
+        &repo,
+        &policy,
+        "targets",
+        inputs.iter().map(|i| i.target.as_str()),
+    )?;
     let entries = staging::hash_and_copy(&repo, &inputs, &release.custom(), &|| {})?;
     let mut staged = Staging::default();
     for (path, entry) in entries {
-        println!("    {path:<32} {:>4} bytes  sha256 {}", entry.length, entry.sha256().unwrap_or("").get(..16).unwrap_or(""));
-        staged.targets.entry("targets".into()).or_default().insert(path, entry);
+        println!(
+            "    {path:<32} {:>4} bytes  sha256 {}",
+            entry.length,
+            entry.sha256().unwrap_or("").get(..16).unwrap_or("")
+        );
+        staged
+            .targets
+            .entry("targets".into())
+            .or_default()
+            .insert(path, entry);
     }
     staged.save(&repo)?;
 
@@ -91,12 +135,16 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let plan = publish::plan(&repo, &policy, Utc::now())?;
     let report = publish::execute(&repo, &policy, &store, plan)?;
     for (role, version) in &report.roles {
-        println!("    {role:<10} v{version:<3} expires {}", report.expires.get(role).map(String::as_str).unwrap_or("?"));
+        println!(
+            "    {role:<10} v{version:<3} expires {}",
+            report.expires.get(role).map(String::as_str).unwrap_or("?")
+        );
     }
 
     step(5, "Verifying offline, as a client would: root chain, timestamp, snapshot, targets, every file's hashes");
     let published = repo.join("published");
-    let root = std::fs::read(published.join("metadata/1.root.json")).context("reading the first root")?;
+    let root =
+        std::fs::read(published.join("metadata/1.root.json")).context("reading the first root")?;
     let verified = sealwright_repo::verify::verify_published(&published, &root, Utc::now())?;
     println!(
         "    OK: root v{}, {} roles, {} target file(s) match their signed length, SHA-256 and SHA-512",
@@ -122,9 +170,18 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     std::fs::write(&victim, original)?;
 
     println!("\nDone. Next steps:");
-    println!("  serve it:        python3 -m http.server -d {} 8080", published.display());
-    println!("  inspect it:      sealwright --repo {} status", repo.display());
+    println!(
+        "  serve it:        python3 -m http.server -d {} 8080",
+        published.display()
+    );
+    println!(
+        "  inspect it:      sealwright --repo {} status",
+        repo.display()
+    );
     println!("  add a release:   sealwright --repo {} add FILES --name hello --version 1.1.0 && sealwright --repo {} publish", repo.display(), repo.display());
-    println!("  any TUF client (e.g. python-tuf's ngclient) can pin {}/metadata/1.root.json", published.display());
+    println!(
+        "  any TUF client (e.g. python-tuf's ngclient) can pin {}/metadata/1.root.json",
+        published.display()
+    );
     Ok(())
 }

@@ -42,7 +42,10 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
         let days = expires.map(|e| (e - now).num_days());
         if let (Some(d), Some(e)) = (days, expires) {
             if e <= now {
-                warnings.push(format!("{role} EXPIRED at {}: clients refuse it; run `sealwright publish`", e.to_rfc3339()));
+                warnings.push(format!(
+                    "{role} EXPIRED at {}: clients refuse it; run `sealwright publish`",
+                    e.to_rfc3339()
+                ));
             } else if d < 7 && role != "timestamp" && role != "snapshot" {
                 warnings.push(format!("{role} expires in {d} day(s)"));
             }
@@ -55,23 +58,62 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
             staged_targets: staged.targets.get(role).map_or(0, |t| t.len()),
         });
     };
-    push("root", published.root.as_ref().map(|r| r.signed.version), published.root.as_ref().map(|r| r.signed.expires));
-    push("timestamp", published.timestamp.as_ref().map(|r| r.signed.version), published.timestamp.as_ref().map(|r| r.signed.expires));
-    push("snapshot", published.snapshot.as_ref().map(|r| r.signed.version), published.snapshot.as_ref().map(|r| r.signed.expires));
+    push(
+        "root",
+        published.root.as_ref().map(|r| r.signed.version),
+        published.root.as_ref().map(|r| r.signed.expires),
+    );
+    push(
+        "timestamp",
+        published.timestamp.as_ref().map(|r| r.signed.version),
+        published.timestamp.as_ref().map(|r| r.signed.expires),
+    );
+    push(
+        "snapshot",
+        published.snapshot.as_ref().map(|r| r.signed.version),
+        published.snapshot.as_ref().map(|r| r.signed.expires),
+    );
     let mut names = vec!["targets".to_owned()];
-    names.extend(policy.delegations.iter().filter(|d| d.succinct_bits.is_none()).map(|d| d.name.clone()));
+    names.extend(
+        policy
+            .delegations
+            .iter()
+            .filter(|d| d.succinct_bits.is_none())
+            .map(|d| d.name.clone()),
+    );
     for name in &names {
         let md = published.targets_role(name)?;
-        push(name, md.as_ref().map(|m| m.signed.version), md.as_ref().map(|m| m.signed.expires));
+        push(
+            name,
+            md.as_ref().map(|m| m.signed.version),
+            md.as_ref().map(|m| m.signed.expires),
+        );
     }
-    for d in policy.delegations.iter().filter(|d| d.succinct_bits.is_some()) {
-        push(&format!("{}-* ({} bins)", d.name, 1u64 << d.succinct_bits.unwrap_or(0)), None, None);
+    for d in policy
+        .delegations
+        .iter()
+        .filter(|d| d.succinct_bits.is_some())
+    {
+        push(
+            &format!(
+                "{}-* ({} bins)",
+                d.name,
+                1u64 << d.succinct_bits.unwrap_or(0)
+            ),
+            None,
+            None,
+        );
     }
     let pending_dir = ctx.repo.join(sealwright_repo::publish::PENDING_DIR);
     let pending_signatures = std::fs::read_dir(&pending_dir)
         .map(|rd| {
             rd.filter_map(Result::ok)
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".pending")).map(str::to_owned))
+                .filter_map(|e| {
+                    e.file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_suffix(".pending"))
+                        .map(str::to_owned)
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -87,7 +129,10 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     };
     emit(ctx.json, &status, || {
         println!("repository {}", status.repository);
-        println!("{:<28} {:>8} {:<28} {:>7}", "ROLE", "VERSION", "EXPIRES", "STAGED");
+        println!(
+            "{:<28} {:>8} {:<28} {:>7}",
+            "ROLE", "VERSION", "EXPIRES", "STAGED"
+        );
         for r in &status.roles {
             println!(
                 "{:<28} {:>8} {:<28} {:>7}",
@@ -99,7 +144,10 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
         }
         println!("{} target(s) staged", status.staged_targets);
         if !status.pending_signatures.is_empty() {
-            println!("pending offline signatures for: {}", status.pending_signatures.join(", "));
+            println!(
+                "pending offline signatures for: {}",
+                status.pending_signatures.join(", ")
+            );
         }
         for w in &status.warnings {
             println!("warning: {w}");

@@ -23,7 +23,9 @@ pub struct Args {
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let published = args.published.unwrap_or_else(|| ctx.repo.join("published"));
-    let root_path = args.root.unwrap_or_else(|| published.join("metadata/1.root.json"));
+    let root_path = args
+        .root
+        .unwrap_or_else(|| published.join("metadata/1.root.json"));
     let root = sealwright_repo::fsutil::read_capped(&root_path, 512 * 1024)
         .with_context(|| format!("reading trusted root {}", root_path.display()))?;
     let report = verify_published(&published, &root, Utc::now())

@@ -30,7 +30,10 @@ impl Scratch {
     pub fn run(&self, args: &[&str]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_sealwright"))
             .args(args)
-            .env("SEALWRIGHT_PASSPHRASE_FILE", self.dir.path().join("passphrase"))
+            .env(
+                "SEALWRIGHT_PASSPHRASE_FILE",
+                self.dir.path().join("passphrase"),
+            )
             .env_remove("SEALWRIGHT_REPO")
             .output()
             .unwrap()
@@ -52,11 +55,18 @@ impl Scratch {
     pub fn fails(&self, args: &[&str], needle: &str) -> String {
         let out = self.run(args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "sealwright {args:?} should fail with 1; stderr: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "sealwright {args:?} should fail with 1; stderr: {stderr}"
+        );
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), 1, "expected one error line, got: {stderr}");
         assert!(lines[0].starts_with("error: "), "{stderr}");
-        assert!(stderr.contains(needle), "error should mention {needle:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "error should mention {needle:?}: {stderr}"
+        );
         stderr
     }
 
@@ -76,7 +86,13 @@ pub fn python() -> (PathBuf, PathBuf) {
 }
 
 /// Downloads `targets` from `published` with python-tuf's ngclient; returns its JSON report.
-pub fn ngclient(published: &Path, root: &Path, targets: &[&str], absent: &[&str], out: &Path) -> (bool, serde_json::Value, String) {
+pub fn ngclient(
+    published: &Path,
+    root: &Path,
+    targets: &[&str],
+    absent: &[&str],
+    out: &Path,
+) -> (bool, serde_json::Value, String) {
     let (python, dir) = python();
     let mut cmd = Command::new(python);
     cmd.arg(dir.join("ngclient_download.py"))
@@ -94,8 +110,13 @@ pub fn ngclient(published: &Path, root: &Path, targets: &[&str], absent: &[&str]
     }
     let output = cmd.output().expect("run ngclient_download.py");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap_or(serde_json::Value::Null);
-    (output.status.success(), json, String::from_utf8_lossy(&output.stderr).into_owned())
+    let json = serde_json::from_str(stdout.lines().last().unwrap_or("null"))
+        .unwrap_or(serde_json::Value::Null);
+    (
+        output.status.success(),
+        json,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A stable fingerprint of every file under `dir` (path, length, content hash).
@@ -108,7 +129,10 @@ pub fn tree_fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.push((p.strip_prefix(root).unwrap().display().to_string(), std::fs::read(&p).unwrap()));
+                out.push((
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
             }
         }
     }
