@@ -25,7 +25,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "sealwright",
     version,
-    propagate_version = true,
+    verbatim_doc_comment,
     max_term_width = 100
 )]
 struct Cli {

@@ -250,9 +250,16 @@ impl Policy {
             path: shown.clone(),
             message: "not UTF-8".into(),
         })?;
-        let policy: Policy = toml::from_str(&text).map_err(|e| PolicyError::Parse {
-            path: shown.clone(),
-            message: e.to_string().trim().to_owned(),
+        let policy: Policy = toml::from_str(&text).map_err(|e| {
+            // One line, with the line number: TOML's own message is a multi-line snippet.
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).unwrap_or("").lines().count().max(1));
+            let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+            PolicyError::Parse {
+                path: format!("{shown}{at}"),
+                message: e.message().trim().replace('\n', " "),
+            }
         })?;
         policy.validate()?;
         Ok(policy)

@@ -173,9 +173,11 @@ impl<T: RoleType> Metadata<T> {
         Ok(serde_json::json!({ "signatures": signatures, "signed": signed }))
     }
 
-    /// The file bytes we publish: canonical JSON of the whole envelope (deterministic).
+    /// The file bytes we publish: compact JSON (sorted keys, so deterministic). Not canonical
+    /// JSON: that leaves control characters such as the newlines of PEM keys unescaped, which
+    /// no strict JSON parser (serde_json, Python's `json`) accepts.
     pub fn to_bytes(&self) -> Result<Vec<u8>, MetadataError> {
-        to_canonical_json(&self.to_value()?).map_err(|e| MetadataError::Canonical(e.to_string()))
+        serde_json::to_vec(&self.to_value()?).map_err(malformed)
     }
 
     /// Canonical JSON of `signed` (what a signature covers).
