@@ -284,6 +284,27 @@ pub fn check_addable<'p>(
     Ok(())
 }
 
+/// The keys and threshold a delegator grants a role.
+#[derive(Clone, Debug)]
+struct Authority {
+    keys: BTreeMap<String, PublicKey>,
+    keyids: Vec<String>,
+    threshold: u32,
+}
+
+/// A targets role the policy defines: who may sign it and how long versions last.
+struct PolicyRole {
+    name: String,
+    authority: Authority,
+    period: Duration,
+}
+
+/// A new version of a targets role and how many targets it gained.
+type PlannedRole = Option<(String, Metadata<Targets>, usize)>;
+
+/// A signed role file: name, version, expiry, bytes.
+type SignedRole = (String, u64, String, Vec<u8>);
+
 /// Everything a publish will write, before signing.
 #[derive(Debug)]
 pub struct Plan {
@@ -294,7 +315,7 @@ pub struct Plan {
     /// New versions of targets roles (top-level, delegated, bins).
     pub targets: BTreeMap<String, Metadata<Targets>>,
     /// Keys and threshold each targets role is verified against (from its delegator).
-    authority: BTreeMap<String, (BTreeMap<String, PublicKey>, Vec<String>, u32)>,
+    authority: BTreeMap<String, Authority>,
     /// The snapshot's `meta` after this publish.
     snapshot_meta: BTreeMap<String, MetaFile>,
     snapshot_version: u64,
@@ -358,8 +379,8 @@ impl Plan {
             return Some((keys, ids));
         }
         self.targets.get(role)?;
-        let (keys, ids, _) = self.authority.get(role)?;
-        Some((keys.clone(), ids.iter().cloned().collect()))
+        let a = self.authority.get(role)?;
+        Some((a.keys.clone(), a.keyids.iter().cloned().collect()))
     }
 }
 
@@ -440,57 +461,54 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
     }
 
     // Every targets role the policy defines, with its delegator's view of it.
-    let mut roles: Vec<(
-        String,
-        BTreeMap<String, PublicKey>,
-        Vec<String>,
-        u32,
-        Duration,
-    )> = Vec::new();
+    let mut roles: Vec<PolicyRole> = Vec::new();
     {
         let t = policy
             .roles
             .get("targets")
             .ok_or_else(|| PolicyError::Invalid("no targets role".into()))?;
-        roles.push((
-            "targets".into(),
-            policy.public_keys(&t.keys)?,
-            policy.keyids(&t.keys),
-            t.threshold,
-            t.expires.duration(),
-        ));
+        let authority = Authority {
+            keys: policy.public_keys(&t.keys)?,
+            keyids: policy.keyids(&t.keys),
+            threshold: t.threshold,
+        };
+        roles.push(PolicyRole {
+            name: "targets".into(),
+            authority,
+            period: t.expires.duration(),
+        });
     }
     for d in &policy.delegations {
-        let keys = policy.public_keys(&d.keys)?;
-        let keyids = policy.keyids(&d.keys);
+        let authority = Authority {
+            keys: policy.public_keys(&d.keys)?,
+            keyids: policy.keyids(&d.keys),
+            threshold: d.threshold,
+        };
+        let period = d.expires.duration();
         match d.succinct_bits {
             Some(bits) => {
                 let succinct =
-                    SuccinctRoles::new(keyids.clone(), d.threshold, bits, d.name.clone())
+                    SuccinctRoles::new(authority.keyids.clone(), d.threshold, bits, d.name.clone())
                         .map_err(meta_err)?;
                 for bin in succinct.role_names() {
-                    roles.push((
-                        bin,
-                        keys.clone(),
-                        keyids.clone(),
-                        d.threshold,
-                        d.expires.duration(),
-                    ));
+                    roles.push(PolicyRole {
+                        name: bin,
+                        authority: authority.clone(),
+                        period,
+                    });
                 }
             }
-            None => roles.push((
-                d.name.clone(),
-                keys,
-                keyids,
-                d.threshold,
-                d.expires.duration(),
-            )),
+            None => roles.push(PolicyRole {
+                name: d.name.clone(),
+                authority,
+                period,
+            }),
         }
     }
 
-    let work: Vec<Result<Option<(String, Metadata<Targets>, usize)>, PublishError>> = roles
+    let work: Vec<Result<PlannedRole, PublishError>> = roles
         .par_iter()
-        .map(|(name, _, _, _, period)| {
+        .map(|PolicyRole { name, period, .. }| {
             let delegations = delegations_of(policy, name)?;
             let current = published.targets_role(name)?;
             let adds = incoming.get(name).map(Vec::as_slice).unwrap_or(&[]);
@@ -533,10 +551,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
             new_targets.insert(name, md);
         }
     }
-    let authority = roles
-        .into_iter()
-        .map(|(n, k, ids, t, _)| (n, (k, ids, t)))
-        .collect();
+    let authority = roles.into_iter().map(|r| (r.name, r.authority)).collect();
 
     let mut snapshot_meta: BTreeMap<String, MetaFile> = published
         .snapshot
@@ -692,7 +707,7 @@ where
 
 /// Signs `md` with every available key among `keyids`.
 fn sign_with(
-    md: &mut Metadata<impl serde::Serialize + sealwright_tuf::metadata::RoleType>,
+    md: &mut Metadata<impl sealwright_tuf::metadata::RoleType>,
     keyids: &[String],
     signers: &HashMap<String, PrivateKey>,
 ) -> Result<(), PublishError> {
@@ -707,7 +722,7 @@ fn sign_with(
 /// Checks `md` against a threshold of `keyids`, explaining what is missing.
 fn check_threshold(
     role: &str,
-    md: &Metadata<impl serde::Serialize + sealwright_tuf::metadata::RoleType>,
+    md: &Metadata<impl sealwright_tuf::metadata::RoleType>,
     keys: &BTreeMap<String, PublicKey>,
     keyids: &[String],
     threshold: u32,
@@ -769,8 +784,8 @@ pub fn execute(
         }
     }
     for name in plan.targets.keys() {
-        if let Some((_, ids, _)) = plan.authority.get(name) {
-            needed.extend(ids.iter().cloned());
+        if let Some(a) = plan.authority.get(name) {
+            needed.extend(a.keyids.iter().cloned());
         }
     }
     needed.extend(keyids_of("snapshot"));
@@ -842,16 +857,16 @@ pub fn execute(
     let pending_ref = &pending;
     let signers_ref = &signers;
     let authority = &plan.authority;
-    let signed_targets: Vec<Result<(String, u64, String, Vec<u8>), PublishError>> = plan
+    let signed_targets: Vec<Result<SignedRole, PublishError>> = plan
         .targets
         .par_iter_mut()
         .map(|(name, md)| {
             adopt_pending(pending_ref, name, md)?;
-            let (keys, ids, threshold) = authority
+            let a = authority
                 .get(name)
                 .ok_or_else(|| meta_err(format!("no authority for role {name}")))?;
-            sign_with(md, ids, signers_ref)?;
-            check_threshold(name, md, keys, ids, *threshold, policy)?;
+            sign_with(md, &a.keyids, signers_ref)?;
+            check_threshold(name, md, &a.keys, &a.keyids, a.threshold, policy)?;
             Ok((
                 name.clone(),
                 md.signed.version,

@@ -407,11 +407,11 @@ mod tests {
         fs::write(tree.join("sub/a.txt"), b"a").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", tree.join("link")).unwrap();
         assert!(
-            collect_inputs(&[tree.clone()], "app/1.0.0").is_err(),
+            collect_inputs(std::slice::from_ref(&tree), "app/1.0.0").is_err(),
             "symlink must be refused"
         );
         fs::remove_file(tree.join("link")).unwrap();
-        let inputs = collect_inputs(&[tree.clone()], "app/1.0.0").unwrap();
+        let inputs = collect_inputs(std::slice::from_ref(&tree), "app/1.0.0").unwrap();
         let names: Vec<_> = inputs.iter().map(|i| i.target.as_str()).collect();
         assert_eq!(names, ["app/1.0.0/b.txt", "app/1.0.0/sub/a.txt"]);
         let repo = dir.path().join("repo");

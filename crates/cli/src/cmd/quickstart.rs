@@ -108,7 +108,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         "Installed only because a threshold of keys signed it.\n",
     )?;
     let release = Release::new("hello", "1.0.0", Some("stable"))?;
-    let inputs = staging::collect_inputs(&[src.clone()], &release.prefix())?;
+    let inputs = staging::collect_inputs(std::slice::from_ref(&src), &release.prefix())?;
     publish::check_addable(
         &repo,
         &policy,
