@@ -32,7 +32,11 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
-    fs::write(&tmp, bytes)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?
+        .write_all(bytes)?;
     fs::rename(&tmp, path)
 }
 
@@ -73,19 +77,21 @@ fn temp_name(path: &Path) -> std::path::PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut rnd = [0u8; 6];
-    // Uniqueness only, not secrecy: fall back to the pid if the RNG is unavailable.
-    let suffix = match aws_lc_rs_fill(&mut rnd) {
-        true => hex::encode(rnd),
-        false => std::process::id().to_string(),
-    };
-    parent_dir(path).join(format!(".{name}.{suffix}.tmp"))
+    parent_dir(path).join(format!(".{name}.{}.tmp", unique_suffix()))
 }
 
-fn aws_lc_rs_fill(buf: &mut [u8]) -> bool {
-    sealwright_crypto::random::fill(buf).is_ok()
+/// A name unique within this machine: pid, a process-wide counter and the clock. Temporary
+/// names need uniqueness, not secrecy (files are opened with `create_new`), and this avoids
+/// initialising the CSPRNG's entropy source just to name a file.
+pub fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{n}-{nanos}", std::process::id())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,8 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use sealwright_crypto::{PrivateKey, PublicKey};
+use sealwright_crypto::canonical::to_canonical_json;
+use sealwright_crypto::{PrivateKey, PublicKey, Signer};
 use sealwright_tuf::delegation;
 use sealwright_tuf::metadata::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, Signature, Snapshot, SuccinctRoles,
@@ -705,34 +706,56 @@ where
     Ok(())
 }
 
-/// Signs `md` with every available key among `keyids`.
-fn sign_with(
-    md: &mut Metadata<impl sealwright_tuf::metadata::RoleType>,
-    keyids: &[String],
-    signers: &HashMap<String, PrivateKey>,
-) -> Result<(), PublishError> {
-    for id in keyids {
-        if let Some(key) = signers.get(id) {
-            md.sign(key).map_err(meta_err)?;
-        }
-    }
-    Ok(())
+/// A role's `signed` object encoded once: the JSON value and its canonical bytes. Signing,
+/// the threshold check and the file all use this one encoding.
+struct Encoded {
+    signed: serde_json::Value,
+    canonical: Vec<u8>,
 }
 
-/// Checks `md` against a threshold of `keyids`, explaining what is missing.
+/// Signs `md` with every available key among `keyids`.
+fn sign_with<T: sealwright_tuf::metadata::RoleType>(
+    md: &mut Metadata<T>,
+    keyids: &[String],
+    signers: &HashMap<String, PrivateKey>,
+) -> Result<Encoded, PublishError> {
+    let signed = serde_json::to_value(&md.signed).map_err(meta_err)?;
+    let canonical = to_canonical_json(&signed).map_err(meta_err)?;
+    for id in keyids {
+        if let Some(key) = signers.get(id) {
+            let sig = key.sign(&canonical).map_err(meta_err)?;
+            md.signatures.retain(|s| &s.keyid != id);
+            md.signatures.push(Signature {
+                keyid: id.clone(),
+                sig: hex::encode(sig),
+                extra: BTreeMap::new(),
+            });
+        }
+    }
+    Ok(Encoded { signed, canonical })
+}
+
+/// The published file: compact JSON of the envelope.
+fn encode_file<T>(md: &Metadata<T>, enc: Encoded) -> Result<Vec<u8>, PublishError> {
+    serde_json::to_vec(&serde_json::json!({ "signatures": md.signatures, "signed": enc.signed }))
+        .map_err(meta_err)
+}
+
+/// Checks signatures over `canonical` against a threshold of `keyids`, explaining what is
+/// missing. This is the client's own threshold check.
 fn check_threshold(
     role: &str,
-    md: &Metadata<impl sealwright_tuf::metadata::RoleType>,
+    canonical: &[u8],
+    signatures: &[Signature],
     keys: &BTreeMap<String, PublicKey>,
     keyids: &[String],
     threshold: u32,
     policy: &Policy,
 ) -> Result<(), PublishError> {
-    let canonical = md.canonical_signed().map_err(meta_err)?;
-    sealwright_tuf::verify::verify_role(role, &canonical, &md.signatures, keys, keyids, threshold).map_err(|e| {
+    sealwright_tuf::verify::verify_role(role, canonical, signatures, keys, keyids, threshold).map_err(|e| {
         let missing: Vec<String> = keyids
             .iter()
-            .filter(|id| !md.signatures.iter().any(|s: &Signature| &s.keyid == *id))
+            .filter(|id| !signatures.iter().any(|s| &s.keyid == *id))
             .map(|id| {
                 policy
                     .keys
@@ -823,10 +846,11 @@ pub fn execute(
                     .unwrap_or_default(),
             );
         }
-        sign_with(root, &ids, &signers)?;
+        let enc = sign_with(root, &ids, &signers)?;
         check_threshold(
             "root",
-            root,
+            &enc.canonical,
+            &root.signatures,
             &root.signed.keys,
             &role.keyids,
             role.threshold,
@@ -839,7 +863,8 @@ pub fn execute(
                 .ok_or_else(|| meta_err("previous root role missing"))?;
             check_threshold(
                 "root (previous root's keys)",
-                root,
+                &enc.canonical,
+                &root.signatures,
                 &prev.keys,
                 &prev_role.keyids,
                 prev_role.threshold,
@@ -850,7 +875,7 @@ pub fn execute(
         report
             .expires
             .insert("root".into(), root.signed.expires.to_rfc3339());
-        root_bytes = Some((root.signed.version, root.to_bytes().map_err(meta_err)?));
+        root_bytes = Some((root.signed.version, encode_file(root, enc)?));
     }
 
     // Targets roles, in parallel (hash-bin repositories have thousands).
@@ -865,13 +890,21 @@ pub fn execute(
             let a = authority
                 .get(name)
                 .ok_or_else(|| meta_err(format!("no authority for role {name}")))?;
-            sign_with(md, &a.keyids, signers_ref)?;
-            check_threshold(name, md, &a.keys, &a.keyids, a.threshold, policy)?;
+            let enc = sign_with(md, &a.keyids, signers_ref)?;
+            check_threshold(
+                name,
+                &enc.canonical,
+                &md.signatures,
+                &a.keys,
+                &a.keyids,
+                a.threshold,
+                policy,
+            )?;
             Ok((
                 name.clone(),
                 md.signed.version,
                 md.signed.expires.to_rfc3339(),
-                md.to_bytes().map_err(meta_err)?,
+                encode_file(md, enc)?,
             ))
         })
         .collect();
@@ -893,16 +926,17 @@ pub fn execute(
     adopt_pending(&pending, "snapshot", &mut snapshot)?;
     let (snap_keys, snap_threshold) = top_level_authority(policy, "snapshot")?;
     let snap_ids = keyids_of("snapshot");
-    sign_with(&mut snapshot, &snap_ids, &signers)?;
+    let enc = sign_with(&mut snapshot, &snap_ids, &signers)?;
     check_threshold(
         "snapshot",
-        &snapshot,
+        &enc.canonical,
+        &snapshot.signatures,
         &snap_keys,
         &snap_ids,
         snap_threshold,
         policy,
     )?;
-    let snapshot_bytes = snapshot.to_bytes().map_err(meta_err)?;
+    let snapshot_bytes = encode_file(&snapshot, enc)?;
     report
         .roles
         .insert("snapshot".into(), snapshot.signed.version);
@@ -924,16 +958,17 @@ pub fn execute(
     timestamp.signed.spec_version = SPEC_VERSION.to_owned();
     let (ts_keys, ts_threshold) = top_level_authority(policy, "timestamp")?;
     let ts_ids = keyids_of("timestamp");
-    sign_with(&mut timestamp, &ts_ids, &signers)?;
+    let enc = sign_with(&mut timestamp, &ts_ids, &signers)?;
     check_threshold(
         "timestamp",
-        &timestamp,
+        &enc.canonical,
+        &timestamp.signatures,
         &ts_keys,
         &ts_ids,
         ts_threshold,
         policy,
     )?;
-    let timestamp_bytes = timestamp.to_bytes().map_err(meta_err)?;
+    let timestamp_bytes = encode_file(&timestamp, enc)?;
     report
         .roles
         .insert("timestamp".into(), timestamp.signed.version);
@@ -951,6 +986,15 @@ pub fn execute(
     let targets_dir = published.join("targets");
     fs::create_dir_all(&metadata_dir).map_err(io_err(&metadata_dir))?;
     fs::create_dir_all(&targets_dir).map_err(io_err(&targets_dir))?;
+    // Create each target directory once, then link files in parallel.
+    let parents: BTreeSet<PathBuf> = plan
+        .blobs
+        .iter()
+        .map(|(_, path)| target_parent(&targets_dir, path))
+        .collect();
+    for p in &parents {
+        fs::create_dir_all(p).map_err(io_err(p))?;
+    }
     plan.blobs
         .par_iter()
         .map(|(sha, path)| link_target(repo_dir, &targets_dir, sha, path))
@@ -997,6 +1041,14 @@ fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     fsutil::write_new(path, bytes).map_err(io_err(path))
 }
 
+/// Directory of target `path` under `targets/`.
+fn target_parent(targets_dir: &Path, path: &str) -> PathBuf {
+    match path.rsplit_once('/') {
+        Some((d, _)) => targets_dir.join(d),
+        None => targets_dir.to_path_buf(),
+    }
+}
+
 /// Places a staged blob at `targets/<dir>/<sha256>.<name>` (hard link, else copy).
 fn link_target(
     repo_dir: &Path,
@@ -1004,19 +1056,8 @@ fn link_target(
     sha256: &str,
     path: &str,
 ) -> Result<(), PublishError> {
-    let (dir, name) = match path.rsplit_once('/') {
-        Some((d, n)) => (Some(d), n),
-        None => (None, path),
-    };
-    let parent = match dir {
-        Some(d) => targets_dir.join(d),
-        None => targets_dir.to_path_buf(),
-    };
-    let dest = parent.join(format!("{sha256}.{name}"));
-    if dest.exists() {
-        return Ok(());
-    }
-    fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+    let name = path.rsplit_once('/').map_or(path, |(_, n)| n);
+    let dest = target_parent(targets_dir, path).join(format!("{sha256}.{name}"));
     let blob = staging::blob_path(repo_dir, sha256);
     // Re-check the blob: staged/ is writable by the publisher's tools, and what we sign must
     // be what we serve.

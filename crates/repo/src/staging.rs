@@ -273,21 +273,14 @@ impl Staging {
         fsutil::write_atomic(&path, &bytes).map_err(io_err(&path))
     }
 
-    /// Removes the index and the blobs (after a successful publish).
+    /// Removes the index after a successful publish. Blobs stay: published targets are hard
+    /// links to them (no extra space), and they serve as the content store for re-adds.
     pub fn clear(repo_dir: &Path) -> Result<(), StagingError> {
-        let staged = repo_dir.join(STAGED_DIR);
-        for p in [staged.join(INDEX_FILE)] {
-            match fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_err(&p)(e)),
-            }
-        }
-        let blobs = staged.join(BLOBS_DIR);
-        match fs::remove_dir_all(&blobs) {
+        let p = repo_dir.join(STAGED_DIR).join(INDEX_FILE);
+        match fs::remove_file(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&blobs)(e)),
+            Err(e) => Err(io_err(&p)(e)),
         }
     }
 
@@ -304,7 +297,7 @@ impl Staging {
 
 /// Path of the blob holding content with this SHA-256.
 pub fn blob_path(repo_dir: &Path, sha256: &str) -> PathBuf {
-    repo_dir.join(STAGED_DIR).join(BLOBS_DIR).join(sha256)
+    blob_file(&repo_dir.join(STAGED_DIR).join(BLOBS_DIR), sha256)
 }
 
 /// Hashes and copies every input into `staged/blobs/` (in parallel), returning each target's
@@ -316,7 +309,12 @@ pub fn hash_and_copy(
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<(String, StagedTarget)>, StagingError> {
     let blobs = repo_dir.join(STAGED_DIR).join(BLOBS_DIR);
-    fs::create_dir_all(&blobs).map_err(io_err(&blobs))?;
+    // Blobs are spread over 256 subdirectories by hash prefix: creating thousands of files
+    // in parallel in one directory serialises on the directory's lock in the kernel.
+    for i in 0..=255u8 {
+        let d = blobs.join(format!("{i:02x}"));
+        fs::create_dir_all(&d).map_err(io_err(&d))?;
+    }
     inputs
         .par_iter()
         .map(|input| {
@@ -327,9 +325,39 @@ pub fn hash_and_copy(
         .collect()
 }
 
+/// Files up to this size are read whole (one read, no temporary file).
+const SMALL_FILE: u64 = 4 * 1024 * 1024;
+
 fn copy_one(blobs: &Path, source: &Path, custom: &Value) -> Result<StagedTarget, StagingError> {
     let mut src = fs::File::open(source).map_err(io_err(source))?;
-    let tmp = blobs.join(format!(".in-{}", unique_suffix()));
+    let len = src.metadata().map_err(io_err(source))?.len();
+    let d = if len <= SMALL_FILE {
+        let mut data = Vec::with_capacity(len as usize + 1);
+        (&mut src)
+            .take(SMALL_FILE + 1)
+            .read_to_end(&mut data)
+            .map_err(io_err(source))?;
+        if data.len() as u64 > SMALL_FILE {
+            // The file grew while we read it: take the streaming path from the start.
+            return copy_streaming(blobs, source, custom);
+        }
+        let d = sealwright_crypto::digest::Digests::of(&data);
+        let sha256 = hex::encode(d.sha256);
+        write_blob(&blob_file(blobs, &sha256), &data)?;
+        d
+    } else {
+        return copy_streaming(blobs, source, custom);
+    };
+    Ok(entry_for(&d, custom))
+}
+
+fn copy_streaming(
+    blobs: &Path,
+    source: &Path,
+    custom: &Value,
+) -> Result<StagedTarget, StagingError> {
+    let mut src = fs::File::open(source).map_err(io_err(source))?;
+    let tmp = blobs.join(format!(".in-{}", fsutil::unique_suffix()));
     let mut dst = fs::File::create(&tmp).map_err(io_err(&tmp))?;
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -344,25 +372,48 @@ fn copy_one(blobs: &Path, source: &Path, custom: &Value) -> Result<StagedTarget,
     }
     drop(dst);
     let d = hasher.finish();
-    let sha256 = hex::encode(d.sha256);
-    let final_path = blobs.join(&sha256);
+    let final_path = blob_file(blobs, &hex::encode(d.sha256));
     fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
+    Ok(entry_for(&d, custom))
+}
+
+/// Writes a blob under its hash. One already there with the right length is kept (a torn
+/// write from a crash has the wrong length and is replaced; publish re-hashes every blob it
+/// links, so a blob is never trusted on its name alone).
+fn write_blob(dest: &Path, data: &[u8]) -> Result<(), StagingError> {
+    let create = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dest)
+    };
+    let mut f = match create() {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if fs::metadata(dest).is_ok_and(|m| m.len() == data.len() as u64) {
+                return Ok(());
+            }
+            fs::remove_file(dest).map_err(io_err(dest))?;
+            create().map_err(io_err(dest))?
+        }
+        Err(e) => return Err(io_err(dest)(e)),
+    };
+    f.write_all(data).map_err(io_err(dest))
+}
+
+fn entry_for(d: &sealwright_crypto::digest::Digests, custom: &Value) -> StagedTarget {
     let mut hashes = BTreeMap::new();
-    hashes.insert("sha256".to_owned(), sha256);
+    hashes.insert("sha256".to_owned(), hex::encode(d.sha256));
     hashes.insert("sha512".to_owned(), hex::encode(d.sha512));
-    Ok(StagedTarget {
+    StagedTarget {
         length: d.length,
         hashes,
         custom: custom.clone(),
-    })
+    }
 }
 
-fn unique_suffix() -> String {
-    let mut b = [0u8; 8];
-    if sealwright_crypto::random::fill(&mut b).is_err() {
-        return format!("{}-{:?}", std::process::id(), std::thread::current().id());
-    }
-    hex::encode(b)
+fn blob_file(blobs: &Path, sha256: &str) -> PathBuf {
+    blobs.join(sha256.get(..2).unwrap_or("00")).join(sha256)
 }
 
 #[cfg(test)]
