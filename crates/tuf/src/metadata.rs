@@ -84,12 +84,25 @@ pub struct Signature {
 }
 
 /// Signed metadata of role type `T`.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// When parsed from bytes it also remembers the canonical JSON of the `signed` object
+/// exactly as received ([`Metadata::received_canonical`]): that, not a re-serialisation of
+/// `signed`, is what the signatures of other implementations cover.
+#[derive(Clone, Debug)]
 pub struct Metadata<T> {
     /// The signed role.
     pub signed: T,
     /// Signatures over the canonical JSON of `signed`.
     pub signatures: Vec<Signature>,
+    /// Canonical JSON of the received `signed` object (None when built in memory).
+    received_canonical: Option<Vec<u8>>,
+}
+
+/// Equality is over `signed` and `signatures`; where the value came from does not matter.
+impl<T: PartialEq> PartialEq for Metadata<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.signed == other.signed && self.signatures == other.signatures
+    }
 }
 
 /// The envelope as received: the `signed` value, its canonical bytes, the signatures.
@@ -142,7 +155,15 @@ impl<T: RoleType> Metadata<T> {
         Metadata {
             signed,
             signatures: Vec::new(),
+            received_canonical: None,
         }
+    }
+
+    /// Canonical JSON of the `signed` object exactly as it was received, if this metadata
+    /// was parsed (not built in memory). Stale once `signed` is modified: it describes the
+    /// bytes that arrived, which is what their signatures must be checked against.
+    pub fn received_canonical(&self) -> Option<&[u8]> {
+        self.received_canonical.as_deref()
     }
 
     /// Parses and validates metadata of type `T` (signatures are not checked here; the trust
@@ -158,6 +179,7 @@ impl<T: RoleType> Metadata<T> {
         Ok(Metadata {
             signed,
             signatures: env.signatures,
+            received_canonical: Some(env.canonical),
         })
     }
 
@@ -307,6 +329,9 @@ fn check_hashes(what: &str, hashes: &BTreeMap<String, String>) -> Result<(), Met
     Ok(())
 }
 
+/// The four top-level role names.
+pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
 /// Keys and threshold of a top-level role, as listed in root.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
@@ -360,7 +385,9 @@ pub struct Root {
     /// Expiry.
     #[serde(with = "expires_format")]
     pub expires: DateTime<Utc>,
-    /// Whether clients fetch `N.role.json` and hash-prefixed targets.
+    /// Whether clients fetch `N.role.json` and hash-prefixed targets. Absent means false
+    /// (python-tuf treats the field as optional).
+    #[serde(default)]
     pub consistent_snapshot: bool,
     /// Keys by id.
     pub keys: BTreeMap<String, PublicKey>,
@@ -409,7 +436,18 @@ impl RoleType for Root {
         self.expires = expires;
     }
     fn validate(&self) -> Result<(), MetadataError> {
-        for name in ["root", "targets", "snapshot", "timestamp"] {
+        // Exactly the four top-level roles (as python-tuf requires): an extra role name in
+        // root would be ignored by every client, so it is a publisher mistake to surface.
+        if let Some(other) = self
+            .roles
+            .keys()
+            .find(|n| !TOP_LEVEL_ROLES.contains(&n.as_str()))
+        {
+            return Err(MetadataError::Invalid(format!(
+                "root lists unknown role {other:?} (only root, targets, snapshot, timestamp)"
+            )));
+        }
+        for name in TOP_LEVEL_ROLES {
             let role = self
                 .roles
                 .get(name)
@@ -447,7 +485,9 @@ impl MetaFile {
         }
     }
 
-    /// Checks `bytes` against the pinned length and every pinned hash we implement.
+    /// Checks `bytes` against the pinned length and every pinned hash we implement. When
+    /// hashes are pinned, at least one must be an algorithm we implement: a pin we cannot
+    /// check is refused rather than silently skipped (python-tuf refuses it too).
     pub fn verify(&self, bytes: &[u8]) -> Result<(), LengthOrHashMismatch> {
         if let Some(len) = self.length {
             if bytes.len() as u64 != len {
@@ -458,7 +498,7 @@ impl MetaFile {
             }
         }
         if let Some(hashes) = &self.hashes {
-            verify_hashes(hashes, bytes, false)?;
+            verify_hashes(hashes, bytes, true)?;
         }
         Ok(())
     }
@@ -734,7 +774,8 @@ impl DelegatedRole {
                 self.name
             )));
         }
-        if ["root", "snapshot", "timestamp", "targets"].contains(&self.name.as_str()) {
+        // A delegated role named like a top-level role would share its file name and URL.
+        if TOP_LEVEL_ROLES.contains(&self.name.as_str()) {
             return Err(MetadataError::Invalid(format!(
                 "delegated role may not be named {}",
                 self.name
@@ -743,17 +784,9 @@ impl DelegatedRole {
         Ok(())
     }
 
-    /// Whether this delegation covers `target_path`.
+    /// Whether this delegation covers `target_path` (see [`crate::delegation`]).
     pub fn is_delegated_path(&self, target_path: &str) -> bool {
-        if let Some(patterns) = &self.paths {
-            return patterns
-                .iter()
-                .any(|p| crate::delegation::glob_match(p, target_path));
-        }
-        if let Some(prefixes) = &self.path_hash_prefixes {
-            return crate::delegation::hash_prefix_match(prefixes, target_path);
-        }
-        false
+        crate::delegation::is_delegated_path(self, target_path)
     }
 }
 
@@ -802,56 +835,32 @@ impl SuccinctRoles {
         Ok(())
     }
 
-    /// Number of bins.
+    /// Number of bins (2^bit_length).
     pub fn bin_count(&self) -> u64 {
-        1u64 << self.bit_length.min(32)
-    }
-
-    /// Width of the hex suffix: `len(hex(2^bit_length - 1))`.
-    fn suffix_len(&self) -> usize {
-        format!("{:x}", self.bin_count() - 1).len()
-    }
-
-    fn bin_name(&self, bin: u64) -> String {
-        format!(
-            "{}-{:0width$x}",
-            self.name_prefix,
-            bin,
-            width = self.suffix_len()
-        )
+        crate::delegation::succinct_bin_count(self.bit_length)
     }
 
     /// The bin responsible for `target_path`: the top `bit_length` bits of sha256(path).
     pub fn role_for_target(&self, target_path: &str) -> String {
-        let h = digest::sha256(target_path.as_bytes());
-        let top = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
-        let shift = 32 - self.bit_length.min(32);
-        let bin = if shift >= 32 {
-            0
-        } else {
-            u64::from(top >> shift)
-        };
-        self.bin_name(bin)
+        let bin = crate::delegation::succinct_bin(self.bit_length, target_path);
+        crate::delegation::succinct_bin_name(&self.name_prefix, self.bit_length, bin)
     }
 
-    /// Every bin name, in order.
+    /// Every bin name, in order, lazily (there may be 2^32 of them).
+    pub fn bin_names(&self) -> impl Iterator<Item = String> + '_ {
+        (0..self.bin_count())
+            .map(|b| crate::delegation::succinct_bin_name(&self.name_prefix, self.bit_length, b))
+    }
+
+    /// Every bin name, in order. Allocates one string per bin: prefer [`Self::bin_names`]
+    /// on untrusted metadata (a `bit_length` of 32 means four billion names).
     pub fn role_names(&self) -> Vec<String> {
-        (0..self.bin_count()).map(|b| self.bin_name(b)).collect()
+        self.bin_names().collect()
     }
 
     /// Whether `name` is one of the bins.
     pub fn is_delegated_role(&self, name: &str) -> bool {
-        let Some(suffix) = name
-            .strip_prefix(&self.name_prefix)
-            .and_then(|s| s.strip_prefix('-'))
-        else {
-            return false;
-        };
-        suffix.len() == self.suffix_len()
-            && suffix
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < self.bin_count())
+        crate::delegation::is_succinct_bin_name(&self.name_prefix, self.bit_length, name)
     }
 }
 
@@ -1008,9 +1017,10 @@ impl RoleType for Targets {
 
 // ---- strict JSON: serde_json::Value, but duplicate object keys are an error ----
 
-/// Parses JSON into a `Value`, refusing duplicate keys in any object. (serde_json keeps the
-/// last duplicate silently; two parsers reading the same bytes differently is how signature
-/// checks get bypassed.)
+/// Parses JSON into a `Value`, refusing duplicate keys in any object and any number that is
+/// not a 64-bit integer. (serde_json keeps the last duplicate silently; two parsers reading
+/// the same bytes differently is how signature checks get bypassed.) Nesting is bounded by
+/// serde_json's recursion limit, so hostile depth is an error, not a stack overflow.
 pub fn parse_strict_json(bytes: &[u8]) -> Result<Value, MetadataError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = StrictValue.deserialize(&mut de).map_err(malformed)?;
@@ -1044,8 +1054,13 @@ impl<'de> Visitor<'de> for StrictVisitor {
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
         Ok(Value::from(v))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Value, E> {
+        // TUF metadata holds integers only, and canonical JSON has no form for a float.
+        // serde_json also lands here for integers beyond 64 bits; refusing both at the
+        // parser gives one clear error instead of a confusing one later.
+        Err(E::custom(
+            "number is not an integer in the 64-bit range (floats are not allowed)",
+        ))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -1195,11 +1210,271 @@ mod tests {
         assert_eq!(s32.role_for_target(path).len(), "x-".len() + 8);
     }
 
+    fn envelope(signed: Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({"signatures": [], "signed": signed})).unwrap()
+    }
+
+    fn targets_value() -> Value {
+        serde_json::json!({
+            "_type": "targets", "spec_version": "1.0.34", "version": 1,
+            "expires": "2030-01-01T00:00:00Z",
+            "targets": {"f": {"length": 1, "hashes": {"sha256": "00"}}},
+        })
+    }
+
+    fn root_value() -> Value {
+        let role = serde_json::json!({"keyids": ["k"], "threshold": 1});
+        serde_json::json!({
+            "_type": "root", "spec_version": "1.0", "version": 1,
+            "expires": "2030-01-01T00:00:00Z", "consistent_snapshot": true,
+            "keys": {"k": {"keytype": "ed25519", "scheme": "ed25519",
+                           "keyval": {"public": "00"}, "x-tuf-on-ci-online-uri": "x"}},
+            "roles": {"root": role, "targets": role, "snapshot": role, "timestamp": role},
+        })
+    }
+
+    fn targets_with(f: impl FnOnce(&mut Value)) -> Result<Metadata<Targets>, MetadataError> {
+        let mut v = targets_value();
+        f(&mut v);
+        Metadata::<Targets>::from_bytes(&envelope(v), 1 << 20)
+    }
+
+    fn root_with(f: impl FnOnce(&mut Value)) -> Result<Metadata<Root>, MetadataError> {
+        let mut v = root_value();
+        f(&mut v);
+        Metadata::<Root>::from_bytes(&envelope(v), 1 << 20)
+    }
+
+    #[test]
+    fn floats_and_out_of_range_integers_are_refused() {
+        let ok = String::from_utf8(envelope(targets_value())).unwrap();
+        Metadata::<Targets>::from_bytes(ok.as_bytes(), 1 << 20).unwrap();
+        for bad in ["1.0", "1e0", "18446744073709551616", "-1"] {
+            let doc = ok.replace("\"version\":1", &format!("\"version\":{bad}"));
+            assert_ne!(doc, ok);
+            assert!(
+                Metadata::<Targets>::from_bytes(doc.as_bytes(), 1 << 20).is_err(),
+                "{bad}"
+            );
+        }
+        // A float in an unknown field is refused too: it has no canonical form.
+        assert!(parse_strict_json(b"{\"x\":0.5}").is_err());
+        assert!(targets_with(|v| v["targets"]["f"]["length"] = (-1).into()).is_err());
+    }
+
+    #[test]
+    fn hostile_nesting_is_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(parse_strict_json(deep.as_bytes()).is_err());
+        let deep_obj = format!("{}1{}", "{\"a\":".repeat(50_000), "}".repeat(50_000));
+        assert!(Metadata::<Root>::from_bytes(deep_obj.as_bytes(), 1 << 20).is_err());
+    }
+
+    #[test]
+    fn received_canonical_is_the_wire_object() {
+        let mut v = targets_value();
+        v["x-future"] = serde_json::json!({"b": 2, "a": null});
+        v["targets"]["f"]["custom"] = Value::Null;
+        let md = Metadata::<Targets>::from_bytes(&envelope(v.clone()), 1 << 20).unwrap();
+        assert_eq!(
+            md.received_canonical().unwrap(),
+            to_canonical_json(&v).unwrap().as_slice()
+        );
+        assert!(Metadata::new(md.signed.clone())
+            .received_canonical()
+            .is_none());
+        assert_eq!(
+            md.signed.extra["x-future"],
+            serde_json::json!({"a": null, "b": 2})
+        );
+    }
+
+    #[test]
+    fn root_rules() {
+        let md = root_with(|_| {}).unwrap();
+        assert_eq!(md.signed.spec_version, "1.0");
+        assert!(md.signed.keys["k"]
+            .extra
+            .contains_key("x-tuf-on-ci-online-uri"));
+        // consistent_snapshot is optional (python-tuf), false when absent.
+        let md = root_with(|v| {
+            v.as_object_mut().unwrap().remove("consistent_snapshot");
+        })
+        .unwrap();
+        assert!(!md.signed.consistent_snapshot);
+        assert!(root_with(|v| v["roles"]["mirrors"] = v["roles"]["root"].clone()).is_err());
+        assert!(root_with(|v| {
+            v["roles"].as_object_mut().unwrap().remove("snapshot");
+        })
+        .is_err());
+        assert!(root_with(|v| v["roles"]["root"]["threshold"] = 0.into()).is_err());
+        assert!(
+            root_with(|v| v["roles"]["root"]["keyids"] = serde_json::json!(["k", "k"])).is_err()
+        );
+        for bad in ["2.0.0", "1", "one", "1.0.0-rc1"] {
+            assert!(
+                matches!(
+                    root_with(|v| v["spec_version"] = bad.into()),
+                    Err(MetadataError::SpecVersion(_))
+                ),
+                "{bad}"
+            );
+        }
+        assert!(root_with(|v| v["expires"] = "2030-01-01T00:00:00+00:00".into()).is_err());
+        assert!(matches!(
+            root_with(|v| v["_type"] = "Root".into()),
+            Err(MetadataError::WrongType { .. })
+        ));
+    }
+
+    #[test]
+    fn delegation_rules() {
+        let named = serde_json::json!({"keys": {}, "roles": [
+            {"name": "a", "keyids": ["k"], "threshold": 1, "terminating": false, "paths": ["a/*"]}
+        ]});
+        targets_with(|v| v["delegations"] = named.clone()).unwrap();
+        let succinct = serde_json::json!({"keyids": ["k"], "threshold": 1, "bit_length": 8,
+                                          "name_prefix": "bin", "x-extra": true});
+        let md = targets_with(|v| {
+            v["delegations"] = serde_json::json!({"keys": {}, "succinct_roles": succinct})
+        })
+        .unwrap();
+        let d = md.signed.delegations.unwrap();
+        assert!(d.authority_for("bin-ff").is_some());
+        assert!(d.authority_for("bin-100").is_none());
+        // roles and succinct_roles are mutually exclusive, and one is required.
+        assert!(targets_with(|v| {
+            v["delegations"] = named.clone();
+            v["delegations"]["succinct_roles"] = succinct.clone();
+        })
+        .is_err());
+        assert!(targets_with(|v| v["delegations"] = serde_json::json!({"keys": {}})).is_err());
+        // paths XOR path_hash_prefixes.
+        assert!(targets_with(|v| {
+            v["delegations"] = named.clone();
+            v["delegations"]["roles"][0]["path_hash_prefixes"] = serde_json::json!(["ab"]);
+        })
+        .is_err());
+        assert!(targets_with(|v| {
+            v["delegations"] = named.clone();
+            v["delegations"]["roles"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("paths");
+        })
+        .is_err());
+        for bits in [0, 33] {
+            assert!(targets_with(|v| {
+                let mut s = succinct.clone();
+                s["bit_length"] = bits.into();
+                v["delegations"] = serde_json::json!({"keys": {}, "succinct_roles": s});
+            })
+            .is_err());
+        }
+        // Duplicate role names and top-level names are refused; odd names are fine.
+        let role = |name: &str| named["roles"][0].clone().tap(|r| r["name"] = name.into());
+        assert!(targets_with(|v| {
+            v["delegations"] = serde_json::json!({"keys": {}, "roles": [role("a"), role("a")]})
+        })
+        .is_err());
+        assert!(targets_with(|v| {
+            v["delegations"] = serde_json::json!({"keys": {}, "roles": [role("snapshot")]})
+        })
+        .is_err());
+        targets_with(|v| {
+            v["delegations"] = serde_json::json!({"keys": {}, "roles": [
+                role("?"), role("#"), role("/delegatedrole"), role("../delegatedrole")]})
+        })
+        .unwrap();
+    }
+
+    trait Tap: Sized {
+        fn tap(self, f: impl FnOnce(&mut Self)) -> Self;
+    }
+    impl Tap for Value {
+        fn tap(mut self, f: impl FnOnce(&mut Self)) -> Self {
+            f(&mut self);
+            self
+        }
+    }
+
+    #[test]
+    fn hashes_and_meta_rules() {
+        assert!(targets_with(|v| v["targets"]["f"]["hashes"]["sha256"] = "xyz".into()).is_err());
+        assert!(targets_with(|v| v["targets"]["f"]["hashes"] = serde_json::json!({})).is_err());
+        let ts = |meta: Value| {
+            Metadata::<Timestamp>::from_bytes(
+                &envelope(serde_json::json!({
+                    "_type": "timestamp", "spec_version": "1.0.34", "version": 1,
+                    "expires": "2030-01-01T00:00:00Z", "meta": meta,
+                })),
+                1 << 20,
+            )
+        };
+        ts(serde_json::json!({"snapshot.json": {"version": 1}})).unwrap();
+        assert!(ts(serde_json::json!({"snapshot.json": {"version": 0}})).is_err());
+        assert!(ts(serde_json::json!({"targets.json": {"version": 1}})).is_err());
+        assert!(ts(serde_json::json!({
+            "snapshot.json": {"version": 1}, "targets.json": {"version": 1}
+        }))
+        .is_err());
+        // A pin with only unknown hash algorithms cannot be checked: refused.
+        let mut pin = MetaFile::new(1);
+        pin.hashes = Some(BTreeMap::from([("blake3".into(), "00".into())]));
+        assert!(matches!(
+            pin.verify(b"x"),
+            Err(LengthOrHashMismatch::NoSupportedHash(_))
+        ));
+        pin.hashes = Some(BTreeMap::from([
+            ("blake3".into(), "00".into()),
+            ("sha512".into(), hex::encode(digest::sha512(b"x"))),
+        ]));
+        pin.verify(b"x").unwrap();
+        pin.length = Some(2);
+        assert!(matches!(
+            pin.verify(b"x"),
+            Err(LengthOrHashMismatch::Length {
+                expected: 2,
+                actual: 1
+            })
+        ));
+    }
+
     proptest::proptest! {
         #[test]
         fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
             let _ = Metadata::<Root>::from_bytes(&bytes, 1 << 20);
             let _ = Metadata::<Targets>::from_bytes(&bytes, 1 << 20);
+        }
+
+        #[test]
+        fn mutated_documents_of_every_role_never_panic(
+            edits in proptest::collection::vec((0usize..2000, proptest::num::u8::ANY, 0u8..3), 1..8),
+            which in 0usize..3,
+        ) {
+            let mut doc = match which {
+                0 => envelope(root_value()),
+                1 => envelope(targets_value().tap(|v| v["delegations"] = serde_json::json!({
+                    "keys": {}, "roles": [{"name": "a", "keyids": ["k"], "threshold": 1,
+                    "terminating": true, "path_hash_prefixes": ["ab"]}]}))),
+                _ => envelope(serde_json::json!({
+                    "_type": "snapshot", "spec_version": "1.0.34", "version": 3,
+                    "expires": "2030-01-01T00:00:00Z",
+                    "meta": {"targets.json": {"version": 1, "length": 9, "hashes": {"sha256": "ab"}}},
+                })),
+            };
+            for (pos, byte, op) in edits {
+                let at = pos % (doc.len() + 1);
+                match op {
+                    0 => { if let Some(b) = doc.get_mut(at) { *b = byte; } }
+                    1 => doc.insert(at, byte),
+                    _ => { if at < doc.len() { doc.remove(at); } }
+                }
+            }
+            let _ = Metadata::<Root>::from_bytes(&doc, 1 << 20);
+            let _ = Metadata::<Targets>::from_bytes(&doc, 1 << 20);
+            let _ = Metadata::<Snapshot>::from_bytes(&doc, 1 << 20);
+            let _ = Metadata::<Timestamp>::from_bytes(&doc, 1 << 20);
         }
 
         #[test]
