@@ -15,6 +15,59 @@
 //!   from python-tuf: a newer but expired timestamp, and a local snapshot that is not the
 //!   final one, are kept as rollback floors while the step still reports the error;
 //! - no arithmetic on untrusted numbers can overflow or panic.
+//!
+//! A client refresh, with the I/O (`local`, `fetch`, `persist`) left to the caller:
+//!
+//! ```no_run
+//! # use sealwright_tuf::{EngineError, TrustedMetadataSet};
+//! # fn local(_: &str) -> Option<Vec<u8>> { None }
+//! # fn fetch(_: &str) -> Option<Vec<u8>> { None }
+//! # fn persist(_: &str, _: &[u8]) {}
+//! # fn main() -> Result<(), EngineError> {
+//! let now = chrono::Utc::now(); // read once per process
+//! let root = local("root.json").unwrap_or_default();
+//! let mut set = TrustedMetadataSet::new(&root, now)?;
+//! // §5.3: N+1.root.json until it is missing.
+//! while let Some(next) = fetch(&format!("{}.root.json", set.root().signed.version.saturating_add(1))) {
+//!     set.update_root(&next)?;
+//!     persist("root.json", &next);
+//! }
+//! set.check_final_root()?;
+//! // §5.4: the stored timestamp (if still acceptable) is the rollback floor.
+//! if let Some(bytes) = local("timestamp.json") {
+//!     let _ = set.load_local_timestamp(&bytes);
+//! }
+//! let remote = fetch("timestamp.json").unwrap_or_default();
+//! match set.update_timestamp(&remote) {
+//!     Ok(_) => persist("timestamp.json", &remote),
+//!     Err(EngineError::EqualVersion { .. }) => {} // keep the stored file
+//!     Err(e) => return Err(e),
+//! }
+//! // §5.5: a stored snapshot that is final is used as is; else fetch the pinned version.
+//! let local_ok = local("snapshot.json").is_some_and(|b| set.load_local_snapshot(&b).is_ok());
+//! if !local_ok {
+//!     let v = set.snapshot_version_pinned().unwrap_or(0);
+//!     let bytes = fetch(&format!("{v}.snapshot.json")).unwrap_or_default();
+//!     set.update_snapshot(&bytes)?;
+//!     persist("snapshot.json", &bytes);
+//! }
+//! // §5.6 and §5.7: top-level targets, then the delegation search loads roles on demand.
+//! let found = set.find_target_role_path::<EngineError, _>("app/1.0/app.tar", |set, role, by| {
+//!     if let Some(bytes) = local(&format!("{role}.json")) {
+//!         if set.update_delegated_targets(&bytes, role, by).is_ok() {
+//!             return Ok(());
+//!         }
+//!     }
+//!     let v = set.role_version_in_snapshot(role).unwrap_or(0);
+//!     let bytes = fetch(&format!("{v}.{role}.json")).unwrap_or_default();
+//!     set.update_delegated_targets(&bytes, role, by)?;
+//!     persist(&format!("{role}.json"), &bytes);
+//!     Ok(())
+//! })?;
+//! # let _ = found;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -1310,6 +1363,42 @@ mod tests {
             assert!(set.update_root(junk).is_err());
             assert!(set.update_timestamp(junk).is_err());
             assert!(TrustedMetadataSet::new(junk, now()).is_err());
+        }
+    }
+
+    proptest::proptest! {
+        /// Mutated (and so mostly unsigned or malformed) metadata fed to every step never
+        /// panics and never changes the trusted state.
+        #[test]
+        fn mutated_metadata_never_panics_the_engine(
+            edits in proptest::collection::vec((0usize..4000, proptest::num::u8::ANY), 1..6),
+        ) {
+            let r = Repo::new();
+            let snap = r.snapshot(2, &[("targets", 1)], later());
+            let ts = r.timestamp(2, &snap, 2);
+            let root2 = r.root(2, &[]);
+            let tg = sign(Targets::new(1, later()), &[&r.targets]);
+            for doc in [&snap, &ts, &root2, &tg] {
+                let mut bad = doc.clone();
+                for (pos, byte) in &edits {
+                    let at = pos % bad.len();
+                    if let Some(b) = bad.get_mut(at) {
+                        *b = *byte;
+                    }
+                }
+                let mut set = TrustedMetadataSet::new(&r.root(1, &[]), now()).unwrap();
+                if set.update_root(&bad).is_err() {
+                    proptest::prop_assert_eq!(set.root().signed.version, 1);
+                }
+                if set.update_timestamp(&bad).is_err() {
+                    proptest::prop_assert!(set.timestamp().is_none());
+                }
+                let _ = set.update_timestamp(&ts);
+                let _ = set.load_local_snapshot(&bad);
+                let _ = set.update_snapshot(&bad);
+                let _ = set.update_targets(&bad);
+                let _ = set.update_delegated_targets(&bad, "d", "targets");
+            }
         }
     }
 
