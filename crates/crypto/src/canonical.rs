@@ -19,6 +19,9 @@ pub enum CanonicalJsonError {
     /// Canonical JSON has no floating point numbers.
     #[error("canonical JSON forbids non-integer numbers (found {0})")]
     NonInteger(String),
+    /// A Rust value with no JSON counterpart (non-string map keys, enum variants with data).
+    #[error("cannot encode as canonical JSON: {0}")]
+    Unsupported(String),
 }
 
 /// Encodes `value` as canonical JSON bytes.
@@ -75,7 +78,7 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) -> Result<(), Canonical
     Ok(())
 }
 
-fn write_string(s: &str, out: &mut Vec<u8>) {
+pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     for b in s.bytes() {
         // Multi-byte UTF-8 sequences never contain 0x22 or 0x5C, so escaping bytewise is exact.
@@ -131,7 +134,57 @@ mod tests {
         );
     }
 
+    #[test]
+    fn typed_encoding_sorts_struct_fields_and_flattened_extras() {
+        #[derive(serde::Serialize)]
+        struct Doc {
+            zeta: u32,
+            alpha: Option<String>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            skipped: Option<u8>,
+            #[serde(flatten)]
+            extra: std::collections::BTreeMap<String, Value>,
+        }
+        let d = Doc {
+            zeta: 1,
+            alpha: None,
+            skipped: None,
+            extra: [("mid".to_string(), json!({"b": [1, "x"], "a": true}))].into(),
+        };
+        let direct = to_canonical_json_from(&d).unwrap();
+        let via_value = to_canonical_json(&serde_json::to_value(&d).unwrap()).unwrap();
+        assert_eq!(direct, via_value);
+        assert_eq!(
+            String::from_utf8(direct).unwrap(),
+            r#"{"alpha":null,"mid":{"a":true,"b":[1,"x"]},"zeta":1}"#
+        );
+        assert!(to_canonical_json_from(&1.5f64).is_err());
+    }
+
+    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            ".{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(".{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest::proptest! {
+        #[test]
+        fn typed_encoding_equals_value_encoding(v in arb_json()) {
+            proptest::prop_assert_eq!(to_canonical_json_from(&v).unwrap(), to_canonical_json(&v).unwrap());
+        }
+
         #[test]
         fn output_is_valid_json_with_same_value(s in "[^\\x00-\\x1f]*", k in "[^\\x00-\\x1f]*", n in proptest::num::i64::ANY) {
             // Raw control characters are canonical but not valid JSON, so they are left out here
@@ -140,6 +193,445 @@ mod tests {
             let bytes = to_canonical_json(&v).unwrap();
             let back: Value = serde_json::from_slice(&bytes).unwrap();
             proptest::prop_assert_eq!(back, v);
+        }
+    }
+}
+
+/// Encodes any `Serialize` value as canonical JSON directly, without building a
+/// `serde_json::Value` first. The bytes are identical to
+/// `to_canonical_json(&serde_json::to_value(value)?)`; for large metadata (hundreds of
+/// thousands of targets) this avoids a full in-memory copy of the document.
+pub fn to_canonical_json_from<T: serde::Serialize + ?Sized>(
+    value: &T,
+) -> Result<Vec<u8>, CanonicalJsonError> {
+    let mut out = Vec::with_capacity(4096);
+    value.serialize(ser::Canonical { out: &mut out })?;
+    Ok(out)
+}
+
+impl serde::ser::Error for CanonicalJsonError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        CanonicalJsonError::Unsupported(msg.to_string())
+    }
+}
+
+mod ser {
+    use super::{write_string, CanonicalJsonError as E};
+    use serde::ser::{self, Serialize};
+
+    pub(super) struct Canonical<'a> {
+        pub(super) out: &'a mut Vec<u8>,
+    }
+
+    fn int(out: &mut Vec<u8>, v: impl std::fmt::Display) {
+        out.extend_from_slice(v.to_string().as_bytes());
+    }
+
+    impl<'a> ser::Serializer for Canonical<'a> {
+        type Ok = ();
+        type Error = E;
+        type SerializeSeq = Seq<'a>;
+        type SerializeTuple = Seq<'a>;
+        type SerializeTupleStruct = Seq<'a>;
+        type SerializeTupleVariant = Variant<Seq<'a>>;
+        type SerializeMap = Map<'a>;
+        type SerializeStruct = Map<'a>;
+        type SerializeStructVariant = Variant<Map<'a>>;
+
+        fn serialize_bool(self, v: bool) -> Result<(), E> {
+            self.out
+                .extend_from_slice(if v { b"true" } else { b"false" });
+            Ok(())
+        }
+        fn serialize_i8(self, v: i8) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_i16(self, v: i16) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_i32(self, v: i32) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_i64(self, v: i64) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_u8(self, v: u8) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_u16(self, v: u16) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_u32(self, v: u32) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_u64(self, v: u64) -> Result<(), E> {
+            int(self.out, v);
+            Ok(())
+        }
+        fn serialize_f32(self, v: f32) -> Result<(), E> {
+            Err(E::NonInteger(v.to_string()))
+        }
+        fn serialize_f64(self, v: f64) -> Result<(), E> {
+            // serde_json::Value holds whole numbers parsed as floats as floats too: refuse alike.
+            Err(E::NonInteger(v.to_string()))
+        }
+        fn serialize_char(self, v: char) -> Result<(), E> {
+            write_string(v.encode_utf8(&mut [0u8; 4]), self.out);
+            Ok(())
+        }
+        fn serialize_str(self, v: &str) -> Result<(), E> {
+            write_string(v, self.out);
+            Ok(())
+        }
+        fn serialize_bytes(self, v: &[u8]) -> Result<(), E> {
+            use ser::SerializeSeq;
+            let mut seq = self.serialize_seq(Some(v.len()))?;
+            for b in v {
+                seq.serialize_element(b)?;
+            }
+            seq.end()
+        }
+        fn serialize_none(self) -> Result<(), E> {
+            self.out.extend_from_slice(b"null");
+            Ok(())
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<(), E> {
+            v.serialize(self)
+        }
+        fn serialize_unit(self) -> Result<(), E> {
+            self.serialize_none()
+        }
+        fn serialize_unit_struct(self, _: &'static str) -> Result<(), E> {
+            self.serialize_none()
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<(), E> {
+            self.serialize_str(variant)
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            v: &T,
+        ) -> Result<(), E> {
+            v.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+            v: &T,
+        ) -> Result<(), E> {
+            use ser::SerializeMap;
+            let mut m = self.serialize_map(Some(1))?;
+            m.serialize_entry(variant, v)?;
+            m.end()
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Seq<'a>, E> {
+            self.out.push(b'[');
+            Ok(Seq {
+                out: self.out,
+                first: true,
+            })
+        }
+        fn serialize_tuple(self, len: usize) -> Result<Seq<'a>, E> {
+            self.serialize_seq(Some(len))
+        }
+        fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Seq<'a>, E> {
+            self.serialize_seq(Some(len))
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+            len: usize,
+        ) -> Result<Variant<Seq<'a>>, E> {
+            Err(E::Unsupported(format!(
+                "tuple variant {variant} ({len} fields)"
+            )))
+        }
+        fn serialize_map(self, len: Option<usize>) -> Result<Map<'a>, E> {
+            Ok(Map {
+                out: self.out,
+                entries: Vec::with_capacity(len.unwrap_or(8)),
+                key: None,
+            })
+        }
+        fn serialize_struct(self, _: &'static str, len: usize) -> Result<Map<'a>, E> {
+            self.serialize_map(Some(len))
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+            _: usize,
+        ) -> Result<Variant<Map<'a>>, E> {
+            Err(E::Unsupported(format!("struct variant {variant}")))
+        }
+    }
+
+    pub(super) struct Seq<'a> {
+        out: &'a mut Vec<u8>,
+        first: bool,
+    }
+
+    impl Seq<'_> {
+        fn element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), E> {
+            if !self.first {
+                self.out.push(b',');
+            }
+            self.first = false;
+            v.serialize(Canonical { out: self.out })
+        }
+    }
+
+    impl ser::SerializeSeq for Seq<'_> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), E> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), E> {
+            self.out.push(b']');
+            Ok(())
+        }
+    }
+    impl ser::SerializeTuple for Seq<'_> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), E> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), E> {
+            self.out.push(b']');
+            Ok(())
+        }
+    }
+    impl ser::SerializeTupleStruct for Seq<'_> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), E> {
+            self.element(v)
+        }
+        fn end(self) -> Result<(), E> {
+            self.out.push(b']');
+            Ok(())
+        }
+    }
+
+    /// Buffers entries (key, encoded value) and writes them sorted by key when complete:
+    /// struct fields and flattened extras arrive in declaration order, not key order.
+    pub(super) struct Map<'a> {
+        out: &'a mut Vec<u8>,
+        entries: Vec<(String, Vec<u8>)>,
+        key: Option<String>,
+    }
+
+    impl Map<'_> {
+        fn finish(mut self) -> Result<(), E> {
+            self.entries
+                .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            if self
+                .entries
+                .windows(2)
+                .any(|w| matches!(w, [a, b] if a.0 == b.0))
+            {
+                return Err(E::Unsupported("duplicate object key".into()));
+            }
+            self.out.push(b'{');
+            for (i, (k, v)) in self.entries.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(b',');
+                }
+                write_string(k, self.out);
+                self.out.push(b':');
+                self.out.extend_from_slice(v);
+            }
+            self.out.push(b'}');
+            Ok(())
+        }
+
+        fn value<T: Serialize + ?Sized>(&mut self, key: String, v: &T) -> Result<(), E> {
+            let mut buf = Vec::new();
+            v.serialize(Canonical { out: &mut buf })?;
+            self.entries.push((key, buf));
+            Ok(())
+        }
+    }
+
+    impl ser::SerializeMap for Map<'_> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), E> {
+            self.key = Some(key.serialize(KeyOnly)?);
+            Ok(())
+        }
+        fn serialize_value<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), E> {
+            let key = self
+                .key
+                .take()
+                .ok_or_else(|| E::Unsupported("map value without key".into()))?;
+            self.value(key, v)
+        }
+        fn end(self) -> Result<(), E> {
+            self.finish()
+        }
+    }
+
+    impl ser::SerializeStruct for Map<'_> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_field<T: Serialize + ?Sized>(
+            &mut self,
+            key: &'static str,
+            v: &T,
+        ) -> Result<(), E> {
+            self.value(key.to_owned(), v)
+        }
+        fn end(self) -> Result<(), E> {
+            self.finish()
+        }
+    }
+
+    /// Never constructed: tuple and struct variants are refused before one is needed.
+    pub(super) struct Variant<T>(T);
+
+    impl ser::SerializeTupleVariant for Variant<Seq<'_>> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), E> {
+            self.0.element(v)
+        }
+        fn end(self) -> Result<(), E> {
+            Err(E::Unsupported("tuple variant".into()))
+        }
+    }
+    impl ser::SerializeStructVariant for Variant<Map<'_>> {
+        type Ok = ();
+        type Error = E;
+        fn serialize_field<T: Serialize + ?Sized>(
+            &mut self,
+            key: &'static str,
+            v: &T,
+        ) -> Result<(), E> {
+            self.0.value(key.to_owned(), v)
+        }
+        fn end(self) -> Result<(), E> {
+            Err(E::Unsupported("struct variant".into()))
+        }
+    }
+
+    /// Object keys must be strings (as in JSON).
+    struct KeyOnly;
+
+    macro_rules! not_a_key {
+        ($($f:ident: $t:ty),*) => {$(
+            fn $f(self, _: $t) -> Result<String, E> { Err(E::Unsupported("object keys must be strings".into())) }
+        )*};
+    }
+
+    impl ser::Serializer for KeyOnly {
+        type Ok = String;
+        type Error = E;
+        type SerializeSeq = ser::Impossible<String, E>;
+        type SerializeTuple = ser::Impossible<String, E>;
+        type SerializeTupleStruct = ser::Impossible<String, E>;
+        type SerializeTupleVariant = ser::Impossible<String, E>;
+        type SerializeMap = ser::Impossible<String, E>;
+        type SerializeStruct = ser::Impossible<String, E>;
+        type SerializeStructVariant = ser::Impossible<String, E>;
+
+        fn serialize_str(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn serialize_char(self, v: char) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        not_a_key!(serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32, serialize_i64: i64,
+            serialize_u8: u8, serialize_u16: u16, serialize_u32: u32, serialize_u64: u64, serialize_f32: f32,
+            serialize_f64: f64, serialize_bytes: &[u8], serialize_unit_struct: &'static str);
+        fn serialize_none(self) -> Result<String, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_some<T: Serialize + ?Sized>(self, v: &T) -> Result<String, E> {
+            v.serialize(self)
+        }
+        fn serialize_unit(self) -> Result<String, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_unit_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            variant: &'static str,
+        ) -> Result<String, E> {
+            Ok(variant.to_owned())
+        }
+        fn serialize_newtype_struct<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            v: &T,
+        ) -> Result<String, E> {
+            v.serialize(self)
+        }
+        fn serialize_newtype_variant<T: Serialize + ?Sized>(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: &T,
+        ) -> Result<String, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_tuple_struct(
+            self,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleStruct, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_tuple_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeTupleVariant, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self::SerializeStruct, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
+        }
+        fn serialize_struct_variant(
+            self,
+            _: &'static str,
+            _: u32,
+            _: &'static str,
+            _: usize,
+        ) -> Result<Self::SerializeStructVariant, E> {
+            Err(E::Unsupported("object keys must be strings".into()))
         }
     }
 }

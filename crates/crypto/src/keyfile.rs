@@ -290,4 +290,28 @@ mod tests {
             "Passphrase(<redacted>)"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Arbitrary text never panics the reader (PEM framing, DER, PBES2 parameters).
+        #[test]
+        fn arbitrary_key_files_never_panic(text in ".{0,400}") {
+            let pass = Passphrase::new("p".into());
+            let _ = read_private_key(&text, Some(&pass));
+            let _ = read_private_key(&text, None);
+            let _ = read_public_key(&text);
+        }
+
+        /// Valid PEM framing around random DER bodies never panics either.
+        #[test]
+        fn random_der_in_pem_never_panics(body in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let pass = Passphrase::new("p".into());
+            for label in ["ENCRYPTED PRIVATE KEY", "PRIVATE KEY", "PUBLIC KEY"] {
+                let pem = crate::key::pem_encode(label, &body);
+                let _ = read_private_key(&pem, Some(&pass));
+                let _ = read_public_key(&pem);
+            }
+        }
+    }
 }

@@ -535,4 +535,14 @@ mod tests {
             .to_string()
             .contains("could never be signed"));
     }
+
+    proptest::proptest! {
+        /// Any text in sealwright.toml gives a policy or an error, never a panic.
+        #[test]
+        fn arbitrary_policy_text_never_panics(text in "(\\[[a-z.]{1,12}\\]\n|[a-z_]{1,10} = (\"[0-9a-z:/.-]{0,10}\"|[0-9-]{1,4}|\\[\\]|true)\n){0,12}") {
+            if let Ok(p) = toml::from_str::<Policy>(&text) {
+                let _ = p.validate();
+            }
+        }
+    }
 }

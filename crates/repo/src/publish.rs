@@ -19,8 +19,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use sealwright_crypto::canonical::to_canonical_json;
-use sealwright_crypto::{PrivateKey, PublicKey, Signer};
+use sealwright_crypto::{PrivateKey, PublicKey};
 use sealwright_tuf::delegation;
 use sealwright_tuf::metadata::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, Signature, Snapshot, SuccinctRoles,
@@ -507,6 +506,22 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         }
     }
 
+    // One shared `custom` object per release.
+    let customs: Vec<std::sync::Arc<serde_json::Value>> = staged
+        .releases
+        .iter()
+        .cloned()
+        .map(std::sync::Arc::new)
+        .collect();
+    for entries in staged.targets.values() {
+        if let Some(bad) = entries.values().find(|e| e.release >= customs.len()) {
+            return Err(StagingError::Corrupt(format!(
+                "release {} is not in the index",
+                bad.release
+            ))
+            .into());
+        }
+    }
     let work: Vec<Result<PlannedRole, PublishError>> = roles
         .par_iter()
         .map(|PolicyRole { name, period, .. }| {
@@ -531,8 +546,8 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                         "duplicate target {path:?}: already published in role {name}"
                     )));
                 }
-                let mut tf = TargetFile::new(entry.length, entry.hashes.clone());
-                tf.custom = Some(entry.custom.clone());
+                let mut tf = TargetFile::new(entry.length, entry.hashes());
+                tf.custom = customs.get(entry.release).cloned();
                 targets.targets.insert((*path).clone(), tf);
             }
             targets.delegations = delegations;
@@ -706,39 +721,20 @@ where
     Ok(())
 }
 
-/// A role's `signed` object encoded once: the JSON value and its canonical bytes. Signing,
-/// the threshold check and the file all use this one encoding.
-struct Encoded {
-    signed: serde_json::Value,
-    canonical: Vec<u8>,
-}
-
-/// Signs `md` with every available key among `keyids`.
+/// Signs `md` with every available key among `keyids`; returns the canonical bytes that
+/// were signed (the threshold check runs over the same bytes).
 fn sign_with<T: sealwright_tuf::metadata::RoleType>(
     md: &mut Metadata<T>,
     keyids: &[String],
     signers: &HashMap<String, PrivateKey>,
-) -> Result<Encoded, PublishError> {
-    let signed = serde_json::to_value(&md.signed).map_err(meta_err)?;
-    let canonical = to_canonical_json(&signed).map_err(meta_err)?;
+) -> Result<Vec<u8>, PublishError> {
+    let canonical = md.canonical_signed().map_err(meta_err)?;
     for id in keyids {
         if let Some(key) = signers.get(id) {
-            let sig = key.sign(&canonical).map_err(meta_err)?;
-            md.signatures.retain(|s| &s.keyid != id);
-            md.signatures.push(Signature {
-                keyid: id.clone(),
-                sig: hex::encode(sig),
-                extra: BTreeMap::new(),
-            });
+            md.sign_canonical(&canonical, key).map_err(meta_err)?;
         }
     }
-    Ok(Encoded { signed, canonical })
-}
-
-/// The published file: compact JSON of the envelope.
-fn encode_file<T>(md: &Metadata<T>, enc: Encoded) -> Result<Vec<u8>, PublishError> {
-    serde_json::to_vec(&serde_json::json!({ "signatures": md.signatures, "signed": enc.signed }))
-        .map_err(meta_err)
+    Ok(canonical)
 }
 
 /// Checks signatures over `canonical` against a threshold of `keyids`, explaining what is
@@ -849,7 +845,7 @@ pub fn execute(
         let enc = sign_with(root, &ids, &signers)?;
         check_threshold(
             "root",
-            &enc.canonical,
+            &enc,
             &root.signatures,
             &root.signed.keys,
             &role.keyids,
@@ -863,7 +859,7 @@ pub fn execute(
                 .ok_or_else(|| meta_err("previous root role missing"))?;
             check_threshold(
                 "root (previous root's keys)",
-                &enc.canonical,
+                &enc,
                 &root.signatures,
                 &prev.keys,
                 &prev_role.keyids,
@@ -875,7 +871,7 @@ pub fn execute(
         report
             .expires
             .insert("root".into(), root.signed.expires.to_rfc3339());
-        root_bytes = Some((root.signed.version, encode_file(root, enc)?));
+        root_bytes = Some((root.signed.version, root.to_bytes().map_err(meta_err)?));
     }
 
     // Targets roles, in parallel (hash-bin repositories have thousands).
@@ -893,7 +889,7 @@ pub fn execute(
             let enc = sign_with(md, &a.keyids, signers_ref)?;
             check_threshold(
                 name,
-                &enc.canonical,
+                &enc,
                 &md.signatures,
                 &a.keys,
                 &a.keyids,
@@ -904,7 +900,7 @@ pub fn execute(
                 name.clone(),
                 md.signed.version,
                 md.signed.expires.to_rfc3339(),
-                encode_file(md, enc)?,
+                md.to_bytes().map_err(meta_err)?,
             ))
         })
         .collect();
@@ -929,14 +925,14 @@ pub fn execute(
     let enc = sign_with(&mut snapshot, &snap_ids, &signers)?;
     check_threshold(
         "snapshot",
-        &enc.canonical,
+        &enc,
         &snapshot.signatures,
         &snap_keys,
         &snap_ids,
         snap_threshold,
         policy,
     )?;
-    let snapshot_bytes = encode_file(&snapshot, enc)?;
+    let snapshot_bytes = snapshot.to_bytes().map_err(meta_err)?;
     report
         .roles
         .insert("snapshot".into(), snapshot.signed.version);
@@ -961,14 +957,14 @@ pub fn execute(
     let enc = sign_with(&mut timestamp, &ts_ids, &signers)?;
     check_threshold(
         "timestamp",
-        &enc.canonical,
+        &enc,
         &timestamp.signatures,
         &ts_keys,
         &ts_ids,
         ts_threshold,
         policy,
     )?;
-    let timestamp_bytes = encode_file(&timestamp, enc)?;
+    let timestamp_bytes = timestamp.to_bytes().map_err(meta_err)?;
     report
         .roles
         .insert("timestamp".into(), timestamp.signed.version);
@@ -1079,4 +1075,63 @@ fn link_target(
             fsutil::write_new(&dest, &data).map_err(io_err(&dest))
         }
     }
+}
+
+/// What `add` staged.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    /// Policy role the files were added to.
+    pub role: String,
+    /// Target path and entry of each file.
+    pub targets: Vec<(String, StagedTarget)>,
+}
+
+/// `add`: checks every path (safe, inside the role's delegation, not yet staged or
+/// published), then hashes and copies the files into `staged/` and records them.
+pub fn add_artifacts(
+    repo_dir: &Path,
+    policy: &Policy,
+    role: &str,
+    paths: &[PathBuf],
+    release: &staging::Release,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Added, PublishError> {
+    if role != "targets" && policy.delegation(role).is_none() {
+        return Err(PublishError::Target(format!(
+            "--delegation {role}: no such delegated role (create it with `sealwright delegate`)"
+        )));
+    }
+    let inputs = staging::collect_inputs(paths, &release.prefix())?;
+    if inputs.is_empty() {
+        return Err(PublishError::Target(
+            "nothing to add: the given directories contain no files".into(),
+        ));
+    }
+    let mut staged = Staging::load(repo_dir)?;
+    check_addable(
+        repo_dir,
+        policy,
+        role,
+        inputs.iter().map(|i| i.target.as_str()),
+    )?;
+    if let Some(existing) = staged.targets.get(role) {
+        if let Some(dup) = inputs.iter().find(|i| existing.contains_key(&i.target)) {
+            return Err(PublishError::Target(format!(
+                "duplicate target {:?}: already staged (publish it, or remove staged/ to start over)",
+                dup.target
+            )));
+        }
+    }
+    progress(inputs.len());
+    let release_index = staged.release_index(&release.custom());
+    let entries = staging::hash_and_copy(repo_dir, &inputs, release_index, &|| progress(0))?;
+    let role_entries = staged.targets.entry(role.to_owned()).or_default();
+    for (path, entry) in &entries {
+        role_entries.insert(path.clone(), entry.clone());
+    }
+    staged.save(repo_dir)?;
+    Ok(Added {
+        role: role.to_owned(),
+        targets: entries,
+    })
 }

@@ -32,22 +32,36 @@ pub const MAX_TARGET_PATH: usize = 1024;
 pub struct StagedTarget {
     /// Length in bytes.
     pub length: u64,
-    /// `sha256` and `sha512`, lowercase hex.
-    pub hashes: BTreeMap<String, String>,
-    /// The `custom` object binding name, version and channel.
-    pub custom: Value,
+    /// SHA-256, lowercase hex (also the blob's name).
+    pub sha256: String,
+    /// SHA-512, lowercase hex.
+    pub sha512: String,
+    /// Index into [`Staging::releases`]: the `custom` object of this file's release.
+    pub release: usize,
 }
 
 impl StagedTarget {
     /// The SHA-256 (the blob's name).
     pub fn sha256(&self) -> Option<&str> {
-        self.hashes.get("sha256").map(String::as_str)
+        Some(self.sha256.as_str())
+    }
+
+    /// The `hashes` object of the TUF entry.
+    pub fn hashes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("sha256".to_owned(), self.sha256.clone()),
+            ("sha512".to_owned(), self.sha512.clone()),
+        ])
     }
 }
 
-/// The staged index: role -> target path -> entry.
+/// The staged index: the releases' `custom` objects (each stored once) and, per role, the
+/// target entries to add.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Staging {
+    /// `custom` objects, referenced by index from each target.
+    #[serde(default)]
+    pub releases: Vec<Value>,
     /// Targets to add, per policy role (a succinct delegation's name stands for its bins).
     pub targets: BTreeMap<String, BTreeMap<String, StagedTarget>>,
 }
@@ -284,6 +298,24 @@ impl Staging {
         }
     }
 
+    /// Index of `custom` in the release table, adding it if new.
+    pub fn release_index(&mut self, custom: &Value) -> usize {
+        match self.releases.iter().position(|r| r == custom) {
+            Some(i) => i,
+            None => {
+                self.releases.push(custom.clone());
+                self.releases.len() - 1
+            }
+        }
+    }
+
+    /// The `custom` object of a staged target.
+    pub fn custom(&self, target: &StagedTarget) -> Result<&Value, StagingError> {
+        self.releases.get(target.release).ok_or_else(|| {
+            StagingError::Corrupt(format!("release {} is not in the index", target.release))
+        })
+    }
+
     /// Number of staged targets.
     pub fn len(&self) -> usize {
         self.targets.values().map(BTreeMap::len).sum()
@@ -305,7 +337,7 @@ pub fn blob_path(repo_dir: &Path, sha256: &str) -> PathBuf {
 pub fn hash_and_copy(
     repo_dir: &Path,
     inputs: &[Input],
-    custom: &Value,
+    release: usize,
     progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<(String, StagedTarget)>, StagingError> {
     let blobs = repo_dir.join(STAGED_DIR).join(BLOBS_DIR);
@@ -318,7 +350,7 @@ pub fn hash_and_copy(
     inputs
         .par_iter()
         .map(|input| {
-            let entry = copy_one(&blobs, &input.source, custom)?;
+            let entry = copy_one(&blobs, &input.source, release)?;
             progress();
             Ok((input.target.clone(), entry))
         })
@@ -328,7 +360,7 @@ pub fn hash_and_copy(
 /// Files up to this size are read whole (one read, no temporary file).
 const SMALL_FILE: u64 = 4 * 1024 * 1024;
 
-fn copy_one(blobs: &Path, source: &Path, custom: &Value) -> Result<StagedTarget, StagingError> {
+fn copy_one(blobs: &Path, source: &Path, release: usize) -> Result<StagedTarget, StagingError> {
     let mut src = fs::File::open(source).map_err(io_err(source))?;
     let len = src.metadata().map_err(io_err(source))?.len();
     let d = if len <= SMALL_FILE {
@@ -339,22 +371,22 @@ fn copy_one(blobs: &Path, source: &Path, custom: &Value) -> Result<StagedTarget,
             .map_err(io_err(source))?;
         if data.len() as u64 > SMALL_FILE {
             // The file grew while we read it: take the streaming path from the start.
-            return copy_streaming(blobs, source, custom);
+            return copy_streaming(blobs, source, release);
         }
         let d = sealwright_crypto::digest::Digests::of(&data);
         let sha256 = hex::encode(d.sha256);
         write_blob(&blob_file(blobs, &sha256), &data)?;
         d
     } else {
-        return copy_streaming(blobs, source, custom);
+        return copy_streaming(blobs, source, release);
     };
-    Ok(entry_for(&d, custom))
+    Ok(entry_for(&d, release))
 }
 
 fn copy_streaming(
     blobs: &Path,
     source: &Path,
-    custom: &Value,
+    release: usize,
 ) -> Result<StagedTarget, StagingError> {
     let mut src = fs::File::open(source).map_err(io_err(source))?;
     let tmp = blobs.join(format!(".in-{}", fsutil::unique_suffix()));
@@ -374,7 +406,7 @@ fn copy_streaming(
     let d = hasher.finish();
     let final_path = blob_file(blobs, &hex::encode(d.sha256));
     fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
-    Ok(entry_for(&d, custom))
+    Ok(entry_for(&d, release))
 }
 
 /// Writes a blob under its hash. One already there with the right length is kept (a torn
@@ -401,14 +433,12 @@ fn write_blob(dest: &Path, data: &[u8]) -> Result<(), StagingError> {
     f.write_all(data).map_err(io_err(dest))
 }
 
-fn entry_for(d: &sealwright_crypto::digest::Digests, custom: &Value) -> StagedTarget {
-    let mut hashes = BTreeMap::new();
-    hashes.insert("sha256".to_owned(), hex::encode(d.sha256));
-    hashes.insert("sha512".to_owned(), hex::encode(d.sha512));
+fn entry_for(d: &sealwright_crypto::digest::Digests, release: usize) -> StagedTarget {
     StagedTarget {
         length: d.length,
-        hashes,
-        custom: custom.clone(),
+        sha256: hex::encode(d.sha256),
+        sha512: hex::encode(d.sha512),
+        release,
     }
 }
 
@@ -466,7 +496,7 @@ mod tests {
         let names: Vec<_> = inputs.iter().map(|i| i.target.as_str()).collect();
         assert_eq!(names, ["app/1.0.0/b.txt", "app/1.0.0/sub/a.txt"]);
         let repo = dir.path().join("repo");
-        let out = hash_and_copy(&repo, &inputs, &serde_json::json!({}), &|| {}).unwrap();
+        let out = hash_and_copy(&repo, &inputs, 0, &|| {}).unwrap();
         assert_eq!(out[0].1.length, 1);
         let sha = out[0].1.sha256().unwrap();
         assert_eq!(fs::read(blob_path(&repo, sha)).unwrap(), b"b");

@@ -17,7 +17,7 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use sealwright_crypto::canonical::to_canonical_json;
+use sealwright_crypto::canonical::{to_canonical_json, to_canonical_json_from};
 use sealwright_crypto::digest;
 use sealwright_crypto::signer::Signer;
 use sealwright_crypto::PublicKey;
@@ -199,13 +199,41 @@ impl<T: RoleType> Metadata<T> {
     /// JSON: that leaves control characters such as the newlines of PEM keys unescaped, which
     /// no strict JSON parser (serde_json, Python's `json`) accepts.
     pub fn to_bytes(&self) -> Result<Vec<u8>, MetadataError> {
-        serde_json::to_vec(&self.to_value()?).map_err(malformed)
+        #[derive(Serialize)]
+        struct Envelope<'a, T> {
+            signatures: &'a [Signature],
+            signed: &'a T,
+        }
+        serde_json::to_vec(&Envelope {
+            signatures: &self.signatures,
+            signed: &self.signed,
+        })
+        .map_err(malformed)
     }
 
-    /// Canonical JSON of `signed` (what a signature covers).
+    /// Canonical JSON of `signed` (what a signature covers), encoded straight from the
+    /// typed role.
     pub fn canonical_signed(&self) -> Result<Vec<u8>, MetadataError> {
-        let v = serde_json::to_value(&self.signed).map_err(malformed)?;
-        to_canonical_json(&v).map_err(|e| MetadataError::Canonical(e.to_string()))
+        to_canonical_json_from(&self.signed).map_err(|e| MetadataError::Canonical(e.to_string()))
+    }
+
+    /// Adds (or replaces) a signature by `signer` over `canonical`, which must be
+    /// [`Self::canonical_signed`] (callers signing with several keys encode once).
+    pub fn sign_canonical(
+        &mut self,
+        canonical: &[u8],
+        signer: &dyn Signer,
+    ) -> Result<(), MetadataError> {
+        let sig = signer
+            .sign(canonical)
+            .map_err(|e| MetadataError::Sign(e.to_string()))?;
+        self.signatures.retain(|s| s.keyid != signer.keyid());
+        self.signatures.push(Signature {
+            keyid: signer.keyid().to_owned(),
+            sig: hex::encode(sig),
+            extra: BTreeMap::new(),
+        });
+        Ok(())
     }
 
     /// Adds (or replaces) the signature of `signer`.
@@ -690,9 +718,9 @@ pub struct TargetFile {
     pub length: u64,
     /// Hashes by algorithm.
     pub hashes: BTreeMap<String, String>,
-    /// Application-specific metadata.
+    /// Application-specific metadata (shared: every file of a release carries the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom: Option<Value>,
+    pub custom: Option<std::sync::Arc<Value>>,
     /// Unknown fields.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,

@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
 use serde::Serialize;
 
-use sealwright_repo::staging::{self, Release, Staging};
+use sealwright_repo::publish::add_artifacts;
+use sealwright_repo::staging::Release;
 
 use super::Context;
 use crate::output::{emit, Progress};
@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct Added {
+struct Report {
     role: String,
     targets: Vec<AddedTarget>,
 }
@@ -49,56 +49,36 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .delegation
         .clone()
         .unwrap_or_else(|| "targets".to_owned());
-    if role != "targets" && policy.delegation(&role).is_none() {
-        bail!("--delegation {role}: no such delegated role (create it with `sealwright delegate`)");
-    }
     let release = Release::new(&args.name, &args.version, args.channel.as_deref())?;
-    let inputs = staging::collect_inputs(&args.paths, &release.prefix())?;
-    if inputs.is_empty() {
-        bail!("nothing to add: the given directories contain no files");
+    let progress = std::sync::OnceLock::new();
+    let added = add_artifacts(&ctx.repo, &policy, &role, &args.paths, &release, &|total| {
+        let bar = progress.get_or_init(|| Progress::new(total as u64, "hashing"));
+        if total == 0 {
+            bar.inc();
+        }
+    })?;
+    if let Some(bar) = progress.get() {
+        bar.finish();
     }
-    let mut staged = Staging::load(&ctx.repo)?;
-    // Check every path against the role's delegation and against what is already staged or
-    // published before copying a single byte.
-    sealwright_repo::publish::check_addable(
-        &ctx.repo,
-        &policy,
-        &role,
-        inputs.iter().map(|i| i.target.as_str()),
-    )?;
-    let existing = staged.targets.entry(role.clone()).or_default();
-    if let Some(dup) = inputs.iter().find(|i| existing.contains_key(&i.target)) {
-        bail!(
-            "duplicate target {:?}: already staged (publish or remove staged/ first)",
-            dup.target
-        );
-    }
-    let progress = Progress::new(inputs.len() as u64, "hashing");
-    let entries = staging::hash_and_copy(&ctx.repo, &inputs, &release.custom(), &|| progress.inc())
-        .context("staging artifacts")?;
-    progress.finish();
-    let existing = staged.targets.entry(role.clone()).or_default();
-    let mut report = Vec::with_capacity(entries.len());
-    for (path, entry) in entries {
-        report.push(AddedTarget {
-            path: path.clone(),
-            length: entry.length,
-            sha256: entry.sha256().unwrap_or_default().to_owned(),
-        });
-        existing.insert(path, entry);
-    }
-    staged.save(&ctx.repo)?;
-    let added = Added {
-        role,
-        targets: report,
+    let report = Report {
+        role: added.role.clone(),
+        targets: added
+            .targets
+            .iter()
+            .map(|(path, e)| AddedTarget {
+                path: path.clone(),
+                length: e.length,
+                sha256: e.sha256.clone(),
+            })
+            .collect(),
     };
-    emit(ctx.json, &added, || {
+    emit(ctx.json, &report, || {
         println!(
             "staged {} file(s) of {} {} for role {}; run `sealwright publish` to sign and publish",
-            added.targets.len(),
+            report.targets.len(),
             release.name,
             release.version,
-            added.role
+            report.role
         );
     })
 }

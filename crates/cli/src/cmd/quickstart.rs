@@ -8,7 +8,7 @@ use chrono::Utc;
 use sealwright_crypto::{Algorithm, Passphrase};
 use sealwright_repo::keystore::FixedPassphrase;
 use sealwright_repo::policy::Policy;
-use sealwright_repo::staging::{self, Release, Staging};
+use sealwright_repo::staging::Release;
 use sealwright_repo::{publish, KeyStore};
 
 use super::Context;
@@ -108,28 +108,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         "Installed only because a threshold of keys signed it.\n",
     )?;
     let release = Release::new("hello", "1.0.0", Some("stable"))?;
-    let inputs = staging::collect_inputs(std::slice::from_ref(&src), &release.prefix())?;
-    publish::check_addable(
-        &repo,
-        &policy,
-        "targets",
-        inputs.iter().map(|i| i.target.as_str()),
-    )?;
-    let entries = staging::hash_and_copy(&repo, &inputs, &release.custom(), &|| {})?;
-    let mut staged = Staging::default();
-    for (path, entry) in entries {
+    let added = publish::add_artifacts(&repo, &policy, "targets", &[src], &release, &|_| {})?;
+    for (path, entry) in &added.targets {
         println!(
             "    {path:<32} {:>4} bytes  sha256 {}",
             entry.length,
-            entry.sha256().unwrap_or("").get(..16).unwrap_or("")
+            entry.sha256.get(..16).unwrap_or("")
         );
-        staged
-            .targets
-            .entry("targets".into())
-            .or_default()
-            .insert(path, entry);
     }
-    staged.save(&repo)?;
 
     step(4, "Publishing: sign every changed role, check thresholds, write new files, switch timestamp.json atomically");
     let plan = publish::plan(&repo, &policy, Utc::now())?;
