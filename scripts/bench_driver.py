@@ -24,11 +24,13 @@ def isolated(cmd):
     """Measures cmd in a fresh Python process so peak RSS is that command's own."""
     code = (
         "import resource,subprocess,sys,time,json;t=time.monotonic();"
-        "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL);w=time.monotonic()-t;"
+        "subprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL,stderr=sys.stderr);w=time.monotonic()-t;"
         "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
         "print(json.dumps([w,r.ru_utime+r.ru_stime,r.ru_maxrss/1024]))"
     )
-    out = subprocess.run([sys.executable, "-c", code] + cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code] + cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit("benchmark step failed: %s\n%s" % (" ".join(cmd), out.stderr))
     import json
     return json.loads(out.stdout)
 
@@ -52,7 +54,7 @@ for n in SIZES:
         print("python-tuf %d..." % n, file=sys.stderr)
         py = isolated([sys.executable, os.path.join(HERE, "bench_python_tuf.py"), files, os.path.join(WORK, "py-%d" % n)])
         rows.append(("python-tuf", n, None, py))
-    subprocess.run(["rm", "-rf", files, repo], check=True)
+    subprocess.run(["rm", "-rf", files, repo, os.path.join(WORK, "py-%d" % n)], check=True)
 
 print()
 print("| tool | targets | add wall s | add CPU s | add RSS MiB | publish wall s | publish CPU s | publish RSS MiB | total CPU s |")

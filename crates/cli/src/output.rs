@@ -47,3 +47,35 @@ impl Progress {
         }
     }
 }
+
+/// A spinner with a message on a terminal, nothing otherwise (for steps without a count).
+pub struct Spinner(Option<indicatif::ProgressBar>);
+
+impl Spinner {
+    /// Starts spinning with `message`.
+    pub fn new(message: &str) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return Spinner(None);
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Spinner(Some(bar))
+    }
+
+    /// Changes the message.
+    pub fn set(&self, message: &str) {
+        if let Some(b) = &self.0 {
+            b.set_message(message.to_owned());
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}

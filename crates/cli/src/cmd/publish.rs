@@ -6,26 +6,31 @@ use sealwright_repo::publish::{self, PublishReport};
 use sealwright_repo::KeyStore;
 
 use super::Context;
-use crate::output::emit;
+use crate::output::{emit, Spinner};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Plans and executes a publish with `store`'s keys.
+/// Plans and executes a publish with `store`'s keys. A spinner is shown only when asked
+/// (never while a passphrase prompt could interleave with it).
 pub fn publish_with(
     ctx: &Context,
     store: &KeyStore<'_>,
-    _interactive: bool,
+    show_progress: bool,
 ) -> anyhow::Result<PublishReport> {
     let policy = ctx.policy()?;
+    let spinner = show_progress.then(|| Spinner::new("planning: comparing policy, staged files and published metadata"));
     let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
+    if let Some(s) = &spinner {
+        s.set(&format!("signing {} role(s) and writing the new tree", plan.targets.len() + 2));
+    }
     Ok(publish::execute(&ctx.repo, &policy, store, plan)?)
 }
 
 pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     let source = ctx.passphrases()?;
     let store = KeyStore::new(&ctx.repo, &source);
-    let report = publish_with(ctx, &store, true)?;
+    let report = publish_with(ctx, &store, !sealwright_repo::PassphraseSource::interactive(&source))?;
     emit(ctx.json, &report, || print_report(&report))
 }
 
