@@ -179,12 +179,7 @@ impl Published {
 
     /// Current version of targets role `name` per the current snapshot.
     pub fn role_version(&self, name: &str) -> Option<u64> {
-        self.snapshot
-            .as_ref()?
-            .signed
-            .meta
-            .get(&format!("{name}.json"))
-            .map(|m| m.version)
+        self.snapshot.as_ref()?.signed.role_version(name)
     }
 
     /// Current metadata of targets role `name`, if published.

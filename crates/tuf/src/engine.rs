@@ -682,12 +682,7 @@ impl TrustedMetadataSet {
 
     /// The version of targets role `name` in the trusted snapshot.
     pub fn role_version_in_snapshot(&self, name: &str) -> Option<u64> {
-        self.snapshot
-            .as_ref()?
-            .signed
-            .meta
-            .get(&format!("{name}.json"))
-            .map(|m| m.version)
+        self.snapshot.as_ref()?.signed.role_version(name)
     }
 
     /// §5.6 update the targets role: top-level targets, signed by the root's targets keys

@@ -616,6 +616,11 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The version this snapshot lists for targets role `name` (`name.json` in `meta`).
+    pub fn role_version(&self, name: &str) -> Option<u64> {
+        self.meta.get(&format!("{name}.json")).map(|m| m.version)
+    }
+
     /// A snapshot listing `meta`.
     pub fn new(version: u64, expires: DateTime<Utc>, meta: BTreeMap<String, MetaFile>) -> Self {
         Snapshot {

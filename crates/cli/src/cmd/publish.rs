@@ -19,10 +19,14 @@ pub fn publish_with(
     show_progress: bool,
 ) -> anyhow::Result<PublishReport> {
     let policy = ctx.policy()?;
-    let spinner = show_progress.then(|| Spinner::new("planning: comparing policy, staged files and published metadata"));
+    let spinner = show_progress
+        .then(|| Spinner::new("planning: comparing policy, staged files and published metadata"));
     let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
     if let Some(s) = &spinner {
-        s.set(&format!("signing {} role(s) and writing the new tree", plan.targets.len() + 2));
+        s.set(&format!(
+            "signing {} role(s) and writing the new tree",
+            plan.targets.len() + 2
+        ));
     }
     Ok(publish::execute(&ctx.repo, &policy, store, plan)?)
 }
@@ -30,7 +34,11 @@ pub fn publish_with(
 pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     let source = ctx.passphrases()?;
     let store = KeyStore::new(&ctx.repo, &source);
-    let report = publish_with(ctx, &store, !sealwright_repo::PassphraseSource::interactive(&source))?;
+    let report = publish_with(
+        ctx,
+        &store,
+        !sealwright_repo::PassphraseSource::interactive(&source),
+    )?;
     emit(ctx.json, &report, || print_report(&report))
 }
 
