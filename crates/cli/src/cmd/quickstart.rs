@@ -155,7 +155,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     std::fs::remove_file(&victim)?;
     std::fs::write(&victim, original)?;
 
-    println!("\nDone. Next steps:");
+    println!("\nDone. Next steps (install the binary first: cargo install --path crates/cli):");
     println!(
         "  serve it:        python3 -m http.server -d {} 8080",
         published.display()
