@@ -267,3 +267,30 @@ fn not_a_repository_and_missing_files() {
     );
     s.fails(&["init", &s.repo_arg()], "not empty");
 }
+
+#[test]
+fn hostile_path_in_a_tampered_staged_index_is_refused() {
+    // publish re-checks every staged path before it becomes a file name under published/.
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let file = s.path().join("a.bin");
+    std::fs::write(&file, b"x").unwrap();
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &file.display().to_string(),
+        "--name",
+        "app",
+        "--version",
+        "1.0.0",
+    ]);
+    // Rewrite the staged index so the path escapes, as a tampered index would.
+    let index = s.repo().join("staged/targets.json");
+    let text = std::fs::read_to_string(&index).unwrap();
+    std::fs::write(&index, text.replace("app/1.0.0/a.bin", "app/../../escape")).unwrap();
+    let before = tree_fingerprint(&s.repo().join("published"));
+    s.fails(&["--repo", &repo, "publish"], "..");
+    assert_eq!(before, tree_fingerprint(&s.repo().join("published")));
+}

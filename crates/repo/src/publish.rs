@@ -443,6 +443,9 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
             )));
         }
         for (path, entry) in entries {
+            // The index is a local file anyone with write access could edit: re-check every
+            // path before it becomes a file name under published/.
+            staging::validate_target_path(path)?;
             if !path_allowed(policy, role, path) {
                 return Err(PublishError::Target(format!(
                     "target {path:?} is outside the paths delegated to role {role}"

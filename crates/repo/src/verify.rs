@@ -135,6 +135,9 @@ fn check_artifact(published: &Path, path: &str, file: &TargetFile) -> Result<(),
         path: path.to_owned(),
         reason,
     };
+    // Target paths come from metadata, which may be hostile: never let one name a file
+    // outside the tree (`..`, absolute paths, NUL).
+    crate::staging::validate_target_path(path).map_err(|e| bad(e.to_string()))?;
     let sha256 = file
         .hashes
         .get("sha256")
@@ -149,4 +152,20 @@ fn check_artifact(published: &Path, path: &str, file: &TargetFile) -> Result<(),
     let data = fsutil::read_capped(&on_disk, file.length)
         .map_err(|e| bad(format!("{}: {e}", on_disk.display())))?;
     file.verify(&data).map_err(|e| bad(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn signed_but_hostile_target_paths_never_reach_the_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TargetFile::new(1, BTreeMap::from([("sha256".to_owned(), "00".repeat(32))]));
+        for path in ["../escape", "/etc/passwd", "a/../../b", "a\0b"] {
+            let err = check_artifact(dir.path(), path, &file).unwrap_err();
+            assert!(err.to_string().contains(path), "{err}");
+        }
+    }
 }
