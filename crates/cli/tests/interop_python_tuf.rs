@@ -281,3 +281,59 @@ fn we_verify_python_tuf_ecdsa_repository() {
 fn we_verify_python_tuf_rsa_repository_with_root_rotation() {
     we_verify_python_tuf_repository("rsa", &["--root-threshold", "2", "--root-versions", "2"]);
 }
+
+#[test]
+fn replacing_a_roles_key_resigns_it_and_python_tuf_follows() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let f = s.path().join("a.bin");
+    std::fs::write(&f, b"payload").unwrap();
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &f.display().to_string(),
+        "--name",
+        "a",
+        "--version",
+        "1.0.0",
+    ]);
+    s.ok(&["--repo", &repo, "publish"]);
+    // Rotate the targets key: add a new one, drop the old one from the role.
+    s.ok(&[
+        "--repo",
+        &repo,
+        "key",
+        "generate",
+        "targets-2",
+        "--role",
+        "targets",
+    ]);
+    let policy = s.repo().join("sealwright.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let rotated = text.replace(
+        "keys = [\n    \"targets-key\",\n    \"targets-2\",\n]",
+        "keys = [\"targets-2\"]",
+    );
+    assert_ne!(text, rotated, "unexpected policy layout:\n{text}");
+    std::fs::write(&policy, rotated).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&s.ok(&["--repo", &repo, "--json", "publish"])).unwrap();
+    // Root changed (new key) and targets had to be re-signed by the new key.
+    assert_eq!(report["roles"]["root"], 2, "{report}");
+    assert_eq!(report["roles"]["targets"], 3, "{report}");
+    let published = s.repo().join("published");
+    let (ok, out, stderr) = ngclient(
+        &published,
+        &published.join("metadata/1.root.json"),
+        &["a/1.0.0/a.bin"],
+        &[],
+        &s.path().join("dl"),
+    );
+    assert!(
+        ok,
+        "python-tuf refused the rotated repository: {out}\n{stderr}"
+    );
+    s.ok(&["--repo", &repo, "verify"]);
+}

@@ -522,40 +522,47 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
     }
     let work: Vec<Result<PlannedRole, PublishError>> = roles
         .par_iter()
-        .map(|PolicyRole { name, period, .. }| {
-            let delegations = delegations_of(policy, name)?;
-            let current = published.targets_role(name)?;
-            let adds = incoming.get(name).map(Vec::as_slice).unwrap_or(&[]);
-            let (mut targets, changed) = match &current {
-                Some(md) => {
-                    let changed = !adds.is_empty()
-                        || md.signed.delegations != delegations
-                        || expiring(md.signed.expires, *period, now);
-                    (md.signed.clone(), changed)
+        .map(
+            |PolicyRole {
+                 name,
+                 period,
+                 authority,
+             }| {
+                let delegations = delegations_of(policy, name)?;
+                let current = published.targets_role(name)?;
+                let adds = incoming.get(name).map(Vec::as_slice).unwrap_or(&[]);
+                let (mut targets, changed) = match &current {
+                    Some(md) => {
+                        let changed = !adds.is_empty()
+                            || md.signed.delegations != delegations
+                            || expiring(md.signed.expires, *period, now)
+                            || !signatures_still_valid(name, md, authority);
+                        (md.signed.clone(), changed)
+                    }
+                    None => (Targets::new(1, expiry(now, *period)), true),
+                };
+                if !changed {
+                    return Ok(None);
                 }
-                None => (Targets::new(1, expiry(now, *period)), true),
-            };
-            if !changed {
-                return Ok(None);
-            }
-            for (path, entry) in adds {
-                if targets.targets.contains_key(*path) {
-                    return Err(PublishError::Target(format!(
-                        "duplicate target {path:?}: already published in role {name}"
-                    )));
+                for (path, entry) in adds {
+                    if targets.targets.contains_key(*path) {
+                        return Err(PublishError::Target(format!(
+                            "duplicate target {path:?}: already published in role {name}"
+                        )));
+                    }
+                    let mut tf = TargetFile::new(entry.length, entry.hashes());
+                    tf.custom = customs.get(entry.release).cloned();
+                    targets.targets.insert((*path).clone(), tf);
                 }
-                let mut tf = TargetFile::new(entry.length, entry.hashes());
-                tf.custom = customs.get(entry.release).cloned();
-                targets.targets.insert((*path).clone(), tf);
-            }
-            targets.delegations = delegations;
-            if let Some(md) = &current {
-                targets.version = md.signed.version + 1;
-            }
-            targets.expires = expiry(now, *period);
-            targets.spec_version = SPEC_VERSION.to_owned();
-            Ok(Some((name.clone(), Metadata::new(targets), adds.len())))
-        })
+                targets.delegations = delegations;
+                if let Some(md) = &current {
+                    targets.version = md.signed.version + 1;
+                }
+                targets.expires = expiry(now, *period);
+                targets.spec_version = SPEC_VERSION.to_owned();
+                Ok(Some((name.clone(), Metadata::new(targets), adds.len())))
+            },
+        )
         .collect();
     let mut new_targets = BTreeMap::new();
     let mut targets_added = 0;
@@ -608,6 +615,23 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         timestamp_expires: expiry(now, period("timestamp")),
         blobs,
         targets_added,
+    })
+}
+
+/// Whether the published version of a role still meets the threshold the policy now
+/// sets for it (keys added, removed or a threshold raised make clients refuse the old
+/// signatures, so the role must be signed again).
+fn signatures_still_valid(name: &str, md: &Metadata<Targets>, a: &Authority) -> bool {
+    md.received_canonical().is_some_and(|canonical| {
+        sealwright_tuf::verify::verify_role(
+            name,
+            canonical,
+            &md.signatures,
+            &a.keys,
+            &a.keyids,
+            a.threshold,
+        )
+        .is_ok()
     })
 }
 

@@ -73,6 +73,21 @@ pub fn authorise(policy: &mut Policy, name: &str, roles: &[String]) -> anyhow::R
     Ok(())
 }
 
+/// The policy, after checking that key `name` is new and every role exists — before any key
+/// file is written, so a typo never leaves an orphaned key file behind.
+fn policy_for_new_key(ctx: &Context, name: &str, roles: &[String]) -> anyhow::Result<Policy> {
+    let policy = ctx.policy()?;
+    check_name("key", name)?;
+    if policy.keys.contains_key(name) {
+        bail!("key {name} already exists in the policy");
+    }
+    if ctx.repo.join(format!("keys/{name}.pem")).exists() {
+        bail!("keys/{name}.pem already exists but is not in the policy; move it away or choose another name");
+    }
+    authorise(&mut policy.clone(), name, roles)?;
+    Ok(policy)
+}
+
 pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
     match cmd {
         KeyCommand::Generate {
@@ -81,11 +96,7 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             roles,
             kdf,
         } => {
-            let mut policy = ctx.policy()?;
-            check_name("key", &name)?;
-            if policy.keys.contains_key(&name) {
-                bail!("key {name} already exists in the policy");
-            }
+            let mut policy = policy_for_new_key(ctx, &name, &roles)?;
             let algorithm: Algorithm = key_type.parse()?;
             let source = ctx.passphrases()?;
             let store = KeyStore::new(&ctx.repo, &source);
@@ -117,11 +128,7 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             roles,
             kdf,
         } => {
-            let mut policy = ctx.policy()?;
-            check_name("key", &name)?;
-            if policy.keys.contains_key(&name) {
-                bail!("key {name} already exists in the policy");
-            }
+            let mut policy = policy_for_new_key(ctx, &name, &roles)?;
             let text = String::from_utf8(
                 sealwright_repo::fsutil::read_capped(&file, keyfile::MAX_KEY_FILE as u64)
                     .with_context(|| format!("reading {}", file.display()))?,
