@@ -531,28 +531,39 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                 let delegations = delegations_of(policy, name)?;
                 let current = published.targets_role(name)?;
                 let adds = incoming.get(name).map(Vec::as_slice).unwrap_or(&[]);
-                let (mut targets, changed) = match &current {
+                // Reasons to sign a new version other than new targets.
+                let (mut targets, must_resign) = match &current {
                     Some(md) => {
-                        let changed = !adds.is_empty()
-                            || md.signed.delegations != delegations
+                        let stale = md.signed.delegations != delegations
                             || expiring(md.signed.expires, *period, now)
                             || !signatures_still_valid(name, md, authority);
-                        (md.signed.clone(), changed)
+                        (md.signed.clone(), stale)
                     }
                     None => (Targets::new(1, expiry(now, *period)), true),
                 };
-                if !changed {
+                if adds.is_empty() && !must_resign {
                     return Ok(None);
                 }
+                let mut added = 0;
                 for (path, entry) in adds {
-                    if targets.targets.contains_key(*path) {
-                        return Err(PublishError::Target(format!(
-                            "duplicate target {path:?}: already published in role {name}"
-                        )));
-                    }
                     let mut tf = TargetFile::new(entry.length, entry.hashes());
                     tf.custom = customs.get(entry.release).cloned();
+                    match targets.targets.get(*path) {
+                        // Published by a run that was interrupted after its switch but
+                        // before it cleared staged/: the same content, nothing to do.
+                        Some(existing) if *existing == tf => continue,
+                        Some(_) => {
+                            return Err(PublishError::Target(format!(
+                                "duplicate target {path:?}: already published in role {name} with different content"
+                            )))
+                        }
+                        None => {}
+                    }
                     targets.targets.insert((*path).clone(), tf);
+                    added += 1;
+                }
+                if added == 0 && !must_resign {
+                    return Ok(None);
                 }
                 targets.delegations = delegations;
                 if let Some(md) = &current {
@@ -560,7 +571,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                 }
                 targets.expires = expiry(now, *period);
                 targets.spec_version = SPEC_VERSION.to_owned();
-                Ok(Some((name.clone(), Metadata::new(targets), adds.len())))
+                Ok(Some((name.clone(), Metadata::new(targets), added)))
             },
         )
         .collect();
