@@ -1,0 +1,227 @@
+//! Transport: a [`Fetcher`] trait (so tests and the updater can swap transports) and a
+//! blocking HTTP(S) implementation on `ureq` + rustls (aws-lc-rs provider).
+//!
+//! Every download is size-capped by the caller (the engine's [`sealwright_tuf::Limits`] or
+//! a length pinned by signed metadata) and redirects are never followed: a TUF repository
+//! names its files exactly, so a redirect is an error like any other non-200 answer.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The server does not have the file (HTTP 404 or 403; python-tuf treats both alike).
+    #[error("{url}: not found (HTTP {status})")]
+    NotFound {
+        /// What was requested.
+        url: String,
+        /// 404 or 403.
+        status: u16,
+    },
+    /// Any other non-200 status (including redirects, which are never followed).
+    #[error("{url}: unexpected HTTP status {status}")]
+    Status {
+        /// What was requested.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// The body is longer than the cap.
+    #[error("{url}: larger than the {max} bytes allowed")]
+    TooLarge {
+        /// What was requested.
+        url: String,
+        /// The cap.
+        max: u64,
+    },
+    /// Connection, TLS or protocol failure.
+    #[error("{url}: {message}")]
+    Transport {
+        /// What was requested.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Writing the body to its destination failed.
+    #[error("{url}: writing the download: {source}")]
+    Io {
+        /// What was requested.
+        url: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// Whether the file is simply absent (404/403).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, FetchError::NotFound { .. })
+    }
+}
+
+/// Downloads whole files by URL, at most `max_len` bytes each.
+pub trait Fetcher {
+    /// Streams the body of `url` into `sink`; fails with [`FetchError::TooLarge`] as soon as
+    /// more than `max_len` bytes arrive. Returns the number of bytes written.
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError>;
+
+    /// The body of `url` in memory, at most `max_len` bytes.
+    fn fetch(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
+        let mut buf = Vec::new();
+        self.fetch_to(url, max_len, &mut buf)?;
+        Ok(buf)
+    }
+}
+
+impl<F: Fetcher + ?Sized> Fetcher for &F {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        (**self).fetch_to(url, max_len, sink)
+    }
+}
+
+/// Blocking HTTP(S) fetcher: no redirects, no compression, no retries.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    agent: ureq::Agent,
+}
+
+/// Options for [`HttpFetcher`].
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Use the proxy named by the environment (`HTTPS_PROXY`, `ALL_PROXY`...).
+    pub proxy_from_env: bool,
+    /// Time allowed to connect.
+    pub connect_timeout: Duration,
+    /// Time allowed for one whole request, body included.
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            proxy_from_env: true,
+            connect_timeout: Duration::from_secs(15),
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+impl HttpFetcher {
+    /// A fetcher with `config`.
+    pub fn new(config: &HttpConfig) -> Self {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(provider)
+            .build();
+        let proxy = if config.proxy_from_env {
+            ureq::Proxy::try_from_env()
+        } else {
+            None
+        };
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(proxy)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        HttpFetcher { agent }
+    }
+
+    /// A fetcher for `base_url`: the environment's proxy is used unless the host is the
+    /// loopback interface (a local test server must be reached directly).
+    pub fn for_base_url(base_url: &str) -> Self {
+        let host = base_url
+            .split_once("://")
+            .map_or(base_url, |(_, rest)| rest)
+            .split(['/', '?', '#'])
+            .next()
+            .unwrap_or("");
+        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+        let loopback =
+            host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
+        HttpFetcher::new(&HttpConfig {
+            proxy_from_env: !loopback,
+            ..HttpConfig::default()
+        })
+    }
+}
+
+impl Default for HttpFetcher {
+    fn default() -> Self {
+        HttpFetcher::new(&HttpConfig::default())
+    }
+}
+
+fn transport(url: &str, e: impl std::fmt::Display) -> FetchError {
+    FetchError::Transport {
+        url: url.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        let response = self.agent.get(url).call().map_err(|e| transport(url, e))?;
+        let status = response.status().as_u16();
+        match status {
+            200 => {}
+            403 | 404 => {
+                return Err(FetchError::NotFound {
+                    url: url.to_owned(),
+                    status,
+                })
+            }
+            _ => {
+                return Err(FetchError::Status {
+                    url: url.to_owned(),
+                    status,
+                })
+            }
+        }
+        let too_large = || FetchError::TooLarge {
+            url: url.to_owned(),
+            max: max_len,
+        };
+        if let Some(declared) = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            if declared > max_len {
+                return Err(too_large());
+            }
+        }
+        let mut reader = response
+            .into_body()
+            .into_reader()
+            .take(max_len.saturating_add(1));
+        let mut total: u64 = 0;
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(transport(url, e)),
+            };
+            total = total.saturating_add(n as u64);
+            if total > max_len {
+                return Err(too_large());
+            }
+            let chunk = buf.get(..n).unwrap_or_default();
+            sink.write_all(chunk).map_err(|source| FetchError::Io {
+                url: url.to_owned(),
+                source,
+            })?;
+        }
+        Ok(total)
+    }
+}

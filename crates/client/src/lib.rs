@@ -1,0 +1,28 @@
+//! Sealwright's TUF client: an HTTP [`Fetcher`](fetch::Fetcher), the local
+//! [`MetadataStore`](store::MetadataStore) and an [`Updater`](updater::Updater) that runs
+//! the TUF §5 client workflow over the sans-IO trust engine of `sealwright-tuf`.
+//!
+//! ```no_run
+//! use sealwright_client::{HttpFetcher, Updater, UpdaterConfig};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let url = "https://repo.example/metadata/";
+//! let config = UpdaterConfig::new("/var/lib/app/tuf", url)
+//!     .with_targets("/var/lib/app/downloads", "https://repo.example/targets/");
+//! let mut updater = Updater::new(config, HttpFetcher::for_base_url(url), chrono::Utc::now())?;
+//! updater.refresh()?;
+//! if let Some(found) = updater.get_targetinfo("app/1.0/app.tar.gz")? {
+//!     if updater.find_cached_target(&found.target, "app/1.0/app.tar.gz")?.is_none() {
+//!         updater.download_target(&found.target, "app/1.0/app.tar.gz")?;
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod fetch;
+pub mod store;
+pub mod updater;
+
+pub use fetch::{FetchError, Fetcher, HttpConfig, HttpFetcher};
+pub use store::{quote, MetadataStore};
+pub use updater::{init, UpdateError, Updater, UpdaterConfig};
