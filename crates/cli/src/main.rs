@@ -69,6 +69,8 @@ enum Command {
     Status(cmd::status::Args),
     /// Verify the published repository offline, from its root through every target file.
     Verify(cmd::verify::Args),
+    /// Serve `published/` over HTTPS (HTTP/2, caching headers, ranges, /healthz, /metrics).
+    Serve(cmd::serve::Args),
     /// Demo: create a repository, publish a release and verify it, narrating each step.
     Quickstart(cmd::quickstart::Args),
 }
@@ -91,6 +93,7 @@ fn main() -> std::process::ExitCode {
         Command::SignImport(a) => cmd::offline::import(&ctx, a),
         Command::Status(a) => cmd::status::run(&ctx, a),
         Command::Verify(a) => cmd::verify::run(&ctx, a),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };
     match result {

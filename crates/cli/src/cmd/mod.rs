@@ -7,6 +7,7 @@ pub mod key;
 pub mod offline;
 pub mod publish;
 pub mod quickstart;
+pub mod serve;
 pub mod status;
 pub mod verify;
 

@@ -1,0 +1,289 @@
+//! Sealwright's distribution server: serves a published TUF tree (`metadata/`, `targets/`)
+//! read-only over HTTPS (rustls, HTTP/2 and HTTP/1.1), with caching headers, range requests,
+//! `/healthz` and `/metrics`.
+//!
+//! Files come from a [`TreeStore`]; [`FsStore`] serves `DIR/published/` from the file system.
+//! The server refuses to start when the tree holds a private key
+//! ([`check_no_private_keys`]).
+
+pub mod app;
+pub mod keyscan;
+pub mod metrics;
+pub mod path;
+pub mod store;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use keyscan::{check_no_private_keys, KeyScanError};
+pub use metrics::Metrics;
+pub use path::{FileKind, TreePath};
+pub use store::{FsStore, StoreError, StoredObject, TreeStore};
+pub use tls::{Identity, TlsError};
+
+/// Time a client gets to complete the TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an HTTP/1 client gets to send a request's headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections served at once; further ones are closed at once.
+pub const MAX_CONNECTIONS: usize = 10_000;
+/// How long shutdown waits for requests in progress.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The server could not start or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// No published tree at this path.
+    #[error("{0} does not exist: publish the repository first (`sealwright publish`)")]
+    NoTree(PathBuf),
+    /// A private key in the tree.
+    #[error("refusing to serve: {0}")]
+    KeyFound(#[from] KeyScanError),
+    /// Certificates.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// Binding the address.
+    #[error("listening on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    /// Writing the development CA file.
+    #[error("writing the development certificate to {0}: {1}")]
+    WriteCert(PathBuf, std::io::Error),
+    /// Anything else from the operating system.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the TLS identity comes from.
+#[derive(Debug, Clone)]
+pub enum TlsSource {
+    /// PEM certificate chain and private key files.
+    Files {
+        /// Certificate chain (leaf first).
+        cert: PathBuf,
+        /// Private key.
+        key: PathBuf,
+    },
+    /// A fresh self-signed certificate for 127.0.0.1/localhost; its PEM is written here.
+    Dev {
+        /// Where clients find the certificate to trust.
+        ca_out: PathBuf,
+    },
+}
+
+/// What `serve` needs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The tree to serve (`DIR/published`).
+    pub published: PathBuf,
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Certificates.
+    pub tls: TlsSource,
+}
+
+/// Reported once the server listens.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// `https://ADDR`.
+    pub url: String,
+    /// The bound address (the real port when 0 was asked for).
+    pub local_addr: SocketAddr,
+    /// SHA-256 fingerprint of the served certificate.
+    pub fingerprint: String,
+    /// The development certificate file, when one was generated.
+    pub dev_ca: Option<PathBuf>,
+}
+
+/// Checks the tree and opens it as a file-system store.
+pub fn open_published(published: &Path) -> Result<FsStore, ServeError> {
+    if !published.is_dir() {
+        return Err(ServeError::NoTree(published.to_path_buf()));
+    }
+    check_no_private_keys(published)?;
+    Ok(FsStore::new(published)?)
+}
+
+/// Loads or generates the TLS identity; for a development certificate, writes its PEM.
+pub fn load_identity(tls: &TlsSource) -> Result<Identity, ServeError> {
+    match tls {
+        TlsSource::Files { cert, key } => Ok(Identity::from_pem_files(cert, key)?),
+        TlsSource::Dev { ca_out } => {
+            let id = Identity::generate_dev()?;
+            write_atomic(ca_out, id.leaf_pem.as_bytes())
+                .map_err(|e| ServeError::WriteCert(ca_out.clone(), e))?;
+            Ok(id)
+        }
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::write(tmp.path(), bytes)?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A bound server, not yet accepting.
+pub struct Server {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    router: axum::Router,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `listen` and prepares to serve `store` with `identity`.
+    pub async fn bind(
+        listen: SocketAddr,
+        identity: &Identity,
+        store: Arc<dyn TreeStore>,
+    ) -> Result<Server, ServeError> {
+        let config = identity.server_config()?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| ServeError::Bind(listen, e))?;
+        let metrics = Arc::new(Metrics::default());
+        Ok(Server {
+            listener,
+            acceptor: TlsAcceptor::from(config),
+            router: app::router(store, Arc::clone(&metrics)),
+            metrics,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The server's counters.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and waits (bounded) for the
+    /// requests in progress.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .keep_alive(true);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(256)
+            .keep_alive_interval(Some(Duration::from_secs(30)));
+        let graceful = GracefulShutdown::new();
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let service = TowerToHyperService::new(self.router.clone());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let tcp = match accepted {
+                        Ok((tcp, _peer)) => tcp,
+                        Err(_) => {
+                            // Out of file descriptors and the like: back off briefly.
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                        drop(tcp);
+                        continue;
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let acceptor = self.acceptor.clone();
+                    let builder = builder.clone();
+                    let service = service.clone();
+                    let metrics = Arc::clone(&self.metrics);
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let _open = metrics.open_connection();
+                        let _permit = permit;
+                        let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(s)) => s,
+                            _ => {
+                                metrics.handshake_failed();
+                                return;
+                            }
+                        };
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        let _ = watcher.watch(conn.into_owned()).await;
+                    });
+                }
+            }
+        }
+        drop(self.listener);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
+    }
+}
+
+/// Hooks SIGINT and SIGTERM now; the returned future completes when either arrives.
+/// Must be called inside a Tokio runtime.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+/// Checks the tree, loads certificates, binds, calls `on_ready`, and serves until SIGINT or
+/// SIGTERM. Blocks the calling thread (it runs its own Tokio runtime).
+pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
+    let store = open_published(&opts.published)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sealwright-serve")
+        .build()?;
+    runtime.block_on(async move {
+        // Signals are hooked before anything is announced, so a prompt SIGTERM is graceful.
+        let shutdown = shutdown_signal()?;
+        let identity = load_identity(&opts.tls)?;
+        let server = Server::bind(opts.listen, &identity, Arc::new(store)).await?;
+        let local_addr = server.local_addr()?;
+        let ready = Ready {
+            url: format!("https://{local_addr}"),
+            local_addr,
+            fingerprint: identity.fingerprint(),
+            dev_ca: match &opts.tls {
+                TlsSource::Dev { ca_out } => Some(ca_out.clone()),
+                TlsSource::Files { .. } => None,
+            },
+        };
+        on_ready(&ready);
+        server.run(shutdown).await;
+        Ok(())
+    })
+}

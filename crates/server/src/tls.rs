@@ -1,0 +1,111 @@
+//! TLS: certificates from PEM files or a generated development certificate; rustls with the
+//! aws-lc-rs provider; ALPN `h2` then `http/1.1`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// TLS setup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A PEM file could not be read or holds nothing usable.
+    #[error("{path}: {reason}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Generating the development certificate failed.
+    #[error("generating the development certificate: {0}")]
+    Generate(String),
+    /// rustls refused the certificate/key pair.
+    #[error("TLS configuration: {0}")]
+    Config(String),
+}
+
+/// A certificate chain and its private key.
+#[derive(Debug)]
+pub struct Identity {
+    /// Leaf first.
+    pub chain: Vec<CertificateDer<'static>>,
+    /// The leaf's private key.
+    pub key: PrivateKeyDer<'static>,
+    /// PEM of the leaf (for a development certificate: what clients should trust).
+    pub leaf_pem: String,
+}
+
+impl Identity {
+    /// Reads a PEM certificate chain and a PEM private key.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let pem_err = |path: &Path, reason: String| TlsError::Pem {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .map_err(|e| pem_err(cert, e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| pem_err(cert, e.to_string()))?;
+        if chain.is_empty() {
+            return Err(pem_err(cert, "no CERTIFICATE block".into()));
+        }
+        let key_der = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| pem_err(key, format!("no usable private key: {e}")))?;
+        let leaf_pem = std::fs::read_to_string(cert).map_err(|e| pem_err(cert, e.to_string()))?;
+        Ok(Identity {
+            chain,
+            key: key_der,
+            leaf_pem,
+        })
+    }
+
+    /// A fresh self-signed certificate for `127.0.0.1`, `::1` and `localhost` (ECDSA P-256).
+    /// The key lives only in memory.
+    pub fn generate_dev() -> Result<Self, TlsError> {
+        let names = vec![
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+            "localhost".to_owned(),
+        ];
+        let mut params =
+            rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Sealwright development server");
+        let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
+        Ok(Identity {
+            chain: vec![cert.der().clone()],
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            leaf_pem: cert.pem(),
+        })
+    }
+
+    /// SHA-256 of the leaf certificate (DER), as `AB:CD:...` like `openssl x509 -fingerprint`.
+    pub fn fingerprint(&self) -> String {
+        let der = self.chain.first().map(|c| c.as_ref()).unwrap_or_default();
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    /// The rustls server configuration (aws-lc-rs, TLS 1.2/1.3, ALPN h2 + http/1.1).
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(self.chain.clone(), self.key.clone_key())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+}
