@@ -109,3 +109,48 @@ impl Identity {
         Ok(Arc::new(cfg))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_files_load_and_fingerprint_matches_the_der() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let id = Identity::from_pem_files(&c, &k).unwrap();
+        assert_eq!(id.chain.len(), 1);
+        let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, cert.der());
+        assert_eq!(
+            id.fingerprint().replace(':', ""),
+            hex::encode_upper(want.as_ref())
+        );
+        id.server_config().unwrap();
+
+        // Swapped files, or a key that is not a key: a clear error naming the file.
+        let err = Identity::from_pem_files(&k, &k).unwrap_err().to_string();
+        assert!(err.contains("key.pem"), "{err}");
+        let err = Identity::from_pem_files(&c, &c).unwrap_err().to_string();
+        assert!(
+            err.contains("cert.pem") && err.contains("private key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dev_certificate_names_loopback() {
+        let id = Identity::generate_dev().unwrap();
+        assert!(id.leaf_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(!id.leaf_pem.contains("PRIVATE KEY"));
+        assert_eq!(id.fingerprint().len(), 32 * 3 - 1);
+        id.server_config().unwrap();
+    }
+}
