@@ -552,6 +552,9 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                         // Published by a run that was interrupted after its switch but
                         // before it cleared staged/: the same content, nothing to do.
                         Some(existing) if *existing == tf => continue,
+                        // A channel pointer is the one target that moves: each release
+                        // of the channel replaces it (clients refuse going backwards).
+                        Some(_) if staging::is_channel_pointer(path) => {}
                         Some(_) => {
                             return Err(PublishError::Target(format!(
                                 "duplicate target {path:?}: already published in role {name} with different content"
@@ -1117,6 +1120,9 @@ pub struct Added {
     pub role: String,
     /// Target path and entry of each file.
     pub targets: Vec<(String, StagedTarget)>,
+    /// The channel pointer staged with a single-file release (path and entry); `None` for
+    /// a tree of files or when the role's delegation does not cover the pointer path.
+    pub pointer: Option<(String, StagedTarget)>,
 }
 
 /// `add`: checks every path (safe, inside the role's delegation, not yet staged or
@@ -1158,13 +1164,31 @@ pub fn add_artifacts(
     progress(inputs.len());
     let release_index = staged.release_index(&release.custom());
     let entries = staging::hash_and_copy(repo_dir, &inputs, release_index, &|| progress(0))?;
+    // A single-file release also moves its channel pointer, so clients find the newest
+    // release with one target lookup (one bin in a hash-binned repository).
+    let pointer = match entries.as_slice() {
+        [(artifact, entry)] => {
+            let path = staging::channel_pointer_path(&release.name, release.pointer_channel());
+            if path_allowed(policy, role, &path) {
+                let value = staging::channel_pointer(release, artifact, entry);
+                let bytes = serde_json::to_vec_pretty(&value)
+                    .map_err(|e| StagingError::Corrupt(e.to_string()))?;
+                let index = staged.release_index(&serde_json::json!({ "sealwright": value }));
+                Some((path, staging::stage_bytes(repo_dir, &bytes, index)?))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
     let role_entries = staged.targets.entry(role.to_owned()).or_default();
-    for (path, entry) in &entries {
+    for (path, entry) in entries.iter().chain(pointer.iter()) {
         role_entries.insert(path.clone(), entry.clone());
     }
     staged.save(repo_dir)?;
     Ok(Added {
         role: role.to_owned(),
         targets: entries,
+        pointer,
     })
 }

@@ -112,6 +112,10 @@ pub struct Release {
     pub version: semver::Version,
     /// Channel, e.g. `stable` or `beta`.
     pub channel: Option<String>,
+    /// A recovery release: clients may install it even when it is older than what they
+    /// run (the only signed way to roll a fleet back, PRODUCT.md C3).
+    #[serde(default)]
+    pub recovery: bool,
 }
 
 impl Release {
@@ -130,7 +134,19 @@ impl Release {
             name: name.to_owned(),
             version,
             channel: channel.map(str::to_owned),
+            recovery: false,
         })
+    }
+
+    /// Marks (or unmarks) this release as a recovery release.
+    pub fn with_recovery(mut self, recovery: bool) -> Self {
+        self.recovery = recovery;
+        self
+    }
+
+    /// The channel its pointer is published on: the given one, else [`DEFAULT_CHANNEL`].
+    pub fn pointer_channel(&self) -> &str {
+        self.channel.as_deref().unwrap_or(DEFAULT_CHANNEL)
     }
 
     /// The `custom` metadata of every target of this release.
@@ -141,6 +157,9 @@ impl Release {
         if let Some(c) = &self.channel {
             m.insert("channel".into(), Value::String(c.clone()));
         }
+        if self.recovery {
+            m.insert("recovery".into(), Value::Bool(true));
+        }
         serde_json::json!({ "sealwright": m })
     }
 
@@ -148,6 +167,58 @@ impl Release {
     pub fn prefix(&self) -> String {
         format!("{}/{}", self.name, self.version)
     }
+}
+
+/// Channel a release's pointer is published on when `add` names none.
+pub const DEFAULT_CHANNEL: &str = "stable";
+
+/// The fixed target path of the channel pointer of `name` on `channel`:
+/// `NAME/channels/CHANNEL.json`. It has the same depth as the artifacts
+/// (`NAME/VERSION/FILE`), so a delegation pattern like `app/*/*` covers both, and `channels`
+/// is never a semantic version, so it cannot collide with a release directory.
+pub fn channel_pointer_path(name: &str, channel: &str) -> String {
+    format!("{name}/channels/{channel}.json")
+}
+
+/// Whether `path` is a channel pointer (the only kind of target a later publish replaces).
+pub fn is_channel_pointer(path: &str) -> bool {
+    let mut parts = path.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(n), Some("channels"), Some(c), None) if !n.is_empty() && c.len() > ".json".len() && c.ends_with(".json")
+    )
+}
+
+/// The pointer of `release` to its artifact `target` (with that artifact's staged entry):
+/// the content of the pointer file and, identical, its `custom.sealwright` object. Clients
+/// trust the copy in `custom` (it is inside signed targets metadata) and use the file only
+/// for tools that read targets, such as python-tuf.
+pub fn channel_pointer(release: &Release, target: &str, entry: &StagedTarget) -> Value {
+    serde_json::json!({
+        "name": release.name,
+        "version": release.version.to_string(),
+        "channel": release.pointer_channel(),
+        "target": target,
+        "length": entry.length,
+        "hashes": entry.hashes(),
+        "recovery": release.recovery,
+    })
+}
+
+/// Stages `data` as a blob (for generated targets such as channel pointers).
+pub fn stage_bytes(
+    repo_dir: &Path,
+    data: &[u8],
+    release: usize,
+) -> Result<StagedTarget, StagingError> {
+    let d = sealwright_crypto::digest::Digests::of(data);
+    let sha256 = hex::encode(d.sha256);
+    let path = blob_path(repo_dir, &sha256);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    write_blob(&path, data)?;
+    Ok(entry_for(&d, release))
 }
 
 /// Checks a target path is safe to publish and to store on a client.
@@ -469,6 +540,28 @@ mod tests {
         for p in ["a", "app/1.0.0/bin/app", "é/ü.txt", "a b/c"] {
             validate_target_path(p).unwrap();
         }
+    }
+
+    #[test]
+    fn channel_pointer_paths() {
+        assert_eq!(
+            channel_pointer_path("app", "stable"),
+            "app/channels/stable.json"
+        );
+        assert!(is_channel_pointer("app/channels/stable.json"));
+        for p in [
+            "app/1.0.0/app.json",
+            "app/channels/.json",
+            "channels/x.json",
+            "a/channels/b/c.json",
+        ] {
+            assert!(!is_channel_pointer(p), "{p}");
+        }
+        let r = Release::new("app", "1.2.3", None)
+            .unwrap()
+            .with_recovery(true);
+        assert_eq!(r.pointer_channel(), "stable");
+        assert_eq!(r.custom()["sealwright"]["recovery"], true);
     }
 
     #[test]

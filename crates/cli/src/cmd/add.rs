@@ -22,9 +22,15 @@ pub struct Args {
     /// Semantic version (x.y.z), bound into signed metadata.
     #[arg(long)]
     version: String,
-    /// Release channel, e.g. stable or beta.
+    /// Release channel, e.g. stable or beta. A single-file release also moves the signed
+    /// channel pointer NAME/channels/CHANNEL.json (default channel: stable) that
+    /// `sealwright update` follows.
     #[arg(long)]
     channel: Option<String>,
+    /// Mark this as a recovery release: clients install it even if it is older than what
+    /// they run. This is the only way to roll devices back; use it for a known-good build.
+    #[arg(long)]
+    recovery: bool,
     /// Add to this delegated role (or succinct bin set) instead of top-level targets.
     #[arg(long, value_name = "ROLE")]
     delegation: Option<String>,
@@ -34,6 +40,8 @@ pub struct Args {
 struct Report {
     role: String,
     targets: Vec<AddedTarget>,
+    channel_pointer: Option<String>,
+    recovery: bool,
 }
 
 #[derive(Serialize)]
@@ -49,7 +57,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .delegation
         .clone()
         .unwrap_or_else(|| "targets".to_owned());
-    let release = Release::new(&args.name, &args.version, args.channel.as_deref())?;
+    let release = Release::new(&args.name, &args.version, args.channel.as_deref())?
+        .with_recovery(args.recovery);
     let progress = std::sync::OnceLock::new();
     let added = add_artifacts(&ctx.repo, &policy, &role, &args.paths, &release, &|total| {
         let bar = progress.get_or_init(|| Progress::new(total as u64, "hashing"));
@@ -71,6 +80,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 sha256: e.sha256.clone(),
             })
             .collect(),
+        channel_pointer: added.pointer.as_ref().map(|(p, _)| p.clone()),
+        recovery: release.recovery,
     };
     emit(ctx.json, &report, || {
         println!(
@@ -80,5 +91,11 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             release.version,
             report.role
         );
+        if let Some(p) = &report.channel_pointer {
+            println!(
+                "channel pointer {p} will point to version {}",
+                release.version
+            );
+        }
     })
 }
