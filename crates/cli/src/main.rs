@@ -71,6 +71,15 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Serve `published/` over HTTPS (HTTP/2, caching headers, ranges, /healthz, /metrics).
     Serve(cmd::serve::Args),
+    /// Set up a device's client directory (trusted root, repository URL, TLS trust).
+    #[command(subcommand)]
+    Client(cmd::client::ClientCommand),
+    /// Install the newest verified release into a client directory (atomic switch,
+    /// health check, rollback, quarantine, failure log).
+    Update(cmd::update::Args),
+    /// Offline bundles: metadata chain + artifact in one file for air-gapped devices.
+    #[command(subcommand)]
+    Bundle(cmd::bundle::BundleCommand),
     /// Demo: create a repository, publish a release and verify it, narrating each step.
     Quickstart(cmd::quickstart::Args),
 }
@@ -94,6 +103,9 @@ fn main() -> std::process::ExitCode {
         Command::Status(a) => cmd::status::run(&ctx, a),
         Command::Verify(a) => cmd::verify::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),
+        Command::Client(a) => cmd::client::run(&ctx, a),
+        Command::Update(a) => cmd::update::run(&ctx, a),
+        Command::Bundle(a) => cmd::bundle::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };
     match result {

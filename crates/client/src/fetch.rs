@@ -153,6 +153,58 @@ impl HttpFetcher {
     }
 }
 
+impl HttpFetcher {
+    /// A fetcher whose HTTPS trust is exactly `tls` (custom CA and/or SPKI pins, see
+    /// [`crate::tls`]); the proxy is taken from the environment unless `base_url` is on the
+    /// loopback interface.
+    pub fn with_tls(
+        base_url: &str,
+        tls: &crate::tls::TlsOptions,
+    ) -> Result<Self, crate::tls::TlsError> {
+        use ureq::unversioned::resolver::DefaultResolver;
+        use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+        let rustls_config = crate::tls::client_config(tls)?;
+        let config = HttpConfig {
+            proxy_from_env: !is_loopback(base_url),
+            ..HttpConfig::default()
+        };
+        let proxy = if config.proxy_from_env {
+            ureq::Proxy::try_from_env()
+        } else {
+            None
+        };
+        let agent_config = ureq::Agent::config_builder()
+            .proxy(proxy)
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_global(Some(config.request_timeout))
+            .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let connector =
+            ().chain(ConnectProxyConnector::default())
+                .chain(TcpConnector::default())
+                .chain(crate::tls::TlsConnector {
+                    config: rustls_config,
+                });
+        Ok(HttpFetcher {
+            agent: ureq::Agent::with_parts(agent_config, connector, DefaultResolver::default()),
+        })
+    }
+}
+
+/// Whether the URL's host is the loopback interface.
+pub fn is_loopback(url: &str) -> bool {
+    let host = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+}
+
 impl Default for HttpFetcher {
     fn default() -> Self {
         HttpFetcher::new(&HttpConfig::default())

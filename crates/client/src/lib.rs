@@ -19,8 +19,11 @@
 //! # }
 //! ```
 
+pub mod bundle;
 pub mod fetch;
+pub mod install;
 pub mod store;
+pub mod tls;
 pub mod updater;
 
 pub use fetch::{FetchError, Fetcher, HttpConfig, HttpFetcher};

@@ -239,6 +239,11 @@ impl<F: Fetcher> Updater<F> {
         })
     }
 
+    /// The transport.
+    pub fn fetcher(&self) -> &F {
+        &self.remote.fetcher
+    }
+
     /// The trusted metadata so far.
     pub fn trusted(&self) -> &TrustedMetadataSet {
         &self.trusted

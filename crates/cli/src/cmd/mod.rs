@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
 pub mod add;
+pub mod bundle;
+pub mod client;
 pub mod delegate;
 pub mod init;
 pub mod key;
@@ -9,6 +11,7 @@ pub mod publish;
 pub mod quickstart;
 pub mod serve;
 pub mod status;
+pub mod update;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -1,0 +1,438 @@
+//! Offline bundles (PRODUCT.md C5): one tar file carrying exactly the files a client fetches
+//! to install the newest release of a product on a channel — every root version from 1, the
+//! timestamp, snapshot, targets and delegated roles on the pointer's search path, the channel
+//! pointer and the artifact — stored under the paths the client would request
+//! (`metadata/...`, `targets/...`), plus a `sealwright-bundle.json` manifest for people.
+//!
+//! The bundle is made by running the real client against the repository and recording
+//! every file it fetched, so a bundle only exists if it verified at creation time. Applying
+//! a bundle runs the very same engine ([`crate::install::update_with`]) with a
+//! [`BundleFetcher`] in place of HTTPS: the device's own trusted root, the device's clock
+//! for expiry, the signed lengths and hashes as size caps. Nothing in the manifest is
+//! trusted.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use sealwright_crypto::digest::Hasher;
+use sealwright_tuf::TargetFile;
+use serde::Serialize;
+
+use crate::fetch::{FetchError, Fetcher};
+use crate::install::{
+    load_config, log_failure, parse_pointer, pointer_path, InstallError, InstallOptions,
+    UpdateReport,
+};
+use crate::updater::{check_target, Updater, UpdaterConfig};
+
+/// Name of the manifest entry.
+pub const MANIFEST: &str = "sealwright-bundle.json";
+/// URL scheme the bundle fetcher answers.
+const BUNDLE_BASE: &str = "bundle:";
+/// Most entries a bundle may have.
+pub const MAX_BUNDLE_ENTRIES: usize = 100_000;
+const MAX_NAME: usize = 4096;
+
+/// Why a bundle could not be made or opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BundleError(pub String);
+
+fn berr(e: impl std::fmt::Display) -> BundleError {
+    BundleError(e.to_string())
+}
+
+/// Serves `url`s below `bundle:` from a bundle file, size-capped like any download.
+#[derive(Debug)]
+pub struct BundleFetcher {
+    file: File,
+    index: HashMap<String, (u64, u64)>,
+}
+
+impl BundleFetcher {
+    /// Indexes the bundle at `path` (names and offsets only; contents are read on request).
+    pub fn open(path: &Path) -> Result<Self, BundleError> {
+        let file = File::open(path).map_err(|e| BundleError(format!("{}: {e}", path.display())))?;
+        let mut index = HashMap::new();
+        let mut archive = tar::Archive::new(&file);
+        let entries = archive
+            .entries()
+            .map_err(|e| BundleError(format!("{} is not a bundle: {e}", path.display())))?;
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| BundleError(format!("{} is corrupt: {e}", path.display())))?;
+            if index.len() >= MAX_BUNDLE_ENTRIES {
+                return Err(BundleError(format!(
+                    "{} has more than {MAX_BUNDLE_ENTRIES} entries",
+                    path.display()
+                )));
+            }
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let name = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| {
+                BundleError(format!("{}: an entry name is not UTF-8", path.display()))
+            })?;
+            if name.len() > MAX_NAME {
+                return Err(BundleError(format!(
+                    "{}: an entry name is too long",
+                    path.display()
+                )));
+            }
+            index.insert(name, (entry.raw_file_position(), entry.size()));
+        }
+        drop(archive);
+        Ok(BundleFetcher { file, index })
+    }
+}
+
+impl Fetcher for BundleFetcher {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        let name = url.strip_prefix(BUNDLE_BASE).unwrap_or(url);
+        let Some(&(offset, size)) = self.index.get(name) else {
+            return Err(FetchError::NotFound {
+                url: url.to_owned(),
+                status: 404,
+            });
+        };
+        if size > max_len {
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+                max: max_len,
+            });
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut done: u64 = 0;
+        while done < size {
+            let want = usize::try_from((size - done).min(buf.len() as u64)).unwrap_or(buf.len());
+            let chunk = buf.get_mut(..want).unwrap_or_default();
+            let n = self
+                .file
+                .read_at(chunk, offset.saturating_add(done))
+                .map_err(|e| FetchError::Transport {
+                    url: url.to_owned(),
+                    message: e.to_string(),
+                })?;
+            if n == 0 {
+                return Err(FetchError::Transport {
+                    url: url.to_owned(),
+                    message: "bundle is truncated".into(),
+                });
+            }
+            sink.write_all(chunk.get(..n).unwrap_or_default())
+                .map_err(|source| FetchError::Io {
+                    url: url.to_owned(),
+                    source,
+                })?;
+            done += n as u64;
+        }
+        Ok(done)
+    }
+}
+
+/// Serves `url`s below `base` from a published tree on disk (`published/`).
+#[derive(Debug)]
+pub struct DirFetcher {
+    base: String,
+    root: PathBuf,
+}
+
+impl DirFetcher {
+    /// `root` answers URLs starting with `base`.
+    pub fn new(base: impl Into<String>, root: impl Into<PathBuf>) -> Self {
+        DirFetcher {
+            base: base.into(),
+            root: root.into(),
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+impl Fetcher for DirFetcher {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        let not_found = || FetchError::NotFound {
+            url: url.to_owned(),
+            status: 404,
+        };
+        let rel = url
+            .strip_prefix(&self.base)
+            .and_then(percent_decode)
+            .ok_or_else(not_found)?;
+        if rel
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(not_found());
+        }
+        let file = match File::open(self.root.join(&rel)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found()),
+            Err(e) => {
+                return Err(FetchError::Transport {
+                    url: url.to_owned(),
+                    message: e.to_string(),
+                })
+            }
+        };
+        let mut reader = file.take(max_len.saturating_add(1));
+        let n = io::copy(&mut reader, sink).map_err(|source| FetchError::Io {
+            url: url.to_owned(),
+            source,
+        })?;
+        if n > max_len {
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+                max: max_len,
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Records every file fetched through it (into temporary files).
+struct Recording<'a, F> {
+    inner: F,
+    base: String,
+    dir: &'a Path,
+    files: RefCell<Vec<(String, PathBuf)>>,
+}
+
+impl<F: Fetcher> Fetcher for Recording<'_, F> {
+    fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
+        let io_err = |source| FetchError::Io {
+            url: url.to_owned(),
+            source,
+        };
+        let n_files = self.files.borrow().len();
+        let path = self.dir.join(format!("{n_files}"));
+        let mut file = File::create(&path).map_err(io_err)?;
+        let mut tee = Tee {
+            a: sink,
+            b: &mut file,
+        };
+        let n = self.inner.fetch_to(url, max_len, &mut tee)?;
+        let name = url.strip_prefix(&self.base).unwrap_or(url).to_owned();
+        self.files.borrow_mut().push((name, path));
+        Ok(n)
+    }
+}
+
+struct Tee<'a> {
+    a: &'a mut dyn Write,
+    b: &'a mut File,
+}
+
+impl Write for Tee<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.a.write_all(buf)?;
+        self.b.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.a.flush()?;
+        self.b.flush()
+    }
+}
+
+/// What went into a bundle.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleManifest {
+    /// Format version.
+    pub format: u32,
+    /// Product.
+    pub name: String,
+    /// Channel.
+    pub channel: String,
+    /// Version the bundle installs.
+    pub version: String,
+    /// Artifact target path.
+    pub target: String,
+    /// When it was made.
+    pub created: String,
+    /// Entries (bundle path, length).
+    pub files: Vec<(String, u64)>,
+}
+
+/// Makes a bundle of the newest `name` on `channel` from the repository at `base` (served
+/// by `fetcher`: HTTPS or a [`DirFetcher`]), starting from the trusted `root` (version 1 of
+/// the repository's root is requested too, so devices pinned to any root version can
+/// follow the chain). Written atomically to `out`.
+pub fn create_bundle<F: Fetcher>(
+    fetcher: F,
+    base: &str,
+    root: &[u8],
+    name: &str,
+    channel: &str,
+    out: &Path,
+) -> Result<BundleManifest, BundleError> {
+    let work = tempfile::tempdir().map_err(berr)?;
+    let recorded = work.path().join("files");
+    std::fs::create_dir_all(&recorded).map_err(berr)?;
+    let md = work.path().join("metadata");
+    crate::updater::init(&md, root).map_err(berr)?;
+    let rec = Recording {
+        inner: fetcher,
+        base: base.to_owned(),
+        dir: &recorded,
+        files: RefCell::new(Vec::new()),
+    };
+    let metadata_url = format!("{base}metadata/");
+    let targets_url = format!("{base}targets/");
+    // Root version 1 first (a device may be pinned to it); a repository without versioned
+    // root files is refused by the engine later anyway.
+    let mut sink = io::sink();
+    rec.fetch_to(
+        &format!("{metadata_url}1.root.json"),
+        512 * 1024 * 1024,
+        &mut sink,
+    )
+    .map_err(berr)?;
+    let config =
+        UpdaterConfig::new(&md, &metadata_url).with_targets(work.path().join("t"), &targets_url);
+    let mut updater = Updater::new(config, &rec, Utc::now()).map_err(berr)?;
+    updater.refresh().map_err(berr)?;
+    let ptr_path = pointer_path(name, channel);
+    let found = updater
+        .get_targetinfo(&ptr_path)
+        .map_err(berr)?
+        .ok_or_else(|| {
+            BundleError(format!(
+                "no release of {name} on channel {channel} ({ptr_path} is not published)"
+            ))
+        })?;
+    let pointer = parse_pointer(&found.target, name, channel, &ptr_path).map_err(berr)?;
+    // The pointer file itself (for tools reading the bundle as a TUF tree).
+    let mut sink = io::sink();
+    let ptr_url = updater.target_url(&found.target, &ptr_path).map_err(berr)?;
+    rec.fetch_to(&ptr_url, found.target.length, &mut sink)
+        .map_err(berr)?;
+    let tf = TargetFile::new(pointer.length, pointer.hashes.clone());
+    let url = updater.target_url(&tf, &pointer.target).map_err(berr)?;
+    let mut hasher = HashSink(Hasher::new());
+    rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;
+    check_target(&tf, &hasher.0.finish())
+        .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;
+    drop(updater);
+
+    let files = rec.files.into_inner();
+    let mut listed = Vec::new();
+    for (n, p) in &files {
+        listed.push((n.clone(), std::fs::metadata(p).map_err(berr)?.len()));
+    }
+    let manifest = BundleManifest {
+        format: 1,
+        name: name.to_owned(),
+        channel: channel.to_owned(),
+        version: pointer.version.clone(),
+        target: pointer.target.clone(),
+        created: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        files: listed,
+    };
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sealwright-bundle-")
+        .tempfile_in(parent)
+        .map_err(berr)?;
+    {
+        let mut builder = tar::Builder::new(tmp.as_file_mut());
+        let mbytes = serde_json::to_vec_pretty(&manifest).map_err(berr)?;
+        append(
+            &mut builder,
+            MANIFEST,
+            &mut &mbytes[..],
+            mbytes.len() as u64,
+        )?;
+        let mut seen = std::collections::HashSet::new();
+        for (n, p) in &files {
+            if !seen.insert(n.clone()) {
+                continue;
+            }
+            let mut f = File::open(p).map_err(berr)?;
+            let len = f.metadata().map_err(berr)?.len();
+            append(&mut builder, n, &mut f, len)?;
+        }
+        builder.finish().map_err(berr)?;
+    }
+    tmp.as_file().sync_all().map_err(berr)?;
+    tmp.persist(out).map_err(|e| berr(e.error))?;
+    crate::store::sync_dir(parent).map_err(berr)?;
+    Ok(manifest)
+}
+
+fn append(
+    b: &mut tar::Builder<&mut File>,
+    name: &str,
+    data: &mut dyn Read,
+    len: u64,
+) -> Result<(), BundleError> {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(len);
+    h.set_mode(0o644);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, name, data).map_err(berr)
+}
+
+struct HashSink(Hasher);
+
+impl Write for HashSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Applies the bundle at `bundle` to the client directory `dir` with exactly the checks of
+/// a network update (the product, channel and trusted root are the device's own).
+pub fn update_from_bundle(
+    dir: &Path,
+    bundle: &Path,
+    opts: &InstallOptions<'_>,
+) -> Result<UpdateReport, InstallError> {
+    let result = (|| {
+        let mut config = load_config(dir)?;
+        config.metadata_url = format!("{BUNDLE_BASE}metadata/");
+        config.targets_url = format!("{BUNDLE_BASE}targets/");
+        let fetcher = BundleFetcher::open(bundle).map_err(|e| InstallError {
+            stage: "config",
+            message: format!("{e} (copy the bundle again)"),
+            version: None,
+            target: None,
+            quarantined: None,
+        })?;
+        crate::install::update_with(dir, &config, fetcher, opts)
+    })();
+    if let Err(e) = &result {
+        log_failure(dir, e, Utc::now());
+    }
+    result
+}
