@@ -469,6 +469,13 @@ fn sigkill_during_update_leaves_old_or_new_release() {
     ok(&update(&template, &[]));
     release(&s, "1.1.0", &new, &[]);
 
+    // How long one whole update takes here, so the kills spread over all of it.
+    let probe = s.path().join("probe");
+    let st = Command::new("cp").arg("-a").arg(&template).arg(&probe).status().unwrap();
+    assert!(st.success());
+    let start = std::time::Instant::now();
+    ok(&update(&probe, &[]));
+    let span = u64::try_from(start.elapsed().as_micros()).unwrap().max(1000) * 11 / 10;
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -479,7 +486,9 @@ fn sigkill_during_update_leaves_old_or_new_release() {
         let st = Command::new("cp").arg("-a").arg(&template).arg(&dev).status().unwrap();
         assert!(st.success());
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let delay = Duration::from_micros((seed >> 33) % 60_000);
+        // Start-up, TLS and metadata take the first part; the kills favour the rest, where
+        // the download, placement and switch happen.
+        let delay = Duration::from_micros(span * 4 / 10 + (seed >> 33) % (span * 9 / 10));
         let mut child = Command::new(bin())
             .args(["update", "--dir", &dev.display().to_string()])
             .stdout(Stdio::null())
@@ -506,5 +515,5 @@ fn sigkill_during_update_leaves_old_or_new_release() {
         assert_eq!(std::fs::read(dev.join("current/app.bin")).unwrap(), new);
         assert_eq!(state(&dev)["current_version"], "1.1.0");
     }
-    eprintln!("30 trials: {} old, {} new", kinds.0, kinds.1);
+    eprintln!("30 trials over {span} us: {} old, {} new", kinds.0, kinds.1);
 }
