@@ -48,7 +48,14 @@ fn release(s: &Scratch, version: &str, content: &[u8], extra: &[&str]) {
     std::fs::write(&file, content).unwrap();
     let f = file.display().to_string();
     let mut args = vec![
-        "--repo", &repo, "add", &f, "--name", "app", "--version", version,
+        "--repo",
+        &repo,
+        "add",
+        &f,
+        "--name",
+        "app",
+        "--version",
+        version,
     ];
     args.extend_from_slice(extra);
     s.ok(&args);
@@ -58,7 +65,14 @@ fn release(s: &Scratch, version: &str, content: &[u8], extra: &[&str]) {
 /// `sealwright serve` on an ephemeral port with its development CA written to `ca`.
 fn serve(s: &Scratch, ca: &Path) -> (Running, String) {
     let mut child = Command::new(bin())
-        .args(["--repo", &s.repo_arg(), "--json", "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--repo",
+            &s.repo_arg(),
+            "--json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .arg("--dev-cert-out")
         .arg(ca)
         .env_remove("SEALWRIGHT_REPO")
@@ -180,7 +194,10 @@ fn install_update_downgrade_recovery_over_https() {
 
     let out: Value = serde_json::from_str(&ok(&update(&dev, &[]))).unwrap();
     assert_eq!(out["status"], "installed", "{out}");
-    assert_eq!(current(&dev), (PathBuf::from("releases/app-1.0.0"), b"one".to_vec()));
+    assert_eq!(
+        current(&dev),
+        (PathBuf::from("releases/app-1.0.0"), b"one".to_vec())
+    );
     assert_eq!(state(&dev)["current_version"], "1.0.0");
 
     let out: Value = serde_json::from_str(&ok(&update(&dev, &[]))).unwrap();
@@ -194,7 +211,10 @@ fn install_update_downgrade_recovery_over_https() {
     assert_eq!(st["previous_version"], "1.0.0");
     assert_eq!(st["highest_version"], "1.1.0");
     assert_eq!(st["last_good_version"], "1.1.0");
-    let mode = std::fs::metadata(dev.join("current/app.bin")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dev.join("current/app.bin"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o755);
 
     // An older release on the channel is refused, logged, and changes nothing.
@@ -249,8 +269,14 @@ fn tampered_artifact_is_quarantined_and_health_check_failure_rolls_back() {
         for d in &q {
             let f = d.join("app.bin");
             let mode = std::fs::metadata(&f).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "quarantined file must not be executable");
-            assert!(std::fs::read_to_string(d.join("reason.txt")).unwrap().contains("hash"));
+            assert_eq!(
+                mode & 0o777,
+                0o600,
+                "quarantined file must not be executable"
+            );
+            assert!(std::fs::read_to_string(d.join("reason.txt"))
+                .unwrap()
+                .contains("hash"));
         }
         assert_eq!(failures(&dev).last().unwrap()["stage"], "verify");
         assert!(!dev.join("releases/app-1.1.0").exists());
@@ -259,12 +285,27 @@ fn tampered_artifact_is_quarantined_and_health_check_failure_rolls_back() {
 
     // A good release whose health check fails is rolled back to the last good one.
     release(&s, "1.2.0", b"three", &[]);
-    let err = refused(&update(&dev, &["--health-check", "test -f \"$SEALWRIGHT_RELEASE_DIR/missing\""]));
+    let err = refused(&update(
+        &dev,
+        &[
+            "--health-check",
+            "test -f \"$SEALWRIGHT_RELEASE_DIR/missing\"",
+        ],
+    ));
     assert!(err.contains("rolled back"), "{err}");
-    assert_eq!(current(&dev), (PathBuf::from("releases/app-1.0.0"), b"one".to_vec()));
+    assert_eq!(
+        current(&dev),
+        (PathBuf::from("releases/app-1.0.0"), b"one".to_vec())
+    );
     assert_eq!(std::fs::read(dev.join("state.json")).unwrap(), before);
     assert_eq!(failures(&dev).last().unwrap()["stage"], "health-check");
-    let out = ok(&update(&dev, &["--health-check", "test \"$(cat \"$SEALWRIGHT_RELEASE_DIR/app.bin\")\" = three"]));
+    let out = ok(&update(
+        &dev,
+        &[
+            "--health-check",
+            "test \"$(cat \"$SEALWRIGHT_RELEASE_DIR/app.bin\")\" = three",
+        ],
+    ));
     assert!(out.contains("1.2.0"), "{out}");
     assert_eq!(current(&dev).1, b"three");
     assert_eq!(state(&dev)["previous_version"], "1.0.0");
@@ -286,13 +327,26 @@ fn openssl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
         }
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
 /// `sha256/BASE64` of the public key of the PEM certificate `cert`.
 fn spki_pin(cert: &Path) -> String {
-    let pubkey = openssl(&["x509", "-in", &cert.display().to_string(), "-pubkey", "-noout"], None);
+    let pubkey = openssl(
+        &[
+            "x509",
+            "-in",
+            &cert.display().to_string(),
+            "-pubkey",
+            "-noout",
+        ],
+        None,
+    );
     let der = openssl(&["pkey", "-pubin", "-outform", "der"], Some(&pubkey));
     let digest = openssl(&["dgst", "-sha256", "-binary"], Some(&der));
     let b64 = openssl(&["base64", "-A"], Some(&digest));
@@ -311,9 +365,21 @@ fn wrong_ca_and_pin_mismatch_are_refused_and_the_right_pin_works() {
     let key = s.path().join("other.key");
     openssl(
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", &key.display().to_string(), "-out", &other.display().to_string(),
-            "-days", "1", "-subj", "/CN=127.0.0.1",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key.display().to_string(),
+            "-out",
+            &other.display().to_string(),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
         ],
         None,
     );
@@ -333,16 +399,29 @@ fn wrong_ca_and_pin_mismatch_are_refused_and_the_right_pin_works() {
 
     let dev = s.path().join("right-pin");
     let pin = spki_pin(&ca);
-    client_init(&s, &dev, &url, &ca, &["--pin-spki", &wrong_pin, "--pin-spki", &pin]);
+    client_init(
+        &s,
+        &dev,
+        &url,
+        &ca,
+        &["--pin-spki", &wrong_pin, "--pin-spki", &pin],
+    );
     ok(&update(&dev, &[]));
     assert_eq!(current(&dev).1, b"one");
 
     // Plain HTTP is refused for anything but the loopback interface.
     let root = s.repo().join("published/metadata/1.root.json");
     let out = run(&[
-        "client", "init", "--dir", &s.path().join("http").display().to_string(),
-        "--root", &root.display().to_string(), "--url", "http://updates.example.com/",
-        "--name", "app",
+        "client",
+        "init",
+        "--dir",
+        &s.path().join("http").display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        "http://updates.example.com/",
+        "--name",
+        "app",
     ]);
     assert!(refused(&out).contains("https://"));
 }
@@ -357,23 +436,55 @@ fn offline_bundle_installs_and_tampered_or_expired_bundles_are_refused() {
     // The device is set up for a network it never reaches; the bundle is its only source.
     let root = s.repo().join("published/metadata/1.root.json");
     ok(&run(&[
-        "client", "init", "--dir", &dev.display().to_string(), "--root",
-        &root.display().to_string(), "--url", "https://updates.invalid/", "--name", "app",
+        "client",
+        "init",
+        "--dir",
+        &dev.display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        "https://updates.invalid/",
+        "--name",
+        "app",
     ]));
     let bundle = s.path().join("app.bundle");
-    s.ok(&["--repo", &s.repo_arg(), "bundle", "create", "--name", "app", "-o", &bundle.display().to_string()]);
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &bundle.display().to_string(),
+    ]);
     let b = bundle.display().to_string();
     ok(&update(&dev, &["--bundle", &b]));
     assert_eq!(current(&dev).1, b"one");
 
     release(&s, "1.1.0", b"two-two-two", &[]);
-    s.ok(&["--repo", &s.repo_arg(), "bundle", "create", "--name", "app", "-o", &b]);
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &b,
+    ]);
 
     // Expired metadata: the device clock decides (ten years from now).
     let out = Command::new("faketime")
         .args(["-f", "+3650d"])
         .arg(bin())
-        .args(["update", "--dir", &dev.display().to_string(), "--bundle", &b])
+        .args([
+            "update",
+            "--dir",
+            &dev.display().to_string(),
+            "--bundle",
+            &b,
+        ])
         .output()
         .expect("faketime is required (scripts/test installs it)");
     let err = refused(&out);
@@ -390,7 +501,9 @@ fn offline_bundle_installs_and_tampered_or_expired_bundles_are_refused() {
     refused(&out);
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["stage"], "verify", "{json}");
-    assert!(Path::new(json["quarantined"].as_str().unwrap()).join("reason.txt").exists());
+    assert!(Path::new(json["quarantined"].as_str().unwrap())
+        .join("reason.txt")
+        .exists());
     assert_eq!(current(&dev).1, b"one");
 
     ok(&update(&dev, &["--bundle", &b]));
@@ -416,16 +529,31 @@ fn tar_gz_release_is_unpacked_after_verification() {
         .unwrap();
     assert!(st.success());
     let repo = s.repo_arg();
-    s.ok(&["--repo", &repo, "add", &archive.display().to_string(), "--name", "app", "--version", "2.0.0"]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &archive.display().to_string(),
+        "--name",
+        "app",
+        "--version",
+        "2.0.0",
+    ]);
     s.ok(&["--repo", &repo, "publish"]);
     let ca = s.path().join("ca.pem");
     let (_server, url) = serve(&s, &ca);
     let dev = s.path().join("dev");
     client_init(&s, &dev, &url, &ca, &[]);
-    ok(&update(&dev, &["--health-check", "\"$SEALWRIGHT_RELEASE_DIR/bin/app\""]));
+    ok(&update(
+        &dev,
+        &["--health-check", "\"$SEALWRIGHT_RELEASE_DIR/bin/app\""],
+    ));
     let installed = dev.join("current/bin/app");
     assert_eq!(std::fs::read(&installed).unwrap(), b"#!/bin/sh\necho hi\n");
-    assert_eq!(std::fs::metadata(&installed).unwrap().permissions().mode() & 0o111, 0o111);
+    assert_eq!(
+        std::fs::metadata(&installed).unwrap().permissions().mode() & 0o111,
+        0o111
+    );
 }
 
 #[test]
@@ -445,7 +573,12 @@ fn python_tuf_downloads_the_channel_pointer() {
     assert!(ok_, "ngclient failed: {stderr}\n{report}");
     let bytes = std::fs::read(out.join("app%2Fchannels%2Fstable.json")).unwrap_or_else(|_| {
         // The script may store by another name; find the one file it wrote.
-        let f = std::fs::read_dir(&out).unwrap().next().unwrap().unwrap().path();
+        let f = std::fs::read_dir(&out)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
         std::fs::read(f).unwrap()
     });
     let pointer: Value = serde_json::from_slice(&bytes).unwrap();
@@ -471,11 +604,20 @@ fn sigkill_during_update_leaves_old_or_new_release() {
 
     // How long one whole update takes here, so the kills spread over all of it.
     let probe = s.path().join("probe");
-    let st = Command::new("cp").arg("-a").arg(&template).arg(&probe).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&template)
+        .arg(&probe)
+        .status()
+        .unwrap();
     assert!(st.success());
     let start = std::time::Instant::now();
     ok(&update(&probe, &[]));
-    let span = u64::try_from(start.elapsed().as_micros()).unwrap().max(1000) * 11 / 10;
+    let span = u64::try_from(start.elapsed().as_micros())
+        .unwrap()
+        .max(1000)
+        * 11
+        / 10;
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -483,9 +625,16 @@ fn sigkill_during_update_leaves_old_or_new_release() {
     let mut kinds = (0, 0);
     for trial in 0..30 {
         let dev = s.path().join(format!("trial-{trial}"));
-        let st = Command::new("cp").arg("-a").arg(&template).arg(&dev).status().unwrap();
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(&template)
+            .arg(&dev)
+            .status()
+            .unwrap();
         assert!(st.success());
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         // Start-up, TLS and metadata take the first part; the kills favour the rest, where
         // the download, placement and switch happen.
         let delay = Duration::from_micros(span * 4 / 10 + (seed >> 33) % (span * 9 / 10));
@@ -504,16 +653,112 @@ fn sigkill_during_update_leaves_old_or_new_release() {
             .unwrap_or_else(|e| panic!("trial {trial}: state.json does not parse: {e}"));
         if content == old {
             kinds.0 += 1;
-            assert_eq!(std::fs::read_link(dev.join("current")).unwrap(), PathBuf::from("releases/app-1.0.0"));
+            assert_eq!(
+                std::fs::read_link(dev.join("current")).unwrap(),
+                PathBuf::from("releases/app-1.0.0")
+            );
         } else {
-            assert!(content == new, "trial {trial} ({delay:?}): current holds a partial release");
+            assert!(
+                content == new,
+                "trial {trial} ({delay:?}): current holds a partial release"
+            );
             kinds.1 += 1;
         }
-        assert!(st["current_version"] == "1.0.0" || st["current_version"] == "1.1.0", "{st}");
+        assert!(
+            st["current_version"] == "1.0.0" || st["current_version"] == "1.1.0",
+            "{st}"
+        );
         // Whatever the interruption, a retry finishes the job.
         ok(&update(&dev, &[]));
         assert_eq!(std::fs::read(dev.join("current/app.bin")).unwrap(), new);
         assert_eq!(state(&dev)["current_version"], "1.1.0");
     }
     eprintln!("30 trials over {span} us: {} old, {} new", kinds.0, kinds.1);
+}
+
+/// Release discovery costs one target lookup: with TAP 15 hash bins the client needs
+/// timestamp, snapshot, targets and the one bin holding the pointer, whatever the number of
+/// targets. The bundle records exactly what the client fetched.
+#[test]
+fn discovery_in_a_hash_binned_repository_fetches_one_bin() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    s.ok(&["--repo", &repo, "delegate", "bins", "--succinct", "8"]);
+    let filler = s.path().join("filler");
+    std::fs::create_dir_all(&filler).unwrap();
+    for i in 0..600 {
+        std::fs::write(filler.join(format!("f{i}.txt")), format!("{i}")).unwrap();
+    }
+    let f = filler.display().to_string();
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &f,
+        "--name",
+        "filler",
+        "--version",
+        "1.0.0",
+        "--delegation",
+        "bins",
+    ]);
+    let app = s.path().join("app.bin");
+    std::fs::write(&app, b"binned").unwrap();
+    let a = app.display().to_string();
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        &a,
+        "--name",
+        "app",
+        "--version",
+        "1.0.0",
+        "--delegation",
+        "bins",
+    ]);
+    s.ok(&["--repo", &repo, "publish"]);
+    let bundle = s.path().join("b.bundle");
+    let out = s.ok(&[
+        "--repo",
+        &repo,
+        "--json",
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &bundle.display().to_string(),
+    ]);
+    let manifest: Value = serde_json::from_str(&out).unwrap();
+    let metadata: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap())
+        .filter(|n| n.starts_with("metadata/") && *n != "metadata/1.root.json")
+        .collect();
+    assert_eq!(metadata.len(), 4, "{metadata:?}");
+    assert_eq!(metadata[0], "metadata/timestamp.json");
+    assert!(metadata[1].ends_with(".snapshot.json"), "{metadata:?}");
+    assert!(metadata[2].ends_with(".targets.json"), "{metadata:?}");
+    assert!(metadata[3].contains(".bins-"), "{metadata:?}");
+
+    let dev = s.path().join("dev");
+    let root = s.repo().join("published/metadata/1.root.json");
+    ok(&run(&[
+        "client",
+        "init",
+        "--dir",
+        &dev.display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        "https://updates.invalid/",
+        "--name",
+        "app",
+    ]));
+    ok(&update(&dev, &["--bundle", &bundle.display().to_string()]));
+    assert_eq!(current(&dev).1, b"binned");
 }
