@@ -59,34 +59,36 @@ impl BundleFetcher {
     pub fn open(path: &Path) -> Result<Self, BundleError> {
         let file = File::open(path).map_err(|e| BundleError(format!("{}: {e}", path.display())))?;
         let mut index = HashMap::new();
-        let mut archive = tar::Archive::new(&file);
-        let entries = archive
-            .entries()
-            .map_err(|e| BundleError(format!("{} is not a bundle: {e}", path.display())))?;
-        for entry in entries {
-            let entry =
-                entry.map_err(|e| BundleError(format!("{} is corrupt: {e}", path.display())))?;
-            if index.len() >= MAX_BUNDLE_ENTRIES {
-                return Err(BundleError(format!(
-                    "{} has more than {MAX_BUNDLE_ENTRIES} entries",
-                    path.display()
-                )));
+        // Scoped: the archive borrows the file only while indexing.
+        {
+            let mut archive = tar::Archive::new(&file);
+            let entries = archive
+                .entries()
+                .map_err(|e| BundleError(format!("{} is not a bundle: {e}", path.display())))?;
+            for entry in entries {
+                let entry = entry
+                    .map_err(|e| BundleError(format!("{} is corrupt: {e}", path.display())))?;
+                if index.len() >= MAX_BUNDLE_ENTRIES {
+                    return Err(BundleError(format!(
+                        "{} has more than {MAX_BUNDLE_ENTRIES} entries",
+                        path.display()
+                    )));
+                }
+                if !entry.header().entry_type().is_file() {
+                    continue;
+                }
+                let name = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| {
+                    BundleError(format!("{}: an entry name is not UTF-8", path.display()))
+                })?;
+                if name.len() > MAX_NAME {
+                    return Err(BundleError(format!(
+                        "{}: an entry name is too long",
+                        path.display()
+                    )));
+                }
+                index.insert(name, (entry.raw_file_position(), entry.size()));
             }
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let name = String::from_utf8(entry.path_bytes().into_owned()).map_err(|_| {
-                BundleError(format!("{}: an entry name is not UTF-8", path.display()))
-            })?;
-            if name.len() > MAX_NAME {
-                return Err(BundleError(format!(
-                    "{}: an entry name is too long",
-                    path.display()
-                )));
-            }
-            index.insert(name, (entry.raw_file_position(), entry.size()));
         }
-        drop(archive);
         Ok(BundleFetcher { file, index })
     }
 }
