@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,18 @@ pub enum FetchError {
         url: String,
         /// The cap.
         max: u64,
+    },
+    /// The body arrived slower than the speed floor allows (slow-retrieval defence).
+    #[error("{url}: download too slow ({received} bytes in {seconds} s, at least {min_bytes_per_sec} bytes/s required); abandoned as a possible slow-retrieval attack")]
+    TooSlow {
+        /// What was requested.
+        url: String,
+        /// Bytes received before giving up.
+        received: u64,
+        /// Seconds spent.
+        seconds: u64,
+        /// The floor.
+        min_bytes_per_sec: u64,
     },
     /// Connection, TLS or protocol failure.
     #[error("{url}: {message}")]
@@ -85,6 +97,31 @@ impl<F: Fetcher + ?Sized> Fetcher for &F {
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {
     agent: ureq::Agent,
+    speed_floor: SpeedFloor,
+}
+
+/// The slow-retrieval defence: a body must average at least `min_bytes_per_sec` once
+/// `grace` has passed. A per-read timeout alone would let a mirror trickle one byte just
+/// inside it forever; the average catches that, the grace spares slow starts.
+#[derive(Debug, Clone, Copy)]
+struct SpeedFloor {
+    min_bytes_per_sec: u64,
+    grace: Duration,
+}
+
+impl SpeedFloor {
+    fn of(config: &HttpConfig) -> Self {
+        SpeedFloor {
+            min_bytes_per_sec: config.min_bytes_per_sec,
+            grace: config.speed_grace,
+        }
+    }
+
+    fn too_slow(&self, received: u64, elapsed: Duration) -> bool {
+        elapsed > self.grace
+            && u128::from(received) * 1000
+                < u128::from(self.min_bytes_per_sec) * elapsed.as_millis()
+    }
 }
 
 /// Options for [`HttpFetcher`].
@@ -96,6 +133,13 @@ pub struct HttpConfig {
     pub connect_timeout: Duration,
     /// Time allowed for one whole request, body included.
     pub request_timeout: Duration,
+    /// Longest wait for the next bytes of a body (a stalled server).
+    pub stall_timeout: Duration,
+    /// Slowest average a body may arrive at, in bytes per second, once
+    /// [`HttpConfig::speed_grace`] has passed (a slow-retrieval attack).
+    pub min_bytes_per_sec: u64,
+    /// How long a download may run before its average speed is judged.
+    pub speed_grace: Duration,
 }
 
 impl Default for HttpConfig {
@@ -104,6 +148,9 @@ impl Default for HttpConfig {
             proxy_from_env: true,
             connect_timeout: Duration::from_secs(15),
             request_timeout: Duration::from_secs(600),
+            stall_timeout: Duration::from_secs(30),
+            min_bytes_per_sec: 1024,
+            speed_grace: Duration::from_secs(10),
         }
     }
 }
@@ -128,10 +175,14 @@ impl HttpFetcher {
             .http_status_as_error(false)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
+            .timeout_per_read(Some(config.stall_timeout))
             .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .new_agent();
-        HttpFetcher { agent }
+        HttpFetcher {
+            agent,
+            speed_floor: SpeedFloor::of(config),
+        }
     }
 
     /// A fetcher for `base_url`: the environment's proxy is used unless the host is the
@@ -179,6 +230,7 @@ impl HttpFetcher {
             .http_status_as_error(false)
             .timeout_connect(Some(config.connect_timeout))
             .timeout_global(Some(config.request_timeout))
+            .timeout_per_read(Some(config.stall_timeout))
             .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
             .build();
         let connector =
@@ -189,6 +241,7 @@ impl HttpFetcher {
                 });
         Ok(HttpFetcher {
             agent: ureq::Agent::with_parts(agent_config, connector, DefaultResolver::default()),
+            speed_floor: SpeedFloor::of(&config),
         })
     }
 }
@@ -257,7 +310,16 @@ impl Fetcher for HttpFetcher {
             .take(max_len.saturating_add(1));
         let mut total: u64 = 0;
         let mut buf = vec![0u8; 64 * 1024];
+        let started = Instant::now();
         loop {
+            if self.speed_floor.too_slow(total, started.elapsed()) {
+                return Err(FetchError::TooSlow {
+                    url: url.to_owned(),
+                    received: total,
+                    seconds: started.elapsed().as_secs(),
+                    min_bytes_per_sec: self.speed_floor.min_bytes_per_sec,
+                });
+            }
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -275,5 +337,20 @@ impl Fetcher for HttpFetcher {
             })?;
         }
         Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_speed_floor_spares_the_grace_period_and_catches_trickles_after_it() {
+        let floor = SpeedFloor::of(&HttpConfig::default());
+        assert!(!floor.too_slow(0, Duration::from_secs(9)));
+        assert!(floor.too_slow(0, Duration::from_secs(11)));
+        assert!(floor.too_slow(11 * 1024 - 1, Duration::from_secs(11)));
+        assert!(!floor.too_slow(11 * 1024, Duration::from_secs(11)));
+        assert!(!floor.too_slow(u64::MAX, Duration::from_secs(u64::MAX / 2000)));
     }
 }

@@ -733,9 +733,15 @@ fn download_verified<F: Fetcher>(
     let digests = match result {
         Ok(d) => d,
         Err((e, _)) => {
-            let too_large = matches!(e, crate::fetch::FetchError::TooLarge { .. });
+            // Endless data and slow retrieval are the mirror's doing, not the network's:
+            // keep what arrived for inspection.
+            let hostile = matches!(
+                e,
+                crate::fetch::FetchError::TooLarge { .. }
+                    | crate::fetch::FetchError::TooSlow { .. }
+            );
             let reason = format!("download of {} refused: {e}", pointer.target);
-            if too_large {
+            if hostile {
                 let q = quarantine(dir, tmp, basename, &reason, opts.now);
                 let mut err = InstallError::new(
                     "verify",
