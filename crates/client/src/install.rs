@@ -423,6 +423,9 @@ fn run_update<F: Fetcher>(
         )
     })?;
     let channel = config.channel.clone();
+    // One update at a time per client directory: a second one would empty DIR/tmp under
+    // the first and race it on `current`.
+    let _lock = lock_dir(dir)?;
     let state = load_state(dir)?;
 
     // TUF §5: the whole chain from the pinned root, with expiry against `now`.
@@ -602,6 +605,30 @@ fn run_update<F: Fetcher>(
         recovery: pointer.recovery,
         installed_at,
     })
+}
+
+/// Holds an exclusive `flock` on `DIR/.lock` until dropped.
+fn lock_dir(dir: &Path) -> Result<File, InstallError> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(".lock"))
+        .map_err(io_fail(
+            "config",
+            format!("opening {}/.lock", dir.display()),
+        ))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        InstallError::new(
+            "config",
+            format!(
+                "another update is running on {} (wait for it to finish)",
+                dir.display()
+            ),
+        )
+    })?;
+    Ok(f)
 }
 
 fn updater_fetcher<F: Fetcher>(u: &Updater<F>) -> &F {
