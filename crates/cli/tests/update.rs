@@ -762,3 +762,73 @@ fn discovery_in_a_hash_binned_repository_fetches_one_bin() {
     ok(&update(&dev, &["--bundle", &bundle.display().to_string()]));
     assert_eq!(current(&dev).1, b"binned");
 }
+
+/// `--self-replace PATH`: the verified artifact replaces the file, the old one stays as
+/// PATH.previous, and a failed health check puts the old file back.
+#[test]
+fn self_replace_keeps_previous_and_rolls_back_on_failed_health_check() {
+    let s = Scratch::new();
+    release(&s, "1.0.0", b"#!/bin/sh\nexit 0\n", &[]);
+    let dev = s.path().join("dev");
+    let root = s.repo().join("published/metadata/1.root.json");
+    ok(&run(&[
+        "client",
+        "init",
+        "--dir",
+        &dev.display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        "https://updates.invalid/",
+        "--name",
+        "app",
+    ]));
+    let exe = s.path().join("myapp");
+    std::fs::write(&exe, b"old binary").unwrap();
+    let e = exe.display().to_string();
+    let bundle = s.path().join("b1");
+    let b = bundle.display().to_string();
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &b,
+    ]);
+    ok(&update(
+        &dev,
+        &["--bundle", &b, "--self-replace", &e, "--health-check", &e],
+    ));
+    assert_eq!(std::fs::read(&exe).unwrap(), b"#!/bin/sh\nexit 0\n");
+    assert_eq!(
+        std::fs::read(s.path().join("myapp.previous")).unwrap(),
+        b"old binary"
+    );
+    assert_eq!(
+        std::fs::metadata(&exe).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(state(&dev)["current_version"], "1.0.0");
+
+    release(&s, "1.1.0", b"#!/bin/sh\nexit 3\n", &[]);
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &b,
+    ]);
+    let err = refused(&update(
+        &dev,
+        &["--bundle", &b, "--self-replace", &e, "--health-check", &e],
+    ));
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(std::fs::read(&exe).unwrap(), b"#!/bin/sh\nexit 0\n");
+    assert_eq!(state(&dev)["current_version"], "1.0.0");
+}
