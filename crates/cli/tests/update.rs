@@ -309,6 +309,15 @@ fn tampered_artifact_is_quarantined_and_health_check_failure_rolls_back() {
     assert!(out.contains("1.2.0"), "{out}");
     assert_eq!(current(&dev).1, b"three");
     assert_eq!(state(&dev)["previous_version"], "1.0.0");
+    release(&s, "1.3.0", b"four", &[]);
+    ok(&update(&dev, &[]));
+    // Only current and previous (= last good) are kept.
+    let mut kept: Vec<String> = std::fs::read_dir(dev.join("releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["app-1.2.0", "app-1.3.0"]);
 }
 
 fn openssl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
@@ -672,6 +681,12 @@ fn sigkill_during_update_leaves_old_or_new_release() {
         ok(&update(&dev, &[]));
         assert_eq!(std::fs::read(dev.join("current/app.bin")).unwrap(), new);
         assert_eq!(state(&dev)["current_version"], "1.1.0");
+        let leftovers: Vec<String> = std::fs::read_dir(dev.join("releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "trial {trial}: {leftovers:?}");
     }
     eprintln!("30 trials over {span} us: {} old, {} new", kinds.0, kinds.1);
 }

@@ -427,6 +427,7 @@ fn run_update<F: Fetcher>(
     // the first and race it on `current`.
     let _lock = lock_dir(dir)?;
     let state = load_state(dir)?;
+    clean_leftovers(&dir.join("releases"));
 
     // TUF §5: the whole chain from the pinned root, with expiry against `now`.
     let md_config = UpdaterConfig::new(dir.join("metadata"), &config.metadata_url)
@@ -596,6 +597,7 @@ fn run_update<F: Fetcher>(
         opts.now,
     );
     save_state(dir, &next)?;
+    prune_releases(&releases, &name, &next);
     Ok(UpdateReport {
         status: "installed",
         name,
@@ -605,6 +607,42 @@ fn run_update<F: Fetcher>(
         recovery: pointer.recovery,
         installed_at,
     })
+}
+
+/// Removes what a crashed run left in `releases/` (staging and moved-aside directories are
+/// never pointed to by `current`; their names start with a dot).
+fn clean_leftovers(releases: &Path) {
+    if let Ok(rd) = fs::read_dir(releases) {
+        for e in rd.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with(".staging-") || n.starts_with(".old-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Keeps the current, previous and last good releases of `name`; removes older ones.
+fn prune_releases(releases: &Path, name: &str, state: &State) {
+    let keep: Vec<String> = [
+        &state.current_version,
+        &state.previous_version,
+        &state.last_good_version,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|v| format!("{name}-{v}"))
+    .collect();
+    let prefix = format!("{name}-");
+    if let Ok(rd) = fs::read_dir(releases) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && !keep.contains(&n) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
 }
 
 /// Holds an exclusive `flock` on `DIR/.lock` until dropped.
