@@ -435,9 +435,15 @@ fn run_update<F: Fetcher>(
     let mut updater = Updater::new(md_config, fetcher, opts.now)
         .map_err(|e| InstallError::new("metadata", format!("{e}")))?;
     updater.refresh().map_err(|e| {
+        let what = match &e {
+            crate::updater::UpdateError::Fetch(f) if !matches!(f, crate::fetch::FetchError::TooLarge { .. }) => {
+                "could not fetch repository metadata"
+            }
+            _ => "repository metadata refused",
+        };
         InstallError::new(
             "metadata",
-            format!("repository metadata refused: {e} (nothing was changed; retry later or ask the repository owner)"),
+            format!("{what}: {e} (nothing was changed; retry later, and if it persists tell the repository owner)"),
         )
     })?;
     let ptr_path = pointer_path(&name, &channel);
