@@ -433,6 +433,39 @@ fn wrong_ca_and_pin_mismatch_are_refused_and_the_right_pin_works() {
         "app",
     ]);
     assert!(refused(&out).contains("https://"));
+    let out = run(&[
+        "client",
+        "init",
+        "--dir",
+        &s.path().join("bad").display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        &url,
+        "--name",
+        "../app",
+    ]);
+    refused(&out);
+    let out = run(&[
+        "client",
+        "init",
+        "--dir",
+        &s.path().join("bad").display().to_string(),
+        "--root",
+        &s.repo()
+            .join("published/metadata/timestamp.json")
+            .display()
+            .to_string(),
+        "--url",
+        &url,
+        "--name",
+        "app",
+    ]);
+    assert!(refused(&out).contains("not a valid self-signed TUF root"));
+    assert!(
+        !s.path().join("bad").exists(),
+        "nothing written for a refused init"
+    );
 }
 
 #[test]

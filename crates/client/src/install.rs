@@ -244,6 +244,11 @@ pub fn init_client(
     channel: Option<&str>,
 ) -> Result<ClientConfig, InstallError> {
     check_url(url)?;
+    for (what, v) in [("name", name), ("channel", channel)] {
+        if let Some(v) = v {
+            check_component(what, v)?;
+        }
+    }
     // A root that does not verify under its own keys is refused before anything is written.
     TrustedMetadataSet::new(root, Utc::now()).map_err(|e| {
         InstallError::new(
@@ -291,6 +296,24 @@ pub fn init_client(
     Ok(config)
 }
 
+/// A product or channel name becomes part of target paths and directory names: letters,
+/// digits, `.`, `_`, `-`, not starting with a dot.
+fn check_component(what: &str, v: &str) -> Result<(), InstallError> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && !v.starts_with('.')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(InstallError::new(
+            "config",
+            format!("{what} {v:?} may only hold letters, digits, '.', '_' and '-' (and not start with '.')"),
+        ))
+    }
+}
+
 fn check_url(url: &str) -> Result<(), InstallError> {
     if url.starts_with("https://") {
         return Ok(());
@@ -321,6 +344,10 @@ pub fn load_config(dir: &Path) -> Result<ClientConfig, InstallError> {
         .map_err(|e| InstallError::new("config", format!("{}: {e}", path.display())))?;
     check_url(&config.metadata_url)?;
     check_url(&config.targets_url)?;
+    if let Some(n) = &config.name {
+        check_component("name", n)?;
+    }
+    check_component("channel", &config.channel)?;
     Ok(config)
 }
 
@@ -427,7 +454,7 @@ fn run_update<F: Fetcher>(
     // the first and race it on `current`.
     let _lock = lock_dir(dir)?;
     let state = load_state(dir)?;
-    clean_leftovers(&dir.join("releases"));
+    clean_leftovers(dir);
 
     // TUF §5: the whole chain from the pinned root, with expiry against `now`.
     let md_config = UpdaterConfig::new(dir.join("metadata"), &config.metadata_url)
@@ -617,8 +644,16 @@ fn run_update<F: Fetcher>(
 
 /// Removes what a crashed run left in `releases/` (staging and moved-aside directories are
 /// never pointed to by `current`; their names start with a dot).
-fn clean_leftovers(releases: &Path) {
-    if let Ok(rd) = fs::read_dir(releases) {
+fn clean_leftovers(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            // Temporary `current` links of a crashed switch.
+            if e.file_name().to_string_lossy().starts_with(".current-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(dir.join("releases")) {
         for e in rd.flatten() {
             let n = e.file_name();
             let n = n.to_string_lossy();
