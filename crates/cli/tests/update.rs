@@ -217,8 +217,31 @@ fn install_update_downgrade_recovery_over_https() {
         .mode();
     assert_eq!(mode & 0o777, 0o755);
 
-    // An older release on the channel is refused, logged, and changes nothing.
-    release(&s, "1.0.5", b"old", &[]);
+    // The publisher will not move a channel backwards without --recovery...
+    let f = s.path().join("app.bin");
+    std::fs::write(&f, b"old").unwrap();
+    s.fails(
+        &[
+            "--repo",
+            &s.repo_arg(),
+            "add",
+            &f.display().to_string(),
+            "--name",
+            "app",
+            "--version",
+            "1.0.5",
+        ],
+        "--recovery",
+    );
+    // ...but devices defend themselves anyway: switching this device to a channel that
+    // names an older release is refused, logged, and changes nothing.
+    release(&s, "1.0.5", b"old", &["--channel", "beta"]);
+    let toml = std::fs::read_to_string(dev.join("client.toml")).unwrap();
+    std::fs::write(
+        dev.join("client.toml"),
+        toml.replace("\"stable\"", "\"beta\""),
+    )
+    .unwrap();
     let before = std::fs::read(dev.join("state.json")).unwrap();
     let err = refused(&update(&dev, &[]));
     assert!(err.contains("not newer than 1.1.0"), "{err}");
@@ -230,7 +253,12 @@ fn install_update_downgrade_recovery_over_https() {
     assert!(!dev.join("releases/app-1.0.5").exists());
 
     // A recovery release may go back; the floor stays.
-    release(&s, "1.0.6", b"recovered", &["--recovery"]);
+    release(
+        &s,
+        "1.0.6",
+        b"recovered",
+        &["--recovery", "--channel", "beta"],
+    );
     let out: Value = serde_json::from_str(&ok(&update(&dev, &[]))).unwrap();
     assert_eq!(out["recovery"], true, "{out}");
     assert_eq!(current(&dev).1, b"recovered");
