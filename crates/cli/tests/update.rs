@@ -434,8 +434,15 @@ fn wrong_ca_and_pin_mismatch_are_refused_and_the_right_pin_works() {
     assert!(err.contains("pinned"), "{err}");
     assert!(!dev.join("current").exists());
 
-    let dev = s.path().join("right-pin");
+    // A matching pin never replaces chain verification: the right pin with the wrong CA
+    // is still refused.
     let pin = spki_pin(&ca);
+    let dev = s.path().join("pin-without-chain");
+    client_init(&s, &dev, &url, &other, &["--pin-spki", &pin]);
+    refused(&update(&dev, &[]));
+    assert!(!dev.join("current").exists());
+
+    let dev = s.path().join("right-pin");
     client_init(
         &s,
         &dev,
