@@ -539,7 +539,7 @@ fn run_update<F: Fetcher>(
     let verified = download_verified(
         dir,
         &tmp_dir,
-        &updater_fetcher(&updater),
+        updater.fetcher(),
         &url,
         &tf,
         &pointer,
@@ -708,10 +708,6 @@ fn lock_dir(dir: &Path) -> Result<File, InstallError> {
         )
     })?;
     Ok(f)
-}
-
-fn updater_fetcher<F: Fetcher>(u: &Updater<F>) -> &F {
-    u.fetcher()
 }
 
 fn record_install(
