@@ -123,6 +123,9 @@ fn publish_everything(s: &Scratch, key_type: &str) -> Vec<String> {
         "app/1.0.0/app.bin".to_owned(),
         "app/1.0.0/sub/lib.txt".to_owned(),
         "product/2.0.0/product.bin".to_owned(),
+        // The channel pointer staged with the single-file release (python-tuf reads it as
+        // an ordinary target).
+        "product/channels/stable.json".to_owned(),
         hashed_path.to_owned(),
     ];
     targets.extend((0..6).map(|i| format!("bins/1.0.0/bin{i}.txt")));

@@ -217,8 +217,31 @@ fn install_update_downgrade_recovery_over_https() {
         .mode();
     assert_eq!(mode & 0o777, 0o755);
 
-    // An older release on the channel is refused, logged, and changes nothing.
-    release(&s, "1.0.5", b"old", &[]);
+    // The publisher will not move a channel backwards without --recovery...
+    let f = s.path().join("app.bin");
+    std::fs::write(&f, b"old").unwrap();
+    s.fails(
+        &[
+            "--repo",
+            &s.repo_arg(),
+            "add",
+            &f.display().to_string(),
+            "--name",
+            "app",
+            "--version",
+            "1.0.5",
+        ],
+        "--recovery",
+    );
+    // ...but devices defend themselves anyway: switching this device to a channel that
+    // names an older release is refused, logged, and changes nothing.
+    release(&s, "1.0.5", b"old", &["--channel", "beta"]);
+    let toml = std::fs::read_to_string(dev.join("client.toml")).unwrap();
+    std::fs::write(
+        dev.join("client.toml"),
+        toml.replace("\"stable\"", "\"beta\""),
+    )
+    .unwrap();
     let before = std::fs::read(dev.join("state.json")).unwrap();
     let err = refused(&update(&dev, &[]));
     assert!(err.contains("not newer than 1.1.0"), "{err}");
@@ -230,7 +253,12 @@ fn install_update_downgrade_recovery_over_https() {
     assert!(!dev.join("releases/app-1.0.5").exists());
 
     // A recovery release may go back; the floor stays.
-    release(&s, "1.0.6", b"recovered", &["--recovery"]);
+    release(
+        &s,
+        "1.0.6",
+        b"recovered",
+        &["--recovery", "--channel", "beta"],
+    );
     let out: Value = serde_json::from_str(&ok(&update(&dev, &[]))).unwrap();
     assert_eq!(out["recovery"], true, "{out}");
     assert_eq!(current(&dev).1, b"recovered");
@@ -309,6 +337,15 @@ fn tampered_artifact_is_quarantined_and_health_check_failure_rolls_back() {
     assert!(out.contains("1.2.0"), "{out}");
     assert_eq!(current(&dev).1, b"three");
     assert_eq!(state(&dev)["previous_version"], "1.0.0");
+    release(&s, "1.3.0", b"four", &[]);
+    ok(&update(&dev, &[]));
+    // Only current and previous (= last good) are kept.
+    let mut kept: Vec<String> = std::fs::read_dir(dev.join("releases"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    assert_eq!(kept, ["app-1.2.0", "app-1.3.0"]);
 }
 
 fn openssl(args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
@@ -397,8 +434,15 @@ fn wrong_ca_and_pin_mismatch_are_refused_and_the_right_pin_works() {
     assert!(err.contains("pinned"), "{err}");
     assert!(!dev.join("current").exists());
 
-    let dev = s.path().join("right-pin");
+    // A matching pin never replaces chain verification: the right pin with the wrong CA
+    // is still refused.
     let pin = spki_pin(&ca);
+    let dev = s.path().join("pin-without-chain");
+    client_init(&s, &dev, &url, &other, &["--pin-spki", &pin]);
+    refused(&update(&dev, &[]));
+    assert!(!dev.join("current").exists());
+
+    let dev = s.path().join("right-pin");
     client_init(
         &s,
         &dev,
@@ -424,6 +468,39 @@ fn wrong_ca_and_pin_mismatch_are_refused_and_the_right_pin_works() {
         "app",
     ]);
     assert!(refused(&out).contains("https://"));
+    let out = run(&[
+        "client",
+        "init",
+        "--dir",
+        &s.path().join("bad").display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        &url,
+        "--name",
+        "../app",
+    ]);
+    refused(&out);
+    let out = run(&[
+        "client",
+        "init",
+        "--dir",
+        &s.path().join("bad").display().to_string(),
+        "--root",
+        &s.repo()
+            .join("published/metadata/timestamp.json")
+            .display()
+            .to_string(),
+        "--url",
+        &url,
+        "--name",
+        "app",
+    ]);
+    assert!(refused(&out).contains("not a valid self-signed TUF root"));
+    assert!(
+        !s.path().join("bad").exists(),
+        "nothing written for a refused init"
+    );
 }
 
 #[test]
@@ -672,6 +749,12 @@ fn sigkill_during_update_leaves_old_or_new_release() {
         ok(&update(&dev, &[]));
         assert_eq!(std::fs::read(dev.join("current/app.bin")).unwrap(), new);
         assert_eq!(state(&dev)["current_version"], "1.1.0");
+        let leftovers: Vec<String> = std::fs::read_dir(dev.join("releases"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "trial {trial}: {leftovers:?}");
     }
     eprintln!("30 trials over {span} us: {} old, {} new", kinds.0, kinds.1);
 }
@@ -761,4 +844,74 @@ fn discovery_in_a_hash_binned_repository_fetches_one_bin() {
     ]));
     ok(&update(&dev, &["--bundle", &bundle.display().to_string()]));
     assert_eq!(current(&dev).1, b"binned");
+}
+
+/// `--self-replace PATH`: the verified artifact replaces the file, the old one stays as
+/// PATH.previous, and a failed health check puts the old file back.
+#[test]
+fn self_replace_keeps_previous_and_rolls_back_on_failed_health_check() {
+    let s = Scratch::new();
+    release(&s, "1.0.0", b"#!/bin/sh\nexit 0\n", &[]);
+    let dev = s.path().join("dev");
+    let root = s.repo().join("published/metadata/1.root.json");
+    ok(&run(&[
+        "client",
+        "init",
+        "--dir",
+        &dev.display().to_string(),
+        "--root",
+        &root.display().to_string(),
+        "--url",
+        "https://updates.invalid/",
+        "--name",
+        "app",
+    ]));
+    let exe = s.path().join("myapp");
+    std::fs::write(&exe, b"old binary").unwrap();
+    let e = exe.display().to_string();
+    let bundle = s.path().join("b1");
+    let b = bundle.display().to_string();
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &b,
+    ]);
+    ok(&update(
+        &dev,
+        &["--bundle", &b, "--self-replace", &e, "--health-check", &e],
+    ));
+    assert_eq!(std::fs::read(&exe).unwrap(), b"#!/bin/sh\nexit 0\n");
+    assert_eq!(
+        std::fs::read(s.path().join("myapp.previous")).unwrap(),
+        b"old binary"
+    );
+    assert_eq!(
+        std::fs::metadata(&exe).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert_eq!(state(&dev)["current_version"], "1.0.0");
+
+    release(&s, "1.1.0", b"#!/bin/sh\nexit 3\n", &[]);
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        &b,
+    ]);
+    let err = refused(&update(
+        &dev,
+        &["--bundle", &b, "--self-replace", &e, "--health-check", &e],
+    ));
+    assert!(err.contains("rolled back"), "{err}");
+    assert_eq!(std::fs::read(&exe).unwrap(), b"#!/bin/sh\nexit 0\n");
+    assert_eq!(state(&dev)["current_version"], "1.0.0");
 }

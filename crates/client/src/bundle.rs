@@ -438,3 +438,64 @@ pub fn update_from_bundle(
     }
     result
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn bundle_fetcher_caps_sizes_and_answers_only_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("b.tar");
+        {
+            let f = File::create(&path).unwrap();
+            let mut b = tar::Builder::new(f);
+            let mut h = tar::Header::new_gnu();
+            h.set_size(5);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, "metadata/timestamp.json", &b"hello"[..])
+                .unwrap();
+            b.finish().unwrap();
+        }
+        let f = BundleFetcher::open(&path).unwrap();
+        assert_eq!(
+            f.fetch("bundle:metadata/timestamp.json", 5).unwrap(),
+            b"hello"
+        );
+        assert!(matches!(
+            f.fetch("bundle:metadata/timestamp.json", 4),
+            Err(FetchError::TooLarge { .. })
+        ));
+        assert!(f
+            .fetch("bundle:metadata/2.root.json", 100)
+            .unwrap_err()
+            .is_not_found());
+        std::fs::write(dir.path().join("junk"), b"not a tar at all").unwrap();
+        assert!(
+            BundleFetcher::open(&dir.path().join("junk"))
+                .map(|f| f.index.len())
+                .unwrap_or(0)
+                == 0
+        );
+    }
+
+    #[test]
+    fn dir_fetcher_stays_inside_its_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("tree/metadata")).unwrap();
+        std::fs::write(dir.path().join("tree/metadata/a b.json"), b"x").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        let f = DirFetcher::new("repo:", dir.path().join("tree"));
+        assert_eq!(f.fetch("repo:metadata/a%20b.json", 10).unwrap(), b"x");
+        for bad in [
+            "repo:../secret",
+            "repo:metadata/%2E%2E/../secret",
+            "repo:/etc/passwd",
+            "other:x",
+        ] {
+            assert!(f.fetch(bad, 10).is_err(), "{bad}");
+        }
+    }
+}

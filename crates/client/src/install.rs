@@ -244,6 +244,11 @@ pub fn init_client(
     channel: Option<&str>,
 ) -> Result<ClientConfig, InstallError> {
     check_url(url)?;
+    for (what, v) in [("name", name), ("channel", channel)] {
+        if let Some(v) = v {
+            check_component(what, v)?;
+        }
+    }
     // A root that does not verify under its own keys is refused before anything is written.
     TrustedMetadataSet::new(root, Utc::now()).map_err(|e| {
         InstallError::new(
@@ -291,6 +296,24 @@ pub fn init_client(
     Ok(config)
 }
 
+/// A product or channel name becomes part of target paths and directory names: letters,
+/// digits, `.`, `_`, `-`, not starting with a dot.
+fn check_component(what: &str, v: &str) -> Result<(), InstallError> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && !v.starts_with('.')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(InstallError::new(
+            "config",
+            format!("{what} {v:?} may only hold letters, digits, '.', '_' and '-' (and not start with '.')"),
+        ))
+    }
+}
+
 fn check_url(url: &str) -> Result<(), InstallError> {
     if url.starts_with("https://") {
         return Ok(());
@@ -321,6 +344,10 @@ pub fn load_config(dir: &Path) -> Result<ClientConfig, InstallError> {
         .map_err(|e| InstallError::new("config", format!("{}: {e}", path.display())))?;
     check_url(&config.metadata_url)?;
     check_url(&config.targets_url)?;
+    if let Some(n) = &config.name {
+        check_component("name", n)?;
+    }
+    check_component("channel", &config.channel)?;
     Ok(config)
 }
 
@@ -423,7 +450,11 @@ fn run_update<F: Fetcher>(
         )
     })?;
     let channel = config.channel.clone();
+    // One update at a time per client directory: a second one would empty DIR/tmp under
+    // the first and race it on `current`.
+    let _lock = lock_dir(dir)?;
     let state = load_state(dir)?;
+    clean_leftovers(dir);
 
     // TUF §5: the whole chain from the pinned root, with expiry against `now`.
     let md_config = UpdaterConfig::new(dir.join("metadata"), &config.metadata_url)
@@ -431,9 +462,15 @@ fn run_update<F: Fetcher>(
     let mut updater = Updater::new(md_config, fetcher, opts.now)
         .map_err(|e| InstallError::new("metadata", format!("{e}")))?;
     updater.refresh().map_err(|e| {
+        let what = match &e {
+            crate::updater::UpdateError::Fetch(f) if !matches!(f, crate::fetch::FetchError::TooLarge { .. }) => {
+                "could not fetch repository metadata"
+            }
+            _ => "repository metadata refused",
+        };
         InstallError::new(
             "metadata",
-            format!("repository metadata refused: {e} (nothing was changed; retry later or ask the repository owner)"),
+            format!("{what}: {e} (nothing was changed; retry later, and if it persists tell the repository owner)"),
         )
     })?;
     let ptr_path = pointer_path(&name, &channel);
@@ -502,7 +539,7 @@ fn run_update<F: Fetcher>(
     let verified = download_verified(
         dir,
         &tmp_dir,
-        &updater_fetcher(&updater),
+        updater.fetcher(),
         &url,
         &tf,
         &pointer,
@@ -593,6 +630,7 @@ fn run_update<F: Fetcher>(
         opts.now,
     );
     save_state(dir, &next)?;
+    prune_releases(&releases, &name, &next);
     Ok(UpdateReport {
         status: "installed",
         name,
@@ -604,8 +642,72 @@ fn run_update<F: Fetcher>(
     })
 }
 
-fn updater_fetcher<F: Fetcher>(u: &Updater<F>) -> &F {
-    u.fetcher()
+/// Removes what a crashed run left in `releases/` (staging and moved-aside directories are
+/// never pointed to by `current`; their names start with a dot).
+fn clean_leftovers(dir: &Path) {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            // Temporary `current` links of a crashed switch.
+            if e.file_name().to_string_lossy().starts_with(".current-") {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(dir.join("releases")) {
+        for e in rd.flatten() {
+            let n = e.file_name();
+            let n = n.to_string_lossy();
+            if n.starts_with(".staging-") || n.starts_with(".old-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Keeps the current, previous and last good releases of `name`; removes older ones.
+fn prune_releases(releases: &Path, name: &str, state: &State) {
+    let keep: Vec<String> = [
+        &state.current_version,
+        &state.previous_version,
+        &state.last_good_version,
+    ]
+    .into_iter()
+    .flatten()
+    .map(|v| format!("{name}-{v}"))
+    .collect();
+    let prefix = format!("{name}-");
+    if let Ok(rd) = fs::read_dir(releases) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if n.starts_with(&prefix) && !keep.contains(&n) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Holds an exclusive `flock` on `DIR/.lock` until dropped.
+fn lock_dir(dir: &Path) -> Result<File, InstallError> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join(".lock"))
+        .map_err(io_fail(
+            "config",
+            format!("opening {}/.lock", dir.display()),
+        ))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        InstallError::new(
+            "config",
+            format!(
+                "another update is running on {} (wait for it to finish)",
+                dir.display()
+            ),
+        )
+    })?;
+    Ok(f)
 }
 
 fn record_install(

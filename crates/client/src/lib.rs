@@ -18,6 +18,26 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! An application that updates itself uses the [`install`] module: it finds the newest
+//! release through the signed channel pointer, verifies it, installs it under
+//! `DIR/releases/`, switches `DIR/current` atomically and rolls back when the health check
+//! fails (see `docs/client.md`):
+//!
+//! ```no_run
+//! use sealwright_client::install::{update, InstallOptions};
+//! # fn main() -> Result<(), sealwright_client::install::InstallError> {
+//! let report = update(
+//!     std::path::Path::new("/var/lib/myapp"),
+//!     &InstallOptions {
+//!         health_check: Some("\"$SEALWRIGHT_RELEASE_DIR\"/myapp --selftest".into()),
+//!         ..InstallOptions::default()
+//!     },
+//! )?;
+//! println!("{}: {} {}", report.status, report.name, report.version);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod bundle;
 pub mod fetch;

@@ -1113,6 +1113,63 @@ fn link_target(
     }
 }
 
+/// The version a channel pointer currently names: the staged one, else the published one.
+fn pointer_version(
+    repo_dir: &Path,
+    policy: &Policy,
+    role: &str,
+    path: &str,
+    staged: &Staging,
+) -> Result<Option<semver::Version>, PublishError> {
+    let version_of = |custom: Option<&serde_json::Value>| {
+        custom
+            .and_then(|c| c.get("sealwright"))
+            .and_then(|c| c.get("version"))
+            .and_then(|v| v.as_str())
+            .and_then(|v| semver::Version::parse(v).ok())
+    };
+    if let Some(entry) = staged.targets.get(role).and_then(|t| t.get(path)) {
+        return Ok(version_of(Some(staged.custom(entry)?)));
+    }
+    let landing = landing_role(policy, role, path)?;
+    let published = Published::load(repo_dir)?;
+    Ok(published.targets_role(&landing)?.and_then(|md| {
+        version_of(
+            md.signed
+                .targets
+                .get(path)
+                .and_then(|t| t.custom.as_deref()),
+        )
+    }))
+}
+
+/// A channel moves forward: pointing it at a version not above the one it names needs
+/// `--recovery` (clients refuse such a release otherwise, so publishing it would only
+/// strand devices on the old version).
+fn check_pointer_moves_forward(
+    repo_dir: &Path,
+    policy: &Policy,
+    role: &str,
+    path: &str,
+    staged: &Staging,
+    release: &staging::Release,
+) -> Result<(), PublishError> {
+    if release.recovery {
+        return Ok(());
+    }
+    if let Some(current) = pointer_version(repo_dir, policy, role, path, staged)? {
+        if release.version <= current {
+            return Err(PublishError::Target(format!(
+                "channel {} of {} already points to {current}; {} is not newer: add it with --recovery to roll devices back, or use another --channel",
+                release.pointer_channel(),
+                release.name,
+                release.version
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// What `add` staged.
 #[derive(Debug, Serialize)]
 pub struct Added {
@@ -1170,6 +1227,7 @@ pub fn add_artifacts(
         [(artifact, entry)] => {
             let path = staging::channel_pointer_path(&release.name, release.pointer_channel());
             if path_allowed(policy, role, &path) {
+                check_pointer_moves_forward(repo_dir, policy, role, &path, &staged, release)?;
                 let value = staging::channel_pointer(release, artifact, entry);
                 let bytes = serde_json::to_vec_pretty(&value)
                     .map_err(|e| StagingError::Corrupt(e.to_string()))?;

@@ -24,11 +24,45 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     self_replace: Option<PathBuf>,
     /// Apply an offline bundle (made by `sealwright bundle create`) instead of the network.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "every")]
     bundle: Option<PathBuf>,
+    /// Periodic mode: check again every INTERVAL (e.g. 30m, 6h, 1d) until stopped; each
+    /// refusal is reported and logged and the next check still runs.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_interval)]
+    every: Option<Duration>,
+}
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    let bad = || format!("{s:?}: use <n>s, <n>m, <n>h or <n>d (at least 10s)");
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
+        _ => return Err(bad()),
+    };
+    if secs < 10 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let Some(interval) = args.every else {
+        return run_once(ctx, &args);
+    };
+    loop {
+        if let Err(e) = run_once(ctx, &args) {
+            // Already in failures.log; the operator also sees it live.
+            eprintln!("error: {e}");
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+fn run_once(ctx: &Context, args: &Args) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let bar = std::cell::OnceCell::new();
     let show = std::io::stderr().is_terminal() && !ctx.json;
