@@ -499,3 +499,32 @@ mod tests {
         }
     }
 }
+
+/// A bundle is an untrusted file: any bytes give a fetcher or an error, never a panic, and
+/// a fetcher answers at most the size asked for.
+#[cfg(test)]
+mod props {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bundle_bytes_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..8192),
+            name in "[a-z./]{0,20}",
+            max in 0u64..64,
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("b.tar");
+            std::fs::write(&path, &bytes).unwrap();
+            if let Ok(f) = BundleFetcher::open(&path) {
+                if let Ok(body) = f.fetch(&format!("bundle:{name}"), max) {
+                    prop_assert!(body.len() as u64 <= max);
+                }
+            }
+        }
+    }
+}

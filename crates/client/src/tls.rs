@@ -330,3 +330,18 @@ mod tests {
         assert!(client_config(&opts).is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_pin_text_parses_or_errors(pin in "(sha256/)?[A-Za-z0-9+/=]{0,60}|.{0,80}") {
+            if let Ok(bytes) = parse_pin(&pin) {
+                prop_assert_eq!(bytes.len(), 32);
+            }
+        }
+    }
+}
