@@ -1,4 +1,6 @@
-//! `sealwright quickstart`: a narrated demo of the publishing workflow, start to finish.
+//! `sealwright quickstart`: a narrated demo of the whole chain on this machine — keys, a
+//! repository, an HTTPS server on 127.0.0.1, a device that installs and updates through
+//! the verifying client, and two attacks it refuses (a tampered artifact, a rollback).
 
 use std::path::PathBuf;
 
@@ -17,6 +19,13 @@ use super::Context;
 pub struct Args {
     /// Where to create the demo (default: a new directory under the system temp dir).
     dir: Option<PathBuf>,
+    /// Keep the HTTPS server running after the demo (until Ctrl-C), to try the client,
+    /// python-tuf or curl against it.
+    #[arg(long)]
+    keep_running: bool,
+    /// Address the demo server listens on (loopback only by default; port 0 = any free).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: std::net::SocketAddr,
 }
 
 fn step(n: u32, text: &str) {
@@ -93,81 +102,251 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         repo.join("published").display()
     );
 
+    let published = repo.join("published");
+    let pinned_root = dir.join("root.json");
+    std::fs::copy(published.join("metadata/1.root.json"), &pinned_root)
+        .context("copying the first root")?;
+
     step(
         3,
-        "Adding a sample release: hello 1.0.0 on the stable channel (a file and a directory tree)",
+        "Starting the HTTPS distribution server on the loopback interface",
     );
-    let src = dir.join("hello-1.0.0");
-    std::fs::create_dir_all(src.join("share"))?;
+    let server = start_server(&published, &dir, args.listen)?;
+    println!("    serving {} at {}", published.display(), server.url);
+    println!(
+        "    development certificate {} (SHA-256 {})",
+        server.ca.display(),
+        server.fingerprint
+    );
+
+    step(4, "Publishing hello 1.0.0 on the stable channel");
+    publish_hello(&dir, &repo, &policy, &store, "1.0.0")?;
+
+    step(5, "A device pins the root and installs hello: root chain, timestamp, snapshot, targets, then the artifact's length and hashes, then an atomic switch");
+    let device = dir.join("device");
+    let ca_pem = std::fs::read(&server.ca).context("reading the server certificate")?;
+    let root_bytes = std::fs::read(&pinned_root).context("reading the pinned root")?;
+    sealwright_client::install::init_client(
+        &device,
+        &root_bytes,
+        &server.url,
+        Some(&ca_pem),
+        &[],
+        Some("hello"),
+        Some("stable"),
+    )
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    println!(
+        "    device {} trusts only {} and the server's certificate",
+        device.display(),
+        pinned_root.display()
+    );
+    update_device(&device, Expect::Installed)?;
+
+    step(6, "Publishing hello 1.1.0 and updating the device again");
+    let after_first = std::fs::read(published.join("metadata/timestamp.json"))?;
+    publish_hello(&dir, &repo, &policy, &store, "1.1.0")?;
+    update_device(&device, Expect::Installed)?;
+
+    step(
+        7,
+        "Attack 1: someone replaces the 1.2.0 artifact on the server after it was signed",
+    );
+    publish_hello(&dir, &repo, &policy, &store, "1.2.0")?;
+    let victim = std::fs::read_dir(published.join("targets/hello/1.2.0"))?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with(".hello.sh"))
+        .map(|e| e.path())
+        .context("published hello.sh 1.2.0 not found")?;
+    let genuine = std::fs::read(&victim)?;
+    // Break the hard link to the repository's blob store before writing the fake.
+    std::fs::remove_file(&victim)?;
     std::fs::write(
-        src.join("hello.sh"),
-        "#!/bin/sh\necho 'hello from a verified update'\n",
+        &victim,
+        b"#!/bin/sh\necho 'all your base are belong to us'\n",
     )?;
+    update_device(&device, Expect::Refused)?;
+    restore(&victim, &genuine)?;
+
+    step(8, "Attack 2: a mirror replays the old repository (timestamp from release 1.0.0) to roll the device back");
+    let timestamp = published.join("metadata/timestamp.json");
+    let current_ts = std::fs::read(&timestamp)?;
+    sealwright_repo::fsutil::write_atomic(&timestamp, &after_first)?;
+    update_device(&device, Expect::Refused)?;
+    sealwright_repo::fsutil::write_atomic(&timestamp, &current_ts)?;
+
+    step(
+        9,
+        "The honest server again: the device installs 1.2.0 (the genuine bytes)",
+    );
+    update_device(&device, Expect::Installed)?;
+
+    let failures = device.join(sealwright_client::install::FAILURE_LOG);
+    println!("\nDone. What happened is on disk:");
+    println!("  repository:    {}", repo.display());
+    println!(
+        "  device:        {}  (current -> releases/hello-1.2.0)",
+        device.display()
+    );
+    println!("  quarantine:    {}", device.join("quarantine").display());
+    println!("  failure log:   {}", failures.display());
+    println!("\nTry it yourself (cargo install --path crates/cli puts sealwright on PATH):");
+    println!("  sealwright --repo {} add hello.sh --name hello --version 1.3.0 && sealwright --repo {} publish", repo.display(), repo.display());
+    println!("  sealwright update --dir {}", device.display());
+    println!("  sealwright --repo {} verify", repo.display());
+    if args.keep_running {
+        println!("\nThe server keeps running at {} until Ctrl-C.", server.url);
+        server.wait();
+    } else {
+        println!("\nThe server stopped with the demo; run `sealwright quickstart --keep-running` to keep it up,");
+        println!(
+            "or serve the repository yourself: sealwright --repo {} serve",
+            repo.display()
+        );
+    }
+    Ok(())
+}
+
+/// The demo server, running on its own thread until the process ends (or Ctrl-C).
+struct DemoServer {
+    url: String,
+    ca: PathBuf,
+    fingerprint: String,
+    thread: std::thread::JoinHandle<Result<(), sealwright_server::ServeError>>,
+}
+
+impl DemoServer {
+    /// Blocks until the server stops (SIGINT/SIGTERM).
+    fn wait(self) {
+        match self.thread.join() {
+            Ok(Ok(())) => println!("server stopped"),
+            Ok(Err(e)) => eprintln!("error: the server failed: {e}"),
+            Err(_) => eprintln!("error: the server thread crashed"),
+        }
+    }
+}
+
+fn start_server(
+    published: &std::path::Path,
+    dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<DemoServer> {
+    let ca = dir.join("server-ca.pem");
+    let opts = sealwright_server::ServeOptions {
+        published: published.to_owned(),
+        listen,
+        tls: sealwright_server::TlsSource::Dev { ca_out: ca.clone() },
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        sealwright_server::serve_blocking(opts, |ready| {
+            let _ = tx.send(ready.clone());
+        })
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(ready) => Ok(DemoServer {
+            url: ready.url,
+            ca,
+            fingerprint: ready.fingerprint,
+            thread,
+        }),
+        Err(_) => match thread.join() {
+            Ok(Err(e)) => Err(e).context("starting the demo server"),
+            _ => anyhow::bail!("the demo server did not start within 30 s"),
+        },
+    }
+}
+
+/// Adds `hello.sh` VERSION to the stable channel and publishes it.
+fn publish_hello(
+    dir: &std::path::Path,
+    repo: &std::path::Path,
+    policy: &Policy,
+    store: &KeyStore<'_>,
+    version: &str,
+) -> anyhow::Result<()> {
+    let src = dir.join(format!("hello-{version}"));
+    std::fs::create_dir_all(&src)?;
+    let file = src.join("hello.sh");
     std::fs::write(
-        src.join("share/README.txt"),
-        "Installed only because a threshold of keys signed it.\n",
+        &file,
+        format!("#!/bin/sh\necho 'hello {version}, installed only because a threshold of keys signed it'\n"),
     )?;
-    let release = Release::new("hello", "1.0.0", Some("stable"))?;
-    let added = publish::add_artifacts(&repo, &policy, "targets", &[src], &release, &|_| {})?;
+    let release = Release::new("hello", version, Some("stable"))?;
+    let added = publish::add_artifacts(repo, policy, "targets", &[file], &release, &|_| {})?;
     for (path, entry) in &added.targets {
         println!(
-            "    {path:<32} {:>4} bytes  sha256 {}",
+            "    staged {path:<34} {:>4} bytes  sha256 {}",
             entry.length,
             entry.sha256.get(..16).unwrap_or("")
         );
     }
+    let plan = publish::plan(repo, policy, Utc::now())?;
+    let report = publish::execute(repo, policy, store, plan)?;
+    let roles: Vec<String> = report
+        .roles
+        .iter()
+        .map(|(role, version)| format!("{role} v{version}"))
+        .collect();
+    println!("    signed and published: {}", roles.join(", "));
+    Ok(())
+}
 
-    step(4, "Publishing: sign every changed role, check thresholds, write new files, switch timestamp.json atomically");
-    let plan = publish::plan(&repo, &policy, Utc::now())?;
-    let report = publish::execute(&repo, &policy, &store, plan)?;
-    for (role, version) in &report.roles {
-        println!(
-            "    {role:<10} v{version:<3} expires {}",
-            report.expires.get(role).map(String::as_str).unwrap_or("?")
-        );
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Installed,
+    Refused,
+}
+
+/// Runs one update of the device and narrates it; fails the demo when the outcome is not
+/// the expected one (a refusal that did not happen is a bug worth stopping for).
+fn update_device(device: &std::path::Path, expect: Expect) -> anyhow::Result<()> {
+    let opts = sealwright_client::install::InstallOptions {
+        // The release must run before it counts as good.
+        health_check: Some("sh \"$SEALWRIGHT_RELEASE_DIR/hello.sh\" >/dev/null".to_owned()),
+        health_timeout: std::time::Duration::from_secs(30),
+        self_replace: None,
+        progress: None,
+        now: Utc::now(),
+    };
+    match (sealwright_client::install::update(device, &opts), expect) {
+        (Ok(report), Expect::Installed) => {
+            println!(
+                "    installed hello {} (health check passed) in {}",
+                report.version,
+                report.installed_at.display()
+            );
+            let script = device.join("current/hello.sh");
+            let out = std::process::Command::new("sh").arg(&script).output()?;
+            println!(
+                "    $ sh {}\n    {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            );
+            Ok(())
+        }
+        (Err(e), Expect::Refused) => {
+            println!("    REFUSED, as it should be: {}", e.message);
+            let state = sealwright_client::install::load_state(device)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            println!(
+                "    the device still runs hello {}; the refusal is in failures.log",
+                state.current_version.as_deref().unwrap_or("?")
+            );
+            Ok(())
+        }
+        (Ok(report), Expect::Refused) => anyhow::bail!(
+            "the demo attack was NOT refused: hello {} was installed; please report this",
+            report.version
+        ),
+        (Err(e), Expect::Installed) => {
+            Err(anyhow::anyhow!(e.message)).context("updating the demo device")
+        }
     }
+}
 
-    step(5, "Verifying offline, as a client would: root chain, timestamp, snapshot, targets, every file's hashes");
-    let published = repo.join("published");
-    let root =
-        std::fs::read(published.join("metadata/1.root.json")).context("reading the first root")?;
-    let verified = sealwright_repo::verify::verify_published(&published, &root, Utc::now())?;
-    println!(
-        "    OK: root v{}, {} roles, {} target file(s) match their signed length, SHA-256 and SHA-512",
-        verified.root_version,
-        verified.roles.len(),
-        verified.targets_verified
-    );
-
-    step(6, "Showing that tampering is caught");
-    let victim = std::fs::read_dir(published.join("targets/hello/1.0.0"))?
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().ends_with(".hello.sh"))
-        .map(|e| e.path())
-        .context("published hello.sh not found")?;
-    let original = std::fs::read(&victim)?;
-    std::fs::remove_file(&victim)?; // break the hard link to the staged copy before editing
-    std::fs::write(&victim, b"#!/bin/sh\necho 'malware'\n")?;
-    match sealwright_repo::verify::verify_published(&published, &root, Utc::now()) {
-        Err(e) => println!("    refused as expected: {e}"),
-        Ok(_) => anyhow::bail!("tampered artifact was not detected"),
-    }
-    std::fs::remove_file(&victim)?;
-    std::fs::write(&victim, original)?;
-
-    println!("\nDone. Next steps (install the binary first: cargo install --path crates/cli):");
-    println!(
-        "  serve it:        python3 -m http.server -d {} 8080",
-        published.display()
-    );
-    println!(
-        "  inspect it:      sealwright --repo {} status",
-        repo.display()
-    );
-    println!("  add a release:   sealwright --repo {} add FILES --name hello --version 1.1.0 && sealwright --repo {} publish", repo.display(), repo.display());
-    println!(
-        "  any TUF client (e.g. python-tuf's ngclient) can pin {}/metadata/1.root.json",
-        published.display()
-    );
+fn restore(path: &std::path::Path, genuine: &[u8]) -> anyhow::Result<()> {
+    std::fs::remove_file(path)?;
+    sealwright_repo::fsutil::write_atomic(path, genuine)?;
     Ok(())
 }
