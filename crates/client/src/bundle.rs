@@ -332,7 +332,7 @@ pub fn create_bundle<F: Fetcher>(
         .map_err(berr)?;
     let tf = TargetFile::new(pointer.length, pointer.hashes.clone());
     let url = updater.target_url(&tf, &pointer.target).map_err(berr)?;
-    let mut hasher = HashSink(Hasher::new());
+    let mut hasher = HashSink(crate::updater::hasher_for(&tf));
     rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;
     check_target(&tf, &hasher.0.finish())
         .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;

@@ -821,7 +821,7 @@ fn download_verified<F: Fetcher>(
     let result = {
         let mut sink = ProgressWriter {
             inner: BufWriter::new(tmp.as_file_mut()),
-            hasher: Hasher::new(),
+            hasher: crate::updater::hasher_for(tf),
             done: 0,
             total: tf.length,
             progress: opts.progress,

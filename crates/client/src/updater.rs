@@ -448,7 +448,7 @@ impl<F: Fetcher> Updater<F> {
         if len != target.length {
             return Ok(None);
         }
-        let mut hasher = Hasher::new();
+        let mut hasher = hasher_for(target);
         let mut reader = file.take(target.length);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -488,7 +488,7 @@ impl<F: Fetcher> Updater<F> {
         let digests = {
             let mut sink = HashingWriter {
                 inner: BufWriter::new(tmp.as_file_mut()),
-                hasher: Hasher::new(),
+                hasher: hasher_for(target),
             };
             self.remote
                 .fetcher
@@ -512,6 +512,16 @@ impl<F: Fetcher> Updater<F> {
     }
 }
 
+/// A hasher for verifying `target`: SHA-512 is computed only when the metadata lists it
+/// (it would cost more than half the throughput for nothing).
+pub fn hasher_for(target: &TargetFile) -> Hasher {
+    if target.hashes.contains_key("sha512") {
+        Hasher::new()
+    } else {
+        Hasher::sha256_only()
+    }
+}
+
 /// Length and every known hash (sha256, sha512) of `digests` against `target`; at least
 /// one known algorithm must be listed.
 pub fn check_target(target: &TargetFile, digests: &Digests) -> Result<(), LengthOrHashMismatch> {
@@ -525,7 +535,11 @@ pub fn check_target(target: &TargetFile, digests: &Digests) -> Result<(), Length
     for (alg, expected) in &target.hashes {
         let actual = match alg.as_str() {
             "sha256" => hex::encode(digests.sha256),
-            "sha512" => hex::encode(digests.sha512),
+            // Not computed means the hasher was not made for this target: never a pass.
+            "sha512" => match digests.sha512 {
+                Some(d) => hex::encode(d),
+                None => String::new(),
+            },
             _ => continue,
         };
         known += 1;
@@ -558,5 +572,49 @@ impl<W: Write> Write for HashingWriter<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn target(algs: &[&str], data: &[u8]) -> TargetFile {
+        let full = Digests::of(data);
+        let mut hashes = BTreeMap::new();
+        for alg in algs {
+            let hex = match *alg {
+                "sha256" => hex::encode(full.sha256),
+                _ => hex::encode(full.sha512.unwrap()),
+            };
+            hashes.insert((*alg).to_owned(), hex);
+        }
+        TargetFile::new(data.len() as u64, hashes)
+    }
+
+    #[test]
+    fn every_listed_hash_is_computed_and_checked() {
+        for algs in [&["sha256"][..], &["sha512"], &["sha256", "sha512"]] {
+            let t = target(algs, b"payload");
+            let mut h = hasher_for(&t);
+            h.update(b"payload");
+            check_target(&t, &h.finish()).unwrap();
+            let mut h = hasher_for(&t);
+            h.update(b"paylaod");
+            assert!(check_target(&t, &h.finish()).is_err(), "{algs:?}");
+        }
+    }
+
+    #[test]
+    fn a_listed_sha512_that_was_not_computed_never_passes() {
+        let t = target(&["sha256", "sha512"], b"payload");
+        let mut h = Hasher::sha256_only();
+        h.update(b"payload");
+        assert!(matches!(
+            check_target(&t, &h.finish()),
+            Err(LengthOrHashMismatch::Hash { .. })
+        ));
     }
 }

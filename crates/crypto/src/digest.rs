@@ -31,16 +31,16 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub struct Digests {
     /// SHA-256.
     pub sha256: [u8; 32],
-    /// SHA-512.
-    pub sha512: [u8; 64],
+    /// SHA-512, when it was computed (see [`Hasher::sha256_only`]).
+    pub sha512: Option<[u8; 64]>,
     /// Number of bytes hashed.
     pub length: u64,
 }
 
-/// Streaming SHA-256 + SHA-512 with a byte count.
+/// Streaming SHA-256 (+ SHA-512 unless asked not to) with a byte count.
 pub struct Hasher {
     sha256: Context,
-    sha512: Context,
+    sha512: Option<Context>,
     length: u64,
 }
 
@@ -59,11 +59,21 @@ impl Default for Hasher {
 }
 
 impl Hasher {
-    /// A hasher that has seen no bytes.
+    /// A hasher of SHA-256 and SHA-512 that has seen no bytes.
     pub fn new() -> Self {
         Self {
             sha256: Context::new(&SHA256),
-            sha512: Context::new(&SHA512),
+            sha512: Some(Context::new(&SHA512)),
+            length: 0,
+        }
+    }
+
+    /// SHA-256 alone: for verifying a file whose metadata lists no SHA-512, where computing
+    /// it would more than halve the throughput (SHA-512 has no CPU instructions of its own).
+    pub fn sha256_only() -> Self {
+        Self {
+            sha256: Context::new(&SHA256),
+            sha512: None,
             length: 0,
         }
     }
@@ -71,7 +81,9 @@ impl Hasher {
     /// Feeds `data`.
     pub fn update(&mut self, data: &[u8]) {
         self.sha256.update(data);
-        self.sha512.update(data);
+        if let Some(sha512) = &mut self.sha512 {
+            sha512.update(data);
+        }
         self.length = self.length.saturating_add(data.len() as u64);
     }
 
@@ -84,8 +96,11 @@ impl Hasher {
     pub fn finish(self) -> Digests {
         let mut sha256 = [0u8; 32];
         sha256.copy_from_slice(self.sha256.finish().as_ref());
-        let mut sha512 = [0u8; 64];
-        sha512.copy_from_slice(self.sha512.finish().as_ref());
+        let sha512 = self.sha512.map(|c| {
+            let mut out = [0u8; 64];
+            out.copy_from_slice(c.finish().as_ref());
+            out
+        });
         Digests {
             sha256,
             sha512,
@@ -115,7 +130,17 @@ mod tests {
         );
         let d = Digests::of(b"abc");
         assert_eq!(d.length, 3);
-        assert!(hex::encode(d.sha512).starts_with("ddaf35a193617aba"));
+        assert!(hex::encode(d.sha512.unwrap_or([0; 64])).starts_with("ddaf35a193617aba"));
+    }
+
+    #[test]
+    fn sha256_only_skips_sha512_and_agrees_on_sha256() {
+        let mut h = Hasher::sha256_only();
+        h.update(b"abc");
+        let d = h.finish();
+        assert_eq!(d.sha512, None);
+        assert_eq!(d.sha256, Digests::of(b"abc").sha256);
+        assert_eq!(d.length, 3);
     }
 
     #[test]

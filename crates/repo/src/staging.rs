@@ -34,8 +34,6 @@ pub struct StagedTarget {
     pub length: u64,
     /// SHA-256, lowercase hex (also the blob's name).
     pub sha256: String,
-    /// SHA-512, lowercase hex.
-    pub sha512: String,
     /// Index into [`Staging::releases`]: the `custom` object of this file's release.
     pub release: usize,
 }
@@ -46,12 +44,11 @@ impl StagedTarget {
         Some(self.sha256.as_str())
     }
 
-    /// The `hashes` object of the TUF entry.
+    /// The `hashes` object of the TUF entry: SHA-256 alone, as python-tuf and tough list by
+    /// default. A second algorithm adds no security a client relies on but halves its
+    /// verification speed (SHA-512 has no CPU instructions; SHA-256 has).
     pub fn hashes(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("sha256".to_owned(), self.sha256.clone()),
-            ("sha512".to_owned(), self.sha512.clone()),
-        ])
+        BTreeMap::from([("sha256".to_owned(), self.sha256.clone())])
     }
 }
 
@@ -462,7 +459,7 @@ fn copy_streaming(
     let mut src = fs::File::open(source).map_err(io_err(source))?;
     let tmp = blobs.join(format!(".in-{}", fsutil::unique_suffix()));
     let mut dst = fs::File::create(&tmp).map_err(io_err(&tmp))?;
-    let mut hasher = Hasher::new();
+    let mut hasher = Hasher::sha256_only();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = src.read(&mut buf).map_err(io_err(source))?;
@@ -508,7 +505,6 @@ fn entry_for(d: &sealwright_crypto::digest::Digests, release: usize) -> StagedTa
     StagedTarget {
         length: d.length,
         sha256: hex::encode(d.sha256),
-        sha512: hex::encode(d.sha512),
         release,
     }
 }
