@@ -80,6 +80,9 @@ enum Command {
     /// Offline bundles: metadata chain + artifact in one file for air-gapped devices.
     #[command(subcommand)]
     Bundle(cmd::bundle::BundleCommand),
+    /// The repository's audit log: verify its hash chain, list records.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
     /// Demo: create a repository, publish a release and verify it, narrating each step.
     Quickstart(cmd::quickstart::Args),
 }
@@ -106,6 +109,7 @@ fn main() -> std::process::ExitCode {
         Command::Client(a) => cmd::client::run(&ctx, a),
         Command::Update(a) => cmd::update::run(&ctx, a),
         Command::Bundle(a) => cmd::bundle::run(&ctx, a),
+        Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };
     match result {

@@ -75,6 +75,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         succinct_bits: args.succinct,
     });
     policy.save(&ctx.repo)?;
+    ctx.audit(
+        "policy-change",
+        &args.name,
+        serde_json::json!({"delegate": {"parent": args.parent, "keys": keys, "threshold": args.threshold,
+            "paths": args.paths, "path_hash_prefixes": args.hash_prefixes, "succinct_bits": args.succinct}}),
+    )?;
     emit(
         ctx.json,
         &serde_json::json!({"role": args.name, "parent": args.parent, "keys": keys}),

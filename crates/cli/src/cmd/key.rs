@@ -104,6 +104,11 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             policy.keys.insert(name.clone(), entry);
             authorise(&mut policy, &name, &roles)?;
             policy.save(&ctx.repo)?;
+            ctx.audit(
+                "key-generate",
+                &name,
+                serde_json::json!({"keyid": key.keyid(), "algorithm": algorithm.short_name(), "roles": roles}),
+            )?;
             emit(
                 ctx.json,
                 &serde_json::json!({"name": name, "keyid": key.keyid(), "algorithm": algorithm.short_name(), "roles": roles}),
@@ -156,6 +161,11 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             policy.keys.insert(name.clone(), entry);
             authorise(&mut policy, &name, &roles)?;
             policy.save(&ctx.repo)?;
+            ctx.audit(
+                "key-import",
+                &name,
+                serde_json::json!({"keyid": keyid, "offline": offline, "roles": roles}),
+            )?;
             emit(
                 ctx.json,
                 &serde_json::json!({"name": name, "keyid": keyid, "offline": offline}),

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod add;
+pub mod audit;
 pub mod bundle;
 pub mod client;
 pub mod delegate;
@@ -35,6 +36,31 @@ impl Context {
     /// The passphrase source for this invocation.
     pub fn passphrases(&self) -> anyhow::Result<CliPassphrase> {
         CliPassphrase::from_env(self.passphrase_env.as_deref())
+    }
+
+    /// Appends a record to the repository's audit log (`REPO/audit.sqlite3`). A record
+    /// that cannot be written fails the command: an action that leaves no trace is worse
+    /// than one that has to be repeated.
+    pub fn audit(
+        &self,
+        action: &str,
+        subject: &str,
+        details: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        let actor = format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+        );
+        let mut log = sealwright_store::AuditLog::open(&self.repo)
+            .context("opening the audit log (the action itself was done)")?;
+        log.append(&sealwright_store::NewRecord {
+            actor: &actor,
+            action,
+            subject,
+            details,
+        })
+        .context("writing the audit record (the action itself was done)")?;
+        Ok(())
     }
 
     /// The repository's policy, with a hint when the directory is not a repository.

@@ -208,6 +208,11 @@ pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {
     sigs.push(serde_json::json!({"keyid": sig.keyid, "sig": sig.sig}));
     let count = sigs.len();
     pending.save(&sig.role, &document)?;
+    ctx.audit(
+        "signature-import",
+        &sig.role,
+        serde_json::json!({"keyid": sig.keyid, "version": sig.version}),
+    )?;
     println!("imported signature by {} for {} version {} ({count} signature(s) pending); run `sealwright publish`", sig.keyid, sig.role, sig.version);
     Ok(())
 }

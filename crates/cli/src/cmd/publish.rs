@@ -21,14 +21,30 @@ pub fn publish_with(
     let policy = ctx.policy()?;
     let spinner = show_progress
         .then(|| Spinner::new("planning: comparing policy, staged files and published metadata"));
-    let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
-    if let Some(s) = &spinner {
-        s.set(&format!(
-            "signing {} role(s) and writing the new tree",
-            plan.targets.len() + 2
-        ));
+    let result = (|| {
+        let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
+        if let Some(s) = &spinner {
+            s.set(&format!(
+                "signing {} role(s) and writing the new tree",
+                plan.targets.len() + 2
+            ));
+        }
+        Ok::<_, anyhow::Error>(publish::execute(&ctx.repo, &policy, store, plan)?)
+    })();
+    drop(spinner);
+    match &result {
+        Ok(report) => ctx.audit(
+            "publish",
+            "repository",
+            serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
+        )?,
+        Err(e) => ctx.audit(
+            "publish-refused",
+            "repository",
+            serde_json::json!({"error": format!("{e:#}")}),
+        )?,
     }
-    Ok(publish::execute(&ctx.repo, &policy, store, plan)?)
+    result
 }
 
 pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
