@@ -1,6 +1,6 @@
 """python-tuf doing the same job as `sealwright add` + `publish` (for scripts/bench).
 
-Hashes every file (sha256 + sha512), builds targets metadata with python-tuf's Metadata API,
+Hashes every file (sha256, as our publisher), builds targets metadata with python-tuf's Metadata API,
 signs targets, snapshot and timestamp with Ed25519, writes consistent-snapshot files.
 """
 import os
@@ -20,7 +20,7 @@ for dirpath, _, names in os.walk(src):
     for name in sorted(names):
         path = os.path.join(dirpath, name)
         rel = "bench/1.0.0/" + os.path.relpath(path, src)
-        targets.signed.targets[rel] = TargetFile.from_file(rel, path, ["sha256", "sha512"])
+        targets.signed.targets[rel] = TargetFile.from_file(rel, path, ["sha256"])
 targets.sign(signer)
 ser = JSONSerializer(compact=True)
 targets.to_file(os.path.join(out, "metadata", "1.targets.json"), ser)

@@ -1,0 +1,247 @@
+"""Client benchmarks (called by `scripts/bench client`): Sealwright's client next to
+python-tuf's ngclient on the same repository, in the same run.
+
+1. refresh of an unchanged repository: requests and bytes (counted by the server), time;
+2. download + verify of a large artifact over HTTPS from `sealwright serve`: throughput
+   next to single-core SHA-256 of the same bytes in memory, and peak RSS;
+3. with --targets N: looking up and downloading one target of an N-target repository in
+   4096 TAP 15 hash bins, from a fresh client: requests and bytes.
+
+usage: bench_client.py SEALWRIGHT TUF_CLIENT SHA256_SPEED WORK BIG_MIB TARGETS
+"""
+import http.server
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+BIN, TUF_CLIENT, SHA_SPEED, WORK = sys.argv[1:5]
+BIG_MIB, TARGETS = int(sys.argv[5]), int(sys.argv[6])
+PY = sys.executable
+for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    os.environ.pop(var, None)
+os.environ["no_proxy"] = os.environ["NO_PROXY"] = "127.0.0.1,localhost"
+
+
+def run(cmd, **kw):
+    out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if out.returncode != 0:
+        sys.exit("benchmark step failed: %s\n%s%s" % (" ".join(cmd), out.stdout, out.stderr))
+    return out.stdout
+
+
+def measured(cmd, env=None):
+    """Runs cmd in a fresh Python process so its peak RSS is the command's own."""
+    code = (
+        "import resource,subprocess,sys,time,json;t=time.monotonic();"
+        "p=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL,stderr=subprocess.PIPE,text=True);w=time.monotonic()-t;"
+        "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(json.dumps([p.returncode,w,r.ru_utime+r.ru_stime,r.ru_maxrss/1024,p.stderr[-2000:]]))"
+    )
+    out = subprocess.run([PY, "-c", code] + cmd, capture_output=True, text=True, env=env)
+    rc, wall, cpu, rss, err = json.loads(out.stdout)
+    if rc != 0:
+        sys.exit("benchmark step failed: %s\n%s" % (" ".join(cmd), err))
+    return wall, cpu, rss
+
+
+class Counting(http.server.ThreadingHTTPServer):
+    """A static file server that records (path, status, body bytes) of every request."""
+
+    def __init__(self, root):
+        self.log = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=root, **kw)
+
+            def log_message(self, *a):
+                pass
+
+            def send_head(self):
+                f = super().send_head()
+                size = os.fstat(f.fileno()).st_size if f else 0
+                with server.lock:
+                    server.log.append((self.path, 200 if f else 404, size))
+                return f
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        self.url = "http://127.0.0.1:%d/" % self.server_address[1]
+
+    def take(self):
+        with self.lock:
+            log, self.log = self.log, []
+        return log
+
+
+def summary(log):
+    return len(log), sum(b for _, _, b in log), " ".join(p.rsplit("/", 1)[-1] for p, _, _ in log)
+
+
+NGCLIENT = r'''
+import sys, os
+from tuf.ngclient import Updater
+mode, md, murl, tdir, turl = sys.argv[1:6]
+u = Updater(metadata_dir=md, metadata_base_url=murl, target_dir=tdir, target_base_url=turl, bootstrap=None)
+u.refresh()
+for path in sys.argv[6:]:
+    info = u.get_targetinfo(path)
+    assert info is not None, path
+    if mode == "download":
+        u.download_target(info)
+'''
+
+
+def ngclient(mode, md, murl, tdir, turl, paths=(), env=None):
+    return measured([PY, "-c", NGCLIENT, mode, md, murl, tdir, turl] + list(paths), env=env)
+
+
+def fresh_md(name, root):
+    md = os.path.join(WORK, name)
+    shutil.rmtree(md, ignore_errors=True)
+    os.makedirs(md)
+    shutil.copy(root, os.path.join(md, "root.json"))
+    return md
+
+
+rows = []  # (benchmark, tool, figure, unit, note)
+
+# --- A repository with one large artifact -----------------------------------------------
+repo = os.path.join(WORK, "repo")
+run([BIN, "init", repo])
+big = os.path.join(WORK, "big.bin")
+block = os.urandom(1 << 20)
+with open(big, "wb") as f:
+    for _ in range(BIG_MIB):
+        f.write(block)
+print("adding a %d MiB artifact..." % BIG_MIB, file=sys.stderr)
+run([BIN, "--repo", repo, "add", big, "--name", "big", "--version", "1.0.0"])
+run([BIN, "--repo", repo, "publish"])
+published = os.path.join(repo, "published")
+root = os.path.join(published, "metadata", "1.root.json")
+os.remove(big)
+
+# --- 1. refresh of an unchanged repository ----------------------------------------------
+srv = Counting(published)
+murl, turl = srv.url + "metadata/", srv.url + "targets/"
+md = fresh_md("md-ours", root)
+run([TUF_CLIENT, "--metadata-dir", md, "init", root])
+run([TUF_CLIENT, "--metadata-url", murl, "--metadata-dir", md, "refresh"])
+srv.take()
+times = []
+for _ in range(20):
+    times.append(measured([TUF_CLIENT, "--metadata-url", murl, "--metadata-dir", md, "refresh"])[0])
+reqs = srv.take()
+n, b, names = summary(reqs[: len(reqs) // 20])
+rows.append(("refresh, unchanged repository", "sealwright-tuf-client", "%d requests, %d bytes, %.1f ms" % (n, b, 1000 * sorted(times)[10]), names))
+
+md = fresh_md("md-py", root)
+tdir = os.path.join(WORK, "t-py")
+os.makedirs(tdir, exist_ok=True)
+ngclient("refresh", md, murl, tdir, turl)
+srv.take()
+times = [ngclient("refresh", md, murl, tdir, turl)[0] for _ in range(20)]
+reqs = srv.take()
+n, b, names = summary(reqs[: len(reqs) // 20])
+rows.append(("refresh, unchanged repository", "python-tuf ngclient", "%d requests, %d bytes, %.1f ms" % (n, b, 1000 * sorted(times)[10]), names))
+srv.shutdown()
+
+# --- 2. download + verify of the large artifact over HTTPS ------------------------------
+sha = json.loads(run([SHA_SPEED, str(BIG_MIB)]))
+rows.append(("SHA-256 of %d MiB in memory, one core" % BIG_MIB, "aws-lc-rs (our crypto)", "%.0f MB/s" % sha["mb_per_s"], "the ceiling for download+verify"))
+
+ca = os.path.join(WORK, "serve-ca.pem")
+serve = subprocess.Popen([BIN, "--repo", repo, "--json", "serve", "--listen", "127.0.0.1:0", "--dev-cert-out", ca],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+try:
+    ready = json.loads(serve.stdout.readline())
+    url = ready["url"].rstrip("/") + "/"
+    total = BIG_MIB * (1 << 20)
+    best = None
+    for attempt in range(3):
+        device = os.path.join(WORK, "device-%d" % attempt)
+        run([BIN, "client", "init", "--dir", device, "--root", root, "--url", url, "--ca", ca, "--name", "big"])
+        w, cpu, rss = measured([BIN, "update", "--dir", device])
+        if best is None or w < best[0]:
+            best = (w, cpu, rss)
+        shutil.rmtree(device)
+    w, cpu, rss = best
+    rows.append(("update: download + verify + install %d MiB (HTTPS)" % BIG_MIB, "sealwright update",
+                 "%.0f MB/s (%.0f%% of SHA-256), %.2f s, peak RSS %.1f MiB" % (total / w / 1e6, 100 * total / w / 1e6 / sha["mb_per_s"], w, rss),
+                 "best of 3; client and server share the 2 cores"))
+    env = dict(os.environ, SSL_CERT_FILE=ca)
+    best = None
+    for attempt in range(3):
+        md = fresh_md("md-py-big", root)
+        tdir = os.path.join(WORK, "t-py-big")
+        shutil.rmtree(tdir, ignore_errors=True)
+        os.makedirs(tdir)
+        w, cpu, rss = ngclient("download", md, url + "metadata/", tdir, url + "targets/", ["big/1.0.0/big.bin"], env=env)
+        if best is None or w < best[0]:
+            best = (w, cpu, rss)
+        shutil.rmtree(tdir)
+    w, cpu, rss = best
+    rows.append(("update: download + verify + install %d MiB (HTTPS)" % BIG_MIB, "python-tuf ngclient",
+                 "%.0f MB/s (%.0f%% of SHA-256), %.2f s, peak RSS %.1f MiB" % (total / w / 1e6, 100 * total / w / 1e6 / sha["mb_per_s"], w, rss),
+                 "download_target (keeps the body in memory)"))
+finally:
+    serve.terminate()
+    serve.wait()
+
+# --- 3. one target of a large hash-binned repository ------------------------------------
+if TARGETS:
+    files = os.path.join(WORK, "files")
+    for i in range(TARGETS):
+        d = os.path.join(files, "d%04d" % (i // 1000))
+        if i % 1000 == 0:
+            os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "f%07d.txt" % i), "wb") as f:
+            f.write(b"target %d\n" % i)
+    many = os.path.join(WORK, "many")
+    run([BIN, "init", many])
+    run([BIN, "--repo", many, "delegate", "bins", "--succinct", "12"])
+    print("adding and publishing %d targets in 4096 bins..." % TARGETS, file=sys.stderr)
+    run([BIN, "--repo", many, "add", files, "--name", "many", "--version", "1.0.0", "--delegation", "bins"])
+    run([BIN, "--repo", many, "publish"])
+    shutil.rmtree(files)
+    published = os.path.join(many, "published")
+    root = os.path.join(published, "metadata", "1.root.json")
+    path = "many/1.0.0/d%04d/f%07d.txt" % ((TARGETS // 2) // 1000, TARGETS // 2)
+    srv = Counting(published)
+    murl, turl = srv.url + "metadata/", srv.url + "targets/"
+    md = fresh_md("md-many", root)
+    tdir = os.path.join(WORK, "t-many")
+    os.makedirs(tdir, exist_ok=True)
+    run([TUF_CLIENT, "--metadata-dir", md, "init", root])
+    srv.take()
+    w, _, rss = measured([TUF_CLIENT, "--metadata-url", murl, "--metadata-dir", md, "--target-name", path,
+                          "--target-dir", tdir, "--target-base-url", turl, "download"])
+    log = srv.take()
+    meta = [r for r in log if "/metadata/" in r[0]]
+    n, b, names = summary(meta)
+    rows.append(("first lookup + download of 1 of %d targets" % TARGETS, "sealwright-tuf-client",
+                 "%d metadata requests (%d found), %d metadata bytes, +%d artifact bytes, %.2f s" % (n, sum(1 for r in meta if r[1] == 200), b, sum(r[2] for r in log if "/targets/" in r[0]), w), names))
+    md = fresh_md("md-many-py", root)
+    tdir = os.path.join(WORK, "t-many-py")
+    os.makedirs(tdir, exist_ok=True)
+    srv.take()
+    w, _, rss = ngclient("download", md, murl, tdir, turl, [path])
+    log = srv.take()
+    meta = [r for r in log if "/metadata/" in r[0]]
+    n, b, names = summary(meta)
+    rows.append(("first lookup + download of 1 of %d targets" % TARGETS, "python-tuf ngclient",
+                 "%d metadata requests (%d found), %d metadata bytes, +%d artifact bytes, %.2f s" % (n, sum(1 for r in meta if r[1] == 200), b, sum(r[2] for r in log if "/targets/" in r[0]), w), names))
+    srv.shutdown()
+
+print()
+print("| benchmark | client | result | note |")
+print("|---|---|---|---|")
+for bench, tool, figure, note in rows:
+    print("| %s | %s | %s | %s |" % (bench, tool, figure, note))
