@@ -558,7 +558,7 @@ fn rollback_to_older_metadata_is_refused() {
 }
 
 #[test]
-fn fast_forward_with_a_stolen_timestamp_key_is_refused() {
+fn fast_forward_with_a_stolen_timestamp_key_is_refused_and_key_rotation_recovers() {
     let d = Device::new();
     let f = fixture();
     let (mut ts, _, _) = chain(&f.v2);
@@ -573,6 +573,46 @@ fn fast_forward_with_a_stolen_timestamp_key_is_refused() {
     d.mirror
         .tamper("metadata/timestamp.json", Behaviour::Bytes(bytes(&ts)));
     d.assert_refused(&d.update(None), false);
+
+    // The signed timestamp was trusted, so the honest repository now looks like a rollback:
+    // the device is locked out, still refusing, still on its last good release.
+    d.mirror.behave();
+    let out = d.update(None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(d.installed(), APP_V1);
+
+    // Recovery (TUF 5.3.11): the owner replaces the stolen timestamp key in a new root;
+    // the client drops the timestamp it trusted and follows the repository again.
+    let s = Scratch::new();
+    let repo = s.path().join("repo");
+    copy_tree(&f.repo, &repo);
+    let r = repo.to_str().unwrap();
+    s.ok(&[
+        "--repo",
+        r,
+        "key",
+        "generate",
+        "timestamp-2",
+        "--role",
+        "timestamp",
+    ]);
+    let policy = repo.join("sealwright.toml");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    let before =
+        "[roles.timestamp]\nthreshold = 1\nexpires = \"1d\"\nkeys = [\n    \"timestamp-key\",\n";
+    assert!(text.contains(before), "{text}");
+    let text = text.replacen(
+        before,
+        "[roles.timestamp]\nthreshold = 1\nexpires = \"1d\"\nkeys = [\n",
+        1,
+    );
+    std::fs::write(&policy, text).unwrap();
+    s.ok(&["--repo", r, "publish"]);
+    assert!(repo.join("published/metadata/2.root.json").exists());
+    d.mirror.serve_tree(&repo.join("published"));
+    let out = d.update(None);
+    assert!(out.status.success(), "recovery failed: {}", stderr(&out));
+    assert_eq!(d.installed(), APP_V2);
 }
 
 #[test]

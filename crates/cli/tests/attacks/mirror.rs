@@ -116,6 +116,11 @@ impl Mirror {
         self.shared.lock().unwrap().root = root.to_owned();
     }
 
+    /// Stops lying about every path.
+    pub fn behave(&self) {
+        self.shared.lock().unwrap().overrides.clear();
+    }
+
     /// The paths requested since the last call.
     pub fn take_requests(&self) -> Vec<String> {
         std::mem::take(&mut self.shared.lock().unwrap().requests)
