@@ -209,6 +209,10 @@ if TARGETS:
     run([BIN, "--repo", many, "delegate", "bins", "--succinct", "12"])
     print("adding and publishing %d targets in 4096 bins..." % TARGETS, file=sys.stderr)
     run([BIN, "--repo", many, "add", files, "--name", "many", "--version", "1.0.0", "--delegation", "bins"])
+    app = os.path.join(WORK, "app.bin")
+    with open(app, "wb") as f:
+        f.write(b"the release a device looks for\n")
+    run([BIN, "--repo", many, "add", app, "--name", "app", "--version", "1.0.0", "--delegation", "bins"])
     run([BIN, "--repo", many, "publish"])
     shutil.rmtree(files)
     published = os.path.join(many, "published")
@@ -239,6 +243,43 @@ if TARGETS:
     rows.append(("first lookup + download of 1 of %d targets" % TARGETS, "python-tuf ngclient",
                  "%d metadata requests (%d found), %d metadata bytes, +%d artifact bytes, %.2f s" % (n, sum(1 for r in meta if r[1] == 200), b, sum(r[2] for r in log if "/targets/" in r[0]), w), names))
     srv.shutdown()
+
+    # The same first update check as a device does it: `sealwright update` over HTTPS from
+    # `sealwright serve`, which sends metadata gzip-compressed to clients that accept it.
+    ca = os.path.join(WORK, "many-ca.pem")
+    serve = subprocess.Popen([BIN, "--repo", many, "--json", "serve", "--listen", "127.0.0.1:0", "--dev-cert-out", ca],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = json.loads(serve.stdout.readline())["url"].rstrip("/") + "/"
+
+        def counters():
+            import ssl
+            import urllib.request
+            body = urllib.request.urlopen(url + "metrics", context=ssl.create_default_context(cafile=ca)).read().decode()
+            get = lambda name: sum(float(l.split()[-1]) for l in body.splitlines() if l.startswith(name))
+            return get("sealwright_http_requests_total"), get("sealwright_http_response_bytes_total"), len(body)
+
+        device = os.path.join(WORK, "device-many")
+        run([BIN, "client", "init", "--dir", device, "--root", root, "--url", url, "--ca", ca, "--name", "app"])
+        r0, b0, m0 = counters()
+        w, _, _ = measured([BIN, "update", "--dir", device])
+        r1, b1, _ = counters()
+        rows.append(("first update check + install in the %d-target repository (HTTPS)" % TARGETS, "sealwright update",
+                     "%d requests, %d bytes (metadata gzip), %.2f s" % (r1 - r0 - 1, b1 - b0 - m0, w),
+                     "root probe, timestamp, snapshot, targets, one bin, artifact"))
+        md = fresh_md("md-many-https", root)
+        tdir = os.path.join(WORK, "t-many-https")
+        os.makedirs(tdir, exist_ok=True)
+        r0, b0, m0 = counters()
+        w, _, _ = ngclient("download", md, url + "metadata/", tdir, url + "targets/", ["app/channels/stable.json"],
+                           env=dict(os.environ, SSL_CERT_FILE=ca))
+        r1, b1, _ = counters()
+        rows.append(("first update check + install in the %d-target repository (HTTPS)" % TARGETS, "python-tuf ngclient",
+                     "%d requests, %d bytes, %.2f s" % (r1 - r0 - 1, b1 - b0 - m0, w),
+                     "get_targetinfo + download_target of the channel pointer only"))
+    finally:
+        serve.terminate()
+        serve.wait()
 
 print()
 print("| benchmark | client | result | note |")

@@ -121,7 +121,23 @@ async fn serve_file(
         }
         Err(StoreError::Io(_)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error"),
     };
-    let etag = format!("\"{}\"", obj.etag);
+    // Metadata is JSON full of repeated keys and hex: gzip shrinks a snapshot of 4096 hash
+    // bins about eightfold, which is most of what a first update check costs. Artifacts are
+    // sent as stored (they are usually compressed already, and ranges address their bytes).
+    let gzip = method == Method::GET
+        && matches!(
+            obj.kind,
+            FileKind::VersionedMetadata | FileKind::MutableMetadata
+        )
+        && (MIN_GZIP..=MAX_GZIP).contains(&obj.len)
+        && !headers.contains_key(header::RANGE)
+        && accepts_gzip(&headers);
+    // Each representation has its own validator (RFC 9110 §8.8.3).
+    let etag = if gzip {
+        format!("\"{}-gzip\"", obj.etag)
+    } else {
+        format!("\"{}\"", obj.etag)
+    };
     let len = obj.len;
 
     let mut h = HeaderMap::new();
@@ -140,6 +156,12 @@ async fn serve_file(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    if matches!(
+        obj.kind,
+        FileKind::VersionedMetadata | FileKind::MutableMetadata
+    ) {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    }
 
     if let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
@@ -151,6 +173,22 @@ async fn serve_file(
             *r.headers_mut() = h;
             return r;
         }
+    }
+
+    if gzip {
+        let mut raw = Vec::new();
+        if obj.reader.take(len).read_to_end(&mut raw).await.is_err() {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+        }
+        let Ok(Ok(compressed)) = tokio::task::spawn_blocking(move || gzip_bytes(&raw)).await else {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "compression error");
+        };
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(compressed.len()));
+        h.remove(header::ACCEPT_RANGES);
+        let mut r = Response::new(Body::from(compressed));
+        *r.headers_mut() = h;
+        return r;
     }
 
     let if_range_ok = headers
@@ -201,6 +239,40 @@ async fn serve_file(
     *r.status_mut() = status;
     *r.headers_mut() = h;
     r
+}
+
+/// Metadata smaller than this is not worth compressing.
+const MIN_GZIP: u64 = 1024;
+/// Metadata larger than this is sent as stored rather than compressed in memory.
+const MAX_GZIP: u64 = 32 * 1024 * 1024;
+
+/// Whether `Accept-Encoding` allows gzip (a `q=0` refuses it).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+fn gzip_bytes(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(raw.len() / 4),
+        flate2::Compression::new(6),
+    );
+    enc.write_all(raw)?;
+    enc.finish()
 }
 
 fn content_type(path: &TreePath, kind: FileKind) -> &'static str {

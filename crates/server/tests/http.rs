@@ -48,6 +48,19 @@ fn write(p: &Path, b: &[u8]) {
 }
 
 /// A repository directory with a secret next to `published/` and a few traps inside it.
+/// A metadata file large enough to be compressed (like a hash bin).
+fn bins_json() -> Vec<u8> {
+    let entries: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                "\"f/{i:06}.txt\":{{\"length\":{i},\"hashes\":{{\"sha256\":\"{}\"}}}}",
+                sha256_hex(&[i as u8])
+            )
+        })
+        .collect();
+    format!("{{\"signed\":{{\"targets\":{{{}}}}}}}", entries.join(",")).into_bytes()
+}
+
 fn make_tree(dir: &Path) -> (PathBuf, String, Vec<u8>) {
     write(&dir.join("sealwright.toml"), b"SECRET-POLICY");
     write(&dir.join("keys/root.pem"), b"SECRET-KEY");
@@ -69,6 +82,7 @@ fn make_tree(dir: &Path) -> (PathBuf, String, Vec<u8>) {
         br#"{"signed":{"snap":3}}"#,
     );
     write(&p.join("metadata/.timestamp.json.123.tmp"), b"SECRET-TEMP");
+    write(&p.join("metadata/7.bins-0.json"), &bins_json());
     let big: Vec<u8> = (0..BIG_LEN).map(|i| (i * 7 % 251) as u8).collect();
     let name = format!("{}.big.bin", sha256_hex(&big));
     write(&p.join("targets/app/1.0.0").join(&name), &big);
@@ -253,6 +267,66 @@ fn caching_headers_per_file_kind() {
             fx.raw("POST", "/metadata/1.root.json", &[]).await.status,
             405
         );
+        fx.stop().await;
+    });
+}
+
+#[test]
+fn metadata_is_gzipped_only_when_the_client_accepts_it() {
+    run(async {
+        let fx = start().await;
+        let url = "/metadata/7.bins-0.json";
+        let plain = fx.raw("GET", url, &[]).await;
+        assert_eq!(plain.status, 200);
+        assert_eq!(plain.body, bins_json());
+        assert_eq!(plain.h("vary"), "accept-encoding");
+        assert_eq!(plain.h("content-encoding"), "");
+        let gz = fx.raw("GET", url, &[("Accept-Encoding", "br, gzip")]).await;
+        assert_eq!(gz.status, 200);
+        assert_eq!(gz.h("content-encoding"), "gzip");
+        assert_eq!(gz.h("vary"), "accept-encoding");
+        assert_eq!(gz.h("content-length"), gz.body.len().to_string());
+        assert!(
+            gz.body.len() * 2 < plain.body.len(),
+            "{} vs {}",
+            gz.body.len(),
+            plain.body.len()
+        );
+        let mut unzipped = Vec::new();
+        use std::io::Read as _;
+        flate2::read::GzDecoder::new(&gz.body[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, plain.body);
+        // Each representation has its own validator, and revalidates against it.
+        assert_eq!(
+            gz.h("etag"),
+            format!("\"{}-gzip\"", sha256_hex(&plain.body))
+        );
+        let again = fx
+            .raw(
+                "GET",
+                url,
+                &[("Accept-Encoding", "gzip"), ("If-None-Match", gz.h("etag"))],
+            )
+            .await;
+        assert_eq!(again.status, 304);
+        // Refused by q=0, ranges, small files and artifacts: sent as stored.
+        for (target, headers) in [
+            (url, vec![("Accept-Encoding", "gzip;q=0")]),
+            (
+                url,
+                vec![("Accept-Encoding", "gzip"), ("Range", "bytes=0-9")],
+            ),
+            (
+                "/metadata/timestamp.json",
+                vec![("Accept-Encoding", "gzip")],
+            ),
+            (fx.big_url.as_str(), vec![("Accept-Encoding", "gzip")]),
+        ] {
+            let r = fx.raw("GET", target, &headers).await;
+            assert_eq!(r.h("content-encoding"), "", "{target} {headers:?}");
+        }
         fx.stop().await;
     });
 }
