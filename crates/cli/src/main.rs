@@ -80,6 +80,9 @@ enum Command {
     /// Offline bundles: metadata chain + artifact in one file for air-gapped devices.
     #[command(subcommand)]
     Bundle(cmd::bundle::BundleCommand),
+    /// The signer agent: a separate process holding the online (timestamp, snapshot) keys.
+    #[command(subcommand)]
+    Signer(cmd::signer::SignerCommand),
     /// The repository's audit log: verify its hash chain, list records.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
@@ -110,6 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Update(a) => cmd::update::run(&ctx, a),
         Command::Bundle(a) => cmd::bundle::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
+        Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };
     match result {

@@ -22,18 +22,7 @@ fn audited_repo() -> Scratch {
     s.ok(&[
         "--repo", &repo, "key", "generate", "spare", "--role", "targets",
     ]);
-    let file = s.path().join("app.bin");
-    std::fs::write(&file, b"app").unwrap();
-    s.ok(&[
-        "--repo",
-        &repo,
-        "add",
-        file.to_str().unwrap(),
-        "--name",
-        "app",
-        "--version",
-        "1.0.0",
-    ]);
+    s.add_release(&repo, b"app", "app", "1.0.0");
     s.ok(&["--repo", &repo, "publish"]);
     s
 }

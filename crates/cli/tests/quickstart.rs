@@ -53,6 +53,18 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
     );
     let log = std::fs::read_to_string(device.join("failures.log")).unwrap();
     assert_eq!(log.lines().count(), 2, "{log}");
+    // The online keys left the repository for the signer agent, which signed every release.
+    assert!(!demo.join("repo/keys/timestamp-key.pem").exists());
+    assert!(!demo.join("repo/keys/snapshot-key.pem").exists());
+    let agent_log = std::fs::read_to_string(demo.join("agent/run/agent.log")).unwrap();
+    assert_eq!(
+        agent_log
+            .lines()
+            .filter(|l| l.contains("\"role\":\"timestamp\""))
+            .count(),
+        3,
+        "{agent_log}"
+    );
     // The repository it leaves behind verifies with the CLI.
     let passphrase = demo.join("demo-passphrase.txt");
     let verify = Command::new(env!("CARGO_BIN_EXE_sealwright"))

@@ -115,6 +115,38 @@ impl<'a> KeyStore<'a> {
         Ok(Some(key))
     }
 
+    /// A signer for key `name`: the key file, or for an `agent:SOCKET` location the signer
+    /// agent holding it (the private key then never enters this process). `Ok(None)` for an
+    /// offline key.
+    pub fn open_signer(
+        &self,
+        policy: &Policy,
+        name: &str,
+    ) -> Result<Option<Box<dyn sealwright_crypto::Signer>>, KeyStoreError> {
+        let entry = policy
+            .keys
+            .get(name)
+            .ok_or_else(|| KeyStoreError::Other(format!("unknown key {name:?}")))?;
+        if let Some(socket) = entry
+            .private
+            .as_deref()
+            .and_then(|l| l.strip_prefix("agent:"))
+        {
+            let socket = self.repo_dir.join(socket);
+            let public = entry
+                .public_key()
+                .map_err(|e| KeyStoreError::Other(format!("key {name}: {e}")))?;
+            return Ok(Some(Box::new(crate::agent::AgentSigner::new(
+                socket,
+                public,
+                entry.keyid.clone(),
+            ))));
+        }
+        Ok(self
+            .open(policy, name)?
+            .map(|k| Box::new(k) as Box<dyn sealwright_crypto::Signer>))
+    }
+
     /// Opens an encrypted (or plain PKCS#8) key file, asking for its passphrase as needed.
     pub fn open_file(&self, path: &Path, name: &str) -> Result<PrivateKey, KeyStoreError> {
         let shown = path.display().to_string();

@@ -14,6 +14,7 @@
 //! `timestamp.json` atomically: a crash at any point leaves the previous published state
 //! intact and consistent.
 
+pub mod agent;
 pub mod fsutil;
 pub mod init;
 pub mod keystore;

@@ -118,8 +118,10 @@ pub struct KeyEntry {
     pub keyid: String,
     /// Public key in TUF's `keyval.public` encoding (hex or PEM).
     pub public: String,
-    /// Private key location: `file:keys/NAME.pem` (relative to the repository). Absent for
-    /// offline keys, which sign through `sign-request` / `sign` / `sign-import`.
+    /// Private key location: `file:keys/NAME.pem` (relative to the repository), or
+    /// `agent:PATH` for a key held by a signer agent listening on the Unix socket PATH
+    /// (relative to the repository unless absolute). Absent for offline keys, which sign
+    /// through `sign-request` / `sign` / `sign-import`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<String>,
 }
@@ -298,9 +300,9 @@ impl Policy {
                 return bad(format!("key {name}: keyid does not match its public key"));
             }
             if let Some(p) = &key.private {
-                if !p.starts_with("file:") {
+                if !p.starts_with("file:") && !p.starts_with("agent:") {
                     return bad(format!(
-                        "key {name}: private location {p:?} must start with file:"
+                        "key {name}: private location {p:?} must start with file: or agent:"
                     ));
                 }
             }

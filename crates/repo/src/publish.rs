@@ -19,7 +19,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use sealwright_crypto::{PrivateKey, PublicKey};
+use sealwright_crypto::{PublicKey, Signer};
 use sealwright_tuf::delegation;
 use sealwright_tuf::metadata::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, Signature, Snapshot, SuccinctRoles,
@@ -762,12 +762,13 @@ where
 fn sign_with<T: sealwright_tuf::metadata::RoleType>(
     md: &mut Metadata<T>,
     keyids: &[String],
-    signers: &HashMap<String, PrivateKey>,
+    signers: &HashMap<String, Box<dyn Signer>>,
 ) -> Result<Vec<u8>, PublishError> {
     let canonical = md.canonical_signed().map_err(meta_err)?;
     for id in keyids {
         if let Some(key) = signers.get(id) {
-            md.sign_canonical(&canonical, key).map_err(meta_err)?;
+            md.sign_canonical(&canonical, key.as_ref())
+                .map_err(meta_err)?;
         }
     }
     Ok(canonical)
@@ -845,10 +846,10 @@ pub fn execute(
     }
     needed.extend(keyids_of("snapshot"));
     needed.extend(keyids_of("timestamp"));
-    let mut signers: HashMap<String, PrivateKey> = HashMap::new();
+    let mut signers: HashMap<String, Box<dyn Signer>> = HashMap::new();
     for (name, entry) in &policy.keys {
         if needed.contains(&entry.keyid) && !signers.contains_key(&entry.keyid) {
-            if let Some(key) = keystore.open(policy, name)? {
+            if let Some(key) = keystore.open_signer(policy, name)? {
                 signers.insert(entry.keyid.clone(), key);
             }
         }

@@ -11,6 +11,7 @@ pub mod offline;
 pub mod publish;
 pub mod quickstart;
 pub mod serve;
+pub mod signer;
 pub mod status;
 pub mod update;
 pub mod verify;

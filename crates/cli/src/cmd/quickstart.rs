@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let store = KeyStore::new(&repo, &source);
 
     step(2, "Creating a repository with one Ed25519 key per TUF role (root, targets, snapshot, timestamp)");
-    let policy = sealwright_repo::init::create_repository(
+    let mut policy = sealwright_repo::init::create_repository(
         &repo,
         Policy::new_default(),
         Algorithm::Ed25519,
@@ -102,13 +102,16 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         repo.join("published").display()
     );
 
+    step(3, "Moving the online keys (timestamp, snapshot) into the signer agent, a separate holder that signs only what its rules allow");
+    let _agent = start_agent(&dir, &repo, &mut policy, &store)?;
+
     let published = repo.join("published");
     let pinned_root = dir.join("root.json");
     std::fs::copy(published.join("metadata/1.root.json"), &pinned_root)
         .context("copying the first root")?;
 
     step(
-        3,
+        4,
         "Starting the HTTPS distribution server on the loopback interface",
     );
     let server = start_server(&published, &dir, args.listen)?;
@@ -119,10 +122,10 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         server.fingerprint
     );
 
-    step(4, "Publishing hello 1.0.0 on the stable channel");
+    step(5, "Publishing hello 1.0.0 on the stable channel");
     publish_hello(&dir, &repo, &policy, &store, "1.0.0")?;
 
-    step(5, "A device pins the root and installs hello: root chain, timestamp, snapshot, targets, then the artifact's length and hashes, then an atomic switch");
+    step(6, "A device pins the root and installs hello: root chain, timestamp, snapshot, targets, then the artifact's length and hashes, then an atomic switch");
     let device = dir.join("device");
     let ca_pem = std::fs::read(&server.ca).context("reading the server certificate")?;
     let root_bytes = std::fs::read(&pinned_root).context("reading the pinned root")?;
@@ -143,13 +146,13 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     );
     update_device(&device, Expect::Installed)?;
 
-    step(6, "Publishing hello 1.1.0 and updating the device again");
+    step(7, "Publishing hello 1.1.0 and updating the device again");
     let after_first = std::fs::read(published.join("metadata/timestamp.json"))?;
     publish_hello(&dir, &repo, &policy, &store, "1.1.0")?;
     update_device(&device, Expect::Installed)?;
 
     step(
-        7,
+        8,
         "Attack 1: someone replaces the 1.2.0 artifact on the server after it was signed",
     );
     publish_hello(&dir, &repo, &policy, &store, "1.2.0")?;
@@ -168,7 +171,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     update_device(&device, Expect::Refused)?;
     restore(&victim, &genuine)?;
 
-    step(8, "Attack 2: a mirror replays the old repository (timestamp from release 1.0.0) to roll the device back");
+    step(9, "Attack 2: a mirror replays the old repository (timestamp from release 1.0.0) to roll the device back");
     let timestamp = published.join("metadata/timestamp.json");
     let current_ts = std::fs::read(&timestamp)?;
     sealwright_repo::fsutil::write_atomic(&timestamp, &after_first)?;
@@ -176,7 +179,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     sealwright_repo::fsutil::write_atomic(&timestamp, &current_ts)?;
 
     step(
-        9,
+        10,
         "The honest server again: the device installs 1.2.0 (the genuine bytes)",
     );
     update_device(&device, Expect::Installed)?;
@@ -205,6 +208,87 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The running demo agent (stopped when dropped).
+struct DemoAgent {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for DemoAgent {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Starts a signer agent on a thread with the repository's timestamp and snapshot keys,
+/// moves those key files out of the repository, and points the policy at the agent.
+fn start_agent(
+    dir: &std::path::Path,
+    repo: &std::path::Path,
+    policy: &mut Policy,
+    store: &KeyStore<'_>,
+) -> anyhow::Result<DemoAgent> {
+    use sealwright_repo::agent::{self, Agent, AgentConfig, Caller, KeyConfig};
+    use std::os::unix::fs::MetadataExt as _;
+    let agent_dir = dir.join("agent");
+    std::fs::create_dir_all(agent_dir.join("keys"))?;
+    let socket = agent_dir.join("run/agent.sock");
+    let mut keys = Vec::new();
+    let mut files = Vec::new();
+    for role in sealwright_repo::agent::ONLINE_ROLES {
+        let names = policy
+            .roles
+            .get(role)
+            .map(|r| r.keys.clone())
+            .unwrap_or_default();
+        for name in names {
+            let Some(entry) = policy.keys.get_mut(&name) else {
+                continue;
+            };
+            let Some(path) = entry.private.as_deref().and_then(|l| store.file_path(l)) else {
+                continue;
+            };
+            keys.push((role.to_owned(), store.open_file(&path, &name)?));
+            let moved = agent_dir.join("keys").join(format!("{name}.pem"));
+            std::fs::rename(&path, &moved)
+                .with_context(|| format!("moving {} to the agent", path.display()))?;
+            entry.private = Some(format!("agent:{}", socket.display()));
+            files.push(KeyConfig {
+                role: role.to_owned(),
+                file: moved.clone(),
+            });
+            println!(
+                "    {name:<14} now only in {} (the repository keeps agent:{})",
+                moved.display(),
+                socket.display()
+            );
+        }
+    }
+    policy.save(repo)?;
+    let uid = std::fs::metadata(&agent_dir)?.uid();
+    let config = AgentConfig {
+        socket: socket.clone(),
+        keys: files,
+        callers: vec![Caller {
+            uid,
+            roles: vec!["timestamp".into(), "snapshot".into()],
+        }],
+        max_expiry_days: Default::default(),
+    };
+    let agent = std::sync::Arc::new(Agent::new(&config, keys)?);
+    let listener = agent::bind(&socket)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        std::thread::spawn(move || agent::serve(agent, listener, &socket, stop));
+    }
+    println!(
+        "    agent listening on {} for uid {uid}; every signature is logged to {}",
+        config.socket.display(),
+        config.log_path().display()
+    );
+    Ok(DemoAgent { stop })
 }
 
 /// The demo server, running on its own thread until the process ends (or Ctrl-C).
@@ -288,7 +372,10 @@ fn publish_hello(
         .iter()
         .map(|(role, version)| format!("{role} v{version}"))
         .collect();
-    println!("    signed and published: {}", roles.join(", "));
+    println!(
+        "    signed (targets here, snapshot and timestamp by the agent) and published: {}",
+        roles.join(", ")
+    );
     Ok(())
 }
 

@@ -70,6 +70,22 @@ impl Scratch {
         stderr
     }
 
+    /// Stages `content` as the single file `app.bin` of release NAME VERSION in `repo`.
+    pub fn add_release(&self, repo: &str, content: &[u8], name: &str, version: &str) {
+        let file = self.path().join("app.bin");
+        std::fs::write(&file, content).unwrap();
+        self.ok(&[
+            "--repo",
+            repo,
+            "add",
+            file.to_str().unwrap(),
+            "--name",
+            name,
+            "--version",
+            version,
+        ]);
+    }
+
     pub fn repo_arg(&self) -> String {
         self.repo().display().to_string()
     }

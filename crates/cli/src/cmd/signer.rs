@@ -1,0 +1,95 @@
+//! `sealwright signer serve`: the signer agent, holding the online keys in its own process.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use sealwright_repo::agent::{self, Agent, AgentConfig};
+use sealwright_repo::KeyStore;
+
+use super::Context;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SignerCommand {
+    /// Run the signer agent: hold the timestamp and snapshot keys and sign, over a Unix
+    /// socket, only for the callers and roles the configuration allows.
+    ///
+    /// The agent refuses a document whose _type is not the role asked for, a version not
+    /// above the last it signed for that role, and an expiry in the past or too far ahead;
+    /// it logs every signature and refusal to SOCKET.log. Stop it with Ctrl-C or SIGTERM.
+    ///
+    /// Example agent.toml:
+    ///
+    ///   socket = "/run/sealwright/agent.sock"
+    ///   [[keys]]
+    ///   role = "timestamp"
+    ///   file = "/srv/keys/timestamp-key.pem"
+    ///   [[keys]]
+    ///   role = "snapshot"
+    ///   file = "/srv/keys/snapshot-key.pem"
+    ///   [[callers]]
+    ///   uid = 1000          # the publisher or server account
+    ///   roles = ["timestamp", "snapshot"]
+    ///   [max_expiry_days]
+    ///   timestamp = 7
+    ///   snapshot = 30
+    ///
+    /// Then point the repository at it: in sealwright.toml set the key's
+    /// private = "agent:/run/sealwright/agent.sock" and remove the key file from the
+    /// repository machine.
+    Serve {
+        /// The agent's configuration file.
+        #[arg(long, value_name = "agent.toml")]
+        config: PathBuf,
+    },
+}
+
+pub fn run(ctx: &Context, cmd: SignerCommand) -> anyhow::Result<()> {
+    let SignerCommand::Serve { config } = cmd;
+    let config = AgentConfig::load(&config)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("installing the signal handlers")?;
+    }
+    let (agent, listener) = start(ctx, &config)?;
+    if ctx.json {
+        println!(
+            "{}",
+            serde_json::json!({"socket": config.socket, "log": config.log_path()})
+        );
+    } else {
+        println!(
+            "signer agent listening on {} (log: {}); Ctrl-C to stop",
+            config.socket.display(),
+            config.log_path().display()
+        );
+    }
+    agent::serve(agent, listener, &config.socket, stop)?;
+    Ok(())
+}
+
+/// Opens the configured keys (asking for passphrases as needed) and binds the socket.
+pub fn start(
+    ctx: &Context,
+    config: &AgentConfig,
+) -> anyhow::Result<(Arc<Agent>, std::os::unix::net::UnixListener)> {
+    let source = ctx.passphrases()?;
+    let store = KeyStore::new(std::path::Path::new("."), &source);
+    let mut keys = Vec::new();
+    for k in &config.keys {
+        let name = k
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let key = store
+            .open_file(&k.file, &name)
+            .with_context(|| format!("opening the {} key {}", k.role, k.file.display()))?;
+        keys.push((k.role.clone(), key));
+    }
+    let agent = Arc::new(Agent::new(config, keys)?);
+    let listener = agent::bind(&config.socket)?;
+    Ok((agent, listener))
+}

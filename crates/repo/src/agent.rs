@@ -1,0 +1,551 @@
+//! The signer agent (PRODUCT.md P2): a separate process that holds the online keys
+//! (timestamp, snapshot) and signs for the callers its configuration names, over a Unix
+//! socket. A server or publisher that uses it holds no private key of its own.
+//!
+//! What the agent guarantees, each enforced in [`Agent::decide`]:
+//! - it signs only roles it holds keys for, only for a caller whose uid (from the kernel,
+//!   `SO_PEERCRED`, not from the request) the configuration allows for that role;
+//! - the `signed` object must say it is that role (`_type`), so a timestamp key never
+//!   signs a snapshot or a targets file;
+//! - its version must be higher than any the agent signed for the role before (kept in a
+//!   state file written atomically), so a compromised caller cannot get a rollback signed;
+//! - its expiry must lie in the future and within the role's maximum period, so a
+//!   compromised caller cannot get a far-future freeze signed;
+//! - every signature and every refusal is appended to the agent's log (JSON lines, fsynced).
+//!
+//! Wire format: a 4-byte big-endian length, then that many bytes of JSON (at most
+//! [`MAX_FRAME`]). Request `{"role": R, "signed": {...}}`; answer
+//! `{"ok": true, "signatures": [{"keyid", "sig"}]}` or `{"ok": false, "error": "..."}`.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use sealwright_crypto::signer::SignError;
+use sealwright_crypto::{PrivateKey, PublicKey, Signer};
+
+use crate::fsutil;
+
+/// Largest request or answer accepted on the socket.
+pub const MAX_FRAME: u32 = 16 * 1024 * 1024;
+
+/// Why the agent could not start, or a signature could not be obtained from it.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Reading or writing a file or the socket failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The agent refused to sign.
+    #[error("the signer agent refused: {0}")]
+    Refused(String),
+    /// The agent's answer or configuration is unusable.
+    #[error("signer agent: {0}")]
+    Protocol(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
+    let what = what.into();
+    move |source| AgentError::Io { what, source }
+}
+
+/// Who may ask for which roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caller {
+    /// Unix uid of the calling process.
+    pub uid: u32,
+    /// Roles it may have signed.
+    pub roles: Vec<String>,
+}
+
+/// How far ahead each role's expiry may be set, in days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaxExpiry {
+    /// Timestamp (default 7 days).
+    #[serde(default = "seven")]
+    pub timestamp: u32,
+    /// Snapshot (default 30 days).
+    #[serde(default = "thirty")]
+    pub snapshot: u32,
+}
+
+fn seven() -> u32 {
+    7
+}
+fn thirty() -> u32 {
+    30
+}
+
+impl Default for MaxExpiry {
+    fn default() -> Self {
+        MaxExpiry {
+            timestamp: seven(),
+            snapshot: thirty(),
+        }
+    }
+}
+
+/// A key the agent holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// `timestamp` or `snapshot`.
+    pub role: String,
+    /// The encrypted key file (as written by `sealwright key generate`).
+    pub file: PathBuf,
+}
+
+/// The agent's configuration file (TOML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The socket to listen on; its directory is created with mode 0700.
+    pub socket: PathBuf,
+    /// Keys held.
+    pub keys: Vec<KeyConfig>,
+    /// Who may ask.
+    pub callers: Vec<Caller>,
+    /// Expiry limits.
+    #[serde(default)]
+    pub max_expiry_days: MaxExpiry,
+}
+
+impl AgentConfig {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, AgentError> {
+        let bytes = fsutil::read_capped(path, 1024 * 1024)
+            .map_err(io(format!("reading {}", path.display())))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|_| AgentError::Protocol(format!("{} is not UTF-8", path.display())))?;
+        let config: AgentConfig = toml::from_str(&text)
+            .map_err(|e| AgentError::Protocol(format!("{}: {e}", path.display())))?;
+        for k in &config.keys {
+            if !ONLINE_ROLES.contains(&k.role.as_str()) {
+                return Err(AgentError::Protocol(format!(
+                    "{}: the agent holds only online keys (timestamp, snapshot), not {}",
+                    path.display(),
+                    k.role
+                )));
+            }
+        }
+        if config.callers.is_empty() {
+            return Err(AgentError::Protocol(format!(
+                "{}: no [[callers]]: nobody could use the agent",
+                path.display()
+            )));
+        }
+        Ok(config)
+    }
+
+    /// Where the highest signed versions are kept: next to the socket.
+    pub fn state_path(&self) -> PathBuf {
+        self.socket.with_extension("state.json")
+    }
+
+    /// Where every signature and refusal is logged: next to the socket.
+    pub fn log_path(&self) -> PathBuf {
+        self.socket.with_extension("log")
+    }
+}
+
+/// The roles an agent may hold keys for.
+pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    role: String,
+    signed: Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Answer {
+    ok: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    signatures: Vec<WireSignature>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WireSignature {
+    keyid: String,
+    sig: String,
+}
+
+/// The decision logic and keys, independent of the socket.
+#[derive(Debug)]
+pub struct Agent {
+    keys: BTreeMap<String, Vec<PrivateKey>>,
+    callers: Vec<Caller>,
+    max_expiry: MaxExpiry,
+    state_path: PathBuf,
+    log_path: PathBuf,
+    last_versions: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Agent {
+    /// An agent holding `keys` (role, key) for `config`.
+    pub fn new(config: &AgentConfig, keys: Vec<(String, PrivateKey)>) -> Result<Self, AgentError> {
+        let mut by_role: BTreeMap<String, Vec<PrivateKey>> = BTreeMap::new();
+        for (role, key) in keys {
+            by_role.entry(role).or_default().push(key);
+        }
+        let state_path = config.state_path();
+        let last_versions = match fsutil::read_capped(&state_path, 1024 * 1024) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                AgentError::Protocol(format!(
+                    "{} is corrupt ({e}); it guards against signing old versions, restore it rather than delete it",
+                    state_path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(io(format!("reading {}", state_path.display()))(e)),
+        };
+        Ok(Agent {
+            keys: by_role,
+            callers: config.callers.clone(),
+            max_expiry: config.max_expiry_days.clone(),
+            state_path,
+            log_path: config.log_path(),
+            last_versions: Mutex::new(last_versions),
+        })
+    }
+
+    /// Signs `signed` as `role` for `uid`, or says why not; logs either way.
+    fn decide(&self, uid: u32, role: &str, signed: &Value, now: DateTime<Utc>) -> Answer {
+        let result = self.check_and_sign(uid, role, signed, now);
+        let version = signed.get("version").and_then(Value::as_u64);
+        let entry = match &result {
+            Ok(sigs) => serde_json::json!({
+                "time": now.to_rfc3339(), "uid": uid, "role": role, "version": version,
+                "signed_by": sigs.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>(),
+            }),
+            Err(reason) => serde_json::json!({
+                "time": now.to_rfc3339(), "uid": uid, "role": role, "version": version,
+                "refused": reason,
+            }),
+        };
+        if let Err(e) = self.log(&entry) {
+            // Nothing unlogged is handed out.
+            return Answer {
+                ok: false,
+                signatures: vec![],
+                error: Some(format!("cannot write the agent log: {e}")),
+            };
+        }
+        match result {
+            Ok(signatures) => Answer {
+                ok: true,
+                signatures,
+                error: None,
+            },
+            Err(e) => Answer {
+                ok: false,
+                signatures: vec![],
+                error: Some(e),
+            },
+        }
+    }
+
+    fn check_and_sign(
+        &self,
+        uid: u32,
+        role: &str,
+        signed: &Value,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<WireSignature>, String> {
+        if !self
+            .callers
+            .iter()
+            .any(|c| c.uid == uid && c.roles.iter().any(|r| r == role))
+        {
+            return Err(format!("uid {uid} may not have {role} signed"));
+        }
+        let keys = self
+            .keys
+            .get(role)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| format!("this agent holds no {role} key"))?;
+        let ty = signed.get("_type").and_then(Value::as_str);
+        if ty != Some(role) {
+            return Err(format!(
+                "the document is a {} (its _type), not a {role}",
+                ty.unwrap_or("document without _type")
+            ));
+        }
+        let version = signed
+            .get("version")
+            .and_then(Value::as_u64)
+            .ok_or("the document has no version")?;
+        let expires = signed
+            .get("expires")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or("the document has no valid expires")?;
+        let max_days = match role {
+            "timestamp" => self.max_expiry.timestamp,
+            _ => self.max_expiry.snapshot,
+        };
+        if expires <= now {
+            return Err(format!("it expires in the past ({expires})"));
+        }
+        if expires > now + chrono::Duration::days(i64::from(max_days)) {
+            return Err(format!(
+                "it expires {expires}, more than {max_days} days ahead"
+            ));
+        }
+        let canonical =
+            sealwright_crypto::canonical::to_canonical_json(signed).map_err(|e| e.to_string())?;
+        let mut last = self
+            .last_versions
+            .lock()
+            .map_err(|_| "agent state poisoned".to_owned())?;
+        if let Some(&prev) = last.get(role) {
+            if version <= prev {
+                return Err(format!(
+                    "version {version} is not above {prev}, the last {role} this agent signed"
+                ));
+            }
+        }
+        // The version is recorded before any signature leaves the agent.
+        last.insert(role.to_owned(), version);
+        let state = serde_json::to_vec_pretty(&*last).map_err(|e| e.to_string())?;
+        fsutil::write_atomic(&self.state_path, &state)
+            .map_err(|e| format!("cannot record the signed version: {e}"))?;
+        keys.iter()
+            .map(|k| {
+                k.sign(&canonical)
+                    .map(|sig| WireSignature {
+                        keyid: k.keyid().to_owned(),
+                        sig: hex::encode(sig),
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    fn log(&self, entry: &Value) -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)?;
+        let mut line = serde_json::to_vec(entry)?;
+        line.push(b'\n');
+        f.write_all(&line)?;
+        f.sync_data()
+    }
+}
+
+fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame of {len} bytes is over the {MAX_FRAME}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len as usize];
+    stream.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn write_frame(stream: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|l| *l <= MAX_FRAME)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "frame too large"))?;
+    stream.write_all(&len.to_be_bytes())?;
+    stream.write_all(bytes)?;
+    stream.flush()
+}
+
+/// Binds the agent's socket: its directory is created 0700, the socket is 0600, and a
+/// stale socket is replaced only when nothing answers on it.
+pub fn bind(socket: &Path) -> Result<UnixListener, AgentError> {
+    let dir = socket.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("restricting {}", dir.display())))?;
+    if socket.exists() {
+        if UnixStream::connect(socket).is_ok() {
+            return Err(AgentError::Protocol(format!(
+                "another agent is already listening on {}",
+                socket.display()
+            )));
+        }
+        std::fs::remove_file(socket).map_err(io(format!("removing stale {}", socket.display())))?;
+    }
+    let listener =
+        UnixListener::bind(socket).map_err(io(format!("listening on {}", socket.display())))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(io(format!("restricting {}", socket.display())))?;
+    Ok(listener)
+}
+
+/// Serves requests until `stop` is set, then removes the socket.
+pub fn serve(
+    agent: Arc<Agent>,
+    listener: UnixListener,
+    socket: &Path,
+    stop: Arc<AtomicBool>,
+) -> Result<(), AgentError> {
+    listener
+        .set_nonblocking(true)
+        .map_err(io("configuring the socket"))?;
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                let agent = Arc::clone(&agent);
+                std::thread::spawn(move || {
+                    let _ = handle(&agent, stream);
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(io("accepting a connection")(e)),
+        }
+    }
+    let _ = std::fs::remove_file(socket);
+    Ok(())
+}
+
+fn handle(agent: &Agent, mut stream: UnixStream) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let uid = rustix::net::sockopt::socket_peercred(&stream)?.uid.as_raw();
+    let frame = match read_frame(&mut stream) {
+        // A connection closed without a byte asked for nothing (a liveness probe).
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+        other => other,
+    };
+    let answer = match frame
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice::<Request>(&b).map_err(|e| e.to_string()))
+    {
+        Ok(req) => agent.decide(uid, &req.role, &req.signed, Utc::now()),
+        Err(e) => {
+            let reason = format!("unreadable request: {e}");
+            let _ = agent.log(&serde_json::json!({
+                "time": Utc::now().to_rfc3339(), "uid": uid, "refused": reason,
+            }));
+            Answer {
+                ok: false,
+                signatures: vec![],
+                error: Some(reason),
+            }
+        }
+    };
+    write_frame(&mut stream, &serde_json::to_vec(&answer)?)
+}
+
+/// Asks the agent at `socket` to sign `signed` as `role`; returns (keyid, signature bytes).
+pub fn request_signatures(
+    socket: &Path,
+    role: &str,
+    signed: &Value,
+) -> Result<Vec<(String, Vec<u8>)>, AgentError> {
+    let what = || format!("talking to the signer agent at {}", socket.display());
+    let mut stream = UnixStream::connect(socket).map_err(io(what()))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(io(what()))?;
+    let req = serde_json::to_vec(&Request {
+        role: role.to_owned(),
+        signed: signed.clone(),
+    })
+    .map_err(|e| AgentError::Protocol(e.to_string()))?;
+    write_frame(&mut stream, &req).map_err(io(what()))?;
+    let answer: Answer = serde_json::from_slice(&read_frame(&mut stream).map_err(io(what()))?)
+        .map_err(|e| AgentError::Protocol(format!("unreadable answer: {e}")))?;
+    if !answer.ok {
+        return Err(AgentError::Refused(
+            answer.error.unwrap_or_else(|| "no reason given".into()),
+        ));
+    }
+    answer
+        .signatures
+        .into_iter()
+        .map(|s| {
+            hex::decode(&s.sig)
+                .map(|b| (s.keyid, b))
+                .map_err(|_| AgentError::Protocol("signature is not hex".into()))
+        })
+        .collect()
+}
+
+/// A [`Signer`] whose private key lives in a signer agent: the publisher signs online roles
+/// through it without ever holding the key.
+#[derive(Debug)]
+pub struct AgentSigner {
+    socket: PathBuf,
+    public: PublicKey,
+    keyid: String,
+}
+
+impl AgentSigner {
+    /// The key `public` (id `keyid`) held by the agent at `socket`.
+    pub fn new(socket: PathBuf, public: PublicKey, keyid: String) -> Self {
+        AgentSigner {
+            socket,
+            public,
+            keyid,
+        }
+    }
+}
+
+impl Signer for AgentSigner {
+    fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    fn keyid(&self) -> &str {
+        &self.keyid
+    }
+
+    /// `msg` is the canonical JSON of a `signed` object (what TUF signs); the agent gets the
+    /// object, applies its rules, and signs its canonical form — the same bytes, which is
+    /// checked here before the signature is used.
+    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, SignError> {
+        let fail = |reason: String| SignError::Backend {
+            keyid: self.keyid.clone(),
+            reason,
+        };
+        let signed: Value =
+            serde_json::from_slice(msg).map_err(|e| fail(format!("not a JSON document: {e}")))?;
+        let role = signed
+            .get("_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("the document has no _type".into()))?
+            .to_owned();
+        let sigs =
+            request_signatures(&self.socket, &role, &signed).map_err(|e| fail(e.to_string()))?;
+        let (_, sig) = sigs
+            .into_iter()
+            .find(|(k, _)| k == &self.keyid)
+            .ok_or_else(|| fail(format!("the agent does not hold key {}", self.keyid)))?;
+        self.public
+            .verify(msg, &sig)
+            .map_err(|e| fail(format!("the agent's signature does not verify: {e}")))?;
+        Ok(sig)
+    }
+}
