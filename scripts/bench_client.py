@@ -190,7 +190,7 @@ try:
     w, cpu, rss = best
     rows.append(("update: download + verify + install %d MiB (HTTPS)" % BIG_MIB, "python-tuf ngclient",
                  "%.0f MB/s (%.0f%% of SHA-256), %.2f s, peak RSS %.1f MiB" % (total / w / 1e6, 100 * total / w / 1e6 / sha["mb_per_s"], w, rss),
-                 "download_target (keeps the body in memory)"))
+                 "download_target"))
 finally:
     serve.terminate()
     serve.wait()
