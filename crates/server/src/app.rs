@@ -1,8 +1,9 @@
 //! The HTTP application: `/metadata/...`, `/targets/...`, `/healthz`, `/metrics`.
 
+use std::collections::HashMap;
 use std::io::{self, SeekFrom};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -18,22 +19,36 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::metrics::{CountingBody, Metrics};
 use crate::path::{Area, FileKind, PathError, TreePath};
-use crate::store::{ObjectReader, StoreError, TreeStore};
+use crate::store::{Content, ObjectReader, StoreError, TreeStore};
 
 /// Bytes read from storage per body frame.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct AppState {
     store: Arc<dyn TreeStore>,
     metrics: Arc<Metrics>,
+    gzipped: Arc<Mutex<GzipCache>>,
 }
+
+/// Compressed metadata by the SHA-256 of its uncompressed bytes: content-addressed, so an
+/// entry is never stale, and a snapshot of thousands of bins is compressed once, not per
+/// request.
+#[derive(Default)]
+struct GzipCache {
+    by_etag: HashMap<String, Bytes>,
+    bytes: usize,
+}
+
+/// Compressed bytes kept before the gzip cache is emptied.
+const GZIP_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// The router serving `store`, counting into `metrics`.
 pub fn router(store: Arc<dyn TreeStore>, metrics: Arc<Metrics>) -> Router {
     let state = AppState {
         store,
         metrics: Arc::clone(&metrics),
+        gzipped: Arc::new(Mutex::new(GzipCache::default())),
     };
     Router::new()
         .route("/healthz", get(healthz))
@@ -176,12 +191,11 @@ async fn serve_file(
     }
 
     if gzip {
-        let mut raw = Vec::new();
-        if obj.reader.take(len).read_to_end(&mut raw).await.is_err() {
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
-        }
-        let Ok(Ok(compressed)) = tokio::task::spawn_blocking(move || gzip_bytes(&raw)).await else {
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "compression error");
+        let Some(compressed) = gzipped(&st.gzipped, &obj.etag, obj.content, len).await else {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "storage or compression error",
+            );
         };
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from(compressed.len()));
@@ -223,17 +237,30 @@ async fn serve_file(
     let body = if method == Method::HEAD || count == 0 {
         Body::empty()
     } else {
-        let mut reader = obj.reader;
-        if start > 0 {
-            if let Err(_e) = reader.seek(SeekFrom::Start(start)).await {
-                return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+        match obj.content {
+            Content::InMemory(bytes) => {
+                // `parse_range` keeps `start + count <= len`, and `len` is these bytes' length.
+                let (Ok(a), Ok(n)) = (usize::try_from(start), usize::try_from(count)) else {
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+                };
+                if a.saturating_add(n) > bytes.len() {
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+                }
+                Body::from(bytes.slice(a..a + n))
+            }
+            Content::Stream(mut reader) => {
+                if start > 0 {
+                    if let Err(_e) = reader.seek(SeekFrom::Start(start)).await {
+                        return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error");
+                    }
+                }
+                Body::new(FileBody {
+                    reader: reader.take(count),
+                    remaining: count,
+                    buf: BytesMut::new(),
+                })
             }
         }
-        Body::new(FileBody {
-            reader: reader.take(count),
-            remaining: count,
-            buf: BytesMut::new(),
-        })
     };
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -245,6 +272,41 @@ async fn serve_file(
 const MIN_GZIP: u64 = 1024;
 /// Metadata larger than this is sent as stored rather than compressed in memory.
 const MAX_GZIP: u64 = 32 * 1024 * 1024;
+
+/// The gzip encoding of a file whose SHA-256 is `etag`, from the cache or compressed now.
+async fn gzipped(
+    cache: &Mutex<GzipCache>,
+    etag: &str,
+    content: Content,
+    len: u64,
+) -> Option<Bytes> {
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.by_etag.get(etag).cloned()) {
+        return Some(hit);
+    }
+    let raw = match content {
+        Content::InMemory(bytes) => bytes,
+        Content::Stream(reader) => {
+            let mut raw = Vec::new();
+            reader.take(len).read_to_end(&mut raw).await.ok()?;
+            Bytes::from(raw)
+        }
+    };
+    let compressed = Bytes::from(
+        tokio::task::spawn_blocking(move || gzip_bytes(&raw))
+            .await
+            .ok()?
+            .ok()?,
+    );
+    if let Ok(mut c) = cache.lock() {
+        if c.bytes + compressed.len() > GZIP_CACHE_BYTES {
+            c.by_etag.clear();
+            c.bytes = 0;
+        }
+        c.bytes += compressed.len();
+        c.by_etag.insert(etag.to_owned(), compressed.clone());
+    }
+    Some(compressed)
+}
 
 /// Whether `Accept-Encoding` allows gzip (a `q=0` refuses it).
 fn accepts_gzip(headers: &HeaderMap) -> bool {

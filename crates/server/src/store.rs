@@ -1,7 +1,7 @@
 //! Where served files come from: the [`TreeStore`] trait and its file-system implementation.
 //!
-//! A store opens a validated [`TreePath`] and hands back a seekable async reader, the length
-//! and the [`FileKind`]. The file-system store resolves paths with `openat2(RESOLVE_BENEATH)`
+//! A store opens a validated [`TreePath`] and hands back the content (in memory for small
+//! files, a seekable async reader otherwise), the length and the [`FileKind`]. The file-system store resolves paths with `openat2(RESOLVE_BENEATH)`
 //! (falling back to a canonicalise-and-compare check), so symbolic links may not lead out of
 //! the tree, and it serves regular files only.
 
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncSeek};
 
 use crate::path::{content_hash, FileKind, TreePath};
@@ -20,16 +21,34 @@ use crate::path::{content_hash, FileKind, TreePath};
 pub trait ObjectReader: AsyncRead + AsyncSeek + Send + Unpin {}
 impl<T: AsyncRead + AsyncSeek + Send + Unpin> ObjectReader for T {}
 
+/// The bytes of an opened file.
+pub enum Content {
+    /// Small files (metadata, mostly), read whole: answering from memory skips a trip to the
+    /// blocking thread pool per read, which dominates the cost of serving `timestamp.json`.
+    InMemory(Bytes),
+    /// Larger files, positioned at offset 0, streamed.
+    Stream(Box<dyn ObjectReader>),
+}
+
 /// An opened file: everything needed to answer a request for it.
 pub struct StoredObject {
-    /// The content, positioned at offset 0.
-    pub reader: Box<dyn ObjectReader>,
-    /// Length in bytes (of the file that `reader` reads, not of whatever the path names now).
+    /// The content.
+    pub content: Content,
+    /// Length in bytes (of the file that was opened, not of whatever the path names now).
     pub len: u64,
     /// Caching class.
     pub kind: FileKind,
     /// Strong entity tag value (without quotes): the content's SHA-256 in hex.
     pub etag: String,
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::InMemory(b) => write!(f, "InMemory({} bytes)", b.len()),
+            Content::Stream(_) => f.write_str("Stream"),
+        }
+    }
 }
 
 impl std::fmt::Debug for StoredObject {
@@ -70,6 +89,10 @@ pub trait TreeStore: Send + Sync + 'static {
 
 /// Entries kept in the digest cache before it is emptied.
 const DIGEST_CACHE_MAX: usize = 16_384;
+/// Files up to this size are read whole and kept in memory.
+const SMALL_FILE: u64 = 256 * 1024;
+/// Bytes of small files kept in memory before the cache is emptied.
+const SMALL_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Identity of a file's bytes on disk: same key, same content (files are replaced by rename,
 /// which gives a new inode).
@@ -80,6 +103,15 @@ type FileIdentity = (u64, u64, u64, i64, i64);
 pub struct FsStore {
     root: PathBuf,
     digests: Arc<Mutex<HashMap<FileIdentity, String>>>,
+    small: Arc<Mutex<SmallFiles>>,
+}
+
+/// Contents of small files by identity. A file is replaced by rename (a new inode, so a new
+/// identity), so an entry can never serve bytes the path no longer names.
+#[derive(Debug, Default)]
+struct SmallFiles {
+    files: HashMap<FileIdentity, (String, Bytes)>,
+    bytes: usize,
 }
 
 impl FsStore {
@@ -92,6 +124,7 @@ impl FsStore {
         Ok(FsStore {
             root,
             digests: Arc::new(Mutex::new(HashMap::new())),
+            small: Arc::new(Mutex::new(SmallFiles::default())),
         })
     }
 
@@ -104,18 +137,30 @@ impl FsStore {
 impl TreeStore for FsStore {
     fn open<'a>(&'a self, path: &'a TreePath) -> StoreFuture<'a, Result<StoredObject, StoreError>> {
         Box::pin(async move {
-            let root = self.root.clone();
+            let root = &self.root;
             let rel = path.relative();
             let kind = FileKind::of(path);
             let name_hash = content_hash(path.file_name()).map(str::to_owned);
-            let digests = Arc::clone(&self.digests);
-            let (file, len, etag) = tokio::task::spawn_blocking(move || {
-                open_blocking(&root, &rel, name_hash, &digests)
-            })
-            .await
-            .map_err(|e| StoreError::Io(io::Error::other(e)))??;
+            let (content, len, etag) = match open_and_look_up(
+                root,
+                &rel,
+                name_hash.as_deref(),
+                &self.digests,
+                &self.small,
+            )? {
+                Lookup::Ready(content, len, etag) => (content, len, etag),
+                Lookup::MustRead(file, id, len) => {
+                    let digests = Arc::clone(&self.digests);
+                    let small = Arc::clone(&self.small);
+                    tokio::task::spawn_blocking(move || {
+                        read_blocking(file, id, len, name_hash, &digests, &small)
+                    })
+                    .await
+                    .map_err(|e| StoreError::Io(io::Error::other(e)))??
+                }
+            };
             Ok(StoredObject {
-                reader: Box::new(tokio::fs::File::from_std(file)),
+                content,
                 len,
                 kind,
                 etag,
@@ -132,12 +177,26 @@ impl TreeStore for FsStore {
     }
 }
 
-fn open_blocking(
+/// What [`open_and_look_up`] found: the answer, or an open file whose bytes must be read.
+enum Lookup {
+    Ready(Content, u64, String),
+    MustRead(std::fs::File, FileIdentity, u64),
+}
+
+/// Opens the file and answers from the caches when they hold its identity.
+///
+/// This runs on the async worker thread, not the blocking pool: it is an `openat2` and an
+/// `fstat` on a local tree, microseconds once the dentries are cached (nginx makes the same
+/// calls in its event loop), while a trip through the blocking pool halves the requests per
+/// second for `timestamp.json`. Reading and hashing, which can take long, are left to
+/// [`read_blocking`].
+fn open_and_look_up(
     root: &Path,
     rel: &Path,
-    name_hash: Option<String>,
+    name_hash: Option<&str>,
     digests: &Mutex<HashMap<FileIdentity, String>>,
-) -> Result<(std::fs::File, u64, String), StoreError> {
+    small: &Mutex<SmallFiles>,
+) -> Result<Lookup, StoreError> {
     use std::os::unix::fs::MetadataExt;
 
     let file = open_beneath(root, rel)?;
@@ -146,27 +205,64 @@ fn open_blocking(
         return Err(StoreError::NotFound);
     }
     let len = meta.len();
-    let etag = match name_hash {
-        Some(h) => h,
-        None => {
-            let id: FileIdentity = (meta.dev(), meta.ino(), len, meta.mtime(), meta.mtime_nsec());
-            let cached = digests.lock().ok().and_then(|m| m.get(&id).cloned());
-            match cached {
-                Some(h) => h,
-                None => {
-                    let h = sha256_file(&file, len)?;
-                    if let Ok(mut m) = digests.lock() {
-                        if m.len() >= DIGEST_CACHE_MAX {
-                            m.clear();
-                        }
-                        m.insert(id, h.clone());
-                    }
-                    h
-                }
-            }
+    let id: FileIdentity = (meta.dev(), meta.ino(), len, meta.mtime(), meta.mtime_nsec());
+    if len <= SMALL_FILE {
+        if let Some((etag, bytes)) = small.lock().ok().and_then(|m| m.files.get(&id).cloned()) {
+            return Ok(Lookup::Ready(Content::InMemory(bytes), len, etag));
         }
-    };
-    Ok((file, len, etag))
+    } else if let Some(etag) = name_hash
+        .map(str::to_owned)
+        .or_else(|| digests.lock().ok().and_then(|m| m.get(&id).cloned()))
+    {
+        return Ok(Lookup::Ready(stream(file), len, etag));
+    }
+    Ok(Lookup::MustRead(file, id, len))
+}
+
+/// Reads a small file whole, or hashes a large one, and remembers the result.
+fn read_blocking(
+    file: std::fs::File,
+    id: FileIdentity,
+    len: u64,
+    name_hash: Option<String>,
+    digests: &Mutex<HashMap<FileIdentity, String>>,
+    small: &Mutex<SmallFiles>,
+) -> Result<(Content, u64, String), StoreError> {
+    use std::os::unix::fs::FileExt;
+
+    if len <= SMALL_FILE {
+        // `len` is at most SMALL_FILE, so this allocation is bounded.
+        let mut buf = vec![0u8; usize::try_from(len).unwrap_or(0)];
+        file.read_exact_at(&mut buf, 0)?;
+        let etag = match name_hash {
+            Some(h) => h,
+            None => {
+                hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &buf).as_ref())
+            }
+        };
+        let bytes = Bytes::from(buf);
+        if let Ok(mut m) = small.lock() {
+            if m.bytes + bytes.len() > SMALL_CACHE_BYTES {
+                m.files.clear();
+                m.bytes = 0;
+            }
+            m.bytes += bytes.len();
+            m.files.insert(id, (etag.clone(), bytes.clone()));
+        }
+        return Ok((Content::InMemory(bytes), len, etag));
+    }
+    let etag = sha256_file(&file, len)?;
+    if let Ok(mut m) = digests.lock() {
+        if m.len() >= DIGEST_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(id, etag.clone());
+    }
+    Ok((stream(file), len, etag))
+}
+
+fn stream(file: std::fs::File) -> Content {
+    Content::Stream(Box::new(tokio::fs::File::from_std(file)))
 }
 
 /// SHA-256 of the first `len` bytes, read with `pread` so the file position stays at 0.

@@ -610,3 +610,37 @@ fn load_256_connections_with_slow_clients() {
         fx.stop().await;
     });
 }
+
+#[test]
+fn replaced_files_are_served_fresh_not_from_memory() {
+    run(async {
+        let fx = start().await;
+        let published = fx._dir.path().join("published");
+        let before = fx.raw("GET", "/metadata/timestamp.json", &[]).await;
+        assert_eq!(before.body, br#"{"signed":{"ts":1}}"#);
+        // Replaced the way the publisher does it: write aside, rename over.
+        let aside = published.join("metadata/.timestamp.json.new");
+        write(&aside, br#"{"signed":{"ts":2}}"#);
+        std::fs::rename(&aside, published.join("metadata/timestamp.json")).unwrap();
+        let after = fx.raw("GET", "/metadata/timestamp.json", &[]).await;
+        assert_eq!(after.body, br#"{"signed":{"ts":2}}"#);
+        assert_eq!(after.h("etag"), format!("\"{}\"", sha256_hex(&after.body)));
+        assert_ne!(after.h("etag"), before.h("etag"));
+        // Rewritten in place (a new length): also seen, in both encodings.
+        let url = "/metadata/7.bins-0.json";
+        let gz_before = fx.raw("GET", url, &[("Accept-Encoding", "gzip")]).await;
+        let mut longer = bins_json();
+        longer.extend_from_slice(b"\n\n");
+        std::fs::write(published.join("metadata/7.bins-0.json"), &longer).unwrap();
+        assert_eq!(fx.raw("GET", url, &[]).await.body, longer);
+        let gz_after = fx.raw("GET", url, &[("Accept-Encoding", "gzip")]).await;
+        assert_ne!(gz_after.h("etag"), gz_before.h("etag"));
+        let mut unzipped = Vec::new();
+        use std::io::Read as _;
+        flate2::read::GzDecoder::new(&gz_after.body[..])
+            .read_to_end(&mut unzipped)
+            .unwrap();
+        assert_eq!(unzipped, longer);
+        fx.stop().await;
+    });
+}
