@@ -59,6 +59,12 @@ enum Command {
     Delegate(cmd::delegate::Args),
     /// Sign everything staged and publish it atomically into `published/`.
     Publish(cmd::publish::Args),
+    /// Publish through a server's publish API: sign the staged targets roles here, upload
+    /// them and their artifacts; the server verifies them and signs snapshot and timestamp.
+    Push(cmd::push::Args),
+    /// Push tokens for the publish API (`serve --push`): create, list.
+    #[command(subcommand)]
+    Token(cmd::token::TokenCommand),
     /// Write an offline signing request for ROLE to stdout.
     SignRequest(cmd::offline::RequestArgs),
     /// Sign a signing request with a key (run this on the offline machine).
@@ -103,6 +109,8 @@ fn main() -> std::process::ExitCode {
         Command::Add(a) => cmd::add::run(&ctx, a),
         Command::Delegate(a) => cmd::delegate::run(&ctx, a),
         Command::Publish(a) => cmd::publish::run(&ctx, a),
+        Command::Push(a) => cmd::push::run(&ctx, a),
+        Command::Token(a) => cmd::token::run(&ctx, a),
         Command::SignRequest(a) => cmd::offline::request(&ctx, a),
         Command::Sign(a) => cmd::offline::sign(&ctx, a),
         Command::SignImport(a) => cmd::offline::import(&ctx, a),

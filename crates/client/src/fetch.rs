@@ -212,38 +212,50 @@ impl HttpFetcher {
         base_url: &str,
         tls: &crate::tls::TlsOptions,
     ) -> Result<Self, crate::tls::TlsError> {
-        use ureq::unversioned::resolver::DefaultResolver;
-        use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
-        let rustls_config = crate::tls::client_config(tls)?;
         let config = HttpConfig {
             proxy_from_env: !is_loopback(base_url),
             ..HttpConfig::default()
         };
-        let proxy = if config.proxy_from_env {
-            ureq::Proxy::try_from_env()
-        } else {
-            None
-        };
-        let agent_config = ureq::Agent::config_builder()
-            .proxy(proxy)
-            .max_redirects(0)
-            .http_status_as_error(false)
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_global(Some(config.request_timeout))
-            .timeout_per_read(Some(config.stall_timeout))
-            .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
-            .build();
-        let connector =
-            ().chain(ConnectProxyConnector::default())
-                .chain(TcpConnector::default())
-                .chain(crate::tls::TlsConnector {
-                    config: rustls_config,
-                });
         Ok(HttpFetcher {
-            agent: ureq::Agent::with_parts(agent_config, connector, DefaultResolver::default()),
+            agent: https_agent(&config, tls)?,
             speed_floor: SpeedFloor::of(&config),
         })
     }
+}
+
+/// A ureq agent whose HTTPS trust is exactly `tls`: no redirects, HTTP errors returned as
+/// responses, `config`'s timeouts and proxy choice. Also used to talk to the publish API.
+pub fn https_agent(
+    config: &HttpConfig,
+    tls: &crate::tls::TlsOptions,
+) -> Result<ureq::Agent, crate::tls::TlsError> {
+    use ureq::unversioned::resolver::DefaultResolver;
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+    let rustls_config = crate::tls::client_config(tls)?;
+    let proxy = if config.proxy_from_env {
+        ureq::Proxy::try_from_env()
+    } else {
+        None
+    };
+    let agent_config = ureq::Agent::config_builder()
+        .proxy(proxy)
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_global(Some(config.request_timeout))
+        .timeout_per_read(Some(config.stall_timeout))
+        .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let connector = ().chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(crate::tls::TlsConnector {
+            config: rustls_config,
+        });
+    Ok(ureq::Agent::with_parts(
+        agent_config,
+        connector,
+        DefaultResolver::default(),
+    ))
 }
 
 /// Whether the URL's host is the loopback interface.

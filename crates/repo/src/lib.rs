@@ -20,6 +20,7 @@ pub mod init;
 pub mod keystore;
 pub mod policy;
 pub mod publish;
+pub mod push;
 pub mod staging;
 pub mod verify;
 

@@ -82,14 +82,14 @@ pub enum PublishError {
     Metadata(String),
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
     move |source| PublishError::Io {
         path: path.display().to_string(),
         source,
     }
 }
 
-fn meta_err(e: impl std::fmt::Display) -> PublishError {
+pub(crate) fn meta_err(e: impl std::fmt::Display) -> PublishError {
     PublishError::Metadata(e.to_string())
 }
 
@@ -192,12 +192,12 @@ impl Published {
 }
 
 /// Expiry of a new version: now + period, whole seconds (TUF's format has no fractions).
-fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
+pub(crate) fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
     (now + period).trunc_subsecs(0)
 }
 
 /// A role is re-signed when less than a quarter of its validity period remains.
-fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> bool {
+pub(crate) fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> bool {
     expires - now < period / 4
 }
 
@@ -281,10 +281,10 @@ pub fn check_addable<'p>(
 
 /// The keys and threshold a delegator grants a role.
 #[derive(Clone, Debug)]
-struct Authority {
-    keys: BTreeMap<String, PublicKey>,
-    keyids: Vec<String>,
-    threshold: u32,
+pub(crate) struct Authority {
+    pub(crate) keys: BTreeMap<String, PublicKey>,
+    pub(crate) keyids: Vec<String>,
+    pub(crate) threshold: u32,
 }
 
 /// A targets role the policy defines: who may sign it and how long versions last.
@@ -306,11 +306,11 @@ pub struct Plan {
     /// New root version, if root changes.
     pub root: Option<Metadata<Root>>,
     /// Root whose keys must also sign a new root (the current one).
-    previous_root: Option<Root>,
+    pub(crate) previous_root: Option<Root>,
     /// New versions of targets roles (top-level, delegated, bins).
     pub targets: BTreeMap<String, Metadata<Targets>>,
     /// Keys and threshold each targets role is verified against (from its delegator).
-    authority: BTreeMap<String, Authority>,
+    pub(crate) authority: BTreeMap<String, Authority>,
     /// The snapshot's `meta` after this publish.
     snapshot_meta: BTreeMap<String, MetaFile>,
     snapshot_version: u64,
@@ -318,8 +318,8 @@ pub struct Plan {
     snapshot_expires: DateTime<Utc>,
     timestamp_expires: DateTime<Utc>,
     /// Blobs to link into `published/targets`: (sha256, target path).
-    blobs: Vec<(String, String)>,
-    targets_added: usize,
+    pub(crate) blobs: Vec<(String, String)>,
+    pub(crate) targets_added: usize,
 }
 
 impl Plan {
@@ -759,7 +759,7 @@ where
 
 /// Signs `md` with every available key among `keyids`; returns the canonical bytes that
 /// were signed (the threshold check runs over the same bytes).
-fn sign_with<T: sealwright_tuf::metadata::RoleType>(
+pub(crate) fn sign_with<T: sealwright_tuf::metadata::RoleType>(
     md: &mut Metadata<T>,
     keyids: &[String],
     signers: &HashMap<String, Box<dyn Signer>>,
@@ -846,14 +846,7 @@ pub fn execute(
     }
     needed.extend(keyids_of("snapshot"));
     needed.extend(keyids_of("timestamp"));
-    let mut signers: HashMap<String, Box<dyn Signer>> = HashMap::new();
-    for (name, entry) in &policy.keys {
-        if needed.contains(&entry.keyid) && !signers.contains_key(&entry.keyid) {
-            if let Some(key) = keystore.open_signer(policy, name)? {
-                signers.insert(entry.keyid.clone(), key);
-            }
-        }
-    }
+    let signers = open_signers(policy, keystore, &needed)?;
 
     let mut report = PublishReport {
         targets_added: plan.targets_added,
@@ -911,43 +904,7 @@ pub fn execute(
         root_bytes = Some((root.signed.version, root.to_bytes().map_err(meta_err)?));
     }
 
-    // Targets roles, in parallel (hash-bin repositories have thousands).
-    let pending_ref = &pending;
-    let signers_ref = &signers;
-    let authority = &plan.authority;
-    let signed_targets: Vec<Result<SignedRole, PublishError>> = plan
-        .targets
-        .par_iter_mut()
-        .map(|(name, md)| {
-            adopt_pending(pending_ref, name, md)?;
-            let a = authority
-                .get(name)
-                .ok_or_else(|| meta_err(format!("no authority for role {name}")))?;
-            let enc = sign_with(md, &a.keyids, signers_ref)?;
-            check_threshold(
-                name,
-                &enc,
-                &md.signatures,
-                &a.keys,
-                &a.keyids,
-                a.threshold,
-                policy,
-            )?;
-            Ok((
-                name.clone(),
-                md.signed.version,
-                md.signed.expires.to_rfc3339(),
-                md.to_bytes().map_err(meta_err)?,
-            ))
-        })
-        .collect();
-    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(signed_targets.len() + 2);
-    for r in signed_targets {
-        let (name, version, expires, bytes) = r?;
-        files.push((format!("{version}.{name}.json"), bytes));
-        report.roles.insert(name.clone(), version);
-        report.expires.insert(name, expires);
-    }
+    let mut files = sign_targets_roles(&mut plan, &pending, &signers, policy, &mut report)?;
 
     // Snapshot, then the timestamp that pins the snapshot's exact bytes.
     let mut snapshot = Metadata::new(Snapshot::new(
@@ -1014,21 +971,107 @@ pub fn execute(
     ));
 
     // Everything is signed and meets threshold: write new files under fresh names.
+    write_tree(
+        repo_dir,
+        &plan.blobs,
+        &files,
+        root_bytes.as_ref(),
+        &timestamp_bytes,
+    )?;
+
+    Staging::clear(repo_dir)?;
+    pending.clear()?;
+    Ok(report)
+}
+
+/// Opens a signer for every key of `policy` whose keyid is in `needed` and whose private
+/// part this machine holds (a file, a token, or the signer agent).
+pub(crate) fn open_signers(
+    policy: &Policy,
+    keystore: &KeyStore<'_>,
+    needed: &BTreeSet<String>,
+) -> Result<HashMap<String, Box<dyn Signer>>, PublishError> {
+    let mut signers: HashMap<String, Box<dyn Signer>> = HashMap::new();
+    for (name, entry) in &policy.keys {
+        if needed.contains(&entry.keyid) && !signers.contains_key(&entry.keyid) {
+            if let Some(key) = keystore.open_signer(policy, name)? {
+                signers.insert(entry.keyid.clone(), key);
+            }
+        }
+    }
+    Ok(signers)
+}
+
+/// Signs every planned targets role (in parallel: hash-bin repositories have thousands) and
+/// checks each against its delegator's threshold; returns `(N.ROLE.json, bytes)` per role.
+pub(crate) fn sign_targets_roles(
+    plan: &mut Plan,
+    pending: &Pending,
+    signers: &HashMap<String, Box<dyn Signer>>,
+    policy: &Policy,
+    report: &mut PublishReport,
+) -> Result<Vec<(String, Vec<u8>)>, PublishError> {
+    let authority = &plan.authority;
+    let signed_targets: Vec<Result<SignedRole, PublishError>> = plan
+        .targets
+        .par_iter_mut()
+        .map(|(name, md)| {
+            adopt_pending(pending, name, md)?;
+            let a = authority
+                .get(name)
+                .ok_or_else(|| meta_err(format!("no authority for role {name}")))?;
+            let enc = sign_with(md, &a.keyids, signers)?;
+            check_threshold(
+                name,
+                &enc,
+                &md.signatures,
+                &a.keys,
+                &a.keyids,
+                a.threshold,
+                policy,
+            )?;
+            Ok((
+                name.clone(),
+                md.signed.version,
+                md.signed.expires.to_rfc3339(),
+                md.to_bytes().map_err(meta_err)?,
+            ))
+        })
+        .collect();
+    let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(signed_targets.len() + 2);
+    for r in signed_targets {
+        let (name, version, expires, bytes) = r?;
+        files.push((format!("{version}.{name}.json"), bytes));
+        report.roles.insert(name.clone(), version);
+        report.expires.insert(name, expires);
+    }
+    Ok(files)
+}
+
+/// Writes a signed state into `published/`: targets linked from the blob store, versioned
+/// metadata under names no client has seen, one `syncfs`, then `root.json` and finally
+/// `timestamp.json` replaced atomically — the switch that makes the new state live.
+pub(crate) fn write_tree(
+    repo_dir: &Path,
+    blobs: &[(String, String)],
+    files: &[(String, Vec<u8>)],
+    root: Option<&(u64, Vec<u8>)>,
+    timestamp: &[u8],
+) -> Result<(), PublishError> {
     let published = repo_dir.join(PUBLISHED_DIR);
     let metadata_dir = published.join("metadata");
     let targets_dir = published.join("targets");
     fs::create_dir_all(&metadata_dir).map_err(io_err(&metadata_dir))?;
     fs::create_dir_all(&targets_dir).map_err(io_err(&targets_dir))?;
     // Create each target directory once, then link files in parallel.
-    let parents: BTreeSet<PathBuf> = plan
-        .blobs
+    let parents: BTreeSet<PathBuf> = blobs
         .iter()
         .map(|(_, path)| target_parent(&targets_dir, path))
         .collect();
     for p in &parents {
         fs::create_dir_all(p).map_err(io_err(p))?;
     }
-    plan.blobs
+    blobs
         .par_iter()
         .map(|(sha, path)| link_target(repo_dir, &targets_dir, sha, path))
         .collect::<Result<Vec<()>, PublishError>>()?;
@@ -1036,21 +1079,16 @@ pub fn execute(
         .par_iter()
         .map(|(name, bytes)| write_fresh(&metadata_dir.join(name), bytes))
         .collect::<Result<Vec<()>, PublishError>>()?;
-    if let Some((version, bytes)) = &root_bytes {
+    if let Some((version, bytes)) = root {
         write_fresh(&metadata_dir.join(format!("{version}.root.json")), bytes)?;
     }
     fsutil::sync_filesystem(&published).map_err(io_err(&published))?;
-    if let Some((_, bytes)) = &root_bytes {
+    if let Some((_, bytes)) = root {
         let p = metadata_dir.join("root.json");
         fsutil::write_atomic(&p, bytes).map_err(io_err(&p))?;
     }
-    // The switch: from here on clients see the new state.
     let ts_path = metadata_dir.join("timestamp.json");
-    fsutil::write_atomic(&ts_path, &timestamp_bytes).map_err(io_err(&ts_path))?;
-
-    Staging::clear(repo_dir)?;
-    pending.clear()?;
-    Ok(report)
+    fsutil::write_atomic(&ts_path, timestamp).map_err(io_err(&ts_path))
 }
 
 fn top_level_authority(
@@ -1065,7 +1103,7 @@ fn top_level_authority(
 
 /// Writes a file that must not exist yet with different content (versioned metadata never
 /// changes once written). Identical content is fine: a publish interrupted after writing it.
-fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
+pub(crate) fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     if let Ok(existing) = fs::read(path) {
         if existing == bytes {
             return Ok(());
@@ -1075,7 +1113,7 @@ fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
 }
 
 /// Directory of target `path` under `targets/`.
-fn target_parent(targets_dir: &Path, path: &str) -> PathBuf {
+pub(crate) fn target_parent(targets_dir: &Path, path: &str) -> PathBuf {
     match path.rsplit_once('/') {
         Some((d, _)) => targets_dir.join(d),
         None => targets_dir.to_path_buf(),
@@ -1083,7 +1121,7 @@ fn target_parent(targets_dir: &Path, path: &str) -> PathBuf {
 }
 
 /// Places a staged blob at `targets/<dir>/<sha256>.<name>` (hard link, else copy).
-fn link_target(
+pub(crate) fn link_target(
     repo_dir: &Path,
     targets_dir: &Path,
     sha256: &str,

@@ -10,6 +10,7 @@ pub mod app;
 pub mod keyscan;
 pub mod metrics;
 pub mod path;
+pub mod push;
 pub mod store;
 pub mod tls;
 
@@ -56,6 +57,9 @@ pub enum ServeError {
     /// Binding the address.
     #[error("listening on {0}: {1}")]
     Bind(SocketAddr, std::io::Error),
+    /// The data directory cannot take pushes.
+    #[error("refusing to serve the publish API: {0}")]
+    PushNotReady(String),
     /// Writing the development CA file.
     #[error("writing the development certificate to {0}: {1}")]
     WriteCert(PathBuf, std::io::Error),
@@ -90,6 +94,8 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Certificates.
     pub tls: TlsSource,
+    /// The publish API, when enabled.
+    pub push: Option<push::PushOptions>,
 }
 
 /// Reported once the server listens.
@@ -172,6 +178,12 @@ impl Server {
             router: app::router(store, Arc::clone(&metrics)),
             metrics,
         })
+    }
+
+    /// Adds the publish API (`/api/v1/...`) for the repository in `opts.repo_dir`.
+    pub fn enable_push(&mut self, opts: &push::PushOptions) {
+        let files = std::mem::take(&mut self.router);
+        self.router = push::routes(opts).merge(files);
     }
 
     /// The bound address.
@@ -263,6 +275,12 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
 /// SIGTERM. Blocks the calling thread (it runs its own Tokio runtime).
 pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
     let store = open_published(&opts.published)?;
+    if let Some(p) = &opts.push {
+        // The whole data directory, not only the served tree: the server takes pushes into
+        // it and must hold no private key anywhere in it.
+        check_no_private_keys(&p.repo_dir)?;
+        push::check_ready(&p.repo_dir).map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sealwright-serve")
@@ -271,7 +289,11 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
         // Signals are hooked before anything is announced, so a prompt SIGTERM is graceful.
         let shutdown = shutdown_signal()?;
         let identity = load_identity(&opts.tls)?;
-        let server = Server::bind(opts.listen, &identity, Arc::new(store)).await?;
+        let mut server = Server::bind(opts.listen, &identity, Arc::new(store)).await?;
+        if let Some(p) = &opts.push {
+            server.enable_push(p);
+            tokio::spawn(push::renew_timestamps(p.repo_dir.clone()));
+        }
         let local_addr = server.local_addr()?;
         let ready = Ready {
             url: format!("https://{local_addr}"),

@@ -9,10 +9,12 @@ pub mod init;
 pub mod key;
 pub mod offline;
 pub mod publish;
+pub mod push;
 pub mod quickstart;
 pub mod serve;
 pub mod signer;
 pub mod status;
+pub mod token;
 pub mod update;
 pub mod verify;
 

@@ -320,6 +320,7 @@ fn start_server(
         published: published.to_owned(),
         listen,
         tls: sealwright_server::TlsSource::Dev { ca_out: ca.clone() },
+        push: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {

@@ -28,6 +28,16 @@ pub struct Args {
     /// it here for clients to trust [default: DIR/dev-ca.pem].
     #[arg(long, value_name = "FILE")]
     dev_cert_out: Option<PathBuf>,
+    /// Also accept pushes (`sealwright push`) at /api/v1/: publishers with a token from
+    /// `sealwright token add` upload artifacts and signed targets roles; the server verifies
+    /// them and signs snapshot and timestamp through the signer agent. The repository must
+    /// then hold no private key at all, and its snapshot and timestamp keys must be at
+    /// agent:SOCKET locations (docs/push.md).
+    #[arg(long)]
+    push: bool,
+    /// Largest artifact one upload may carry, in bytes (with --push).
+    #[arg(long, value_name = "BYTES", default_value_t = sealwright_server::push::DEFAULT_MAX_BLOB, requires = "push")]
+    max_blob: u64,
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
@@ -44,17 +54,29 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         published: published.clone(),
         listen: args.listen,
         tls,
+        push: args.push.then(|| sealwright_server::push::PushOptions {
+            repo_dir: ctx.repo.clone(),
+            max_blob: args.max_blob,
+        }),
     };
+    let push = args.push;
     let json = ctx.json;
     let root = published.join("metadata").join("1.root.json");
-    sealwright_server::serve_blocking(opts, |r| announce(json, r, &published, &root))
+    sealwright_server::serve_blocking(opts, |r| announce(json, r, &published, &root, push))
         .context("serve")?;
     Ok(())
 }
 
-fn announce(json: bool, r: &Ready, published: &std::path::Path, root: &std::path::Path) {
+fn announce(
+    json: bool,
+    r: &Ready,
+    published: &std::path::Path,
+    root: &std::path::Path,
+    push: bool,
+) {
     if json {
         let v = serde_json::json!({
+            "push_url": push.then(|| format!("{}/api/v1/", r.url)),
             "url": r.url,
             "listen": r.local_addr.to_string(),
             "fingerprint_sha256": r.fingerprint,
@@ -83,6 +105,12 @@ fn announce(json: bool, r: &Ready, published: &std::path::Path, root: &std::path
         r.url, r.url
     );
     println!("Health: {}/healthz   Metrics: {}/metrics", r.url, r.url);
+    if push {
+        println!(
+            "Publish API: {}/api/v1/ (publishers: sealwright push --server {} --token-file FILE; tokens: sealwright token add)",
+            r.url, r.url
+        );
+    }
     println!("Clients start from the trusted root {}", root.display());
     println!(
         "  python-tuf: SSL_CERT_FILE={ca} and Updater(metadata_base_url=\"{}/metadata/\", target_base_url=\"{}/targets/\", bootstrap=<root bytes>, ...)",

@@ -1,0 +1,138 @@
+//! `sealwright push`: publish through a server's publish API instead of writing
+//! `published/` here. Targets roles are signed on this machine (where the offline keys
+//! are); the server verifies them, stores the artifacts and has its signer agent sign
+//! snapshot and timestamp.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use chrono::Utc;
+
+use sealwright_client::fetch::{https_agent, is_loopback, HttpConfig};
+use sealwright_client::tls::TlsOptions;
+use sealwright_repo::push::{Accepted, Outgoing};
+use sealwright_repo::{publish, staging, KeyStore};
+
+use super::Context;
+use crate::output::{emit, Progress};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The server, as printed by `sealwright serve --push` (https://HOST:PORT).
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// File holding the push token (from `sealwright token add` on the server).
+    #[arg(long, value_name = "FILE")]
+    token_file: PathBuf,
+    /// Trust only this CA certificate (PEM) for the server, instead of the Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+}
+
+/// Largest token file read.
+const MAX_TOKEN_FILE: u64 = 4096;
+
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let server = args.server.trim_end_matches('/').to_owned();
+    let plain_loopback = server.starts_with("http://") && is_loopback(&server);
+    if !server.starts_with("https://") && !plain_loopback {
+        anyhow::bail!("--server must be an https:// URL (plain http only on this machine's loopback)");
+    }
+    let token = zeroize::Zeroizing::new(
+        String::from_utf8(
+            sealwright_repo::fsutil::read_capped(&args.token_file, MAX_TOKEN_FILE)
+                .with_context(|| format!("reading the token file {}", args.token_file.display()))?,
+        )
+        .context("the token file is not text")?
+        .trim()
+        .to_owned(),
+    );
+    let mut tls = TlsOptions::default();
+    if let Some(ca) = &args.ca {
+        tls = tls.with_ca_file(ca)?;
+    }
+    let config = HttpConfig {
+        proxy_from_env: !is_loopback(&server),
+        ..HttpConfig::default()
+    };
+    let agent = https_agent(&config, &tls)?;
+
+    let policy = ctx.policy()?;
+    let source = ctx.passphrases()?;
+    let store = KeyStore::new(&ctx.repo, &source);
+    let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
+    let repo = ctx.repo.clone();
+    let mut send = |out: &Outgoing| -> Result<Accepted, String> {
+        let progress = Progress::new(out.blobs.len() as u64, "uploading");
+        for (sha256, path) in &out.blobs {
+            let blob = staging::blob_path(&repo, sha256);
+            let mut file = std::fs::File::open(&blob)
+                .map_err(|e| format!("{path}: staged blob {}: {e}", blob.display()))?;
+            let resp = agent
+                .put(format!("{server}/api/v1/blobs/{sha256}"))
+                .header("Authorization", format!("Bearer {}", token.as_str()))
+                .send(ureq::SendBody::from_reader(&mut file))
+                .map_err(|e| format!("uploading {path} to {server}: {e}"))?;
+            check_status(resp, &format!("uploading {path}"))?;
+            progress.inc();
+        }
+        progress.finish();
+        let body = serde_json::to_vec(&out.request).map_err(|e| e.to_string())?;
+        let resp = agent
+            .post(format!("{server}/api/v1/push"))
+            .header("Authorization", format!("Bearer {}", token.as_str()))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+            .map_err(|e| format!("pushing to {server}: {e}"))?;
+        let text = check_status(resp, "the push")?;
+        serde_json::from_str(&text).map_err(|e| format!("the server's answer is not a push result: {e}"))
+    };
+    let result = sealwright_repo::push::push(&ctx.repo, &policy, &store, plan, &mut send);
+    match &result {
+        Ok((report, _)) => ctx.audit(
+            "push",
+            &server,
+            serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
+        )?,
+        Err(e) => ctx.audit(
+            "push-refused",
+            &server,
+            serde_json::json!({"error": e.to_string()}),
+        )?,
+    }
+    let (report, accepted) = result?;
+    let out = serde_json::json!({
+        "server": server,
+        "roles": report.roles,
+        "targets_added": report.targets_added,
+        "artifacts_uploaded": accepted.artifacts,
+    });
+    emit(ctx.json, &out, || {
+        println!(
+            "pushed to {server}: {} new target(s), {} artifact(s) now served",
+            report.targets_added, accepted.artifacts
+        );
+        for (role, version) in &report.roles {
+            println!("  {role:<24} v{version}");
+        }
+    })
+}
+
+/// The body of a 2xx answer, or the server's reason for refusing.
+fn check_status(resp: ureq::http::Response<ureq::Body>, what: &str) -> Result<String, String> {
+    let status = resp.status().as_u16();
+    let text = resp
+        .into_body()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_string()
+        .map_err(|e| format!("{what}: reading the answer: {e}"))?;
+    if (200..300).contains(&status) {
+        return Ok(text);
+    }
+    let reason = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    Err(format!("the server refused {what} (HTTP {status}): {reason}"))
+}

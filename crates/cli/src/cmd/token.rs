@@ -1,0 +1,76 @@
+//! `sealwright token`: push tokens for the publish API (`sealwright serve --push`).
+
+use super::Context;
+use crate::output::emit;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Create a push token and print it once (the server keeps only its SHA-256, in
+    /// DIR/push-tokens.toml). Give it to the publisher: `sealwright push --token-file`.
+    ///
+    /// Example: a CI job that may release `app/*` through the delegated role `ci`:
+    ///   sealwright --repo /srv/repo token add ci --role ci --path 'app/*'
+    Add {
+        /// Name of the holder (recorded in the audit log with each push).
+        name: String,
+        /// A role it may push (repeat for more): `targets` or a delegated role.
+        #[arg(long = "role", value_name = "ROLE", required = true)]
+        roles: Vec<String>,
+        /// Only targets matching this pattern (repeat for more; `*` and `?` never match `/`).
+        /// Without it, whatever the roles themselves are delegated.
+        #[arg(long = "path", value_name = "PATTERN")]
+        paths: Vec<String>,
+    },
+    /// List tokens (names and scopes; secrets are not kept).
+    List,
+}
+
+pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
+    use sealwright_repo::push::Tokens;
+    match cmd {
+        TokenCommand::Add { name, roles, paths } => {
+            let mut tokens = Tokens::load(&ctx.repo)?;
+            let token = tokens.create(&name, roles.clone(), paths.clone())?;
+            tokens.save(&ctx.repo)?;
+            ctx.audit(
+                "token-add",
+                &format!("token {name}"),
+                serde_json::json!({"roles": roles, "paths": paths}),
+            )?;
+            let out = serde_json::json!({"name": name, "token": token, "roles": roles, "paths": paths});
+            emit(ctx.json, &out, || {
+                println!("{token}");
+                eprintln!(
+                    "token {name} may push {}{}. It is shown only now: store it as a secret (the publisher passes it with --token-file).",
+                    roles.join(", "),
+                    if paths.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" for paths {}", paths.join(", "))
+                    }
+                );
+            })
+        }
+        TokenCommand::List => {
+            let tokens = Tokens::load(&ctx.repo)?;
+            let list: Vec<_> = tokens
+                .tokens
+                .iter()
+                .map(|t| serde_json::json!({"name": t.name, "roles": t.roles, "paths": t.paths}))
+                .collect();
+            emit(ctx.json, &list, || {
+                if tokens.tokens.is_empty() {
+                    println!("no push tokens (create one with `sealwright token add NAME --role ROLE`)");
+                }
+                for t in &tokens.tokens {
+                    println!(
+                        "{:<20} roles {:<24} paths {}",
+                        t.name,
+                        t.roles.join(","),
+                        if t.paths.is_empty() { "(as delegated)".to_owned() } else { t.paths.join(",") }
+                    );
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! The publish API: `PUT /api/v1/blobs/{sha256}` and `POST /api/v1/push`.
+//!
+//! Both need `Authorization: Bearer TOKEN` with a token from `DIR/push-tokens.toml` (read on
+//! every request, so `sealwright token add` needs no restart). A blob is streamed to a
+//! temporary file, hashed on the way, capped, and kept only when its SHA-256 is the one in
+//! the URL; it is not served until signed targets metadata names it. A push is checked by
+//! [`sealwright_repo::push::accept`] — the same threshold verification the client runs — and
+//! published with snapshot and timestamp signed by the signer agent. Every request that
+//! changes or tries to change the repository, accepted or refused, is written to the audit
+//! log before the answer is sent.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{post, put};
+use axum::Router;
+use http_body_util::BodyExt as _;
+use serde_json::json;
+
+use sealwright_repo::push::{self, PushError, PushRequest, TokenEntry, Tokens};
+use sealwright_repo::{KeyStore, Policy};
+
+/// Largest artifact a single upload may carry, unless configured otherwise.
+pub const DEFAULT_MAX_BLOB: u64 = 4 * 1024 * 1024 * 1024;
+/// Largest push body (the signed roles, as JSON).
+pub const MAX_PUSH_BODY: usize = 256 * 1024 * 1024;
+/// How often the timestamp is checked for renewal.
+pub const RENEW_CHECK: Duration = Duration::from_secs(60);
+
+/// Settings of the publish API.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// The repository (data directory) whose `published/` is served.
+    pub repo_dir: PathBuf,
+    /// Largest accepted artifact.
+    pub max_blob: u64,
+}
+
+#[derive(Clone)]
+struct PushState {
+    repo_dir: Arc<PathBuf>,
+    max_blob: u64,
+}
+
+/// Checks that the data directory can take pushes: a policy whose online keys are all in
+/// the signer agent. (The private-key scan of the whole directory runs at startup too.)
+pub fn check_ready(repo_dir: &Path) -> Result<(), PushError> {
+    let policy = Policy::load(repo_dir).map_err(|e| PushError::NotReady(e.to_string()))?;
+    push::check_online_keys_in_agent(&policy)
+}
+
+/// The publish API's routes.
+pub fn routes(opts: &PushOptions) -> Router {
+    let state = PushState {
+        repo_dir: Arc::new(opts.repo_dir.clone()),
+        max_blob: opts.max_blob,
+    };
+    Router::new()
+        .route("/api/v1/blobs/{sha256}", put(upload_blob))
+        .route("/api/v1/push", post(push_roles))
+        // Bodies are capped by each handler while streaming.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// Renews `timestamp.json` through the agent whenever less than a quarter of its validity
+/// is left; runs until the server stops.
+pub async fn renew_timestamps(repo_dir: PathBuf) {
+    let mut tick = tokio::time::interval(RENEW_CHECK);
+    loop {
+        tick.tick().await;
+        let dir = repo_dir.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
+            let store = KeyStore::new(&dir, &push::NoKeyFiles);
+            let r = push::renew_timestamp(&dir, &policy, &store, chrono::Utc::now());
+            match &r {
+                Ok(Some(v)) => audit(&dir, "server", "timestamp-renew", "timestamp", json!({"version": v})),
+                Ok(None) => {}
+                Err(e) => audit(&dir, "server", "timestamp-renew-failed", "timestamp", json!({"error": e.to_string()})),
+            }
+            r
+        })
+        .await;
+        if let Ok(Err(e)) = outcome {
+            eprintln!("sealwright serve: renewing timestamp.json failed: {e}");
+        }
+    }
+}
+
+/// Appends an audit record; a failure to audit is reported on stderr (the request's own
+/// outcome is already decided).
+fn audit(repo_dir: &Path, actor: &str, action: &str, subject: &str, details: serde_json::Value) {
+    let result = sealwright_store::AuditLog::open(repo_dir).and_then(|mut log| {
+        log.append(&sealwright_store::NewRecord {
+            actor,
+            action,
+            subject,
+            details,
+        })
+        .map(|_| ())
+    });
+    if let Err(e) = result {
+        eprintln!("sealwright serve: could not write the audit record for {action} {subject}: {e}");
+    }
+}
+
+fn refusal(e: &PushError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = (
+        status,
+        axum::Json(json!({"error": e.kind(), "message": e.to_string()})),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+/// The token in `Authorization: Bearer ...`, checked against the token file.
+fn authenticate(repo_dir: &Path, headers: &HeaderMap) -> Result<TokenEntry, PushError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| PushError::Unauthorized("send Authorization: Bearer TOKEN (`sealwright token add`)".into()))?;
+    let tokens = Tokens::load(repo_dir)?;
+    tokens
+        .authenticate(presented)
+        .cloned()
+        .ok_or_else(|| PushError::Unauthorized("unknown token".into()))
+}
+
+/// Runs `f` on the blocking pool (file system, SQLite, the agent's socket).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PushError> + Send + 'static,
+) -> Result<T, PushError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PushError::Internal(e.to_string()))?
+}
+
+async fn upload_blob(
+    State(st): State<PushState>,
+    UrlPath(sha256): UrlPath<String>,
+    headers: HeaderMap,
+    req: Request,
+) -> Response {
+    let dir = Arc::clone(&st.repo_dir);
+    let actor = match authenticate(&dir, &headers) {
+        Ok(t) => format!("token:{}", t.name),
+        Err(e) => {
+            let d = Arc::clone(&dir);
+            let subject = format!("blob {}", printable(&sha256));
+            let msg = e.to_string();
+            let _ = blocking(move || {
+                audit(&d, "unauthenticated", "blob-refused", &subject, json!({"error": msg}));
+                Ok(())
+            })
+            .await;
+            return refusal(&e);
+        }
+    };
+    let outcome = receive_blob(&st, &sha256, req.into_body()).await;
+    let d = Arc::clone(&dir);
+    let subject = format!("blob {}", printable(&sha256));
+    let details = match &outcome {
+        Ok((len, fresh)) => json!({"length": len, "new": fresh}),
+        Err(e) => json!({"error": e.to_string()}),
+    };
+    let action = if outcome.is_ok() { "blob-upload" } else { "blob-refused" };
+    let _ = blocking(move || {
+        audit(&d, &actor, action, &subject, details);
+        Ok(())
+    })
+    .await;
+    match outcome {
+        Ok((len, fresh)) => (
+            if fresh { StatusCode::CREATED } else { StatusCode::OK },
+            axum::Json(json!({"sha256": sha256, "length": len})),
+        )
+            .into_response(),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// A name safe to print and log: at most 80 visible ASCII characters.
+fn printable(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(80)
+        .collect()
+}
+
+/// Streams the body into `staged/blobs/`, hashing and counting; keeps it only if it hashes
+/// to `sha256`. Returns its length and whether it was new.
+async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, bool), PushError> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(PushError::Invalid(
+            "a blob is named by its SHA-256 in lowercase hex".into(),
+        ));
+    }
+    let dest = sealwright_repo::staging::blob_path(&st.repo_dir, sha256);
+    let parent = dest
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| PushError::Internal("blob path has no parent".into()))?;
+    let tmp = parent.join(format!(".upload-{}", sealwright_repo::fsutil::unique_suffix()));
+    let (tmp2, parent2) = (tmp.clone(), parent.clone());
+    let file = blocking(move || {
+        std::fs::create_dir_all(&parent2).map_err(|e| PushError::Internal(e.to_string()))?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp2)
+            .map_err(|e| PushError::Internal(e.to_string()))
+    })
+    .await?;
+
+    let mut file = tokio::fs::File::from_std(file);
+    let result = async {
+        use tokio::io::AsyncWriteExt as _;
+        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut len: u64 = 0;
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| PushError::Invalid(format!("reading the body: {e}")))?;
+            let Ok(data) = frame.into_data() else { continue };
+            len += data.len() as u64;
+            if len > st.max_blob {
+                return Err(PushError::TooLarge(format!(
+                    "blobs are limited to {} bytes",
+                    st.max_blob
+                )));
+            }
+            ctx.update(&data);
+            file.write_all(&data)
+                .await
+                .map_err(|e| PushError::Internal(e.to_string()))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| PushError::Internal(e.to_string()))?;
+        let got = hex::encode(ctx.finish().as_ref());
+        if got != sha256 {
+            return Err(PushError::Artifact(format!(
+                "the uploaded bytes hash to {got}, not {sha256}"
+            )));
+        }
+        Ok(len)
+    }
+    .await;
+    let tmp3 = tmp.clone();
+    let file = file.into_std().await;
+    match result {
+        Ok(len) => {
+            blocking(move || {
+                file.sync_all()
+                    .map_err(|e| PushError::Internal(e.to_string()))?;
+                drop(file);
+                if dest.exists() {
+                    // Content-addressed: the same name holds the same bytes; never replaced.
+                    let _ = std::fs::remove_file(&tmp3);
+                    return Ok((len, false));
+                }
+                std::fs::rename(&tmp3, &dest).map_err(|e| PushError::Internal(e.to_string()))?;
+                sealwright_repo::fsutil::sync_dir(&parent)
+                    .map_err(|e| PushError::Internal(e.to_string()))?;
+                Ok((len, true))
+            })
+            .await
+        }
+        Err(e) => {
+            drop(file);
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Request) -> Response {
+    let dir = Arc::clone(&st.repo_dir);
+    let token = match authenticate(&dir, &headers) {
+        Ok(t) => t,
+        Err(e) => {
+            let d = Arc::clone(&dir);
+            let msg = e.to_string();
+            let _ = blocking(move || {
+                audit(&d, "unauthenticated", "push-refused", "push", json!({"error": msg}));
+                Ok(())
+            })
+            .await;
+            return refusal(&e);
+        }
+    };
+    let body = match http_body_util::Limited::new(req.into_body(), MAX_PUSH_BODY)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => {
+            let e = PushError::TooLarge(format!("a push body is limited to {MAX_PUSH_BODY} bytes"));
+            let d = Arc::clone(&dir);
+            let (actor, msg) = (format!("token:{}", token.name), e.to_string());
+            let _ = blocking(move || {
+                audit(&d, &actor, "push-refused", "push", json!({"error": msg}));
+                Ok(())
+            })
+            .await;
+            return refusal(&e);
+        }
+    };
+    let outcome = blocking(move || {
+        let actor = format!("token:{}", token.name);
+        let result = (|| {
+            let request: PushRequest = serde_json::from_slice(&body)
+                .map_err(|e| PushError::Invalid(format!("the body is not a push request: {e}")))?;
+            let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
+            push::check_online_keys_in_agent(&policy)?;
+            let store = KeyStore::new(&dir, &push::NoKeyFiles);
+            push::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())
+        })();
+        match &result {
+            Ok(a) => audit(
+                &dir,
+                &actor,
+                "push",
+                "push",
+                json!({"roles": a.roles, "artifacts": a.artifacts, "snapshot": a.snapshot_version, "timestamp": a.timestamp_version}),
+            ),
+            Err(e) => audit(&dir, &actor, "push-refused", "push", json!({"error": e.to_string()})),
+        }
+        result
+    })
+    .await;
+    match outcome {
+        Ok(accepted) => (StatusCode::OK, axum::Json(accepted)).into_response(),
+        Err(e) => refusal(&e),
+    }
+}
