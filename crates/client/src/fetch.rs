@@ -246,11 +246,12 @@ pub fn https_agent(
         .timeout_per_read(Some(config.stall_timeout))
         .user_agent(concat!("sealwright-client/", env!("CARGO_PKG_VERSION")))
         .build();
-    let connector = ().chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(crate::tls::TlsConnector {
-            config: rustls_config,
-        });
+    let connector =
+        ().chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(crate::tls::TlsConnector {
+                config: rustls_config,
+            });
     Ok(ureq::Agent::with_parts(
         agent_config,
         connector,

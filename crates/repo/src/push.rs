@@ -336,7 +336,8 @@ fn authority_for(
             chain: Vec::new(),
         });
     }
-    let mut queue: VecDeque<(String, Vec<String>)> = VecDeque::from([("targets".to_owned(), vec![])]);
+    let mut queue: VecDeque<(String, Vec<String>)> =
+        VecDeque::from([("targets".to_owned(), vec![])]);
     let mut seen: BTreeSet<String> = BTreeSet::new();
     while let Some((name, path)) = queue.pop_front() {
         if !seen.insert(name.clone()) || seen.len() > MAX_ROLES_SEARCHED {
@@ -390,7 +391,9 @@ pub fn accept(
     now: DateTime<Utc>,
 ) -> Result<Accepted, PushError> {
     if request.roles.is_empty() {
-        return Err(PushError::Invalid("a push carries at least one role".into()));
+        return Err(PushError::Invalid(
+            "a push carries at least one role".into(),
+        ));
     }
     for name in request.roles.keys() {
         if matches!(name.as_str(), "root" | "snapshot" | "timestamp") {
@@ -527,7 +530,11 @@ pub fn accept(
         .map(|(name, md)| {
             (
                 format!("{}.{name}.json", md.signed.version),
-                request.roles.get(name).map(|t| t.as_bytes().to_vec()).unwrap_or_default(),
+                request
+                    .roles
+                    .get(name)
+                    .map(|t| t.as_bytes().to_vec())
+                    .unwrap_or_default(),
             )
         })
         .collect();
@@ -620,7 +627,11 @@ fn sign_online<T: sealwright_tuf::metadata::RoleType>(
         &r.keyids,
         r.threshold,
     )
-    .map_err(|e| internal(format!("{e} (is the signer agent running and configured for {role}?)")))?;
+    .map_err(|e| {
+        internal(format!(
+            "{e} (is the signer agent running and configured for {role}?)"
+        ))
+    })?;
     md.to_bytes().map_err(internal)
 }
 
@@ -649,7 +660,11 @@ pub fn renew_timestamp(
         .snapshot_meta()
         .cloned()
         .ok_or_else(|| internal("timestamp.json has no snapshot entry"))?;
-    let mut next = Metadata::new(Timestamp::new(ts.signed.version + 1, expiry(now, period), pin));
+    let mut next = Metadata::new(Timestamp::new(
+        ts.signed.version + 1,
+        expiry(now, period),
+        pin,
+    ));
     next.signed.spec_version = SPEC_VERSION.to_owned();
     let bytes = sign_online(policy, keystore, root, "timestamp", &mut next)?;
     let path = repo_dir
@@ -747,7 +762,8 @@ pub fn push(
 }
 
 fn check_answer(root: &Root, plan: &Plan, accepted: &Accepted) -> Result<(), PublishError> {
-    let bad = |m: String| PublishError::Pending(format!("the server's answer is not trustworthy: {m}"));
+    let bad =
+        |m: String| PublishError::Pending(format!("the server's answer is not trustworthy: {m}"));
     let snapshot = Metadata::<Snapshot>::from_bytes(&accepted.snapshot, MAX_ROLE_BYTES)
         .map_err(|e| bad(format!("snapshot: {e}")))?;
     let timestamp = Metadata::<Timestamp>::from_bytes(&accepted.timestamp, MAX_ROLE_BYTES)
@@ -784,7 +800,8 @@ fn check_answer(root: &Root, plan: &Plan, accepted: &Accepted) -> Result<(), Pub
         .ok_or_else(|| bad("timestamp pins no snapshot".into()))?;
     pin.verify(&accepted.snapshot)
         .map_err(|e| bad(format!("timestamp does not pin this snapshot: {e}")))?;
-    if pin.version != snapshot.signed.version || snapshot.signed.version != accepted.snapshot_version
+    if pin.version != snapshot.signed.version
+        || snapshot.signed.version != accepted.snapshot_version
     {
         return Err(bad("snapshot versions disagree".into()));
     }
@@ -815,7 +832,10 @@ impl crate::PassphraseSource for NoKeyFiles {
         )))
     }
 
-    fn new_key(&self, key_name: &str) -> Result<sealwright_crypto::Passphrase, crate::KeyStoreError> {
+    fn new_key(
+        &self,
+        key_name: &str,
+    ) -> Result<sealwright_crypto::Passphrase, crate::KeyStoreError> {
         self.existing(key_name, 0)
     }
 

@@ -80,9 +80,21 @@ pub async fn renew_timestamps(repo_dir: PathBuf) {
             let store = KeyStore::new(&dir, &push::NoKeyFiles);
             let r = push::renew_timestamp(&dir, &policy, &store, chrono::Utc::now());
             match &r {
-                Ok(Some(v)) => audit(&dir, "server", "timestamp-renew", "timestamp", json!({"version": v})),
+                Ok(Some(v)) => audit(
+                    &dir,
+                    "server",
+                    "timestamp-renew",
+                    "timestamp",
+                    json!({"version": v}),
+                ),
                 Ok(None) => {}
-                Err(e) => audit(&dir, "server", "timestamp-renew-failed", "timestamp", json!({"error": e.to_string()})),
+                Err(e) => audit(
+                    &dir,
+                    "server",
+                    "timestamp-renew-failed",
+                    "timestamp",
+                    json!({"error": e.to_string()}),
+                ),
             }
             r
         })
@@ -130,7 +142,11 @@ fn authenticate(repo_dir: &Path, headers: &HeaderMap) -> Result<TokenEntry, Push
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| PushError::Unauthorized("send Authorization: Bearer TOKEN (`sealwright token add`)".into()))?;
+        .ok_or_else(|| {
+            PushError::Unauthorized(
+                "send Authorization: Bearer TOKEN (`sealwright token add`)".into(),
+            )
+        })?;
     let tokens = Tokens::load(repo_dir)?;
     tokens
         .authenticate(presented)
@@ -161,7 +177,13 @@ async fn upload_blob(
             let subject = format!("blob {}", printable(&sha256));
             let msg = e.to_string();
             let _ = blocking(move || {
-                audit(&d, "unauthenticated", "blob-refused", &subject, json!({"error": msg}));
+                audit(
+                    &d,
+                    "unauthenticated",
+                    "blob-refused",
+                    &subject,
+                    json!({"error": msg}),
+                );
                 Ok(())
             })
             .await;
@@ -175,7 +197,11 @@ async fn upload_blob(
         Ok((len, fresh)) => json!({"length": len, "new": fresh}),
         Err(e) => json!({"error": e.to_string()}),
     };
-    let action = if outcome.is_ok() { "blob-upload" } else { "blob-refused" };
+    let action = if outcome.is_ok() {
+        "blob-upload"
+    } else {
+        "blob-refused"
+    };
     let _ = blocking(move || {
         audit(&d, &actor, action, &subject, details);
         Ok(())
@@ -183,7 +209,11 @@ async fn upload_blob(
     .await;
     match outcome {
         Ok((len, fresh)) => (
-            if fresh { StatusCode::CREATED } else { StatusCode::OK },
+            if fresh {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            },
             axum::Json(json!({"sha256": sha256, "length": len})),
         )
             .into_response(),
@@ -202,7 +232,11 @@ fn printable(s: &str) -> String {
 /// Streams the body into `staged/blobs/`, hashing and counting; keeps it only if it hashes
 /// to `sha256`. Returns its length and whether it was new.
 async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, bool), PushError> {
-    if sha256.len() != 64 || !sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if sha256.len() != 64
+        || !sha256
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return Err(PushError::Invalid(
             "a blob is named by its SHA-256 in lowercase hex".into(),
         ));
@@ -212,7 +246,10 @@ async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, 
         .parent()
         .map(Path::to_path_buf)
         .ok_or_else(|| PushError::Internal("blob path has no parent".into()))?;
-    let tmp = parent.join(format!(".upload-{}", sealwright_repo::fsutil::unique_suffix()));
+    let tmp = parent.join(format!(
+        ".upload-{}",
+        sealwright_repo::fsutil::unique_suffix()
+    ));
     let (tmp2, parent2) = (tmp.clone(), parent.clone());
     let file = blocking(move || {
         std::fs::create_dir_all(&parent2).map_err(|e| PushError::Internal(e.to_string()))?;
@@ -232,7 +269,9 @@ async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, 
         let mut body = body;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| PushError::Invalid(format!("reading the body: {e}")))?;
-            let Ok(data) = frame.into_data() else { continue };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
             len += data.len() as u64;
             if len > st.max_blob {
                 return Err(PushError::TooLarge(format!(
@@ -293,7 +332,13 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             let d = Arc::clone(&dir);
             let msg = e.to_string();
             let _ = blocking(move || {
-                audit(&d, "unauthenticated", "push-refused", "push", json!({"error": msg}));
+                audit(
+                    &d,
+                    "unauthenticated",
+                    "push-refused",
+                    "push",
+                    json!({"error": msg}),
+                );
                 Ok(())
             })
             .await;

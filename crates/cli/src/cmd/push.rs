@@ -36,7 +36,9 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let server = args.server.trim_end_matches('/').to_owned();
     let plain_loopback = server.starts_with("http://") && is_loopback(&server);
     if !server.starts_with("https://") && !plain_loopback {
-        anyhow::bail!("--server must be an https:// URL (plain http only on this machine's loopback)");
+        anyhow::bail!(
+            "--server must be an https:// URL (plain http only on this machine's loopback)"
+        );
     }
     let token = zeroize::Zeroizing::new(
         String::from_utf8(
@@ -85,7 +87,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             .send(&body[..])
             .map_err(|e| format!("pushing to {server}: {e}"))?;
         let text = check_status(resp, "the push")?;
-        serde_json::from_str(&text).map_err(|e| format!("the server's answer is not a push result: {e}"))
+        serde_json::from_str(&text)
+            .map_err(|e| format!("the server's answer is not a push result: {e}"))
     };
     let result = sealwright_repo::push::push(&ctx.repo, &policy, &store, plan, &mut send);
     match &result {
@@ -134,5 +137,7 @@ fn check_status(resp: ureq::http::Response<ureq::Body>, what: &str) -> Result<St
         .ok()
         .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
         .unwrap_or_else(|| text.chars().take(300).collect());
-    Err(format!("the server refused {what} (HTTP {status}): {reason}"))
+    Err(format!(
+        "the server refused {what} (HTTP {status}): {reason}"
+    ))
 }

@@ -37,7 +37,8 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                 &format!("token {name}"),
                 serde_json::json!({"roles": roles, "paths": paths}),
             )?;
-            let out = serde_json::json!({"name": name, "token": token, "roles": roles, "paths": paths});
+            let out =
+                serde_json::json!({"name": name, "token": token, "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
                 println!("{token}");
                 eprintln!(
@@ -60,14 +61,20 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                 .collect();
             emit(ctx.json, &list, || {
                 if tokens.tokens.is_empty() {
-                    println!("no push tokens (create one with `sealwright token add NAME --role ROLE`)");
+                    println!(
+                        "no push tokens (create one with `sealwright token add NAME --role ROLE`)"
+                    );
                 }
                 for t in &tokens.tokens {
                     println!(
                         "{:<20} roles {:<24} paths {}",
                         t.name,
                         t.roles.join(","),
-                        if t.paths.is_empty() { "(as delegated)".to_owned() } else { t.paths.join(",") }
+                        if t.paths.is_empty() {
+                            "(as delegated)".to_owned()
+                        } else {
+                            t.paths.join(",")
+                        }
                     );
                 }
             })

@@ -1,0 +1,817 @@
+//! The publish API end to end: `sealwright serve --push` with a signer agent holding the
+//! online keys, a publisher running `sealwright push`, python-tuf's ngclient reading the
+//! result over HTTPS, and every kind of bad push refused, audited, and leaving nothing stored.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{python, tree_fingerprint, Scratch, PASSPHRASE};
+use sealwright_crypto::digest::sha256_hex;
+use sealwright_repo::{FixedPassphrase, KeyStore, Policy};
+use sealwright_tuf::metadata::{Metadata, TargetFile, Targets};
+use serde_json::{json, Value};
+
+/// A daemon started in its own process group, so that `faketime`'s child (the real
+/// process) dies with it.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg("--")
+            .arg(format!("-{}", self.0.id()))
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A publisher repository (all keys but the online ones, which the agent holds) with app
+/// 1.0.0 published, a server data directory holding a copy of the policy and the published
+/// tree and no key at all, the agent, and `sealwright serve --push` on it.
+struct World {
+    s: Scratch,
+    server_dir: PathBuf,
+    ca: PathBuf,
+    url: String,
+    _agent: Killed,
+    _server: Killed,
+}
+
+impl World {
+    fn publisher(&self) -> String {
+        self.s.repo_arg()
+    }
+
+    fn server(&self) -> String {
+        self.server_dir.display().to_string()
+    }
+
+    fn published_state(&self) -> Vec<(String, Vec<u8>)> {
+        let mut t = tree_fingerprint(&self.server_dir.join("published"));
+        let blobs = self.server_dir.join("staged/blobs");
+        if blobs.exists() {
+            t.extend(tree_fingerprint(&blobs));
+        }
+        t
+    }
+
+    fn token(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let mut args = vec![
+            "--repo",
+            self.server_dir.to_str().unwrap(),
+            "--json",
+            "token",
+            "add",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        let out: Value = serde_json::from_str(&self.s.ok(&args)).unwrap();
+        let token = out["token"].as_str().unwrap();
+        assert!(
+            token.starts_with("swp_") && token.len() == 4 + 64,
+            "{token}"
+        );
+        let file = self.s.path().join(format!("{name}.token"));
+        std::fs::write(&file, token).unwrap();
+        // Only the hash is kept on the server.
+        let stored = std::fs::read_to_string(self.server_dir.join("push-tokens.toml")).unwrap();
+        assert!(!stored.contains(token));
+        assert!(stored.contains(&sha256_hex(token.as_bytes())));
+        file
+    }
+
+    fn push(&self, token_file: &Path) -> std::process::Output {
+        self.s.run(&[
+            "--repo",
+            &self.publisher(),
+            "push",
+            "--server",
+            &self.url,
+            "--token-file",
+            token_file.to_str().unwrap(),
+            "--ca",
+            self.ca.to_str().unwrap(),
+        ])
+    }
+
+    fn http(&self) -> ureq::Agent {
+        let tls = sealwright_client::tls::TlsOptions::default()
+            .with_ca_file(&self.ca)
+            .unwrap();
+        let config = sealwright_client::fetch::HttpConfig {
+            proxy_from_env: false,
+            ..Default::default()
+        };
+        sealwright_client::fetch::https_agent(&config, &tls).unwrap()
+    }
+
+    /// Sends a raw request to the API; returns status and JSON body.
+    fn api(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, Value) {
+        let agent = self.http();
+        let url = format!("{}{path}", self.url);
+        let req = match method {
+            "PUT" => agent.put(&url),
+            _ => agent.post(&url),
+        };
+        let req = match token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        };
+        let resp = req.send(body).unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// POSTs a push of one signed role with `token`.
+    fn push_role(&self, token: &str, role: &str, signed: &impl serde::Serialize) -> (u16, Value) {
+        let body = serde_json::to_vec(&json!({ "roles": { role: signed } })).unwrap();
+        self.api("POST", "/api/v1/push", Some(token), &body)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        let out = self.s.ok(&[
+            "--repo",
+            &self.server(),
+            "--json",
+            "audit",
+            "list",
+            "--limit",
+            "1000",
+        ]);
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v.as_array()
+            .cloned()
+            .or_else(|| v["records"].as_array().cloned())
+            .unwrap_or_else(|| panic!("audit list: {v}"))
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        let ft = entry.file_type().unwrap();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&entry.path(), &dest);
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// `sealwright` itself, or under `faketime -f OFFSET` (the clock moved for the process).
+fn sealwright(faketime: Option<&str>) -> Command {
+    let mut command = match faketime {
+        Some(t) => {
+            let mut c = Command::new("faketime");
+            c.arg("-f").arg(t).arg(env!("CARGO_BIN_EXE_sealwright"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_sealwright")),
+    };
+    command.process_group(0);
+    command
+}
+
+fn start_agent(s: &Scratch, faketime: Option<&str>) -> (Killed, PathBuf) {
+    let uid = std::fs::metadata(s.path()).unwrap().uid();
+    let agent_dir = s.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let socket = agent_dir.join("run/agent.sock");
+    let mut keys = String::new();
+    for (role, name) in [("timestamp", "timestamp-key"), ("snapshot", "snapshot-key")] {
+        let moved = agent_dir.join(format!("{name}.pem"));
+        std::fs::rename(s.repo().join(format!("keys/{name}.pem")), &moved).unwrap();
+        keys.push_str(&format!("[[keys]]\nrole = \"{role}\"\nfile = {moved:?}\n"));
+    }
+    let config = agent_dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {socket:?}\n{keys}[[callers]]\nuid = {uid}\nroles = [\"timestamp\", \"snapshot\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = sealwright(faketime)
+        .args(["signer", "serve", "--config"])
+        .arg(&config)
+        .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the agent (faketime installed? apt-get install faketime)");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the agent never listened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (Killed(child), socket)
+}
+
+fn serve(
+    data: &Path,
+    ca: &Path,
+    extra: &[&str],
+    faketime: Option<&str>,
+) -> Result<(Killed, String), String> {
+    let mut child = sealwright(faketime)
+        .args([
+            "--repo",
+            data.to_str().unwrap(),
+            "--json",
+            "serve",
+            "--push",
+        ])
+        .args(["--listen", "127.0.0.1:0", "--dev-cert-out"])
+        .arg(ca)
+        .args(extra)
+        .env_remove("SEALWRIGHT_REPO")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+    if line.trim().is_empty() {
+        let out = child.wait_with_output().unwrap();
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert!(v["push_url"].as_str().unwrap().ends_with("/api/v1/"), "{v}");
+    Ok((Killed(child), v["url"].as_str().unwrap().to_owned()))
+}
+
+fn world(extra_serve: &[&str]) -> World {
+    world_at(extra_serve, None)
+}
+
+/// [`world`] with the agent and the server running `faketime` off the real clock.
+fn world_at(extra_serve: &[&str], faketime: Option<&str>) -> World {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    s.add_release(&repo, b"app one", "app", "1.0.0");
+    s.ok(&["--repo", &repo, "publish"]);
+    let (agent, socket) = start_agent(&s, faketime);
+    // Both sides name the agent for the online keys (the publisher never uses them on push).
+    let policy_path = s.repo().join("sealwright.toml");
+    let mut text = std::fs::read_to_string(&policy_path).unwrap();
+    for name in ["timestamp-key", "snapshot-key"] {
+        text = text.replace(
+            &format!("private = \"file:keys/{name}.pem\""),
+            &format!("private = \"agent:{}\"", socket.display()),
+        );
+    }
+    std::fs::write(&policy_path, &text).unwrap();
+
+    let server_dir = s.path().join("server");
+    std::fs::create_dir_all(server_dir.join("published")).unwrap();
+    std::fs::write(server_dir.join("sealwright.toml"), &text).unwrap();
+    copy_tree(&s.repo().join("published"), &server_dir.join("published"));
+    let ca = s.path().join("ca.pem");
+    let (server, url) =
+        serve(&server_dir, &ca, extra_serve, faketime).unwrap_or_else(|e| panic!("{e}"));
+    World {
+        s,
+        server_dir,
+        ca,
+        url,
+        _agent: agent,
+        _server: server,
+    }
+}
+
+/// Lists `artifact` in `md` at `path` (length and SHA-256).
+fn list_target(md: &mut Metadata<Targets>, path: &str, artifact: &[u8]) {
+    md.signed.targets.insert(
+        path.into(),
+        TargetFile::new(
+            artifact.len() as u64,
+            [("sha256".to_owned(), sha256_hex(artifact))].into(),
+        ),
+    );
+}
+
+/// Signs `md` with the publisher's targets key (a valid signature by the right key).
+fn sign_as(w: &World, key: &str, md: &mut Metadata<Targets>) -> String {
+    let policy = Policy::load(&w.s.repo()).unwrap();
+    let pass = FixedPassphrase(sealwright_crypto::Passphrase::new(PASSPHRASE.to_owned()));
+    let store = KeyStore::new(&w.s.repo(), &pass);
+    let k = store.open(&policy, key).unwrap().unwrap();
+    md.signatures.clear();
+    md.sign(&k).unwrap();
+    String::from_utf8(md.to_bytes().unwrap()).unwrap()
+}
+
+fn server_targets(w: &World) -> Metadata<Targets> {
+    let snap: Value = serde_json::from_slice(
+        &std::fs::read(w.server_dir.join("published/metadata/timestamp.json")).unwrap(),
+    )
+    .unwrap();
+    let sv = snap["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let snapshot: Value = serde_json::from_slice(
+        &std::fs::read(
+            w.server_dir
+                .join(format!("published/metadata/{sv}.snapshot.json")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let tv = snapshot["signed"]["meta"]["targets.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let bytes = std::fs::read(
+        w.server_dir
+            .join(format!("published/metadata/{tv}.targets.json")),
+    )
+    .unwrap();
+    Metadata::from_bytes(&bytes, 1 << 26).unwrap()
+}
+
+#[test]
+fn a_push_is_verified_published_and_readable_by_python_tuf() {
+    let w = world(&[]);
+    let token = w.token(
+        "release-bot",
+        &[
+            "--role",
+            "targets",
+            "--path",
+            "app/*/*",
+            "--path",
+            "app/channels/*",
+        ],
+    );
+    w.s.add_release(&w.publisher(), b"app two", "app", "1.1.0");
+    let out = w.push(&token);
+    assert!(
+        out.status.success(),
+        "push failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The server published it: the new targets version lists the artifact, which is stored
+    // content-addressed, and snapshot and timestamp were signed by the agent.
+    let targets = server_targets(&w);
+    let entry = &targets.signed.targets["app/1.1.0/app.bin"];
+    let sha = &entry.hashes["sha256"];
+    assert_eq!(sha, &sha256_hex(b"app two"));
+    let stored = w
+        .server_dir
+        .join(format!("published/targets/app/1.1.0/{sha}.app.bin"));
+    assert_eq!(std::fs::read(stored).unwrap(), b"app two");
+    let agent_log = std::fs::read_to_string(w.s.path().join("agent/run/agent.log")).unwrap();
+    assert!(
+        agent_log.contains("snapshot") && agent_log.contains("timestamp"),
+        "{agent_log}"
+    );
+    // The whole server tree verifies from root, and the publisher mirrors the server.
+    w.s.ok(&["--repo", &w.server(), "verify"]);
+    w.s.ok(&["--repo", &w.publisher(), "verify"]);
+    assert_eq!(
+        std::fs::read(w.server_dir.join("published/metadata/timestamp.json")).unwrap(),
+        std::fs::read(w.s.repo().join("published/metadata/timestamp.json")).unwrap(),
+    );
+
+    // python-tuf's ngclient, over HTTPS from the same server, gets the pushed release.
+    let (py, _) = python();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/tests/ngclient_https.py");
+    let out = Command::new(py)
+        .arg(script)
+        .args(["--base-url", &w.url])
+        .arg("--ca")
+        .arg(&w.ca)
+        .arg("--root")
+        .arg(w.server_dir.join("published/metadata/1.root.json"))
+        .arg("--out-dir")
+        .arg(w.s.path().join("downloads"))
+        .args(["--target", "app/1.1.0/app.bin"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ngclient failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        report["targets"]["app/1.1.0/app.bin"],
+        sha256_hex(b"app two")
+    );
+
+    // A second push builds on the first.
+    w.s.add_release(&w.publisher(), b"app three", "app", "1.2.0");
+    let out = w.push(&token);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server_targets(&w)
+        .signed
+        .targets
+        .contains_key("app/1.2.0/app.bin"));
+
+    let records = w.audit();
+    let pushes = records.iter().filter(|r| r["action"] == "push").count();
+    let uploads = records
+        .iter()
+        .filter(|r| r["action"] == "blob-upload")
+        .count();
+    assert_eq!(pushes, 2, "{records:?}");
+    assert!(uploads >= 2, "{records:?}");
+    assert!(records
+        .iter()
+        .any(|r| r["action"] == "push" && r["actor"] == "token:release-bot"));
+    w.s.ok(&["--repo", &w.server(), "audit", "verify"]);
+}
+
+#[test]
+fn bad_pushes_are_refused_audited_and_store_nothing() {
+    let w = world(&["--max-blob", "4096"]);
+    let good = w.token("ci", &["--role", "targets"]);
+    let good_token = std::fs::read_to_string(&good).unwrap();
+    let other = w.token("docs", &["--role", "docs"]);
+    let before = w.published_state();
+    let refusals_before = w
+        .audit()
+        .iter()
+        .filter(|r| r["action"].as_str().unwrap_or("").ends_with("-refused"))
+        .count();
+
+    // A new targets version, correctly signed, listing a new artifact.
+    let artifact = b"new artifact".to_vec();
+    let sha = sha256_hex(&artifact);
+    let mut md = server_targets(&w);
+    md.signed.version += 1;
+    list_target(&mut md, "app/2.0.0/app.bin", &artifact);
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let body = |text: &str| serde_json::to_vec(&json!({"roles": {"targets": text}})).unwrap();
+
+    let expect = |what: &str, got: (u16, Value), status: u16, needle: &str| {
+        assert_eq!(got.0, status, "{what}: {}", got.1);
+        let msg = got.1["message"].as_str().unwrap_or_default().to_owned();
+        assert!(msg.contains(needle), "{what}: {msg}");
+        assert_eq!(
+            w.published_state(),
+            before,
+            "{what} changed the stored state"
+        );
+    };
+
+    // No token, an unknown token.
+    expect(
+        "no token",
+        w.api("POST", "/api/v1/push", None, &body(&signed)),
+        401,
+        "Bearer",
+    );
+    expect(
+        "unknown token",
+        w.api(
+            "PUT",
+            &format!("/api/v1/blobs/{sha}"),
+            Some("swp_0000"),
+            &artifact,
+        ),
+        401,
+        "unknown token",
+    );
+    // A token for another role.
+    let other_token = std::fs::read_to_string(&other).unwrap();
+    expect(
+        "token for another role",
+        w.api("POST", "/api/v1/push", Some(&other_token), &body(&signed)),
+        403,
+        "may push docs, not targets",
+    );
+    // The artifact was never uploaded.
+    expect(
+        "missing artifact",
+        w.api("POST", "/api/v1/push", Some(&good_token), &body(&signed)),
+        422,
+        "no uploaded artifact",
+    );
+    // Blob uploads: a wrong name, bytes that do not hash to the name, a traversal name, too big.
+    expect(
+        "bytes not matching the name",
+        w.api(
+            "PUT",
+            &format!("/api/v1/blobs/{}", sha256_hex(b"other")),
+            Some(&good_token),
+            &artifact,
+        ),
+        422,
+        "hash to",
+    );
+    let traversal = w.api(
+        "PUT",
+        "/api/v1/blobs/..%2F..%2Fsealwright.toml",
+        Some(&good_token),
+        b"x",
+    );
+    expect("traversal blob name", traversal, 400, "SHA-256");
+    let big = vec![7u8; 5000];
+    expect(
+        "oversized blob",
+        w.api(
+            "PUT",
+            &format!("/api/v1/blobs/{}", sha256_hex(&big)),
+            Some(&good_token),
+            &big,
+        ),
+        413,
+        "limited to 4096",
+    );
+
+    // Now upload the artifact for real (this changes the blob store, deliberately).
+    let (status, _) = w.api(
+        "PUT",
+        &format!("/api/v1/blobs/{sha}"),
+        Some(&good_token),
+        &artifact,
+    );
+    assert_eq!(status, 201);
+    let before = w.published_state();
+    let expect = |what: &str, got: (u16, Value), status: u16, needle: &str| {
+        assert_eq!(got.0, status, "{what}: {}", got.1);
+        let msg = got.1["message"].as_str().unwrap_or_default().to_owned();
+        assert!(msg.contains(needle), "{what}: {msg}");
+        assert_eq!(
+            w.published_state(),
+            before,
+            "{what} changed the stored state"
+        );
+    };
+
+    // Tampered after signing: the length no longer matches what was signed.
+    let mut tampered: Value = serde_json::from_str(&signed).unwrap();
+    tampered["signed"]["targets"]["app/2.0.0/app.bin"]["length"] = json!(13);
+    expect(
+        "tampered metadata",
+        w.api(
+            "POST",
+            "/api/v1/push",
+            Some(&good_token),
+            &body(&tampered.to_string()),
+        ),
+        422,
+        "valid signature",
+    );
+    // Signed by a key root does not name for targets.
+    let mut wrong = md.clone();
+    let wrong_signed = sign_as(&w, "root-key", &mut wrong);
+    expect(
+        "wrong key",
+        w.api(
+            "POST",
+            "/api/v1/push",
+            Some(&good_token),
+            &body(&wrong_signed),
+        ),
+        422,
+        "0 valid signature",
+    );
+    // A path-traversal target path, validly signed.
+    let mut evil = md.clone();
+    let entry = evil.signed.targets.remove("app/2.0.0/app.bin").unwrap();
+    evil.signed
+        .targets
+        .insert("../../etc/app.bin".into(), entry);
+    let evil_signed = sign_as(&w, "targets-key", &mut evil);
+    expect(
+        "traversal target path",
+        w.api(
+            "POST",
+            "/api/v1/push",
+            Some(&good_token),
+            &body(&evil_signed),
+        ),
+        400,
+        "..",
+    );
+    // Root, snapshot and timestamp are never pushed.
+    let ts =
+        std::fs::read_to_string(w.server_dir.join("published/metadata/timestamp.json")).unwrap();
+    expect(
+        "pushing timestamp",
+        w.push_role(&good_token, "timestamp", &ts),
+        403,
+        "never pushed",
+    );
+    // Garbage.
+    expect(
+        "not JSON",
+        w.api("POST", "/api/v1/push", Some(&good_token), b"{"),
+        400,
+        "not a push request",
+    );
+
+    // The good one is accepted...
+    let (status, accepted) = w.api("POST", "/api/v1/push", Some(&good_token), &body(&signed));
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["roles"]["targets"], md.signed.version);
+    // ...and replaying it (or any older version) afterwards is refused.
+    let after = w.published_state();
+    let replay = w.api("POST", "/api/v1/push", Some(&good_token), &body(&signed));
+    assert_eq!(replay.0, 409, "{}", replay.1);
+    assert!(replay.1["message"]
+        .as_str()
+        .unwrap()
+        .contains("not above the published version"));
+    assert_eq!(w.published_state(), after);
+
+    // Every refusal is in the audit log, with its reason, and the chain verifies.
+    let records = w.audit();
+    let refusals: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["action"].as_str().unwrap_or("").ends_with("-refused"))
+        .collect();
+    assert_eq!(refusals.len() - refusals_before, 13, "{refusals:#?}");
+    assert!(refusals.iter().any(|r| r["actor"] == "unauthenticated"));
+    assert!(refusals.iter().any(|r| r["details"]["error"]
+        .as_str()
+        .unwrap_or("")
+        .contains("valid signature")));
+    w.s.ok(&["--repo", &w.server(), "audit", "verify"]);
+}
+
+#[test]
+fn delegated_roles_are_pushed_only_inside_their_delegation() {
+    let w = world(&[]);
+    let publisher = w.publisher();
+    // The owner delegates app/* to `ci` and pushes the new targets with the delegation.
+    w.s.ok(&[
+        "--repo",
+        &publisher,
+        "delegate",
+        "ci",
+        "--paths",
+        "app/*/*,app/channels/*",
+    ]);
+    let owner = w.token("owner", &["--role", "targets", "--role", "ci"]);
+    w.s.add_release(&publisher, b"delegated", "app", "1.1.0");
+    let out = w.push(&owner);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ci_version = {
+        let snap_v = server_targets(&w); // targets now delegates to ci
+        assert!(snap_v.signed.delegations.is_some());
+        let dir = w.server_dir.join("published/metadata");
+        let mut best = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let n = e.unwrap().file_name().into_string().unwrap();
+            if let Some(v) = n.strip_suffix(".ci.json") {
+                best = best.max(v.parse::<u64>().unwrap());
+            }
+        }
+        best
+    };
+    assert!(ci_version >= 1, "ci was not pushed");
+
+    // `ci` signs a version listing a path outside app/: refused, nothing stored.
+    let ci_token = std::fs::read_to_string(w.token("ci-bot", &["--role", "ci"])).unwrap();
+    let ci_bytes = std::fs::read(
+        w.server_dir
+            .join(format!("published/metadata/{ci_version}.ci.json")),
+    )
+    .unwrap();
+    let mut md: Metadata<Targets> = Metadata::from_bytes(&ci_bytes, 1 << 26).unwrap();
+    md.signed.version += 1;
+    let artifact = b"outside".to_vec();
+    let sha = sha256_hex(&artifact);
+    list_target(&mut md, "docs/readme.txt", &artifact);
+    let signed = sign_as(&w, "ci-key", &mut md);
+    let (status, _) = w.api(
+        "PUT",
+        &format!("/api/v1/blobs/{sha}"),
+        Some(&ci_token),
+        &artifact,
+    );
+    assert!(status == 201 || status == 200);
+    let before = w.published_state();
+    let (status, v) = w.push_role(&ci_token, "ci", &signed);
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("does not grant"),
+        "{v}"
+    );
+    assert_eq!(w.published_state(), before);
+    // A token limited to app/beta/* may not push app/1.3.0/... even inside ci's delegation.
+    let narrow =
+        std::fs::read_to_string(w.token("beta-bot", &["--role", "ci", "--path", "app/beta/*"]))
+            .unwrap();
+    md.signed.targets.remove("docs/readme.txt");
+    list_target(&mut md, "app/1.3.0/app.bin", &artifact);
+    let signed = sign_as(&w, "ci-key", &mut md);
+    let (status, v) = w.push_role(&narrow, "ci", &signed);
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("may push paths app/beta/*"),
+        "{v}"
+    );
+    // The ci-bot token may.
+    let (status, v) = w.push_role(&ci_token, "ci", &signed);
+    assert_eq!(status, 200, "{v}");
+    w.s.ok(&["--repo", &w.server(), "verify"]);
+}
+
+#[test]
+fn the_server_refuses_to_take_pushes_with_a_private_key_or_an_online_key_file() {
+    let w = world(&[]);
+    // A copy of any private key anywhere in the data directory: refused at startup.
+    let key = w.s.repo().join("keys/targets-key.pem");
+    let data = w.s.path().join("server2");
+    std::fs::create_dir_all(data.join("published")).unwrap();
+    copy_tree(&w.server_dir.join("published"), &data.join("published"));
+    std::fs::copy(
+        w.server_dir.join("sealwright.toml"),
+        data.join("sealwright.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(data.join("backup")).unwrap();
+    std::fs::copy(&key, data.join("backup/old.pem")).unwrap();
+    let ca = w.s.path().join("ca2.pem");
+    let err = serve(&data, &ca, &[], None).err().expect("must not start");
+    assert!(err.contains("private key"), "{err}");
+    // Without the key, but with the timestamp key as a file rather than in the agent.
+    std::fs::remove_file(data.join("backup/old.pem")).unwrap();
+    let text = std::fs::read_to_string(data.join("sealwright.toml")).unwrap();
+    let socket = w.s.path().join("agent/run/agent.sock");
+    std::fs::write(
+        data.join("sealwright.toml"),
+        text.replace(
+            &format!("private = \"agent:{}\"", socket.display()),
+            "private = \"file:/elsewhere/timestamp.pem\"",
+        ),
+    )
+    .unwrap();
+    let err = serve(&data, &ca, &[], None).err().expect("must not start");
+    assert!(err.contains("agent"), "{err}");
+}
+
+#[test]
+fn the_server_renews_the_timestamp_through_the_agent_before_it_expires() {
+    // Twenty hours on, the one-day timestamp has less than a quarter of its life left; the
+    // server's first renewal check runs as it starts.
+    let w = world_at(&[], Some("+20h"));
+    let path = w.server_dir.join("published/metadata/timestamp.json");
+    let version = |bytes: &[u8]| -> (u64, String) {
+        let v: Value = serde_json::from_slice(bytes).unwrap();
+        (
+            v["signed"]["version"].as_u64().unwrap(),
+            v["signed"]["expires"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (old_version, old_expiry) =
+        version(&std::fs::read(w.s.repo().join("published/metadata/timestamp.json")).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (new_version, new_expiry) = loop {
+        let now = version(&std::fs::read(&path).unwrap());
+        if now.0 > old_version {
+            break now;
+        }
+        assert!(Instant::now() < deadline, "timestamp.json was not renewed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(new_version, old_version + 1);
+    assert!(new_expiry > old_expiry, "{new_expiry} vs {old_expiry}");
+    // Same snapshot, valid signatures: the tree still verifies (on the real clock).
+    w.s.ok(&["--repo", &w.server(), "verify"]);
+    assert!(w.audit().iter().any(|r| r["action"] == "timestamp-renew"));
+    let agent_log = std::fs::read_to_string(w.s.path().join("agent/run/agent.log")).unwrap();
+    assert!(agent_log.contains("timestamp"), "{agent_log}");
+}
