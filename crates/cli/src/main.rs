@@ -62,6 +62,9 @@ enum Command {
     /// Publish through a server's publish API: sign the staged targets roles here, upload
     /// them and their artifacts; the server verifies them and signs snapshot and timestamp.
     Push(cmd::push::Args),
+    /// Make a data directory for `serve --push` from this repository: the published tree and
+    /// a policy that names no key file (snapshot and timestamp must be in a signer agent).
+    ServerInit(cmd::server_init::Args),
     /// Push tokens for the publish API (`serve --push`): create, list.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
@@ -110,6 +113,7 @@ fn main() -> std::process::ExitCode {
         Command::Delegate(a) => cmd::delegate::run(&ctx, a),
         Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Push(a) => cmd::push::run(&ctx, a),
+        Command::ServerInit(a) => cmd::server_init::run(&ctx, a),
         Command::Token(a) => cmd::token::run(&ctx, a),
         Command::SignRequest(a) => cmd::offline::request(&ctx, a),
         Command::Sign(a) => cmd::offline::sign(&ctx, a),

@@ -162,20 +162,6 @@ impl World {
     }
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        let ft = entry.file_type().unwrap();
-        if ft.is_dir() {
-            std::fs::create_dir_all(&dest).unwrap();
-            copy_tree(&entry.path(), &dest);
-        } else if ft.is_file() {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// `sealwright` itself, or under `faketime -f OFFSET` (the clock moved for the process).
 fn sealwright(faketime: Option<&str>) -> Command {
     let mut command = match faketime {
@@ -288,9 +274,9 @@ fn world_at(extra_serve: &[&str], faketime: Option<&str>) -> World {
     std::fs::write(&policy_path, &text).unwrap();
 
     let server_dir = s.path().join("server");
-    std::fs::create_dir_all(server_dir.join("published")).unwrap();
-    std::fs::write(server_dir.join("sealwright.toml"), &text).unwrap();
-    copy_tree(&s.repo().join("published"), &server_dir.join("published"));
+    s.ok(&["--repo", &repo, "server-init", server_dir.to_str().unwrap()]);
+    let server_policy = std::fs::read_to_string(server_dir.join("sealwright.toml")).unwrap();
+    assert!(!server_policy.contains("file:"), "{server_policy}");
     let ca = s.path().join("ca.pem");
     let (server, url) =
         serve(&server_dir, &ca, extra_serve, faketime).unwrap_or_else(|e| panic!("{e}"));
@@ -755,13 +741,12 @@ fn the_server_refuses_to_take_pushes_with_a_private_key_or_an_online_key_file() 
     // A copy of any private key anywhere in the data directory: refused at startup.
     let key = w.s.repo().join("keys/targets-key.pem");
     let data = w.s.path().join("server2");
-    std::fs::create_dir_all(data.join("published")).unwrap();
-    copy_tree(&w.server_dir.join("published"), &data.join("published"));
-    std::fs::copy(
-        w.server_dir.join("sealwright.toml"),
-        data.join("sealwright.toml"),
-    )
-    .unwrap();
+    w.s.ok(&[
+        "--repo",
+        &w.publisher(),
+        "server-init",
+        data.to_str().unwrap(),
+    ]);
     std::fs::create_dir_all(data.join("backup")).unwrap();
     std::fs::copy(&key, data.join("backup/old.pem")).unwrap();
     let ca = w.s.path().join("ca2.pem");

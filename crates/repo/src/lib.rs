@@ -21,6 +21,7 @@ pub mod keystore;
 pub mod policy;
 pub mod publish;
 pub mod push;
+pub mod server_dir;
 pub mod staging;
 pub mod verify;
 

@@ -12,6 +12,7 @@ pub mod publish;
 pub mod push;
 pub mod quickstart;
 pub mod serve;
+pub mod server_init;
 pub mod signer;
 pub mod status;
 pub mod token;
@@ -50,11 +51,22 @@ impl Context {
         subject: &str,
         details: serde_json::Value,
     ) -> anyhow::Result<()> {
+        self.audit_in(&self.repo, action, subject, details)
+    }
+
+    /// [`Context::audit`] into the audit log of another data directory.
+    pub fn audit_in(
+        &self,
+        dir: &std::path::Path,
+        action: &str,
+        subject: &str,
+        details: serde_json::Value,
+    ) -> anyhow::Result<()> {
         let actor = format!(
             "cli:{}",
             std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
         );
-        let mut log = sealwright_store::AuditLog::open(&self.repo)
+        let mut log = sealwright_store::AuditLog::open(dir)
             .context("opening the audit log (the action itself was done)")?;
         log.append(&sealwright_store::NewRecord {
             actor: &actor,
