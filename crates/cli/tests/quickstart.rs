@@ -65,7 +65,55 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
         3,
         "{agent_log}"
     );
-    // The repository it leaves behind verifies with the CLI.
+    // The server took every release through its publish API, holds no key file, and its
+    // audit log (hash chain intact) records each push.
+    let server = demo.join("server");
+    let pem = walk(&server)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+        .collect::<Vec<_>>();
+    assert!(pem.is_empty(), "key material in the server dir: {pem:?}");
+    let sealwright = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
+            .args(args)
+            .env(
+                "SEALWRIGHT_PASSPHRASE_FILE",
+                demo.join("demo-passphrase.txt"),
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    let repo_arg = |dir: &std::path::Path| -> Vec<std::ffi::OsString> {
+        vec!["--repo".into(), dir.as_os_str().to_owned()]
+    };
+    let with = |dir: &std::path::Path, rest: &[&str]| {
+        let mut args = repo_arg(dir);
+        args.extend(rest.iter().map(std::ffi::OsString::from));
+        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        sealwright(&refs)
+    };
+    with(&server, &["audit", "verify"]);
+    let records: serde_json::Value = serde_json::from_str(&with(
+        &server,
+        &["--json", "audit", "list", "--limit", "100"],
+    ))
+    .unwrap();
+    let pushes = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "push" && r["actor"] == "token:quickstart")
+        .count();
+    assert_eq!(pushes, 3, "{records}");
+    with(&server, &["verify"]);
+    // The publisher's repository, which took the server's snapshot and timestamp, too.
     let passphrase = demo.join("demo-passphrase.txt");
     let verify = Command::new(env!("CARGO_BIN_EXE_sealwright"))
         .arg("--repo")
@@ -133,4 +181,18 @@ fn keep_running_serves_until_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }

@@ -3,15 +3,16 @@
 //! are); the server verifies them, stores the artifacts and has its signer agent sign
 //! snapshot and timestamp.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::Utc;
 
 use sealwright_client::fetch::{https_agent, is_loopback, HttpConfig};
 use sealwright_client::tls::TlsOptions;
+use sealwright_repo::publish::{PublishError, PublishReport};
 use sealwright_repo::push::{Accepted, Outgoing};
-use sealwright_repo::{publish, staging, KeyStore};
+use sealwright_repo::{publish, staging, KeyStore, Policy};
 
 use super::Context;
 use crate::output::{emit, Progress};
@@ -62,35 +63,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let policy = ctx.policy()?;
     let source = ctx.passphrases()?;
     let store = KeyStore::new(&ctx.repo, &source);
-    let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
-    let repo = ctx.repo.clone();
-    let mut send = |out: &Outgoing| -> Result<Accepted, String> {
-        let progress = Progress::new(out.blobs.len() as u64, "uploading");
-        for (sha256, path) in &out.blobs {
-            let blob = staging::blob_path(&repo, sha256);
-            let mut file = std::fs::File::open(&blob)
-                .map_err(|e| format!("{path}: staged blob {}: {e}", blob.display()))?;
-            let resp = agent
-                .put(format!("{server}/api/v1/blobs/{sha256}"))
-                .header("Authorization", format!("Bearer {}", token.as_str()))
-                .send(ureq::SendBody::from_reader(&mut file))
-                .map_err(|e| format!("uploading {path} to {server}: {e}"))?;
-            check_status(resp, &format!("uploading {path}"))?;
-            progress.inc();
-        }
-        progress.finish();
-        let body = serde_json::to_vec(&out.request).map_err(|e| e.to_string())?;
-        let resp = agent
-            .post(format!("{server}/api/v1/push"))
-            .header("Authorization", format!("Bearer {}", token.as_str()))
-            .header("Content-Type", "application/json")
-            .send(&body[..])
-            .map_err(|e| format!("pushing to {server}: {e}"))?;
-        let text = check_status(resp, "the push")?;
-        serde_json::from_str(&text)
-            .map_err(|e| format!("the server's answer is not a push result: {e}"))
-    };
-    let result = sealwright_repo::push::push(&ctx.repo, &policy, &store, plan, &mut send);
+    let result = push_over_https(&ctx.repo, &policy, &store, &agent, &server, &token);
     match &result {
         Ok((report, _)) => ctx.audit(
             "push",
@@ -119,6 +92,46 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             println!("  {role:<24} v{version}");
         }
     })
+}
+
+/// Signs what is staged in `repo` (targets roles only) and pushes it, with its artifacts, to
+/// the publish API at `server` (an `https://HOST:PORT` base URL) with `token`.
+pub fn push_over_https(
+    repo: &Path,
+    policy: &Policy,
+    store: &KeyStore<'_>,
+    agent: &ureq::Agent,
+    server: &str,
+    token: &str,
+) -> Result<(PublishReport, Accepted), PublishError> {
+    let plan = publish::plan(repo, policy, Utc::now())?;
+    let mut send = |out: &Outgoing| -> Result<Accepted, String> {
+        let progress = Progress::new(out.blobs.len() as u64, "uploading");
+        for (sha256, path) in &out.blobs {
+            let blob = staging::blob_path(repo, sha256);
+            let mut file = std::fs::File::open(&blob)
+                .map_err(|e| format!("{path}: staged blob {}: {e}", blob.display()))?;
+            let resp = agent
+                .put(format!("{server}/api/v1/blobs/{sha256}"))
+                .header("Authorization", format!("Bearer {token}"))
+                .send(ureq::SendBody::from_reader(&mut file))
+                .map_err(|e| format!("uploading {path} to {server}: {e}"))?;
+            check_status(resp, &format!("uploading {path}"))?;
+            progress.inc();
+        }
+        progress.finish();
+        let body = serde_json::to_vec(&out.request).map_err(|e| e.to_string())?;
+        let resp = agent
+            .post(format!("{server}/api/v1/push"))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(&body[..])
+            .map_err(|e| format!("pushing to {server}: {e}"))?;
+        let text = check_status(resp, "the push")?;
+        serde_json::from_str(&text)
+            .map_err(|e| format!("the server's answer is not a push result: {e}"))
+    };
+    sealwright_repo::push::push(repo, policy, store, plan, &mut send)
 }
 
 /// The body of a 2xx answer, or the server's reason for refusing.

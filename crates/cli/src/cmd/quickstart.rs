@@ -1,6 +1,8 @@
 //! `sealwright quickstart`: a narrated demo of the whole chain on this machine — keys, a
-//! repository, an HTTPS server on 127.0.0.1, a device that installs and updates through
-//! the verifying client, and two attacks it refuses (a tampered artifact, a rollback).
+//! repository, a signer agent holding the online keys, an HTTPS server on 127.0.0.1 that
+//! holds no key and takes releases through its publish API, a device that installs and
+//! updates through the verifying client, and two attacks it refuses (a tampered artifact, a
+//! rollback).
 
 use std::path::PathBuf;
 
@@ -10,8 +12,10 @@ use chrono::Utc;
 use sealwright_crypto::{Algorithm, Passphrase};
 use sealwright_repo::keystore::FixedPassphrase;
 use sealwright_repo::policy::Policy;
+use sealwright_repo::push::Tokens;
 use sealwright_repo::staging::Release;
 use sealwright_repo::{publish, KeyStore};
+use zeroize::Zeroizing;
 
 use super::Context;
 
@@ -105,25 +109,67 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     step(3, "Moving the online keys (timestamp, snapshot) into the signer agent, a separate holder that signs only what its rules allow");
     let _agent = start_agent(&dir, &repo, &mut policy, &store)?;
 
-    let published = repo.join("published");
     let pinned_root = dir.join("root.json");
-    std::fs::copy(published.join("metadata/1.root.json"), &pinned_root)
+    std::fs::copy(repo.join("published/metadata/1.root.json"), &pinned_root)
         .context("copying the first root")?;
 
     step(
         4,
-        "Starting the HTTPS distribution server on the loopback interface",
+        "Starting the HTTPS distribution server on the loopback interface, with its publish API; it holds no key at all",
     );
-    let server = start_server(&published, &dir, args.listen)?;
+    let server_dir = dir.join("server");
+    let made = sealwright_repo::server_dir::create_server_dir(&repo, &server_dir)?;
+    println!(
+        "    data directory {}: the published tree and the policy, no key (it signs through the agent)",
+        made.dir.display()
+    );
+    let mut tokens = Tokens::load(&server_dir)?;
+    let token = Zeroizing::new(tokens.create("quickstart", vec!["targets".into()], vec![])?);
+    tokens.save(&server_dir)?;
+    ctx.audit_in(
+        &server_dir,
+        "server-init",
+        &repo.display().to_string(),
+        serde_json::json!({"files": made.files, "bytes": made.bytes, "agent": made.agent_sockets}),
+    )?;
+    ctx.audit_in(
+        &server_dir,
+        "token-add",
+        "token quickstart",
+        serde_json::json!({"roles": ["targets"], "paths": []}),
+    )?;
+    println!("    push token for the publisher (role targets); the server keeps only its SHA-256");
+    let server = start_server(&server_dir, &dir, args.listen)?;
+    let published = server_dir.join("published");
     println!("    serving {} at {}", published.display(), server.url);
     println!(
         "    development certificate {} (SHA-256 {})",
         server.ca.display(),
         server.fingerprint
     );
+    let tls = sealwright_client::tls::TlsOptions::default().with_ca_file(&server.ca)?;
+    let http = sealwright_client::fetch::https_agent(
+        &sealwright_client::fetch::HttpConfig {
+            proxy_from_env: false,
+            ..Default::default()
+        },
+        &tls,
+    )?;
+    let publisher = Publisher {
+        dir: &dir,
+        repo: &repo,
+        policy: &policy,
+        store: &store,
+        http: &http,
+        server: &server.url,
+        token: &token,
+    };
 
-    step(5, "Publishing hello 1.0.0 on the stable channel");
-    publish_hello(&dir, &repo, &policy, &store, "1.0.0")?;
+    step(
+        5,
+        "Publishing hello 1.0.0 on the stable channel through the publish API",
+    );
+    publisher.release("1.0.0")?;
 
     step(6, "A device pins the root and installs hello: root chain, timestamp, snapshot, targets, then the artifact's length and hashes, then an atomic switch");
     let device = dir.join("device");
@@ -148,21 +194,21 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 
     step(7, "Publishing hello 1.1.0 and updating the device again");
     let after_first = std::fs::read(published.join("metadata/timestamp.json"))?;
-    publish_hello(&dir, &repo, &policy, &store, "1.1.0")?;
+    publisher.release("1.1.0")?;
     update_device(&device, Expect::Installed)?;
 
     step(
         8,
         "Attack 1: someone replaces the 1.2.0 artifact on the server after it was signed",
     );
-    publish_hello(&dir, &repo, &policy, &store, "1.2.0")?;
+    publisher.release("1.2.0")?;
     let victim = std::fs::read_dir(published.join("targets/hello/1.2.0"))?
         .filter_map(Result::ok)
         .find(|e| e.file_name().to_string_lossy().ends_with(".hello.sh"))
         .map(|e| e.path())
         .context("published hello.sh 1.2.0 not found")?;
     let genuine = std::fs::read(&victim)?;
-    // Break the hard link to the repository's blob store before writing the fake.
+    // Break the hard link to the server's blob store before writing the fake.
     std::fs::remove_file(&victim)?;
     std::fs::write(
         &victim,
@@ -186,7 +232,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 
     let failures = device.join(sealwright_client::install::FAILURE_LOG);
     println!("\nDone. What happened is on disk:");
-    println!("  repository:    {}", repo.display());
+    println!(
+        "  repository:    {}  (the publisher's side: keys, staging)",
+        repo.display()
+    );
+    println!(
+        "  server:        {}  (published tree, audit log; no key)",
+        server_dir.display()
+    );
     println!(
         "  device:        {}  (current -> releases/hello-1.2.0)",
         device.display()
@@ -194,17 +247,27 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     println!("  quarantine:    {}", device.join("quarantine").display());
     println!("  failure log:   {}", failures.display());
     println!("\nTry it yourself (cargo install --path crates/cli puts sealwright on PATH):");
-    println!("  sealwright --repo {} add hello.sh --name hello --version 1.3.0 && sealwright --repo {} publish", repo.display(), repo.display());
+    println!(
+        "  sealwright --repo {} add hello.sh --name hello --version 1.3.0 --channel stable",
+        repo.display()
+    );
+    println!("  sealwright --repo {} token add me --role targets > me.token   # then, with the server running (--keep-running):", server_dir.display());
+    println!(
+        "  sealwright --repo {} push --server URL --token-file me.token --ca {}",
+        repo.display(),
+        server.ca.display()
+    );
     println!("  sealwright update --dir {}", device.display());
-    println!("  sealwright --repo {} verify", repo.display());
+    println!("  sealwright --repo {} verify", server_dir.display());
+    println!("  sealwright --repo {} audit list", server_dir.display());
     if args.keep_running {
         println!("\nThe server keeps running at {} until Ctrl-C.", server.url);
         server.wait();
     } else {
         println!("\nThe server stopped with the demo; run `sealwright quickstart --keep-running` to keep it up,");
         println!(
-            "or serve the repository yourself: sealwright --repo {} serve",
-            repo.display()
+            "or serve it yourself: sealwright --repo {} serve --push",
+            server_dir.display()
         );
     }
     Ok(())
@@ -311,16 +374,19 @@ impl DemoServer {
 }
 
 fn start_server(
-    published: &std::path::Path,
+    server_dir: &std::path::Path,
     dir: &std::path::Path,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<DemoServer> {
     let ca = dir.join("server-ca.pem");
     let opts = sealwright_server::ServeOptions {
-        published: published.to_owned(),
+        published: server_dir.join("published"),
         listen,
         tls: sealwright_server::TlsSource::Dev { ca_out: ca.clone() },
-        push: None,
+        push: Some(sealwright_server::push::PushOptions {
+            repo_dir: server_dir.to_owned(),
+            max_blob: sealwright_server::push::DEFAULT_MAX_BLOB,
+        }),
     };
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
@@ -342,42 +408,63 @@ fn start_server(
     }
 }
 
-/// Adds `hello.sh` VERSION to the stable channel and publishes it.
-fn publish_hello(
-    dir: &std::path::Path,
-    repo: &std::path::Path,
-    policy: &Policy,
-    store: &KeyStore<'_>,
-    version: &str,
-) -> anyhow::Result<()> {
-    let src = dir.join(format!("hello-{version}"));
-    std::fs::create_dir_all(&src)?;
-    let file = src.join("hello.sh");
-    std::fs::write(
-        &file,
-        format!("#!/bin/sh\necho 'hello {version}, installed only because a threshold of keys signed it'\n"),
-    )?;
-    let release = Release::new("hello", version, Some("stable"))?;
-    let added = publish::add_artifacts(repo, policy, "targets", &[file], &release, &|_| {})?;
-    for (path, entry) in &added.targets {
+/// The publisher's side of the demo: its repository and keys, and the server it pushes to.
+struct Publisher<'a> {
+    dir: &'a std::path::Path,
+    repo: &'a std::path::Path,
+    policy: &'a Policy,
+    store: &'a KeyStore<'a>,
+    http: &'a ureq::Agent,
+    server: &'a str,
+    token: &'a str,
+}
+
+impl Publisher<'_> {
+    /// Adds `hello.sh` VERSION to the stable channel, signs targets here and pushes it; the
+    /// server verifies it and has the agent sign snapshot and timestamp.
+    fn release(&self, version: &str) -> anyhow::Result<()> {
+        let src = self.dir.join(format!("hello-{version}"));
+        std::fs::create_dir_all(&src)?;
+        let file = src.join("hello.sh");
+        std::fs::write(
+            &file,
+            format!("#!/bin/sh\necho 'hello {version}, installed only because a threshold of keys signed it'\n"),
+        )?;
+        let release = Release::new("hello", version, Some("stable"))?;
+        let added = publish::add_artifacts(
+            self.repo,
+            self.policy,
+            "targets",
+            &[file],
+            &release,
+            &|_| {},
+        )?;
+        for (path, entry) in &added.targets {
+            println!(
+                "    staged {path:<34} {:>4} bytes  sha256 {}",
+                entry.length,
+                entry.sha256.get(..16).unwrap_or("")
+            );
+        }
+        let (report, _) = super::push::push_over_https(
+            self.repo,
+            self.policy,
+            self.store,
+            self.http,
+            self.server,
+            self.token,
+        )?;
+        let roles: Vec<String> = report
+            .roles
+            .iter()
+            .map(|(role, version)| format!("{role} v{version}"))
+            .collect();
         println!(
-            "    staged {path:<34} {:>4} bytes  sha256 {}",
-            entry.length,
-            entry.sha256.get(..16).unwrap_or("")
+            "    targets signed here, pushed; the server checked it against root's keys and had the agent sign snapshot and timestamp: {}",
+            roles.join(", ")
         );
+        Ok(())
     }
-    let plan = publish::plan(repo, policy, Utc::now())?;
-    let report = publish::execute(repo, policy, store, plan)?;
-    let roles: Vec<String> = report
-        .roles
-        .iter()
-        .map(|(role, version)| format!("{role} v{version}"))
-        .collect();
-    println!(
-        "    signed (targets here, snapshot and timestamp by the agent) and published: {}",
-        roles.join(", ")
-    );
-    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
