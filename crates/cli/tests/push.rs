@@ -49,7 +49,7 @@ struct World {
     ca: PathBuf,
     url: String,
     _agent: Killed,
-    _server: Killed,
+    server: Option<Killed>,
 }
 
 impl World {
@@ -133,6 +133,28 @@ impl World {
             None => req,
         };
         let resp = req.send(body).unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Stops the server and starts it again on the same data directory (and CA path).
+    fn restart_server(&mut self) {
+        self.server = None;
+        let (server, url) =
+            serve(&self.server_dir, &self.ca, &[], None).unwrap_or_else(|e| panic!("{e}"));
+        self.server = Some(server);
+        self.url = url;
+    }
+
+    /// GETs from the API with `token`; returns status and JSON body.
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let req = self.http().get(format!("{}{path}", self.url));
+        let req = match token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
+        };
+        let resp = req.call().unwrap();
         let status = resp.status().as_u16();
         let text = resp.into_body().read_to_string().unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
@@ -286,7 +308,7 @@ fn world_at(extra_serve: &[&str], faketime: Option<&str>) -> World {
         ca,
         url,
         _agent: agent,
-        _server: server,
+        server: Some(server),
     }
 }
 
@@ -341,7 +363,7 @@ fn server_targets(w: &World) -> Metadata<Targets> {
 
 #[test]
 fn a_push_is_verified_published_and_readable_by_python_tuf() {
-    let w = world(&[]);
+    let mut w = world(&[]);
     let token = w.token(
         "release-bot",
         &[
@@ -437,6 +459,76 @@ fn a_push_is_verified_published_and_readable_by_python_tuf() {
         .iter()
         .any(|r| r["action"] == "push" && r["actor"] == "token:release-bot"));
     w.s.ok(&["--repo", &w.server(), "audit", "verify"]);
+
+    // The index answers what is stored and what is published.
+    let secret = std::fs::read_to_string(&token).unwrap();
+    let three = sha256_hex(b"app three");
+    let (status, blob) = w.get(&format!("/api/v1/blobs/{three}"), Some(&secret));
+    assert_eq!(status, 200, "{blob}");
+    assert_eq!(blob["length"], 9);
+    assert_eq!(blob["stored_by"], "token:release-bot");
+    let absent = sha256_hex(b"never uploaded");
+    assert_eq!(
+        w.get(&format!("/api/v1/blobs/{absent}"), Some(&secret)).0,
+        404
+    );
+    assert_eq!(w.get(&format!("/api/v1/blobs/{three}"), None).0, 401);
+    let listing = |w: &World| -> Vec<(String, String)> {
+        let (status, v) = w.get("/api/v1/targets?prefix=app/1.", Some(&secret));
+        assert_eq!(status, 200, "{v}");
+        v["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["path"].as_str().unwrap().to_owned(),
+                    t["sha256"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let listed = listing(&w);
+    assert_eq!(
+        listed,
+        [
+            ("app/1.0.0/app.bin".to_owned(), sha256_hex(b"app one")),
+            ("app/1.1.0/app.bin".to_owned(), sha256_hex(b"app two")),
+            ("app/1.2.0/app.bin".to_owned(), three.clone()),
+        ]
+    );
+    let (_, page) = w.get("/api/v1/targets?prefix=app/1.&limit=2", Some(&secret));
+    assert_eq!(page["targets"].as_array().unwrap().len(), 2);
+    assert_eq!(page["next"], "app/1.1.0/app.bin");
+
+    // A release whose file the server already holds: the push uploads nothing for it.
+    w.s.add_release(&w.publisher(), b"app three", "app", "1.3.0");
+    let out = w.push(&token);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uploads_of_three = w
+        .audit()
+        .iter()
+        .filter(|r| r["action"] == "blob-upload" && r["subject"] == format!("blob {three}"))
+        .count();
+    assert_eq!(uploads_of_three, 1);
+
+    // The index is derived data: deleted, it is rebuilt from the data directory at start.
+    let before = listing(&w);
+    assert_eq!(before.len(), 4);
+    w.restart_server();
+    std::fs::remove_file(w.server_dir.join("index.sqlite3")).unwrap();
+    w.restart_server();
+    assert_eq!(listing(&w), before);
+    let (status, blob) = w.get(&format!("/api/v1/blobs/{three}"), Some(&secret));
+    assert_eq!(
+        (status, &blob["stored_by"]),
+        (200, &json!("rebuild")),
+        "{blob}"
+    );
 }
 
 #[test]

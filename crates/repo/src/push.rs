@@ -866,3 +866,68 @@ pub fn check_online_keys_in_agent(policy: &Policy) -> Result<(), PushError> {
     }
     Ok(())
 }
+
+/// What one targets role lists: role, its version, and each target's path, length and
+/// SHA-256 (empty when the role lists no SHA-256) — the rows of the server's index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleListing {
+    /// Role name.
+    pub role: String,
+    /// Its version.
+    pub version: u64,
+    /// (path, length, sha256) of every target it lists.
+    pub targets: Vec<(String, u64, String)>,
+}
+
+impl RoleListing {
+    fn of(role: &str, md: &Metadata<Targets>) -> Self {
+        RoleListing {
+            role: role.to_owned(),
+            version: md.signed.version,
+            targets: md
+                .signed
+                .targets
+                .iter()
+                .map(|(path, file): (&String, &TargetFile)| {
+                    let sha256 = file.hashes.get("sha256").cloned().unwrap_or_default();
+                    (path.clone(), file.length, sha256)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The listings of the roles of an accepted push.
+pub fn pushed_listings(request: &PushRequest) -> Vec<RoleListing> {
+    request
+        .roles
+        .iter()
+        .filter_map(|(role, text)| {
+            Metadata::<Targets>::from_bytes(text.as_bytes(), MAX_ROLE_BYTES)
+                .ok()
+                .map(|md| RoleListing::of(role, &md))
+        })
+        .collect()
+}
+
+/// The listings of every targets role the published snapshot names (to rebuild the index).
+pub fn published_listings(repo_dir: &Path) -> Result<Vec<RoleListing>, PushError> {
+    let published = Published::load(repo_dir).map_err(internal)?;
+    let Some(snapshot) = published.snapshot else {
+        return Ok(Vec::new());
+    };
+    let metadata = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
+    let mut out = Vec::new();
+    for (file, meta) in &snapshot.signed.meta {
+        let Some(role) = file.strip_suffix(".json") else {
+            continue;
+        };
+        let path = metadata.join(format!("{}.{role}.json", meta.version));
+        let bytes = fsutil::read_capped(&path, MAX_ROLE_BYTES as u64)
+            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        let md = Metadata::<Targets>::from_bytes(&bytes, MAX_ROLE_BYTES)
+            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        out.push(RoleListing::of(role, &md));
+    }
+    Ok(out)
+}

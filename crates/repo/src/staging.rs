@@ -400,6 +400,35 @@ pub fn blob_path(repo_dir: &Path, sha256: &str) -> PathBuf {
     blob_file(&repo_dir.join(STAGED_DIR).join(BLOBS_DIR), sha256)
 }
 
+/// Every blob in `staged/blobs/`: its SHA-256 (its name) and length. Files whose name is
+/// not a SHA-256 (temporary files of an upload in progress) are skipped.
+pub fn stored_blobs(repo_dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
+    let blobs = repo_dir.join(STAGED_DIR).join(BLOBS_DIR);
+    let mut out = Vec::new();
+    let shards = match std::fs::read_dir(&blobs) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for shard in shards {
+        let shard = shard?;
+        if !shard.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(shard.path())? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_sha256 =
+                name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            let meta = entry.metadata()?;
+            if is_sha256 && meta.is_file() {
+                out.push((name, meta.len()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hashes and copies every input into `staged/blobs/` (in parallel), returning each target's
 /// entry. `progress` is called once per finished file.
 pub fn hash_and_copy(

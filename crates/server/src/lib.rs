@@ -280,6 +280,7 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
         // it and must hold no private key anywhere in it.
         check_no_private_keys(&p.repo_dir)?;
         push::check_ready(&p.repo_dir).map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+        push::ensure_index(&p.repo_dir).map_err(|e| ServeError::PushNotReady(e.to_string()))?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

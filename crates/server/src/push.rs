@@ -1,6 +1,8 @@
-//! The publish API: `PUT /api/v1/blobs/{sha256}` and `POST /api/v1/push`.
+//! The publish API: `PUT /api/v1/blobs/{sha256}` and `POST /api/v1/push`, and two reads
+//! of the index: `GET /api/v1/blobs/{sha256}` (is it stored? a publisher skips uploading
+//! what is) and `GET /api/v1/targets?prefix=P&after=A&limit=N` (what is published).
 //!
-//! Both need `Authorization: Bearer TOKEN` with a token from `DIR/push-tokens.toml` (read on
+//! All need `Authorization: Bearer TOKEN` with a token from `DIR/push-tokens.toml` (read on
 //! every request, so `sealwright token add` needs no restart). A blob is streamed to a
 //! temporary file, hashed on the way, capped, and kept only when its SHA-256 is the one in
 //! the URL; it is not served until signed targets metadata names it. A push is checked by
@@ -14,16 +16,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::Query;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{post, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use http_body_util::BodyExt as _;
 use serde_json::json;
 
 use sealwright_repo::push::{self, PushError, PushRequest, TokenEntry, Tokens};
-use sealwright_repo::{KeyStore, Policy};
+use sealwright_repo::{staging, KeyStore, Policy};
+use sealwright_store::Index;
 
 /// Largest artifact a single upload may carry, unless configured otherwise.
 pub const DEFAULT_MAX_BLOB: u64 = 4 * 1024 * 1024 * 1024;
@@ -61,8 +65,9 @@ pub fn routes(opts: &PushOptions) -> Router {
         max_blob: opts.max_blob,
     };
     Router::new()
-        .route("/api/v1/blobs/{sha256}", put(upload_blob))
+        .route("/api/v1/blobs/{sha256}", put(upload_blob).get(blob_info))
         .route("/api/v1/push", post(push_roles))
+        .route("/api/v1/targets", get(list_targets))
         // Bodies are capped by each handler while streaming.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -119,6 +124,125 @@ fn audit(repo_dir: &Path, actor: &str, action: &str, subject: &str, details: ser
     });
     if let Err(e) = result {
         eprintln!("sealwright serve: could not write the audit record for {action} {subject}: {e}");
+    }
+}
+
+/// Applies `change` to the index. The index is derived data: a failure is reported on stderr
+/// and repaired by deleting `index.sqlite3` (rebuilt at the next start).
+fn index_update(
+    repo_dir: &Path,
+    change: impl FnOnce(&mut Index) -> Result<(), sealwright_store::IndexError>,
+) {
+    if let Err(e) = Index::open(repo_dir).and_then(|mut index| change(&mut index)) {
+        eprintln!("sealwright serve: {e} (delete it and restart to rebuild it)");
+    }
+}
+
+/// Builds the index from the data directory when it has none (first start, or deleted to
+/// be rebuilt): every blob in the store, every targets role the published snapshot names.
+pub fn ensure_index(repo_dir: &Path) -> Result<(), PushError> {
+    if Index::exists(repo_dir) {
+        return Ok(());
+    }
+    let listings = push::published_listings(repo_dir)?;
+    let blobs = staging::stored_blobs(repo_dir).map_err(|e| PushError::Internal(e.to_string()))?;
+    // Built under a temporary name and renamed: a crash never leaves a half-built index
+    // that would be taken for a whole one.
+    let building =
+        tempfile::tempdir_in(repo_dir).map_err(|e| PushError::Internal(e.to_string()))?;
+    let as_internal = |e: sealwright_store::IndexError| PushError::Internal(e.to_string());
+    {
+        let mut index = Index::open(building.path()).map_err(as_internal)?;
+        for (sha256, length) in &blobs {
+            index
+                .record_blob(sha256, *length, "rebuild")
+                .map_err(as_internal)?;
+        }
+        for l in &listings {
+            index
+                .replace_role(&l.role, l.version, &l.targets)
+                .map_err(as_internal)?;
+        }
+        index.checkpoint().map_err(as_internal)?;
+    }
+    let file = sealwright_store::index::INDEX_FILE;
+    std::fs::rename(building.path().join(file), repo_dir.join(file))
+        .map_err(|e| PushError::Internal(e.to_string()))?;
+    sealwright_repo::fsutil::sync_dir(repo_dir).map_err(|e| PushError::Internal(e.to_string()))
+}
+
+/// `GET /api/v1/blobs/{sha256}`: whether the blob store holds it (from the index, confirmed
+/// on disk), so a publisher uploads only what is missing.
+async fn blob_info(
+    State(st): State<PushState>,
+    UrlPath(sha256): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let dir = Arc::clone(&st.repo_dir);
+    let outcome = blocking(move || {
+        authenticate(&dir, &headers)?;
+        let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
+        let blob = index
+            .blob(&sha256)
+            .map_err(|e| PushError::Internal(e.to_string()))?;
+        Ok(blob.filter(|b| {
+            std::fs::metadata(staging::blob_path(&dir, &b.sha256))
+                .is_ok_and(|m| m.is_file() && m.len() == b.length)
+        }))
+    })
+    .await;
+    match outcome {
+        Ok(Some(blob)) => (StatusCode::OK, axum::Json(blob)).into_response(),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            axum::Json(json!({"error": "not-found", "message": "no such blob: upload it"})),
+        )
+            .into_response(),
+        Err(e) => refusal(&e),
+    }
+}
+
+/// Query of `GET /api/v1/targets`.
+#[derive(Debug, serde::Deserialize)]
+struct TargetsQuery {
+    #[serde(default)]
+    prefix: String,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/targets`: published targets under a path prefix, from the index, in path
+/// order; `next` is the `after` of the following page when there may be one.
+async fn list_targets(
+    State(st): State<PushState>,
+    headers: HeaderMap,
+    Query(q): Query<TargetsQuery>,
+) -> Response {
+    let dir = Arc::clone(&st.repo_dir);
+    let limit = q
+        .limit
+        .unwrap_or(1000)
+        .clamp(1, sealwright_store::index::MAX_LISTING);
+    let outcome = blocking(move || {
+        authenticate(&dir, &headers)?;
+        let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
+        index
+            .targets(&q.prefix, q.after.as_deref(), limit)
+            .map_err(|e| PushError::Internal(e.to_string()))
+    })
+    .await;
+    match outcome {
+        Ok(targets) => {
+            let next = (targets.len() == limit as usize)
+                .then(|| targets.last().map(|t| t.path.clone()))
+                .flatten();
+            (
+                StatusCode::OK,
+                axum::Json(json!({"targets": targets, "next": next})),
+            )
+                .into_response()
+        }
+        Err(e) => refusal(&e),
     }
 }
 
@@ -202,8 +326,12 @@ async fn upload_blob(
     } else {
         "blob-refused"
     };
+    let stored = outcome.as_ref().ok().map(|(len, _)| (sha256.clone(), *len));
     let _ = blocking(move || {
         audit(&d, &actor, action, &subject, details);
+        if let Some((sha256, len)) = stored {
+            index_update(&d, |index| index.record_blob(&sha256, len, &actor));
+        }
         Ok(())
     })
     .await;
@@ -364,13 +492,20 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
     };
     let outcome = blocking(move || {
         let actor = format!("token:{}", token.name);
-        let result = (|| {
+        let result = (|| -> Result<push::Accepted, PushError> {
             let request: PushRequest = serde_json::from_slice(&body)
                 .map_err(|e| PushError::Invalid(format!("the body is not a push request: {e}")))?;
             let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
             push::check_online_keys_in_agent(&policy)?;
             let store = KeyStore::new(&dir, &push::NoKeyFiles);
-            push::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())
+            let accepted =
+                push::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())?;
+            for listing in push::pushed_listings(&request) {
+                index_update(&dir, |index| {
+                    index.replace_role(&listing.role, listing.version, &listing.targets)
+                });
+            }
+            Ok(accepted)
         })();
         match &result {
             Ok(a) => audit(

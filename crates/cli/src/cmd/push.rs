@@ -108,12 +108,34 @@ pub fn push_over_https(
     let mut send = |out: &Outgoing| -> Result<Accepted, String> {
         let progress = Progress::new(out.blobs.len() as u64, "uploading");
         for (sha256, path) in &out.blobs {
+            let url = format!("{server}/api/v1/blobs/{sha256}");
+            let auth = format!("Bearer {token}");
+            // Upload only what the server does not hold yet: a file unchanged between
+            // releases, or a push retried after its uploads went through, costs nothing.
+            let held = agent
+                .get(&url)
+                .header("Authorization", &auth)
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call()
+                .map_err(|e| format!("asking {server} for {path}: {e}"))?;
+            match held.status().as_u16() {
+                200 => {
+                    progress.inc();
+                    continue;
+                }
+                404 => {}
+                _ => {
+                    check_status(held, &format!("asking for {path}"))?;
+                }
+            }
             let blob = staging::blob_path(repo, sha256);
             let mut file = std::fs::File::open(&blob)
                 .map_err(|e| format!("{path}: staged blob {}: {e}", blob.display()))?;
             let resp = agent
-                .put(format!("{server}/api/v1/blobs/{sha256}"))
-                .header("Authorization", format!("Bearer {token}"))
+                .put(&url)
+                .header("Authorization", &auth)
                 .send(ureq::SendBody::from_reader(&mut file))
                 .map_err(|e| format!("uploading {path} to {server}: {e}"))?;
             check_status(resp, &format!("uploading {path}"))?;
