@@ -892,3 +892,180 @@ fn the_server_renews_the_timestamp_through_the_agent_before_it_expires() {
     let agent_log = std::fs::read_to_string(w.s.path().join("agent/run/agent.log")).unwrap();
     assert!(agent_log.contains("timestamp"), "{agent_log}");
 }
+
+/// `openssl` with `args`, in `dir`; panics with its output on failure.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is required (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A P-256 CA `NAME-ca.pem` / `NAME-ca.key` in `dir`.
+fn make_ca(dir: &Path, name: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}-ca.key"),
+            "-out",
+            &format!("{name}-ca.pem"),
+            "-subj",
+            &format!("/CN={name} publishers CA"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    );
+}
+
+/// A client certificate `WHO.pem` / `WHO.key` issued by the CA `CA-ca.pem`.
+fn make_client_cert(dir: &Path, ca: &str, who: &str) {
+    std::fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{who}.key"),
+            "-out",
+            &format!("{who}.csr"),
+            "-subj",
+            &format!("/CN={who}"),
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{who}.csr"),
+            "-CA",
+            &format!("{ca}-ca.pem"),
+            "-CAkey",
+            &format!("{ca}-ca.key"),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            &format!("{who}.pem"),
+            "-extfile",
+            "client.ext",
+        ],
+    );
+}
+
+#[test]
+fn publishers_authenticate_with_registered_client_certificates() {
+    let pki = tempfile::tempdir().unwrap();
+    let dir = pki.path();
+    make_ca(dir, "good");
+    make_ca(dir, "rogue");
+    make_client_cert(dir, "good", "bot");
+    make_client_cert(dir, "good", "eve");
+    make_client_cert(dir, "rogue", "mallory");
+    let client_ca = dir.join("good-ca.pem");
+    let w = world(&["--client-ca", client_ca.to_str().unwrap()]);
+
+    let bot = dir.join("bot.pem");
+    let out: Value = serde_json::from_str(&w.s.ok(&[
+        "--repo",
+        &w.server(),
+        "--json",
+        "token",
+        "add",
+        "bot",
+        "--role",
+        "targets",
+        "--client-cert",
+        bot.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let fingerprint = out["client_cert_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(fingerprint.len(), 64, "{out}");
+    assert!(
+        out.get("token").is_none(),
+        "nothing secret for a certificate: {out}"
+    );
+
+    let push_as = |who: &str| {
+        w.s.run(&[
+            "--repo",
+            &w.publisher(),
+            "push",
+            "--server",
+            &w.url,
+            "--client-cert",
+            dir.join(format!("{who}.pem")).to_str().unwrap(),
+            "--client-key",
+            dir.join(format!("{who}.key")).to_str().unwrap(),
+            "--ca",
+            w.ca.to_str().unwrap(),
+        ])
+    };
+    w.s.add_release(&w.publisher(), b"app by certificate", "app", "1.1.0");
+    let before = w.published_state();
+
+    // A certificate from the trusted CA that nobody registered: refused, nothing stored.
+    let out = push_as("eve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not registered") && err.contains("client certificate sha256:"),
+        "{err}"
+    );
+    assert_eq!(w.published_state(), before);
+    // A certificate from another CA: the handshake itself fails.
+    let out = push_as("mallory");
+    assert!(!out.status.success());
+    assert_eq!(w.published_state(), before);
+    // Without either: refused.
+    assert_eq!(w.get("/api/v1/targets", None).0, 401);
+    // Readers need no certificate.
+    assert_eq!(w.get("/metadata/timestamp.json", None).0, 200);
+
+    // The registered certificate pushes, and the audit log names its holder.
+    let out = push_as("bot");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server_targets(&w)
+        .signed
+        .targets
+        .contains_key("app/1.1.0/app.bin"));
+    let records = w.audit();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["action"] == "push" && r["actor"] == "token:bot"),
+        "{records:?}"
+    );
+}

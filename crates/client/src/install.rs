@@ -271,7 +271,7 @@ pub fn init_client(
             let opts = TlsOptions {
                 ca_pem: Some(pem.to_vec()),
                 ca_source: Some("the CA file".into()),
-                spki_pins: Vec::new(),
+                ..TlsOptions::default()
             };
             crate::tls::client_config(&opts)
                 .map_err(|e| InstallError::new("config", e.to_string()))?;

@@ -46,6 +46,14 @@ pub enum TlsError {
     /// rustls refused the configuration.
     #[error("TLS configuration: {0}")]
     Rustls(String),
+    /// The client certificate or key file is unreadable or unusable.
+    #[error("client certificate {path}: {reason}")]
+    ClientIdentity {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 /// Whom to trust for HTTPS.
@@ -57,6 +65,99 @@ pub struct TlsOptions {
     pub ca_source: Option<String>,
     /// SPKI pins (`sha256/BASE64`); when non-empty one must match the server's chain.
     pub spki_pins: Vec<String>,
+    /// A certificate (chain, leaf first) and key to present when the server asks (a
+    /// publisher authenticating to the publish API by mTLS).
+    pub client_identity: Option<ClientIdentity>,
+}
+
+/// A TLS client certificate chain and its private key.
+pub struct ClientIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+}
+
+impl Clone for ClientIdentity {
+    fn clone(&self) -> Self {
+        ClientIdentity {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+        }
+    }
+}
+
+impl fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the key.
+        f.debug_struct("ClientIdentity")
+            .field("certificates", &self.chain.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 (hex) of the DER of the first certificate in the PEM file `path`: how the
+/// publish API names a client certificate.
+pub fn certificate_sha256(path: &Path) -> Result<String, TlsError> {
+    let bad = |reason: String| TlsError::ClientIdentity {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .map_err(|e| bad(e.to_string()))?
+        .take(MAX_PEM_FILE)
+        .read_to_end(&mut pem)
+        .map_err(|e| bad(e.to_string()))?;
+    let first = CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .ok_or_else(|| bad("holds no CERTIFICATE block".into()))?
+        .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
+    Ok(sealwright_crypto::digest::sha256_hex(first.as_ref()))
+}
+
+/// Largest certificate or key file read.
+const MAX_PEM_FILE: u64 = 1024 * 1024;
+
+impl ClientIdentity {
+    /// Reads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let read = |path: &Path| -> Result<Vec<u8>, TlsError> {
+            let bad = |reason: String| TlsError::ClientIdentity {
+                path: path.display().to_string(),
+                reason,
+            };
+            let mut bytes = Vec::new();
+            std::fs::File::open(path)
+                .map_err(|e| bad(e.to_string()))?
+                .take(MAX_PEM_FILE + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| bad(e.to_string()))?;
+            if bytes.len() as u64 > MAX_PEM_FILE {
+                return Err(bad(format!("larger than {MAX_PEM_FILE} bytes")));
+            }
+            Ok(bytes)
+        };
+        let cert_pem = read(cert)?;
+        let chain = CertificateDer::pem_slice_iter(&cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| TlsError::ClientIdentity {
+                path: cert.display().to_string(),
+                reason: format!("not PEM certificates: {e}"),
+            })?;
+        if chain.is_empty() {
+            return Err(TlsError::ClientIdentity {
+                path: cert.display().to_string(),
+                reason: "holds no CERTIFICATE block".into(),
+            });
+        }
+        let key_pem = zeroize::Zeroizing::new(read(key)?);
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            TlsError::ClientIdentity {
+                path: key.display().to_string(),
+                reason: format!("no unencrypted PEM private key: {e}"),
+            }
+        })?;
+        Ok(ClientIdentity { chain, key })
+    }
 }
 
 impl TlsOptions {
@@ -135,8 +236,8 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let config = if pins.is_empty() {
-        builder.with_webpki_verifier(webpki).with_no_client_auth()
+    let builder = if pins.is_empty() {
+        builder.with_webpki_verifier(webpki)
     } else {
         builder
             .dangerous() // only to install a verifier that is *stricter* than WebPKI
@@ -144,7 +245,12 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
                 inner: webpki,
                 pins,
             }))
-            .with_no_client_auth()
+    };
+    let config = match &opts.client_identity {
+        Some(id) => builder
+            .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
+            .map_err(|e| TlsError::Rustls(format!("client certificate: {e}")))?,
+        None => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }

@@ -125,8 +125,14 @@ fn internal(e: impl std::fmt::Display) -> PushError {
 pub struct TokenEntry {
     /// Who holds it (appears in the audit log).
     pub name: String,
-    /// SHA-256 (hex) of the secret.
+    /// SHA-256 (hex) of the secret; empty for a client-certificate entry (no token, and no
+    /// presented token hashes to the empty string).
+    #[serde(default)]
     pub sha256: String,
+    /// SHA-256 (hex) of the DER client certificate that authenticates this publisher over
+    /// mTLS instead of a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
     /// Roles it may push.
     pub roles: Vec<String>,
     /// Patterns (`*` and `?` never match `/`) every new or changed target must match; empty
@@ -183,13 +189,8 @@ impl Tokens {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(internal)
     }
 
-    /// Adds a token and returns its secret (shown once; only its hash is stored).
-    pub fn create(
-        &mut self,
-        name: &str,
-        roles: Vec<String>,
-        paths: Vec<String>,
-    ) -> Result<String, PushError> {
+    /// A new entry's name is valid and unused, and its roles are pushable.
+    fn check_new(&self, name: &str, roles: &[String]) -> Result<(), PushError> {
         crate::policy::check_name("token", name).map_err(|e| PushError::Invalid(e.to_string()))?;
         if self.tokens.iter().any(|t| t.name == name) {
             return Err(PushError::Invalid(format!(
@@ -201,23 +202,71 @@ impl Tokens {
                 "a token needs at least one role (--role)".into(),
             ));
         }
-        for r in &roles {
+        for r in roles {
             if matches!(r.as_str(), "root" | "snapshot" | "timestamp") {
                 return Err(PushError::Invalid(format!(
                     "{r} is never pushed: root changes are published offline, snapshot and timestamp are signed by the server's agent"
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// Adds a token and returns its secret (shown once; only its hash is stored).
+    pub fn create(
+        &mut self,
+        name: &str,
+        roles: Vec<String>,
+        paths: Vec<String>,
+    ) -> Result<String, PushError> {
+        self.check_new(name, &roles)?;
         let mut secret = [0u8; 32];
         sealwright_crypto::random::fill(&mut secret).map_err(internal)?;
         let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
         self.tokens.push(TokenEntry {
             name: name.to_owned(),
             sha256: sealwright_crypto::digest::sha256_hex(token.as_bytes()),
+            client_cert: None,
             roles,
             paths,
         });
         Ok(token)
+    }
+
+    /// Registers a publisher that authenticates with the TLS client certificate whose DER
+    /// hashes to `cert_sha256` (the server must also trust its CA: `serve --client-ca`).
+    pub fn create_for_client_cert(
+        &mut self,
+        name: &str,
+        roles: Vec<String>,
+        paths: Vec<String>,
+        cert_sha256: &str,
+    ) -> Result<(), PushError> {
+        self.check_new(name, &roles)?;
+        if self
+            .tokens
+            .iter()
+            .any(|t| t.client_cert.as_deref() == Some(cert_sha256))
+        {
+            return Err(PushError::Invalid(
+                "this client certificate is registered already".into(),
+            ));
+        }
+        self.tokens.push(TokenEntry {
+            name: name.to_owned(),
+            sha256: String::new(),
+            client_cert: Some(cert_sha256.to_owned()),
+            roles,
+            paths,
+        });
+        Ok(())
+    }
+
+    /// The entry registered for the client certificate whose DER hashes to `cert_sha256`.
+    pub fn authenticate_client_cert(&self, cert_sha256: &str) -> Option<&TokenEntry> {
+        self.tokens
+            .iter()
+            .find(|t| t.client_cert.as_deref() == Some(cert_sha256))
     }
 
     /// The token `presented` (from `Authorization: Bearer ...`), if known.

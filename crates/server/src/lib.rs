@@ -26,6 +26,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 
 pub use keyscan::{check_no_private_keys, KeyScanError};
 pub use metrics::Metrics;
@@ -144,6 +145,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// SHA-256 (hex) of the DER certificate a client presented and the server's client CA
+/// verified; set on the requests of that connection only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert(pub Arc<str>);
+
 /// A bound server, not yet accepting.
 pub struct Server {
     listener: TcpListener,
@@ -162,12 +168,15 @@ impl std::fmt::Debug for Server {
 
 impl Server {
     /// Binds `listen` and prepares to serve `store` with `identity`.
+    /// With `client_ca`, clients may authenticate with a certificate from that CA (see
+    /// [`Identity::server_config`]); its fingerprint reaches handlers as [`ClientCert`].
     pub async fn bind(
         listen: SocketAddr,
         identity: &Identity,
         store: Arc<dyn TreeStore>,
+        client_ca: Option<&tls::ClientCa>,
     ) -> Result<Server, ServeError> {
-        let config = identity.server_config()?;
+        let config = identity.server_config(client_ca)?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|e| ServeError::Bind(listen, e))?;
@@ -212,7 +221,7 @@ impl Server {
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let graceful = GracefulShutdown::new();
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let service = TowerToHyperService::new(self.router.clone());
+        let service = self.router.clone();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -246,7 +255,21 @@ impl Server {
                                 return;
                             }
                         };
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        // The verified client certificate, if one was presented, for the
+                        // publish API's authentication.
+                        let client_cert = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|chain| chain.first())
+                            .map(|leaf| ClientCert(Arc::from(hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref())))));
+                        let service = service.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                            if let Some(cert) = &client_cert {
+                                req.extensions_mut().insert(cert.clone());
+                            }
+                            req
+                        });
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service));
                         let _ = watcher.watch(conn.into_owned()).await;
                     });
                 }
@@ -290,7 +313,12 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
         // Signals are hooked before anything is announced, so a prompt SIGTERM is graceful.
         let shutdown = shutdown_signal()?;
         let identity = load_identity(&opts.tls)?;
-        let mut server = Server::bind(opts.listen, &identity, Arc::new(store)).await?;
+        let client_ca = match opts.push.as_ref().and_then(|p| p.client_ca.as_deref()) {
+            Some(path) => Some(tls::ClientCa::from_pem_file(path)?),
+            None => None,
+        };
+        let mut server =
+            Server::bind(opts.listen, &identity, Arc::new(store), client_ca.as_ref()).await?;
         if let Some(p) = &opts.push {
             server.enable_push(p);
             tokio::spawn(push::renew_timestamps(p.repo_dir.clone()));

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::Query;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
+use axum::extract::{Extension, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -28,6 +28,8 @@ use serde_json::json;
 use sealwright_repo::push::{self, PushError, PushRequest, TokenEntry, Tokens};
 use sealwright_repo::{staging, KeyStore, Policy};
 use sealwright_store::Index;
+
+use crate::ClientCert;
 
 /// Largest artifact a single upload may carry, unless configured otherwise.
 pub const DEFAULT_MAX_BLOB: u64 = 4 * 1024 * 1024 * 1024;
@@ -43,6 +45,9 @@ pub struct PushOptions {
     pub repo_dir: PathBuf,
     /// Largest accepted artifact.
     pub max_blob: u64,
+    /// CA (PEM) whose client certificates may authenticate publishers, as an alternative to
+    /// tokens; each certificate must also be registered (`token add --client-cert`).
+    pub client_ca: Option<PathBuf>,
 }
 
 #[derive(Clone)]
@@ -177,10 +182,11 @@ async fn blob_info(
     State(st): State<PushState>,
     UrlPath(sha256): UrlPath<String>,
     headers: HeaderMap,
+    cert: Option<Extension<ClientCert>>,
 ) -> Response {
     let dir = Arc::clone(&st.repo_dir);
     let outcome = blocking(move || {
-        authenticate(&dir, &headers)?;
+        authenticate(&dir, &headers, cert.as_deref())?;
         let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
         let blob = index
             .blob(&sha256)
@@ -216,6 +222,7 @@ struct TargetsQuery {
 async fn list_targets(
     State(st): State<PushState>,
     headers: HeaderMap,
+    cert: Option<Extension<ClientCert>>,
     Query(q): Query<TargetsQuery>,
 ) -> Response {
     let dir = Arc::clone(&st.repo_dir);
@@ -224,7 +231,7 @@ async fn list_targets(
         .unwrap_or(1000)
         .clamp(1, sealwright_store::index::MAX_LISTING);
     let outcome = blocking(move || {
-        authenticate(&dir, &headers)?;
+        authenticate(&dir, &headers, cert.as_deref())?;
         let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
         index
             .targets(&q.prefix, q.after.as_deref(), limit)
@@ -260,22 +267,37 @@ fn refusal(e: &PushError) -> Response {
     r
 }
 
-/// The token in `Authorization: Bearer ...`, checked against the token file.
-fn authenticate(repo_dir: &Path, headers: &HeaderMap) -> Result<TokenEntry, PushError> {
+/// The publisher: the token in `Authorization: Bearer ...` if one is sent, otherwise the
+/// client certificate of the connection (already verified against `--client-ca` by the
+/// TLS handshake) if its fingerprint is registered.
+fn authenticate(
+    repo_dir: &Path,
+    headers: &HeaderMap,
+    cert: Option<&ClientCert>,
+) -> Result<TokenEntry, PushError> {
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            PushError::Unauthorized(
-                "send Authorization: Bearer TOKEN (`sealwright token add`)".into(),
-            )
-        })?;
+        .and_then(|v| v.strip_prefix("Bearer "));
     let tokens = Tokens::load(repo_dir)?;
-    tokens
-        .authenticate(presented)
-        .cloned()
-        .ok_or_else(|| PushError::Unauthorized("unknown token".into()))
+    match (presented, cert) {
+        (Some(token), _) => tokens
+            .authenticate(token)
+            .cloned()
+            .ok_or_else(|| PushError::Unauthorized("unknown token".into())),
+        (None, Some(cert)) => tokens
+            .authenticate_client_cert(&cert.0)
+            .cloned()
+            .ok_or_else(|| {
+                PushError::Unauthorized(format!(
+                    "client certificate sha256:{} is not registered (`sealwright token add NAME --role ROLE --client-cert CERT.pem`)",
+                    cert.0
+                ))
+            }),
+        (None, None) => Err(PushError::Unauthorized(
+            "send Authorization: Bearer TOKEN (`sealwright token add`), or connect with a registered client certificate".into(),
+        )),
+    }
 }
 
 /// Runs `f` on the blocking pool (file system, SQLite, the agent's socket).
@@ -294,7 +316,7 @@ async fn upload_blob(
     req: Request,
 ) -> Response {
     let dir = Arc::clone(&st.repo_dir);
-    let actor = match authenticate(&dir, &headers) {
+    let actor = match authenticate(&dir, &headers, req.extensions().get::<ClientCert>()) {
         Ok(t) => format!("token:{}", t.name),
         Err(e) => {
             let d = Arc::clone(&dir);
@@ -454,7 +476,7 @@ async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, 
 
 async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Request) -> Response {
     let dir = Arc::clone(&st.repo_dir);
-    let token = match authenticate(&dir, &headers) {
+    let token = match authenticate(&dir, &headers, req.extensions().get::<ClientCert>()) {
         Ok(t) => t,
         Err(e) => {
             let d = Arc::clone(&dir);

@@ -26,6 +26,38 @@ pub enum TlsError {
     Config(String),
 }
 
+/// The CA certificates a publisher's client certificate must chain to.
+#[derive(Debug, Clone)]
+pub struct ClientCa {
+    roots: Arc<rustls::RootCertStore>,
+}
+
+impl ClientCa {
+    /// Reads the PEM CA certificates in `path`.
+    pub fn from_pem_file(path: &Path) -> Result<Self, TlsError> {
+        let pem_err = |reason: String| TlsError::Pem {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| pem_err(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| pem_err(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(pem_err("holds no CERTIFICATE block".into()));
+        }
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in certs {
+            roots
+                .add(cert)
+                .map_err(|e| pem_err(format!("not a usable CA certificate: {e}")))?;
+        }
+        Ok(ClientCa {
+            roots: Arc::new(roots),
+        })
+    }
+}
+
 /// A certificate chain and its private key.
 #[derive(Debug)]
 pub struct Identity {
@@ -97,12 +129,33 @@ impl Identity {
     }
 
     /// The rustls server configuration (aws-lc-rs, TLS 1.2/1.3, ALPN h2 + http/1.1).
-    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    ///
+    /// With `client_ca`, a client *may* present a certificate, which must then chain to one
+    /// of those CAs (rustls's WebPKI client verifier; a bad one fails the handshake). Clients
+    /// without one are still served the public tree: a certificate only authenticates a
+    /// publisher, and only when its fingerprint is registered (`token add --client-cert`).
+    pub fn server_config(
+        &self,
+        client_ca: Option<&ClientCa>,
+    ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Config(e.to_string()))?
-            .with_no_client_auth()
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match client_ca {
+            None => builder.with_no_client_auth(),
+            Some(ca) => {
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::clone(&ca.roots),
+                    provider,
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Config(format!("client CA: {e}")))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut cfg = builder
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| TlsError::Config(e.to_string()))?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -133,7 +186,7 @@ mod tests {
             id.fingerprint().replace(':', ""),
             hex::encode_upper(want.as_ref())
         );
-        id.server_config().unwrap();
+        id.server_config(None).unwrap();
 
         // Swapped files, or a key that is not a key: a clear error naming the file.
         let err = Identity::from_pem_files(&k, &k).unwrap_err().to_string();
@@ -151,6 +204,6 @@ mod tests {
         assert!(id.leaf_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(!id.leaf_pem.contains("PRIVATE KEY"));
         assert_eq!(id.fingerprint().len(), 32 * 3 - 1);
-        id.server_config().unwrap();
+        id.server_config(None).unwrap();
     }
 }

@@ -97,7 +97,7 @@ async fn start() -> Fixture {
     let (published, big_url, big) = make_tree(dir.path());
     let identity = Identity::generate_dev().unwrap();
     let store = Arc::new(FsStore::new(&published).unwrap());
-    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &identity, store)
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &identity, store, None)
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();

@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 
 use sealwright_client::fetch::{https_agent, is_loopback, HttpConfig};
-use sealwright_client::tls::TlsOptions;
+use sealwright_client::tls::{ClientIdentity, TlsOptions};
 use sealwright_repo::publish::{PublishError, PublishReport};
 use sealwright_repo::push::{Accepted, Outgoing};
 use sealwright_repo::{publish, staging, KeyStore, Policy};
@@ -23,8 +23,20 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     server: String,
     /// File holding the push token (from `sealwright token add` on the server).
-    #[arg(long, value_name = "FILE")]
-    token_file: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "client_cert")]
+    token_file: Option<PathBuf>,
+    /// Authenticate with this TLS client certificate (PEM) instead of a token; the server
+    /// must have it registered (`token add --client-cert`) and trust its CA (`--client-ca`).
+    #[arg(
+        long,
+        value_name = "CERT.pem",
+        requires = "client_key",
+        conflicts_with = "token_file"
+    )]
+    client_cert: Option<PathBuf>,
+    /// The private key (PEM, unencrypted) of --client-cert.
+    #[arg(long, value_name = "KEY.pem", requires = "client_cert")]
+    client_key: Option<PathBuf>,
     /// Trust only this CA certificate (PEM) for the server, instead of the Mozilla roots.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -41,16 +53,22 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             "--server must be an https:// URL (plain http only on this machine's loopback)"
         );
     }
-    let token = zeroize::Zeroizing::new(
-        String::from_utf8(
-            sealwright_repo::fsutil::read_capped(&args.token_file, MAX_TOKEN_FILE)
-                .with_context(|| format!("reading the token file {}", args.token_file.display()))?,
-        )
-        .context("the token file is not text")?
-        .trim()
-        .to_owned(),
-    );
+    let token = match &args.token_file {
+        Some(file) => Some(zeroize::Zeroizing::new(
+            String::from_utf8(
+                sealwright_repo::fsutil::read_capped(file, MAX_TOKEN_FILE)
+                    .with_context(|| format!("reading the token file {}", file.display()))?,
+            )
+            .context("the token file is not text")?
+            .trim()
+            .to_owned(),
+        )),
+        None => None,
+    };
     let mut tls = TlsOptions::default();
+    if let (Some(cert), Some(key)) = (&args.client_cert, &args.client_key) {
+        tls.client_identity = Some(ClientIdentity::from_pem_files(cert, key)?);
+    }
     if let Some(ca) = &args.ca {
         tls = tls.with_ca_file(ca)?;
     }
@@ -63,7 +81,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let policy = ctx.policy()?;
     let source = ctx.passphrases()?;
     let store = KeyStore::new(&ctx.repo, &source);
-    let result = push_over_https(&ctx.repo, &policy, &store, &agent, &server, &token);
+    let result = push_over_https(
+        &ctx.repo,
+        &policy,
+        &store,
+        &agent,
+        &server,
+        token.as_deref().map(String::as_str),
+    );
     match &result {
         Ok((report, _)) => ctx.audit(
             "push",
@@ -95,26 +120,24 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 }
 
 /// Signs what is staged in `repo` (targets roles only) and pushes it, with its artifacts, to
-/// the publish API at `server` (an `https://HOST:PORT` base URL) with `token`.
+/// the publish API at `server` (an `https://HOST:PORT` base URL) with `token`, or with the
+/// client certificate `agent` presents when there is none.
 pub fn push_over_https(
     repo: &Path,
     policy: &Policy,
     store: &KeyStore<'_>,
     agent: &ureq::Agent,
     server: &str,
-    token: &str,
+    token: Option<&str>,
 ) -> Result<(PublishReport, Accepted), PublishError> {
     let plan = publish::plan(repo, policy, Utc::now())?;
     let mut send = |out: &Outgoing| -> Result<Accepted, String> {
         let progress = Progress::new(out.blobs.len() as u64, "uploading");
         for (sha256, path) in &out.blobs {
             let url = format!("{server}/api/v1/blobs/{sha256}");
-            let auth = format!("Bearer {token}");
             // Upload only what the server does not hold yet: a file unchanged between
             // releases, or a push retried after its uploads went through, costs nothing.
-            let held = agent
-                .get(&url)
-                .header("Authorization", &auth)
+            let held = authorize(agent.get(&url), token)
                 .config()
                 .http_status_as_error(false)
                 .build()
@@ -133,9 +156,7 @@ pub fn push_over_https(
             let blob = staging::blob_path(repo, sha256);
             let mut file = std::fs::File::open(&blob)
                 .map_err(|e| format!("{path}: staged blob {}: {e}", blob.display()))?;
-            let resp = agent
-                .put(&url)
-                .header("Authorization", &auth)
+            let resp = authorize(agent.put(&url), token)
                 .send(ureq::SendBody::from_reader(&mut file))
                 .map_err(|e| format!("uploading {path} to {server}: {e}"))?;
             check_status(resp, &format!("uploading {path}"))?;
@@ -143,9 +164,7 @@ pub fn push_over_https(
         }
         progress.finish();
         let body = serde_json::to_vec(&out.request).map_err(|e| e.to_string())?;
-        let resp = agent
-            .post(format!("{server}/api/v1/push"))
-            .header("Authorization", format!("Bearer {token}"))
+        let resp = authorize(agent.post(format!("{server}/api/v1/push")), token)
             .header("Content-Type", "application/json")
             .send(&body[..])
             .map_err(|e| format!("pushing to {server}: {e}"))?;
@@ -154,6 +173,14 @@ pub fn push_over_https(
             .map_err(|e| format!("the server's answer is not a push result: {e}"))
     };
     sealwright_repo::push::push(repo, policy, store, plan, &mut send)
+}
+
+/// Adds the bearer token, if there is one (without, the client certificate authenticates).
+fn authorize<B>(req: ureq::RequestBuilder<B>, token: Option<&str>) -> ureq::RequestBuilder<B> {
+    match token {
+        Some(t) => req.header("Authorization", format!("Bearer {t}")),
+        None => req,
+    }
 }
 
 /// The body of a 2xx answer, or the server's reason for refusing.

@@ -386,6 +386,7 @@ fn start_server(
         push: Some(sealwright_server::push::PushOptions {
             repo_dir: server_dir.to_owned(),
             max_blob: sealwright_server::push::DEFAULT_MAX_BLOB,
+            client_ca: None,
         }),
     };
     let (tx, rx) = std::sync::mpsc::channel();
@@ -452,7 +453,7 @@ impl Publisher<'_> {
             self.store,
             self.http,
             self.server,
-            self.token,
+            Some(self.token),
         )?;
         let roles: Vec<String> = report
             .roles

@@ -35,6 +35,11 @@ pub struct Args {
     /// agent:SOCKET locations (docs/push.md).
     #[arg(long)]
     push: bool,
+    /// With --push: also accept publishers that connect with a TLS client certificate issued
+    /// by this CA (PEM) and registered with `token add NAME --role ROLE --client-cert`.
+    /// Clients without a certificate are still served the repository.
+    #[arg(long, value_name = "CA.pem", requires = "push")]
+    client_ca: Option<PathBuf>,
     /// Largest artifact one upload may carry, in bytes (with --push).
     #[arg(long, value_name = "BYTES", default_value_t = sealwright_server::push::DEFAULT_MAX_BLOB, requires = "push")]
     max_blob: u64,
@@ -57,6 +62,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         push: args.push.then(|| sealwright_server::push::PushOptions {
             repo_dir: ctx.repo.clone(),
             max_blob: args.max_blob,
+            client_ca: args.client_ca,
         }),
     };
     let push = args.push;

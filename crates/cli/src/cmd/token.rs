@@ -20,6 +20,11 @@ pub enum TokenCommand {
         /// Without it, whatever the roles themselves are delegated.
         #[arg(long = "path", value_name = "PATTERN")]
         paths: Vec<String>,
+        /// Instead of a token: the publisher's TLS client certificate (PEM). The server,
+        /// started with `serve --push --client-ca CA.pem`, accepts pushes from a connection
+        /// presenting this exact certificate; nothing secret is printed.
+        #[arg(long, value_name = "CERT.pem")]
+        client_cert: Option<std::path::PathBuf>,
     },
     /// List tokens (names and scopes; secrets are not kept).
     List,
@@ -28,7 +33,36 @@ pub enum TokenCommand {
 pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
     use sealwright_repo::push::Tokens;
     match cmd {
-        TokenCommand::Add { name, roles, paths } => {
+        TokenCommand::Add {
+            name,
+            roles,
+            paths,
+            client_cert: Some(cert),
+        } => {
+            let fingerprint = sealwright_client::tls::certificate_sha256(&cert)?;
+            let mut tokens = Tokens::load(&ctx.repo)?;
+            tokens.create_for_client_cert(&name, roles.clone(), paths.clone(), &fingerprint)?;
+            tokens.save(&ctx.repo)?;
+            ctx.audit(
+                "token-add",
+                &format!("token {name}"),
+                serde_json::json!({"roles": roles, "paths": paths, "client_cert": fingerprint}),
+            )?;
+            let out = serde_json::json!({"name": name, "client_cert_sha256": fingerprint, "roles": roles, "paths": paths});
+            emit(ctx.json, &out, || {
+                println!(
+                    "{name} may push {} with the client certificate sha256:{fingerprint}",
+                    roles.join(", ")
+                );
+                println!("the server must run with --client-ca naming the CA that issued it; the publisher runs `sealwright push --client-cert CERT.pem --client-key KEY.pem`");
+            })
+        }
+        TokenCommand::Add {
+            name,
+            roles,
+            paths,
+            client_cert: None,
+        } => {
             let mut tokens = Tokens::load(&ctx.repo)?;
             let token = tokens.create(&name, roles.clone(), paths.clone())?;
             tokens.save(&ctx.repo)?;
@@ -57,7 +91,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             let list: Vec<_> = tokens
                 .tokens
                 .iter()
-                .map(|t| serde_json::json!({"name": t.name, "roles": t.roles, "paths": t.paths}))
+                .map(|t| serde_json::json!({"name": t.name, "roles": t.roles, "paths": t.paths, "client_cert_sha256": t.client_cert}))
                 .collect();
             emit(ctx.json, &list, || {
                 if tokens.tokens.is_empty() {
@@ -67,14 +101,19 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                 }
                 for t in &tokens.tokens {
                     println!(
-                        "{:<20} roles {:<24} paths {}",
+                        "{:<20} roles {:<24} paths {:<24} {}",
                         t.name,
                         t.roles.join(","),
                         if t.paths.is_empty() {
                             "(as delegated)".to_owned()
                         } else {
                             t.paths.join(",")
-                        }
+                        },
+                        t.client_cert
+                            .as_deref()
+                            .map_or("token".to_owned(), |c| format!(
+                                "client certificate sha256:{c}"
+                            ))
                     );
                 }
             })
