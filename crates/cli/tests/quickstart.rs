@@ -56,24 +56,7 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
     // The online keys left the repository for the signer agent, which signed every release.
     assert!(!demo.join("repo/keys/timestamp-key.pem").exists());
     assert!(!demo.join("repo/keys/snapshot-key.pem").exists());
-    let agent_log = std::fs::read_to_string(demo.join("agent/run/agent.log")).unwrap();
-    assert_eq!(
-        agent_log
-            .lines()
-            .filter(|l| l.contains("\"role\":\"timestamp\""))
-            .count(),
-        3,
-        "{agent_log}"
-    );
-    // The server took every release through its publish API, holds no key file, and its
-    // audit log (hash chain intact) records each push.
-    let server = demo.join("server");
-    let pem = walk(&server)
-        .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
-        .collect::<Vec<_>>();
-    assert!(pem.is_empty(), "key material in the server dir: {pem:?}");
-    let sealwright = |args: &[&std::ffi::OsStr]| {
+    let cli = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
             .args(args)
             .env(
@@ -90,43 +73,49 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
         );
         stdout
     };
-    let repo_arg = |dir: &std::path::Path| -> Vec<std::ffi::OsString> {
-        vec!["--repo".into(), dir.as_os_str().to_owned()]
+    // Checks a data directory's audit chain and returns its records.
+    let audit = |dir: &std::path::Path| -> Vec<serde_json::Value> {
+        let dir = dir.to_str().unwrap();
+        cli(&["audit", "verify", "--data", dir]);
+        let list = cli(&["--json", "audit", "list", "--data", dir, "--limit", "1000"]);
+        serde_json::from_str::<serde_json::Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
     };
-    let with = |dir: &std::path::Path, rest: &[&str]| {
-        let mut args = repo_arg(dir);
-        args.extend(rest.iter().map(std::ffi::OsString::from));
-        let refs: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
-        sealwright(&refs)
+    let count = |records: &[serde_json::Value], action: &str, field: &str, value: &str| {
+        records
+            .iter()
+            .filter(|r| r["action"] == action && r[field] == value)
+            .count()
     };
-    with(&server, &["audit", "verify"]);
-    let records: serde_json::Value = serde_json::from_str(&with(
-        &server,
-        &["--json", "audit", "list", "--limit", "100"],
-    ))
-    .unwrap();
-    let pushes = records
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["action"] == "push" && r["actor"] == "token:quickstart")
-        .count();
-    assert_eq!(pushes, 3, "{records}");
-    with(&server, &["verify"]);
-    // The publisher's repository, which took the server's snapshot and timestamp, too.
-    let passphrase = demo.join("demo-passphrase.txt");
-    let verify = Command::new(env!("CARGO_BIN_EXE_sealwright"))
-        .arg("--repo")
-        .arg(demo.join("repo"))
-        .arg("verify")
-        .env("SEALWRIGHT_PASSPHRASE_FILE", passphrase)
-        .output()
-        .unwrap();
-    assert!(
-        verify.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verify.stderr)
+    // The agent signed the timestamp of each of the three releases, and recorded it.
+    let agent = audit(&demo.join("agent/run"));
+    assert_eq!(
+        count(&agent, "sign", "subject", "timestamp"),
+        3,
+        "{agent:?}"
     );
+    // The server took every release through its publish API, holds no key file, and its
+    // audit log records each push.
+    let server = demo.join("server");
+    let pem = walk(&server)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pem"))
+        .collect::<Vec<_>>();
+    assert!(pem.is_empty(), "key material in the server dir: {pem:?}");
+    let records = audit(&server);
+    assert_eq!(
+        count(&records, "push", "actor", "token:quickstart"),
+        3,
+        "{records:?}"
+    );
+    // Both the server's tree and the publisher's repository (which took the server's
+    // snapshot and timestamp) verify from root.
+    for dir in [&server, &demo.join("repo")] {
+        cli(&["--repo", dir.to_str().unwrap(), "verify"]);
+    }
 }
 
 #[test]

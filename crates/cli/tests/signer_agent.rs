@@ -24,7 +24,32 @@ use serde_json::{json, Value};
 struct Agent {
     child: Child,
     socket: PathBuf,
-    log: PathBuf,
+}
+
+impl Agent {
+    /// The agent's audit records (after checking the hash chain is intact).
+    fn audit(&self) -> Vec<Value> {
+        let dir = self.socket.parent().unwrap().to_str().unwrap().to_owned();
+        let sealwright = |args: &[&str]| {
+            let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8(out.stdout).unwrap()
+        };
+        sealwright(&["audit", "verify", "--data", &dir]);
+        let list = sealwright(&["--json", "audit", "list", "--data", &dir, "--limit", "1000"]);
+        serde_json::from_str::<Value>(&list)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
 }
 
 impl Drop for Agent {
@@ -65,11 +90,7 @@ fn agent(s: &Scratch, roles: &[&str]) -> Agent {
         assert!(Instant::now() < deadline, "the agent never listened");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Agent {
-        child,
-        log: socket.with_extension("log"),
-        socket,
-    }
+    Agent { child, socket }
 }
 
 fn timestamp(version: u64, days: i64) -> Value {
@@ -136,21 +157,20 @@ fn signs_within_its_rules_and_refuses_everything_else() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.contains("over the"), "{text}");
 
-    let log = std::fs::read_to_string(&a.log).unwrap();
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 9, "{log}");
+    // Every decision is in the agent's hash-chained audit log, with the caller's uid.
+    let records = a.audit();
+    assert_eq!(records.len(), 9, "{records:?}");
+    let signed: Vec<&Value> = records.iter().filter(|r| r["action"] == "sign").collect();
+    assert_eq!(signed.len(), 2, "{records:?}");
+    assert_eq!(signed[0]["subject"], "timestamp");
+    assert_eq!(signed[0]["details"]["version"], 10);
+    let uid = std::fs::metadata(s.path()).unwrap().uid();
+    assert!(records.iter().all(|r| r["actor"] == format!("uid:{uid}")));
     assert_eq!(
-        lines
+        records
             .iter()
-            .filter(|l| l.get("signed_by").is_some())
+            .filter(|r| r["action"] == "sign-refused")
             .count(),
-        2
-    );
-    assert_eq!(
-        lines.iter().filter(|l| l.get("refused").is_some()).count(),
         7
     );
 }
@@ -199,11 +219,15 @@ fn a_repository_publishes_through_the_agent_without_its_online_keys() {
     s.add_release(&repo, b"app", "app", "1.0.0");
     s.ok(&["--repo", &repo, "publish"]);
     s.ok(&["--repo", &repo, "verify"]);
-    let log = std::fs::read_to_string(&a.log).unwrap();
-    assert!(
-        log.contains("\"role\":\"snapshot\"") && log.contains("\"role\":\"timestamp\""),
-        "{log}"
-    );
+    let records = a.audit();
+    for role in ["snapshot", "timestamp"] {
+        assert!(
+            records
+                .iter()
+                .any(|r| r["action"] == "sign" && r["subject"] == role),
+            "{records:?}"
+        );
+    }
     // With the agent gone, publishing fails clearly instead of signing some other way.
     drop(a);
     s.add_release(&repo, b"app 2", "app", "1.1.0");

@@ -11,7 +11,10 @@
 //!   state file written atomically), so a compromised caller cannot get a rollback signed;
 //! - its expiry must lie in the future and within the role's maximum period, so a
 //!   compromised caller cannot get a far-future freeze signed;
-//! - every signature and every refusal is appended to the agent's log (JSON lines, fsynced).
+//! - every signature and every refusal is appended, before the answer is sent, to the
+//!   agent's hash-chained audit log (`audit.sqlite3` next to the socket; `sealwright audit
+//!   verify --data DIR` detects an edited, removed or reordered record). A signature that
+//!   cannot be logged is not handed out.
 //!
 //! Wire format: a 4-byte big-endian length, then that many bytes of JSON (at most
 //! [`MAX_FRAME`]). Request `{"role": R, "signed": {...}}`; answer
@@ -157,9 +160,12 @@ impl AgentConfig {
         self.socket.with_extension("state.json")
     }
 
-    /// Where every signature and refusal is logged: next to the socket.
-    pub fn log_path(&self) -> PathBuf {
-        self.socket.with_extension("log")
+    /// The directory of the audit log where every signature and refusal is recorded: the
+    /// socket's (private to the agent, like its state file).
+    pub fn audit_dir(&self) -> PathBuf {
+        self.socket
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
 
@@ -194,7 +200,7 @@ pub struct Agent {
     callers: Vec<Caller>,
     max_expiry: MaxExpiry,
     state_path: PathBuf,
-    log_path: PathBuf,
+    audit: Mutex<sealwright_store::AuditLog>,
     last_versions: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -221,7 +227,10 @@ impl Agent {
             callers: config.callers.clone(),
             max_expiry: config.max_expiry_days.clone(),
             state_path,
-            log_path: config.log_path(),
+            audit: Mutex::new(
+                sealwright_store::AuditLog::open(&config.audit_dir())
+                    .map_err(|e| AgentError::Protocol(e.to_string()))?,
+            ),
             last_versions: Mutex::new(last_versions),
         })
     }
@@ -230,17 +239,25 @@ impl Agent {
     fn decide(&self, uid: u32, role: &str, signed: &Value, now: DateTime<Utc>) -> Answer {
         let result = self.check_and_sign(uid, role, signed, now);
         let version = signed.get("version").and_then(Value::as_u64);
-        let entry = match &result {
-            Ok(sigs) => serde_json::json!({
-                "time": now.to_rfc3339(), "uid": uid, "role": role, "version": version,
-                "signed_by": sigs.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>(),
-            }),
-            Err(reason) => serde_json::json!({
-                "time": now.to_rfc3339(), "uid": uid, "role": role, "version": version,
-                "refused": reason,
-            }),
+        let expires = signed.get("expires").and_then(Value::as_str);
+        let logged = match &result {
+            Ok(sigs) => self.record(
+                uid,
+                "sign",
+                role,
+                serde_json::json!({
+                    "version": version, "expires": expires,
+                    "signed_by": sigs.iter().map(|s| s.keyid.clone()).collect::<Vec<_>>(),
+                }),
+            ),
+            Err(reason) => self.record(
+                uid,
+                "sign-refused",
+                role,
+                serde_json::json!({"version": version, "error": reason}),
+            ),
         };
-        if let Err(e) = self.log(&entry) {
+        if let Err(e) = logged {
             // Nothing unlogged is handed out.
             return Answer {
                 ok: false,
@@ -340,15 +357,25 @@ impl Agent {
             .collect()
     }
 
-    fn log(&self, entry: &Value) -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log_path)?;
-        let mut line = serde_json::to_vec(entry)?;
-        line.push(b'\n');
-        f.write_all(&line)?;
-        f.sync_data()
+    /// Appends to the audit log, as `uid:UID`.
+    fn record(
+        &self,
+        uid: u32,
+        action: &str,
+        subject: &str,
+        details: Value,
+    ) -> Result<(), sealwright_store::AuditError> {
+        let mut log = self
+            .audit
+            .lock()
+            .map_err(|_| sealwright_store::AuditError::Invalid("audit log lock poisoned".into()))?;
+        log.append(&sealwright_store::NewRecord {
+            actor: &format!("uid:{uid}"),
+            action,
+            subject,
+            details,
+        })
+        .map(|_| ())
     }
 }
 
@@ -445,9 +472,12 @@ fn handle(agent: &Agent, mut stream: UnixStream) -> std::io::Result<()> {
         Ok(req) => agent.decide(uid, &req.role, &req.signed, Utc::now()),
         Err(e) => {
             let reason = format!("unreadable request: {e}");
-            let _ = agent.log(&serde_json::json!({
-                "time": Utc::now().to_rfc3339(), "uid": uid, "refused": reason,
-            }));
+            let _ = agent.record(
+                uid,
+                "sign-refused",
+                "request",
+                serde_json::json!({"error": reason}),
+            );
             Answer {
                 ok: false,
                 signatures: vec![],

@@ -347,9 +347,9 @@ fn start_agent(
         std::thread::spawn(move || agent::serve(agent, listener, &socket, stop));
     }
     println!(
-        "    agent listening on {} for uid {uid}; every signature is logged to {}",
+        "    agent listening on {} for uid {uid}; every signature goes to its hash-chained audit log in {}",
         config.socket.display(),
-        config.log_path().display()
+        config.audit_dir().display()
     );
     Ok(DemoAgent { stop })
 }

@@ -17,11 +17,14 @@ pub enum SignerCommand {
     ///
     /// The agent refuses a document whose _type is not the role asked for, a version not
     /// above the last it signed for that role, and an expiry in the past or too far ahead;
-    /// it logs every signature and refusal to SOCKET.log. Stop it with Ctrl-C or SIGTERM.
+    /// it records every signature and refusal in a hash-chained audit log in the socket's
+    /// directory (check it with `sealwright audit verify --data DIR`), where it also keeps
+    /// the last versions it signed: put the socket in a directory that survives reboots.
+    /// Stop it with Ctrl-C or SIGTERM.
     ///
     /// Example agent.toml:
     ///
-    ///   socket = "/run/sealwright/agent.sock"
+    ///   socket = "/var/lib/sealwright-agent/agent.sock"
     ///   [[keys]]
     ///   role = "timestamp"
     ///   file = "/srv/keys/timestamp-key.pem"
@@ -36,7 +39,7 @@ pub enum SignerCommand {
     ///   snapshot = 30
     ///
     /// Then point the repository at it: in sealwright.toml set the key's
-    /// private = "agent:/run/sealwright/agent.sock" and remove the key file from the
+    /// private = "agent:/var/lib/sealwright-agent/agent.sock" and remove the key file from the
     /// repository machine.
     Serve {
         /// The agent's configuration file.
@@ -57,13 +60,13 @@ pub fn run(ctx: &Context, cmd: SignerCommand) -> anyhow::Result<()> {
     if ctx.json {
         println!(
             "{}",
-            serde_json::json!({"socket": config.socket, "log": config.log_path()})
+            serde_json::json!({"socket": config.socket, "audit_dir": config.audit_dir()})
         );
     } else {
         println!(
-            "signer agent listening on {} (log: {}); Ctrl-C to stop",
+            "signer agent listening on {} (audit log: sealwright audit list --data {}); Ctrl-C to stop",
             config.socket.display(),
-            config.log_path().display()
+            config.audit_dir().display()
         );
     }
     agent::serve(agent, listener, &config.socket, stop)?;
