@@ -85,7 +85,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     };
     emit(ctx.json, &report, || {
         println!(
-            "staged {} file(s) of {} {} for role {}; run `sealwright publish` to sign and publish",
+            "staged {} file(s) of {} {} for role {}; run `sealwright publish` to sign and publish (or `sealwright push` to a server)",
             report.targets.len(),
             release.name,
             release.version,
