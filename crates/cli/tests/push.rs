@@ -486,6 +486,10 @@ fn a_push_is_verified_published_and_readable_by_python_tuf() {
         404
     );
     assert_eq!(w.get(&format!("/api/v1/blobs/{three}"), None).0, 401);
+    assert!(w
+        .audit()
+        .iter()
+        .any(|r| r["action"] == "read-refused" && r["subject"] == format!("blob {three}")));
     let listing = |w: &World| -> Vec<(String, String)> {
         let (status, v) = w.get("/api/v1/targets?prefix=app/1.", Some(&secret));
         assert_eq!(status, 200, "{v}");

@@ -186,7 +186,12 @@ async fn blob_info(
 ) -> Response {
     let dir = Arc::clone(&st.repo_dir);
     let outcome = blocking(move || {
-        authenticate(&dir, &headers, cert.as_deref())?;
+        authenticate_read(
+            &dir,
+            &headers,
+            cert.as_deref(),
+            &format!("blob {}", printable(&sha256)),
+        )?;
         let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
         let blob = index
             .blob(&sha256)
@@ -206,6 +211,25 @@ async fn blob_info(
             .into_response(),
         Err(e) => refusal(&e),
     }
+}
+
+/// [`authenticate`] for the API's reads; a refusal is audited like a refused write (failed
+/// authentication is worth knowing about whatever was asked).
+fn authenticate_read(
+    dir: &Path,
+    headers: &HeaderMap,
+    cert: Option<&ClientCert>,
+    subject: &str,
+) -> Result<TokenEntry, PushError> {
+    authenticate(dir, headers, cert).inspect_err(|e| {
+        audit(
+            dir,
+            "unauthenticated",
+            "read-refused",
+            subject,
+            json!({"error": e.to_string()}),
+        );
+    })
 }
 
 /// Query of `GET /api/v1/targets`.
@@ -231,7 +255,7 @@ async fn list_targets(
         .unwrap_or(1000)
         .clamp(1, sealwright_store::index::MAX_LISTING);
     let outcome = blocking(move || {
-        authenticate(&dir, &headers, cert.as_deref())?;
+        authenticate_read(&dir, &headers, cert.as_deref(), "targets")?;
         let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
         index
             .targets(&q.prefix, q.after.as_deref(), limit)
