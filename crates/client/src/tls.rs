@@ -101,12 +101,7 @@ pub fn certificate_sha256(path: &Path) -> Result<String, TlsError> {
         path: path.display().to_string(),
         reason,
     };
-    let mut pem = Vec::new();
-    std::fs::File::open(path)
-        .map_err(|e| bad(e.to_string()))?
-        .take(MAX_PEM_FILE)
-        .read_to_end(&mut pem)
-        .map_err(|e| bad(e.to_string()))?;
+    let pem = read_pem_file(path).map_err(|e| bad(e.to_string()))?;
     let first = CertificateDer::pem_slice_iter(&pem)
         .next()
         .ok_or_else(|| bad("holds no CERTIFICATE block".into()))?
@@ -117,24 +112,30 @@ pub fn certificate_sha256(path: &Path) -> Result<String, TlsError> {
 /// Largest certificate or key file read.
 const MAX_PEM_FILE: u64 = 1024 * 1024;
 
+/// Reads a PEM file of at most [`MAX_PEM_FILE`] bytes; a longer one is an error, never
+/// silently truncated.
+fn read_pem_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_PEM_FILE + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {MAX_PEM_FILE} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 impl ClientIdentity {
     /// Reads a PEM certificate chain and a PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let read = |path: &Path| -> Result<Vec<u8>, TlsError> {
-            let bad = |reason: String| TlsError::ClientIdentity {
+        let read = |path: &Path| {
+            read_pem_file(path).map_err(|e| TlsError::ClientIdentity {
                 path: path.display().to_string(),
-                reason,
-            };
-            let mut bytes = Vec::new();
-            std::fs::File::open(path)
-                .map_err(|e| bad(e.to_string()))?
-                .take(MAX_PEM_FILE + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| bad(e.to_string()))?;
-            if bytes.len() as u64 > MAX_PEM_FILE {
-                return Err(bad(format!("larger than {MAX_PEM_FILE} bytes")));
-            }
-            Ok(bytes)
+                reason: e.to_string(),
+            })
         };
         let cert_pem = read(cert)?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
@@ -163,7 +164,7 @@ impl ClientIdentity {
 impl TlsOptions {
     /// Trust the CA certificates in the PEM file `path` (read now).
     pub fn with_ca_file(mut self, path: &Path) -> Result<Self, TlsError> {
-        let pem = std::fs::read(path).map_err(|e| TlsError::CaFile {
+        let pem = read_pem_file(path).map_err(|e| TlsError::CaFile {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;

@@ -26,6 +26,12 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// Whether `s` has the form [`sha256_hex`] gives: 64 lowercase hex digits (content-addressed
+/// names are exactly this, so anything else is not one).
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// The digests and length of a byte stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digests {
@@ -121,6 +127,17 @@ impl Digests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn is_sha256_hex_accepts_exactly_what_sha256_hex_gives() {
+        assert!(is_sha256_hex(&sha256_hex(b"abc")));
+        let upper = sha256_hex(b"abc").to_ascii_uppercase();
+        assert!(!is_sha256_hex(&upper));
+        assert!(!is_sha256_hex(&sha256_hex(b"abc")[..63]));
+        assert!(!is_sha256_hex(&format!("{}0", sha256_hex(b"abc"))));
+        assert!(!is_sha256_hex(&"g".repeat(64)));
+        assert!(!is_sha256_hex(""));
+    }
 
     #[test]
     fn known_vectors() {

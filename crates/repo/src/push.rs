@@ -430,7 +430,8 @@ fn authority_for(
 
 /// Checks a push and, when every check passes, publishes it: artifacts linked, roles
 /// written, snapshot and timestamp signed through `keystore` (the signer agent), then
-/// `timestamp.json` switched. On any refusal nothing is written.
+/// `timestamp.json` switched. On any refusal nothing is written. Returns the answer for the
+/// publisher and what each pushed role now lists (for the server's index).
 pub fn accept(
     repo_dir: &Path,
     policy: &Policy,
@@ -438,7 +439,7 @@ pub fn accept(
     token: &TokenEntry,
     request: &PushRequest,
     now: DateTime<Utc>,
-) -> Result<Accepted, PushError> {
+) -> Result<(Accepted, Vec<RoleListing>), PushError> {
     if request.roles.is_empty() {
         return Err(PushError::Invalid(
             "a push carries at least one role".into(),
@@ -592,7 +593,7 @@ pub fn accept(
         snapshot_bytes.clone(),
     ));
     write_tree(repo_dir, &blobs, &files, None, &timestamp_bytes).map_err(internal)?;
-    Ok(Accepted {
+    let accepted = Accepted {
         roles: pushed
             .iter()
             .map(|(n, md)| (n.clone(), md.signed.version))
@@ -602,7 +603,12 @@ pub fn accept(
         timestamp_version: new_timestamp.signed.version,
         snapshot: snapshot_bytes,
         timestamp: timestamp_bytes,
-    })
+    };
+    let listings = pushed
+        .iter()
+        .map(|(name, md)| RoleListing::of(name, md))
+        .collect();
+    Ok((accepted, listings))
 }
 
 /// The uploaded blob for a new target: present, of the signed length, matching every
@@ -944,19 +950,6 @@ impl RoleListing {
                 .collect(),
         }
     }
-}
-
-/// The listings of the roles of an accepted push.
-pub fn pushed_listings(request: &PushRequest) -> Vec<RoleListing> {
-    request
-        .roles
-        .iter()
-        .filter_map(|(role, text)| {
-            Metadata::<Targets>::from_bytes(text.as_bytes(), MAX_ROLE_BYTES)
-                .ok()
-                .map(|md| RoleListing::of(role, &md))
-        })
-        .collect()
 }
 
 /// The listings of every targets role the published snapshot names (to rebuild the index).

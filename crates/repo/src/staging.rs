@@ -418,10 +418,8 @@ pub fn stored_blobs(repo_dir: &Path) -> std::io::Result<Vec<(String, u64)>> {
         for entry in std::fs::read_dir(shard.path())? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let is_sha256 =
-                name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
             let meta = entry.metadata()?;
-            if is_sha256 && meta.is_file() {
+            if sealwright_crypto::digest::is_sha256_hex(&name) && meta.is_file() {
                 out.push((name, meta.len()));
             }
         }

@@ -189,10 +189,7 @@ impl FileKind {
 /// The SHA-256 (lowercase hex) a content-addressed file name starts with, if any.
 pub fn content_hash(name: &str) -> Option<&str> {
     let (hash, rest) = name.split_once('.')?;
-    (hash.len() == 64
-        && !rest.is_empty()
-        && hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-    .then_some(hash)
+    (!rest.is_empty() && sealwright_crypto::digest::is_sha256_hex(hash)).then_some(hash)
 }
 
 #[cfg(test)]

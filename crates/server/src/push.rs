@@ -406,11 +406,7 @@ fn printable(s: &str) -> String {
 /// Streams the body into `staged/blobs/`, hashing and counting; keeps it only if it hashes
 /// to `sha256`. Returns its length and whether it was new.
 async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, bool), PushError> {
-    if sha256.len() != 64
-        || !sha256
-            .bytes()
-            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    {
+    if !sealwright_crypto::digest::is_sha256_hex(sha256) {
         return Err(PushError::Invalid(
             "a blob is named by its SHA-256 in lowercase hex".into(),
         ));
@@ -544,13 +540,13 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
             push::check_online_keys_in_agent(&policy)?;
             let store = KeyStore::new(&dir, &push::NoKeyFiles);
-            let accepted =
+            let (accepted, listings) =
                 push::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())?;
-            for listing in push::pushed_listings(&request) {
-                index_update(&dir, |index| {
-                    index.replace_role(&listing.role, listing.version, &listing.targets)
-                });
-            }
+            index_update(&dir, |index| {
+                listings
+                    .iter()
+                    .try_for_each(|l| index.replace_role(&l.role, l.version, &l.targets))
+            });
             Ok(accepted)
         })();
         match &result {

@@ -12,10 +12,8 @@ use chrono::Utc;
 use sealwright_crypto::{Algorithm, Passphrase};
 use sealwright_repo::keystore::FixedPassphrase;
 use sealwright_repo::policy::Policy;
-use sealwright_repo::push::Tokens;
 use sealwright_repo::staging::Release;
 use sealwright_repo::{publish, KeyStore};
-use zeroize::Zeroizing;
 
 use super::Context;
 
@@ -118,26 +116,13 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         "Starting the HTTPS distribution server on the loopback interface, with its publish API; it holds no key at all",
     );
     let server_dir = dir.join("server");
-    let made = sealwright_repo::server_dir::create_server_dir(&repo, &server_dir)?;
+    let made = super::server_init::create(ctx, &repo, &server_dir)?;
     println!(
         "    data directory {}: the published tree and the policy, no key (it signs through the agent)",
         made.dir.display()
     );
-    let mut tokens = Tokens::load(&server_dir)?;
-    let token = Zeroizing::new(tokens.create("quickstart", vec!["targets".into()], vec![])?);
-    tokens.save(&server_dir)?;
-    ctx.audit_in(
-        &server_dir,
-        "server-init",
-        &repo.display().to_string(),
-        serde_json::json!({"files": made.files, "bytes": made.bytes, "agent": made.agent_sockets}),
-    )?;
-    ctx.audit_in(
-        &server_dir,
-        "token-add",
-        "token quickstart",
-        serde_json::json!({"roles": ["targets"], "paths": []}),
-    )?;
+    let token =
+        super::token::add_token(ctx, &server_dir, "quickstart", &["targets".to_owned()], &[])?;
     println!("    push token for the publisher (role targets); the server keeps only its SHA-256");
     let server = start_server(&server_dir, &dir, args.listen)?;
     let published = server_dir.join("published");

@@ -1,5 +1,10 @@
 //! `sealwright token`: push tokens for the publish API (`sealwright serve --push`).
 
+use std::path::Path;
+
+use sealwright_repo::push::Tokens;
+use zeroize::Zeroizing;
+
 use super::Context;
 use crate::output::emit;
 
@@ -30,8 +35,49 @@ pub enum TokenCommand {
     List,
 }
 
+/// Creates a token in `dir`'s token file and audits it there; returns its secret (shown
+/// once, only its hash is kept).
+pub fn add_token(
+    ctx: &Context,
+    dir: &Path,
+    name: &str,
+    roles: &[String],
+    paths: &[String],
+) -> anyhow::Result<Zeroizing<String>> {
+    let mut tokens = Tokens::load(dir)?;
+    let token = Zeroizing::new(tokens.create(name, roles.to_vec(), paths.to_vec())?);
+    tokens.save(dir)?;
+    ctx.audit_in(
+        dir,
+        "token-add",
+        &format!("token {name}"),
+        serde_json::json!({"roles": roles, "paths": paths}),
+    )?;
+    Ok(token)
+}
+
+/// Registers the client certificate whose DER hashes to `fingerprint` in `dir`'s token
+/// file and audits it there.
+fn add_client_cert(
+    ctx: &Context,
+    dir: &Path,
+    name: &str,
+    roles: &[String],
+    paths: &[String],
+    fingerprint: &str,
+) -> anyhow::Result<()> {
+    let mut tokens = Tokens::load(dir)?;
+    tokens.create_for_client_cert(name, roles.to_vec(), paths.to_vec(), fingerprint)?;
+    tokens.save(dir)?;
+    ctx.audit_in(
+        dir,
+        "token-add",
+        &format!("token {name}"),
+        serde_json::json!({"roles": roles, "paths": paths, "client_cert": fingerprint}),
+    )
+}
+
 pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
-    use sealwright_repo::push::Tokens;
     match cmd {
         TokenCommand::Add {
             name,
@@ -40,14 +86,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             client_cert: Some(cert),
         } => {
             let fingerprint = sealwright_client::tls::certificate_sha256(&cert)?;
-            let mut tokens = Tokens::load(&ctx.repo)?;
-            tokens.create_for_client_cert(&name, roles.clone(), paths.clone(), &fingerprint)?;
-            tokens.save(&ctx.repo)?;
-            ctx.audit(
-                "token-add",
-                &format!("token {name}"),
-                serde_json::json!({"roles": roles, "paths": paths, "client_cert": fingerprint}),
-            )?;
+            add_client_cert(ctx, &ctx.repo, &name, &roles, &paths, &fingerprint)?;
             let out = serde_json::json!({"name": name, "client_cert_sha256": fingerprint, "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
                 println!(
@@ -63,18 +102,10 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             paths,
             client_cert: None,
         } => {
-            let mut tokens = Tokens::load(&ctx.repo)?;
-            let token = tokens.create(&name, roles.clone(), paths.clone())?;
-            tokens.save(&ctx.repo)?;
-            ctx.audit(
-                "token-add",
-                &format!("token {name}"),
-                serde_json::json!({"roles": roles, "paths": paths}),
-            )?;
-            let out =
-                serde_json::json!({"name": name, "token": token, "roles": roles, "paths": paths});
+            let token = add_token(ctx, &ctx.repo, &name, &roles, &paths)?;
+            let out = serde_json::json!({"name": name, "token": token.as_str(), "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
-                println!("{token}");
+                println!("{}", token.as_str());
                 eprintln!(
                     "token {name} may push {}{}. It is shown only now: store it as a secret (the publisher passes it with --token-file).",
                     roles.join(", "),
