@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{python, tree_fingerprint, Scratch, PASSPHRASE};
+use common::{audit_records, python, tree_fingerprint, wait_for_socket, Scratch, PASSPHRASE};
 use sealwright_crypto::digest::sha256_hex;
 use sealwright_repo::{FixedPassphrase, KeyStore, Policy};
 use sealwright_tuf::metadata::{Metadata, TargetFile, Targets};
@@ -168,36 +168,15 @@ impl World {
 
     /// Signatures for `role` in the agent's audit log (its hash chain checked first).
     fn agent_signatures(&self, role: &str) -> usize {
-        let dir = self.s.path().join("agent/run");
-        let dir = dir.to_str().unwrap();
-        self.s.ok(&["audit", "verify", "--data", dir]);
-        let list = self
-            .s
-            .ok(&["--json", "audit", "list", "--data", dir, "--limit", "1000"]);
-        serde_json::from_str::<Value>(&list)
-            .unwrap()
-            .as_array()
-            .unwrap()
+        audit_records(&self.s.path().join("agent/run"))
             .iter()
             .filter(|r| r["action"] == "sign" && r["subject"] == role)
             .count()
     }
 
+    /// The server's audit records (its hash chain checked first).
     fn audit(&self) -> Vec<Value> {
-        let out = self.s.ok(&[
-            "--repo",
-            &self.server(),
-            "--json",
-            "audit",
-            "list",
-            "--limit",
-            "1000",
-        ]);
-        let v: Value = serde_json::from_str(&out).unwrap();
-        v.as_array()
-            .cloned()
-            .or_else(|| v["records"].as_array().cloned())
-            .unwrap_or_else(|| panic!("audit list: {v}"))
+        audit_records(&self.server_dir)
     }
 }
 
@@ -242,11 +221,7 @@ fn start_agent(s: &Scratch, faketime: Option<&str>) -> (Killed, PathBuf) {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("run the agent (faketime installed? apt-get install faketime)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the agent never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_socket(&socket);
     (Killed(child), socket)
 }
 

@@ -7,9 +7,13 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+
+use common::audit_records;
 
 fn quickstart() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealwright"));
@@ -73,17 +77,6 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
         );
         stdout
     };
-    // Checks a data directory's audit chain and returns its records.
-    let audit = |dir: &std::path::Path| -> Vec<serde_json::Value> {
-        let dir = dir.to_str().unwrap();
-        cli(&["audit", "verify", "--data", dir]);
-        let list = cli(&["--json", "audit", "list", "--data", dir, "--limit", "1000"]);
-        serde_json::from_str::<serde_json::Value>(&list)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    };
     let count = |records: &[serde_json::Value], action: &str, field: &str, value: &str| {
         records
             .iter()
@@ -91,7 +84,7 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
             .count()
     };
     // The agent signed the timestamp of each of the three releases, and recorded it.
-    let agent = audit(&demo.join("agent/run"));
+    let agent = audit_records(&demo.join("agent/run"));
     assert_eq!(
         count(&agent, "sign", "subject", "timestamp"),
         3,
@@ -105,7 +98,7 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
         .filter(|p| p.extension().is_some_and(|e| e == "pem"))
         .collect::<Vec<_>>();
     assert!(pem.is_empty(), "key material in the server dir: {pem:?}");
-    let records = audit(&server);
+    let records = audit_records(&server);
     assert_eq!(
         count(&records, "push", "actor", "token:quickstart"),
         3,

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use common::Scratch;
+use common::{audit_records, wait_for_socket, Scratch};
 use sealwright_repo::agent::request_signatures;
 use serde_json::{json, Value};
 
@@ -29,26 +29,7 @@ struct Agent {
 impl Agent {
     /// The agent's audit records (after checking the hash chain is intact).
     fn audit(&self) -> Vec<Value> {
-        let dir = self.socket.parent().unwrap().to_str().unwrap().to_owned();
-        let sealwright = |args: &[&str]| {
-            let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8(out.stdout).unwrap()
-        };
-        sealwright(&["audit", "verify", "--data", &dir]);
-        let list = sealwright(&["--json", "audit", "list", "--data", &dir, "--limit", "1000"]);
-        serde_json::from_str::<Value>(&list)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
+        audit_records(self.socket.parent().unwrap())
     }
 }
 
@@ -85,11 +66,7 @@ fn agent(s: &Scratch, roles: &[&str]) -> Agent {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the agent never listened");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_socket(&socket);
     Agent { child, socket }
 }
 

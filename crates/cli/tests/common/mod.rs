@@ -156,3 +156,42 @@ pub fn tree_fingerprint(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// The audit records of the data directory `dir` (a repository, a server's data directory, a
+/// signer agent's socket directory), after `audit verify` confirmed its hash chain.
+pub fn audit_records(dir: &Path) -> Vec<serde_json::Value> {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
+            .args(args)
+            .arg("--data")
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sealwright {args:?} --data {}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["audit", "verify"]);
+    let list = run(&["--json", "audit", "list", "--limit", "100000"]);
+    match serde_json::from_str(&list).unwrap() {
+        serde_json::Value::Array(records) => records,
+        other => panic!("audit list: {other}"),
+    }
+}
+
+/// Waits until the Unix socket `socket` accepts connections (at most 30 s).
+pub fn wait_for_socket(socket: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listened on {} within 30 s",
+            socket.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
