@@ -96,6 +96,25 @@ fn from_db(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// The least string greater than every string starting with `prefix`: its last character
+/// that can be incremented, incremented, and what follows it dropped; none when there is no
+/// such string (the empty prefix, or one of only U+10FFFF), i.e. no upper bound.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next scalar value, skipping the surrogate gap.
+        let next = match u32::from(last) {
+            0xD7FF => Some('\u{E000}'),
+            n => n.checked_add(1).and_then(char::from_u32),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 impl Index {
     /// Whether `data_dir` has an index yet.
     pub fn exists(data_dir: &Path) -> bool {
@@ -209,18 +228,20 @@ impl Index {
         limit: u32,
     ) -> Result<Vec<Target>, IndexError> {
         // A range scan instead of LIKE: no escaping of `%`/`_` in paths, and it uses the key.
-        let upper = format!("{prefix}\u{10FFFF}");
+        // Text compares by bytes, and UTF-8 byte order is code point order, so the paths
+        // starting with `prefix` are exactly those in [prefix, successor(prefix)).
+        let upper = prefix_successor(prefix);
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT path, role, role_version, length, sha256 FROM targets
-                 WHERE path >= ?1 AND path < ?2 AND path > ?3
+                 WHERE path >= ?1 AND (?2 IS NULL OR path < ?2) AND (?3 IS NULL OR path > ?3)
                  ORDER BY path, role LIMIT ?4",
             )
             .map_err(self.err())?;
         let rows = stmt
             .query_map(
-                params![prefix, upper, after.unwrap_or(""), limit.min(MAX_LISTING)],
+                params![prefix, upper, after, limit.min(MAX_LISTING)],
                 |row| {
                     Ok(Target {
                         path: row.get(0)?,
@@ -297,6 +318,39 @@ mod tests {
         assert_eq!(index.targets("app/", None, 100).unwrap().len(), 1);
         assert_eq!(index.targets("", None, 100).unwrap().len(), 2);
         assert_eq!(index.counts().unwrap(), (1, 2));
+    }
+
+    proptest::proptest! {
+        /// A listing's prefix and cursor come from the query string: any text gives rows that
+        /// start with the prefix, in order, after the cursor — never an error or a panic.
+        #[test]
+        fn listings_honour_any_prefix_and_cursor(
+            prefix in "[ab/%_\u{D7FF}\u{10FFFF}]{0,4}",
+            after in proptest::option::of("[ab/%_]{0,4}"),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let mut index = Index::open(dir.path()).unwrap();
+            let paths = [
+                "a", "a/b", "a/b%c", "a_b", "b/\u{10FFFF}", "b/\u{10FFFF}x", "b/\u{D7FF}", "b/\u{E000}", "%", "",
+            ];
+            let rows: Vec<_> = paths.iter().map(|p| ((*p).to_owned(), 1u64, "aa".to_owned())).collect();
+            index.replace_role("targets", 1, &rows).unwrap();
+            let listed = index.targets(&prefix, after.as_deref(), 100).unwrap();
+            let mut last: Option<String> = None;
+            for t in &listed {
+                proptest::prop_assert!(t.path.starts_with(prefix.as_str()), "{} vs {prefix:?}", t.path);
+                if let Some(a) = &after {
+                    proptest::prop_assert!(t.path.as_str() > a.as_str());
+                }
+                proptest::prop_assert!(last.as_deref() < Some(t.path.as_str()));
+                last = Some(t.path.clone());
+            }
+            let expected = paths
+                .iter()
+                .filter(|p| p.starts_with(prefix.as_str()) && after.as_deref().is_none_or(|a| **p > a))
+                .count();
+            proptest::prop_assert_eq!(listed.len(), expected);
+        }
     }
 
     #[test]
