@@ -973,3 +973,101 @@ pub fn published_listings(repo_dir: &Path) -> Result<Vec<RoleListing>, PushError
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A published repository (shared by every case: refused pushes must leave it as it is).
+    fn fixture() -> &'static (tempfile::TempDir, Policy) {
+        static FIXTURE: std::sync::OnceLock<(tempfile::TempDir, Policy)> =
+            std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = dir.path().join("repo");
+            let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+            let store = KeyStore::new(&repo, &source);
+            let policy = crate::init::create_repository(
+                &repo,
+                Policy::new_default(),
+                sealwright_crypto::Algorithm::Ed25519,
+                &store,
+                None,
+            )
+            .unwrap();
+            let plan = publish::plan(&repo, &policy, Utc::now()).unwrap();
+            publish::execute(&repo, &policy, &store, plan).unwrap();
+            (dir, policy)
+        })
+    }
+
+    /// Every file under `dir` with its bytes.
+    fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(tree(&path));
+            } else {
+                out.push((path.clone(), fs::read(&path).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Role names, valid or not, and the published top-level targets metadata either intact
+    /// (a replay) or with one byte changed.
+    fn requests() -> impl Strategy<Value = Vec<u8>> {
+        let role = prop_oneof![
+            Just("targets".to_owned()),
+            "[a-z./\\\\]{0,12}",
+            Just("../../etc".to_owned()),
+        ];
+        let text = (any::<prop::sample::Index>(), any::<u8>(), any::<bool>()).prop_map(
+            |(at, byte, mutate)| {
+                let (dir, _) = fixture();
+                let path = dir.path().join("repo/published/metadata/1.targets.json");
+                let mut bytes = fs::read(path).unwrap();
+                if mutate {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            },
+        );
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            proptest::collection::btree_map(role, text, 0..3)
+                .prop_map(|roles| { serde_json::to_vec(&PushRequest { roles }).unwrap() }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever a push body holds, `accept` refuses it with a typed error (the signer
+        /// would never be reached: replays and broken signatures stop earlier), never panics,
+        /// and writes nothing.
+        #[test]
+        fn arbitrary_push_bodies_are_refused_without_writing(body in requests()) {
+            let (dir, policy) = fixture();
+            let repo = dir.path().join("repo");
+            let before = tree(&repo.join("published"));
+            let token = TokenEntry {
+                name: "any".into(),
+                sha256: String::new(),
+                client_cert: None,
+                roles: vec!["targets".into(), "a".into(), "../../etc".into()],
+                paths: vec![],
+            };
+            let store = KeyStore::new(&repo, &NoKeyFiles);
+            if let Ok(request) = serde_json::from_slice::<PushRequest>(&body) {
+                let result = accept(&repo, policy, &store, &token, &request, Utc::now());
+                prop_assert!(result.is_err());
+            }
+            prop_assert_eq!(tree(&repo.join("published")), before);
+        }
+    }
+}
