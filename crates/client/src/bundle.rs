@@ -20,13 +20,12 @@ use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use sealwright_crypto::digest::Hasher;
-use sealwright_tuf::TargetFile;
 use serde::Serialize;
 
 use crate::fetch::{FetchError, Fetcher};
 use crate::install::{
-    load_config, log_failure, parse_pointer, pointer_path, InstallError, InstallOptions,
-    UpdateReport,
+    load_config, log_failure, pointer_path, resolve_release, InstallError, InstallOptions,
+    ResolvedRelease, UpdateReport,
 };
 use crate::updater::{check_target, Updater, UpdaterConfig};
 
@@ -316,21 +315,21 @@ pub fn create_bundle<F: Fetcher>(
     let mut updater = Updater::new(config, &rec, Utc::now()).map_err(berr)?;
     updater.refresh().map_err(berr)?;
     let ptr_path = pointer_path(name, channel);
+    // The same resolution a device runs: the artifact's own entry, found by the delegation
+    // search for its path, so the bundle carries every role on both search paths.
+    let ResolvedRelease {
+        pointer,
+        artifact: tf,
+    } = resolve_release(&mut updater, name, channel).map_err(berr)?;
     let found = updater
         .get_targetinfo(&ptr_path)
         .map_err(berr)?
-        .ok_or_else(|| {
-            BundleError(format!(
-                "no release of {name} on channel {channel} ({ptr_path} is not published)"
-            ))
-        })?;
-    let pointer = parse_pointer(&found.target, name, channel, &ptr_path).map_err(berr)?;
+        .ok_or_else(|| BundleError(format!("{ptr_path} is not published")))?;
     // The pointer file itself (for tools reading the bundle as a TUF tree).
     let mut sink = io::sink();
     let ptr_url = updater.target_url(&found.target, &ptr_path).map_err(berr)?;
     rec.fetch_to(&ptr_url, found.target.length, &mut sink)
         .map_err(berr)?;
-    let tf = TargetFile::new(pointer.length, pointer.hashes.clone());
     let url = updater.target_url(&tf, &pointer.target).map_err(berr)?;
     let mut hasher = HashSink(crate::updater::hasher_for(&tf));
     rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;

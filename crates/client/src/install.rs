@@ -19,10 +19,12 @@
 //!
 //! Guarantees, each enforced next to its check below:
 //! - nothing is unpacked, placed or switched to before the length and every hash listed in
-//!   signed metadata matched (C2); the artifact's length, hashes and path come from the
-//!   pointer's `custom` field, which is inside verified targets metadata;
-//! - a version at or below the highest ever installed is refused unless the pointer is
-//!   signed as a recovery release (C3); the highest version survives in `state.json`;
+//!   signed metadata matched (C2). The channel pointer is only a hint naming a path and a
+//!   version: the artifact must itself be a target, found by the delegation search for
+//!   *its own* path, and its own signed entry is what the download is checked against (a
+//!   role trusted only for `app/channels/*` can name an artifact but never grant one);
+//! - a version at or below the highest ever installed is refused unless the artifact's own
+//!   entry is signed as a recovery release (C3); the highest version survives in `state.json`;
 //! - a failure never changes `current` or `state.json`; every failure is appended to
 //!   `failures.log`; a retry starts over with every check (C4).
 
@@ -473,17 +475,8 @@ fn run_update<F: Fetcher>(
             format!("{what}: {e} (nothing was changed; retry later, and if it persists tell the repository owner)"),
         )
     })?;
+    let ResolvedRelease { pointer, artifact } = resolve_release(&mut updater, &name, &channel)?;
     let ptr_path = pointer_path(&name, &channel);
-    let found = updater
-        .get_targetinfo(&ptr_path)
-        .map_err(|e| InstallError::new("metadata", format!("looking up {ptr_path}: {e}")))?
-        .ok_or_else(|| {
-            InstallError::new(
-                "pointer",
-                format!("no release of {name} on channel {channel} ({ptr_path} is not in the signed metadata)"),
-            )
-        })?;
-    let pointer = parse_pointer(&found.target, &name, &channel, &ptr_path)?;
     let version = semver::Version::parse(&pointer.version).map_err(|_| {
         InstallError::new(
             "pointer",
@@ -525,7 +518,7 @@ fn run_update<F: Fetcher>(
     }
 
     // C2: download into DIR/tmp, verify length and every hash, quarantine on mismatch.
-    let tf = TargetFile::new(pointer.length, pointer.hashes.clone());
+    let tf = artifact;
     let url = updater
         .target_url(&tf, &pointer.target)
         .map_err(|e| InstallError::new("pointer", e.to_string()).about(&pointer))?;
@@ -729,6 +722,86 @@ fn record_install(
     }
     state.last_good_version = Some(pointer.version.clone());
     state.updated_at = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+}
+
+/// A release found through its channel pointer and confirmed by the artifact's own entry.
+pub(crate) struct ResolvedRelease {
+    /// What the pointer says, `recovery` only where the artifact's own entry says so too.
+    pub pointer: ChannelPointer,
+    /// The artifact's own signed entry: the only length and hashes a download is checked
+    /// against.
+    pub artifact: TargetFile,
+}
+
+/// Finds the release of `name` on `channel`: the pointer (a hint), then the artifact it
+/// names through the client's own delegation search for the artifact's path.
+///
+/// Why: the pointer is signed by whichever role is trusted for `NAME/channels/*`, which may
+/// be a narrower role than the one trusted for the artifact's path. Taking the pointer's
+/// length and hashes as a grant let a role delegated only the channels directory install
+/// any bytes it liked (arbitrary-installation attack through a narrow delegation).
+pub(crate) fn resolve_release<F: Fetcher>(
+    updater: &mut Updater<F>,
+    name: &str,
+    channel: &str,
+) -> Result<ResolvedRelease, InstallError> {
+    let ptr_path = pointer_path(name, channel);
+    let found = updater
+        .get_targetinfo(&ptr_path)
+        .map_err(|e| InstallError::new("metadata", format!("looking up {ptr_path}: {e}")))?
+        .ok_or_else(|| {
+            InstallError::new(
+                "pointer",
+                format!("no release of {name} on channel {channel} ({ptr_path} is not in the signed metadata)"),
+            )
+        })?;
+    let mut pointer = parse_pointer(&found.target, name, channel, &ptr_path)?;
+    let refuse = |p: &ChannelPointer, why: String| {
+        InstallError::new(
+            "pointer",
+            format!(
+                "{ptr_path} names {}, but {why}; nothing was installed",
+                p.target
+            ),
+        )
+        .about(p)
+    };
+    let artifact = updater
+        .get_targetinfo(&pointer.target)
+        .map_err(|e| {
+            InstallError::new("metadata", format!("looking up {}: {e}", pointer.target))
+                .about(&pointer)
+        })?
+        .ok_or_else(|| refuse(&pointer, "no role trusted for that path signed it".into()))?
+        .target;
+    if artifact.length != pointer.length || artifact.hashes != pointer.hashes {
+        return Err(refuse(
+            &pointer,
+            "the pointer's length or hashes disagree with the artifact's own signed entry".into(),
+        ));
+    }
+    let own = artifact.custom.as_ref().and_then(|c| c.get("sealwright"));
+    if let Some(own) = own {
+        let field = |k: &str| own.get(k).and_then(serde_json::Value::as_str);
+        if field("name") != Some(name) || field("version") != Some(pointer.version.as_str()) {
+            return Err(refuse(
+                &pointer,
+                format!(
+                    "the artifact is signed as {} {}, not {name} {}",
+                    field("name").unwrap_or("?"),
+                    field("version").unwrap_or("?"),
+                    pointer.version
+                ),
+            ));
+        }
+    }
+    // A downgrade is a claim about the artifact, so only the artifact's signer can make it.
+    let own_recovery = own
+        .and_then(|o| o.get("recovery"))
+        .and_then(serde_json::Value::as_bool)
+        .unwrap_or(false);
+    pointer.recovery &= own_recovery;
+    Ok(ResolvedRelease { pointer, artifact })
 }
 
 /// The pointer's signed `custom.sealwright`, checked against what we asked for.

@@ -212,6 +212,13 @@ impl PublicKey {
         Ok((alg, bytes))
     }
 
+    /// What makes two keys the same key whatever their key ids or text encoding say: the
+    /// algorithm and the decoded public material (raw Ed25519 bytes, SPKI DER otherwise).
+    /// `None` when the material does not decode (such a key verifies nothing anyway).
+    pub fn material(&self) -> Option<(Algorithm, Vec<u8>)> {
+        self.verifier_input().ok()
+    }
+
     /// Checks that this key's public material parses for its algorithm.
     pub fn validate(&self) -> Result<(), KeyError> {
         let (alg, bytes) = self.verifier_input()?;

@@ -140,6 +140,15 @@ fn envelope_from_value(value: Value) -> Result<Envelope, MetadataError> {
     }
     let signatures: Vec<Signature> =
         serde_json::from_value(signatures).map_err(|e| malformed(format!("signatures: {e}")))?;
+    // Two signatures under one keyid are refused outright (python-tuf does the same): which
+    // one to believe is not a question a verifier should answer.
+    let mut ids = std::collections::BTreeSet::new();
+    if let Some(dup) = signatures.iter().find(|s| !ids.insert(s.keyid.as_str())) {
+        return Err(malformed(format!(
+            "signatures: keyid {} appears more than once",
+            dup.keyid
+        )));
+    }
     let canonical =
         to_canonical_json(&signed).map_err(|e| MetadataError::Canonical(e.to_string()))?;
     Ok(Envelope {
@@ -1199,6 +1208,18 @@ mod tests {
             )
             .unwrap();
         assert!(String::from_utf8(bytes).unwrap().contains("x-unknown"));
+    }
+
+    #[test]
+    fn a_keyid_signing_twice_is_refused() {
+        let key = PrivateKey::generate(Algorithm::Ed25519).unwrap();
+        let mut md = Metadata::new(Snapshot::new(1, now(), BTreeMap::new()));
+        md.sign(&key).unwrap();
+        let twice = md.signatures[0].clone();
+        md.signatures.push(twice);
+        let bytes = md.to_bytes().unwrap();
+        let e = Metadata::<Snapshot>::from_bytes(&bytes, 1 << 20).unwrap_err();
+        assert!(e.to_string().contains("more than once"), "{e}");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 //!
 //! Rules (TUF §5 and python-tuf's behaviour on real repositories):
 //! - only signatures whose keyid is authorised for the role count;
-//! - each keyid counts at most once, however many signatures carry it;
+//! - each *public key* counts at most once: one key listed under two key ids (ids are taken
+//!   as given and other implementations compute them differently) is still one signer, so
+//!   a threshold of two can never be met by one key holder;
+//! - a `signatures` list naming one keyid twice never reaches this function: the envelope
+//!   parser refuses it ([`crate::metadata::parse_envelope`]);
 //! - an invalid, empty or unknown extra signature is ignored, never fatal, as long as the
 //!   threshold is still met (otherwise one junk signature would let anyone deny service);
 //! - key ids are taken from metadata as given, never recomputed.
@@ -35,20 +39,29 @@ pub fn verify_role(
     threshold: u32,
 ) -> Result<(), ThresholdError> {
     let authorised: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
-    let mut counted: BTreeSet<&str> = BTreeSet::new();
+    let mut counted_ids: BTreeSet<&str> = BTreeSet::new();
+    let mut counted_keys = BTreeSet::new();
     for sig in signatures {
         let id = sig.keyid.as_str();
-        if !authorised.contains(id) || counted.contains(id) {
+        if !authorised.contains(id) || counted_ids.contains(id) {
             continue;
         }
         let Some(key) = keys.get(id) else { continue };
+        let Some(material) = key.material() else {
+            continue;
+        };
+        if counted_keys.contains(&material) {
+            continue; // the same key under another id: one signer, counted once
+        }
         let Ok(raw) = hex::decode(&sig.sig) else {
             continue;
         };
         if key.verify(canonical, &raw).is_ok() {
-            counted.insert(id);
+            counted_ids.insert(id);
+            counted_keys.insert(material);
         }
     }
+    let counted = counted_keys;
     let valid = u32::try_from(counted.len()).unwrap_or(u32::MAX);
     if threshold >= 1 && valid >= threshold {
         Ok(())
@@ -129,5 +142,46 @@ mod tests {
         .unwrap();
         let e = verify_role("r", b"other", &[sig(&a, msg)], &keys, &ids, 1).unwrap_err();
         assert_eq!(e.valid, 0);
+    }
+
+    #[test]
+    fn one_key_under_two_keyids_counts_once() {
+        let a = PrivateKey::generate(Algorithm::Ed25519).unwrap();
+        let b = PrivateKey::generate(Algorithm::Ed25519).unwrap();
+        let mut upper = a.public_key().clone();
+        // The same key, written with upper-case hex: another keyid, the same signer.
+        upper.keyval.public = upper.keyval.public.to_ascii_uppercase();
+        let keys: BTreeMap<String, PublicKey> = [
+            ("id-a".to_owned(), a.public_key().clone()),
+            ("id-a-again".to_owned(), upper),
+            ("id-b".to_owned(), b.public_key().clone()),
+        ]
+        .into();
+        let ids: Vec<String> = keys.keys().cloned().collect();
+        let msg = b"canonical";
+        let as_id = |k: &PrivateKey, id: &str| Signature {
+            keyid: id.into(),
+            sig: hex::encode(k.sign(msg).unwrap()),
+            extra: BTreeMap::new(),
+        };
+        let e = verify_role(
+            "r",
+            msg,
+            &[as_id(&a, "id-a"), as_id(&a, "id-a-again")],
+            &keys,
+            &ids,
+            2,
+        )
+        .unwrap_err();
+        assert_eq!(e.valid, 1);
+        verify_role(
+            "r",
+            msg,
+            &[as_id(&a, "id-a-again"), as_id(&b, "id-b")],
+            &keys,
+            &ids,
+            2,
+        )
+        .unwrap();
     }
 }

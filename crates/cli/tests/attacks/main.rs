@@ -15,6 +15,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod delegation;
 mod mirror;
 
 use std::collections::BTreeMap;
@@ -383,12 +384,16 @@ fn artifact_url(tree: &Path, version: &str) -> String {
 
 /// Re-signs `doc` with the key files named (as a thief holding them would).
 fn resign(doc: &mut Value, keys: &[&str]) {
-    let f = fixture();
+    resign_with(&fixture().repo, doc, keys);
+}
+
+/// Re-signs `doc` with the key files named from `repo`'s `keys/`.
+fn resign_with(repo: &Path, doc: &mut Value, keys: &[&str]) {
     let pass = sealwright_crypto::Passphrase::new(PASSPHRASE.to_owned());
     let signed = sealwright_crypto::canonical::to_canonical_json(&doc["signed"]).unwrap();
     let mut sigs = Vec::new();
     for name in keys {
-        let pem = std::fs::read_to_string(f.repo.join("keys").join(format!("{name}.pem"))).unwrap();
+        let pem = std::fs::read_to_string(repo.join("keys").join(format!("{name}.pem"))).unwrap();
         let key = sealwright_crypto::keyfile::read_private_key(&pem, Some(&pass)).unwrap();
         use sealwright_crypto::Signer as _;
         let sig = key.sign(&signed).unwrap();
