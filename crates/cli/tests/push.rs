@@ -880,7 +880,7 @@ fn the_server_renews_the_timestamp_through_the_agent_before_it_expires() {
     assert!(new_expiry > old_expiry, "{new_expiry} vs {old_expiry}");
     // Same snapshot, valid signatures: the tree still verifies (on the real clock).
     w.s.ok(&["--repo", &w.server(), "verify"]);
-    assert!(w.audit().iter().any(|r| r["action"] == "timestamp-renew"));
+    assert!(w.audit().iter().any(|r| r["action"] == "online-renew"));
     assert!(w.agent_signatures("timestamp") >= 1);
 }
 

@@ -759,11 +759,12 @@ fn sigkill_during_update_leaves_old_or_new_release() {
     eprintln!("30 trials over {span} us: {} old, {} new", kinds.0, kinds.1);
 }
 
-/// Release discovery costs one target lookup: with TAP 15 hash bins the client needs
-/// timestamp, snapshot, targets and the one bin holding the pointer, whatever the number of
+/// Release discovery costs two target lookups (the pointer, then the artifact through its
+/// own delegation search): with TAP 15 hash bins the client needs timestamp, snapshot,
+/// targets and the bins holding the pointer and the artifact, whatever the number of
 /// targets. The bundle records exactly what the client fetched.
 #[test]
-fn discovery_in_a_hash_binned_repository_fetches_one_bin() {
+fn discovery_in_a_hash_binned_repository_fetches_the_two_bins_on_its_paths() {
     let s = Scratch::new();
     let repo = s.repo_arg();
     s.ok(&["init", &repo]);
@@ -822,11 +823,24 @@ fn discovery_in_a_hash_binned_repository_fetches_one_bin() {
         .map(|f| f[0].as_str().unwrap())
         .filter(|n| n.starts_with("metadata/") && *n != "metadata/1.root.json")
         .collect();
-    assert_eq!(metadata.len(), 4, "{metadata:?}");
+    let bins_on_paths: std::collections::BTreeSet<String> =
+        ["app/channels/stable.json", "app/1.0.0/app.bin"]
+            .iter()
+            .map(|p| {
+                let digest = sealwright_crypto::digest::sha256(p.as_bytes());
+                format!(".bins-{:02x}.json", digest[0])
+            })
+            .collect();
+    assert_eq!(metadata.len(), 3 + bins_on_paths.len(), "{metadata:?}");
     assert_eq!(metadata[0], "metadata/timestamp.json");
     assert!(metadata[1].ends_with(".snapshot.json"), "{metadata:?}");
     assert!(metadata[2].ends_with(".targets.json"), "{metadata:?}");
-    assert!(metadata[3].contains(".bins-"), "{metadata:?}");
+    for bin in &bins_on_paths {
+        assert!(
+            metadata.iter().any(|m| m.ends_with(bin.as_str())),
+            "{bin}: {metadata:?}"
+        );
+    }
 
     let dev = s.path().join("dev");
     let root = s.repo().join("published/metadata/1.root.json");

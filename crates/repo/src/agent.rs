@@ -9,6 +9,10 @@
 //!   signs a snapshot or a targets file;
 //! - its version must be higher than any the agent signed for the role before (kept in a
 //!   state file written atomically), so a compromised caller cannot get a rollback signed;
+//! - its version may be at most `max_version_step` (default [`DEFAULT_MAX_VERSION_STEP`])
+//!   above that last version, and at most [`MAX_FIRST_VERSION`] when the agent has signed
+//!   none yet, so a compromised caller cannot burn the version space (a signed version
+//!   2^64−1 would make every later signature impossible);
 //! - its expiry must lie in the future and within the role's maximum period, so a
 //!   compromised caller cannot get a far-future freeze signed;
 //! - every signature and every refusal is appended, before the answer is sent, to the
@@ -126,6 +130,20 @@ pub struct AgentConfig {
     /// Expiry limits.
     #[serde(default)]
     pub max_expiry_days: MaxExpiry,
+    /// Largest step above the last version signed for a role.
+    #[serde(default = "default_max_version_step")]
+    pub max_version_step: u64,
+}
+
+/// Default of [`AgentConfig::max_version_step`]: a server bumps a version by one per
+/// signature, a few more after failed writes.
+pub const DEFAULT_MAX_VERSION_STEP: u64 = 100;
+/// Highest version the agent signs for a role it has never signed (2^32: room for a
+/// signature a second for a century, yet never near the end of the version space).
+pub const MAX_FIRST_VERSION: u64 = 1 << 32;
+
+fn default_max_version_step() -> u64 {
+    DEFAULT_MAX_VERSION_STEP
 }
 
 impl AgentConfig {
@@ -199,6 +217,7 @@ pub struct Agent {
     keys: BTreeMap<String, Vec<PrivateKey>>,
     callers: Vec<Caller>,
     max_expiry: MaxExpiry,
+    max_version_step: u64,
     state_path: PathBuf,
     audit: Mutex<sealwright_store::AuditLog>,
     last_versions: Mutex<BTreeMap<String, u64>>,
@@ -226,6 +245,7 @@ impl Agent {
             keys: by_role,
             callers: config.callers.clone(),
             max_expiry: config.max_expiry_days.clone(),
+            max_version_step: config.max_version_step,
             state_path,
             audit: Mutex::new(
                 sealwright_store::AuditLog::open(&config.audit_dir())
@@ -333,12 +353,24 @@ impl Agent {
             .last_versions
             .lock()
             .map_err(|_| "agent state poisoned".to_owned())?;
-        if let Some(&prev) = last.get(role) {
-            if version <= prev {
+        match last.get(role) {
+            Some(&prev) if version <= prev => {
                 return Err(format!(
                     "version {version} is not above {prev}, the last {role} this agent signed"
                 ));
             }
+            Some(&prev) if version - prev > self.max_version_step => {
+                return Err(format!(
+                    "version {version} jumps more than {} above {prev}, the last {role} this agent signed (max_version_step)",
+                    self.max_version_step
+                ));
+            }
+            None if version > MAX_FIRST_VERSION => {
+                return Err(format!(
+                    "version {version} is above {MAX_FIRST_VERSION}, the highest first version this agent signs"
+                ));
+            }
+            _ => {}
         }
         // The version is recorded before any signature leaves the agent.
         last.insert(role.to_owned(), version);

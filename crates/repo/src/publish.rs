@@ -182,6 +182,12 @@ impl Published {
         self.snapshot.as_ref()?.signed.role_version(name)
     }
 
+    /// The exact bytes of published metadata file `file` (e.g. `3.root.json`).
+    pub fn read_bytes(&self, file: &str) -> Result<Vec<u8>, PublishError> {
+        let path = self.dir.join(file);
+        fsutil::read_capped(&path, MAX_METADATA_BYTES).map_err(io_err(&path))
+    }
+
     /// Current metadata of targets role `name`, if published.
     pub fn targets_role(&self, name: &str) -> Result<Option<Metadata<Targets>>, PublishError> {
         match self.role_version(name) {

@@ -18,7 +18,7 @@
 //! and writes the server's answer (the new snapshot and timestamp, checked against root) into
 //! its own `published/`, so the next plan starts from what the server serves.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 
@@ -26,8 +26,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use sealwright_tuf::delegation::glob_match;
+use sealwright_tuf::engine::{EngineError, FoundTarget, Limits, TrustedMetadataSet};
 use sealwright_tuf::metadata::{
-    Delegations, MetaFile, Metadata, Root, Snapshot, TargetFile, Targets, Timestamp,
+    MetaFile, Metadata, Root, Snapshot, TargetFile, Targets, Timestamp,
 };
 use sealwright_tuf::verify::verify_role;
 
@@ -44,7 +45,7 @@ use crate::staging::{self, validate_target_path, Staging};
 pub const TOKENS_FILE: &str = "push-tokens.toml";
 /// Largest metadata file a push may carry.
 pub const MAX_ROLE_BYTES: usize = 64 * 1024 * 1024;
-/// Delegated roles searched for a pushed role's delegator before giving up.
+/// Roles loaded while looking for a pushed role's delegator before giving up.
 const MAX_ROLES_SEARCHED: usize = 10_000;
 
 /// Why a push was refused. Nothing was written.
@@ -327,111 +328,337 @@ fn lock(repo_dir: &Path) -> Result<File, PushError> {
     Ok(f)
 }
 
-/// A delegation some target path must satisfy.
-enum Rule {
-    Named(sealwright_tuf::metadata::DelegatedRole),
-    Bin(sealwright_tuf::metadata::SuccinctRoles, String),
-}
-
-impl Rule {
-    fn allows(&self, path: &str) -> bool {
-        match self {
-            Rule::Named(r) => r.is_delegated_path(path),
-            Rule::Bin(s, name) => s.role_for_target(path) == *name,
+/// What the trust engine's refusals mean for a push.
+fn engine_refusal(e: EngineError) -> PushError {
+    match e {
+        EngineError::Threshold(t) => PushError::Signature(format!(
+            "{t}: sign it with the keys its delegator names (`sealwright status` lists them)"
+        )),
+        EngineError::Expired { role, expires } => {
+            PushError::Invalid(format!("{role} expired at {expires}"))
         }
+        EngineError::Metadata { role, source } => PushError::Invalid(format!("{role}: {source}")),
+        EngineError::NotDelegated(m) => PushError::Forbidden(format!(
+            "{m}: delegate it first (`sealwright delegate`) and push the delegating role"
+        )),
+        other => PushError::Invalid(other.to_string()),
     }
 }
 
-/// Who may sign a role, and the delegations on the way to it from `targets`.
-struct Authority {
-    keys: BTreeMap<String, sealwright_crypto::PublicKey>,
-    keyids: Vec<String>,
-    threshold: u32,
-    chain: Vec<Rule>,
+/// The server's view of the repository it is about to publish: the pushed roles over the
+/// published ones, as the client's trust engine sees them under the snapshot the server
+/// would sign. One verification path (ARCHITECTURE.md): every question below — who signed
+/// a role, which role a client's search for a path lands on — is asked of
+/// [`TrustedMetadataSet`], never answered by a second delegation walker.
+struct Candidate<'a> {
+    set: TrustedMetadataSet,
+    pushed: &'a BTreeMap<String, (Metadata<Targets>, &'a [u8])>,
+    published: &'a Published,
 }
 
-fn rule_for(delegations: &Delegations, role: &str) -> Option<Rule> {
-    if let Some(roles) = &delegations.roles {
-        return roles
-            .iter()
-            .find(|r| r.name == role)
-            .map(|r| Rule::Named(r.clone()));
-    }
-    let s = delegations.succinct_roles.as_ref()?;
-    s.is_delegated_role(role)
-        .then(|| Rule::Bin(s.clone(), role.to_owned()))
-}
-
-/// The newest version of a targets role: pushed in this request, else published.
-type CurrentRole<'a> = dyn Fn(&str) -> Result<Option<Metadata<Targets>>, PushError> + 'a;
-
-/// Finds who delegates `role`: root for `targets`, else a breadth-first search from
-/// `targets` through named delegations, reading each delegator's newest version (pushed in
-/// this request, else published).
-fn authority_for(
-    role: &str,
-    root: &Root,
-    current: &CurrentRole<'_>,
-) -> Result<Authority, PushError> {
-    if role == "targets" {
-        let r = root
-            .roles
-            .get("targets")
-            .ok_or_else(|| internal("root has no targets role"))?;
-        return Ok(Authority {
-            keys: root.keys.clone(),
-            keyids: r.keyids.clone(),
-            threshold: r.threshold,
-            chain: Vec::new(),
-        });
-    }
-    let mut queue: VecDeque<(String, Vec<String>)> =
-        VecDeque::from([("targets".to_owned(), vec![])]);
-    let mut seen: BTreeSet<String> = BTreeSet::new();
-    while let Some((name, path)) = queue.pop_front() {
-        if !seen.insert(name.clone()) || seen.len() > MAX_ROLES_SEARCHED {
-            continue;
-        }
-        let Some(md) = current(&name)? else { continue };
-        let Some(del) = md.signed.delegations.as_ref() else {
-            continue;
+impl Candidate<'_> {
+    /// Feeds role `role` (pushed bytes, else published bytes) to the engine as delegated
+    /// by `delegator`: signatures against that delegator's keys, version as the snapshot to
+    /// sign lists it, expiry.
+    fn load(
+        set: &mut TrustedMetadataSet,
+        pushed: &BTreeMap<String, (Metadata<Targets>, &[u8])>,
+        published: &Published,
+        role: &str,
+        delegator: &str,
+    ) -> Result<(), PushError> {
+        let owned;
+        let bytes: &[u8] = match pushed.get(role) {
+            Some((_, bytes)) => bytes,
+            None => {
+                let version = set.role_version_in_snapshot(role).ok_or_else(|| {
+                    PushError::Forbidden(format!("role {role} is delegated but not published"))
+                })?;
+                owned = published
+                    .read_bytes(&format!("{version}.{role}.json"))
+                    .map_err(internal)?;
+                &owned
+            }
         };
-        if let Some((keyids, threshold)) = del.authority_for(role) {
-            // Rebuild the chain of delegations from `targets` down to `role`.
-            let mut chain = Vec::new();
-            let mut delegator = "targets".to_owned();
-            for step in path.iter().chain(std::iter::once(&role.to_owned())) {
-                let d = current(&delegator)?
-                    .and_then(|m| m.signed.delegations)
-                    .and_then(|d| rule_for(&d, step))
-                    .ok_or_else(|| internal(format!("delegation to {step} vanished")))?;
-                chain.push(d);
-                delegator = step.clone();
-            }
-            return Ok(Authority {
-                keys: del.keys.clone(),
-                keyids: keyids.to_vec(),
-                threshold,
-                chain,
-            });
+        set.update_delegated_targets(bytes, role, delegator)
+            .map(|_| ())
+            .map_err(engine_refusal)
+    }
+
+    /// Where a client's delegation search for `path` lands in the state to be published.
+    fn search(&mut self, path: &str) -> Result<Option<FoundTarget>, PushError> {
+        let (pushed, published) = (self.pushed, self.published);
+        self.set
+            .find_target_role_path(path, |set, role, delegator| {
+                Self::load(set, pushed, published, role, delegator)
+            })
+    }
+
+    /// Verifies pushed role `name` through some chain of delegations (for a role whose
+    /// push adds no path a search would reach it by).
+    fn verify_reachable(&mut self, name: &str) -> Result<(), PushError> {
+        if self.set.targets_role(name).is_some() {
+            return Ok(());
         }
-        if let Some(roles) = &del.roles {
-            for r in roles {
-                let mut p = path.clone();
-                p.push(r.name.clone());
-                queue.push_back((r.name.clone(), p));
-            }
+        let (pushed, published) = (self.pushed, self.published);
+        self.set
+            .find_role_path(name, MAX_ROLES_SEARCHED, |set, role, delegator| {
+                Self::load(set, pushed, published, role, delegator)
+            })?
+            .map(|_| ())
+            .ok_or_else(|| {
+                PushError::Forbidden(format!(
+                    "no role in this repository delegates {name}: delegate it first (`sealwright delegate`) and push the delegating role"
+                ))
+            })
+    }
+}
+
+impl From<EngineError> for PushError {
+    fn from(e: EngineError) -> Self {
+        engine_refusal(e)
+    }
+}
+
+/// What one pushed role changes relative to its published version.
+struct Changes<'a> {
+    /// Targets added or whose entry changed.
+    written: Vec<(&'a String, &'a TargetFile)>,
+    /// Targets the published version listed and this one does not.
+    removed: Vec<String>,
+    /// Whether the role's delegations differ.
+    delegations: bool,
+}
+
+fn changes<'a>(old: Option<&Metadata<Targets>>, new: &'a Metadata<Targets>) -> Changes<'a> {
+    let empty = BTreeMap::new();
+    let old_targets = old.map_or(&empty, |o| &o.signed.targets);
+    Changes {
+        written: new
+            .signed
+            .targets
+            .iter()
+            .filter(|(path, file)| old_targets.get(*path) != Some(*file))
+            .collect(),
+        removed: old_targets
+            .keys()
+            .filter(|p| !new.signed.targets.contains_key(*p))
+            .cloned()
+            .collect(),
+        delegations: old.and_then(|o| o.signed.delegations.as_ref())
+            != new.signed.delegations.as_ref(),
+    }
+}
+
+/// A token's path scope covers every change a push makes: written and removed targets, and
+/// delegations (a delegation hands out paths, so only an unscoped token may change one).
+fn check_token_scope(token: &TokenEntry, role: &str, c: &Changes<'_>) -> Result<(), PushError> {
+    let outside = |path: &str| {
+        PushError::Forbidden(format!(
+            "token {} may push paths {}, not {path}",
+            token.name,
+            token.paths.join(", ")
+        ))
+    };
+    for (path, _) in &c.written {
+        if !token.allows_path(path) {
+            return Err(outside(path));
         }
     }
-    Err(PushError::Forbidden(format!(
-        "no role in this repository delegates {role}: delegate it first (`sealwright delegate`) and push the delegating role"
-    )))
+    for path in &c.removed {
+        if !token.allows_path(path) {
+            return Err(outside(&format!("{path} (removed)")));
+        }
+    }
+    if c.delegations && !token.paths.is_empty() {
+        return Err(PushError::Forbidden(format!(
+            "token {} is limited to paths {} and may not change the delegations of {role}; push delegation changes with a token that has no --path",
+            token.name,
+            token.paths.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A channel pointer names an artifact; the artifact must itself be published, found by a
+/// client's search for its own path, with the length and hashes the pointer repeats. A
+/// pointer grants nothing (a role trusted for `NAME/channels/*` cannot make a device install
+/// bytes no role trusted for the artifact's path signed).
+fn check_pointer(
+    candidate: &mut Candidate<'_>,
+    path: &str,
+    file: &TargetFile,
+) -> Result<(), PushError> {
+    let Some(named) = file
+        .custom
+        .as_ref()
+        .and_then(|c| c.get("sealwright"))
+        .and_then(|s| s.get("target"))
+    else {
+        return Ok(());
+    };
+    let pointer = file.custom.as_ref().and_then(|c| c.get("sealwright"));
+    let artifact = named.as_str().ok_or_else(|| {
+        PushError::Invalid(format!("{path}: custom.sealwright.target is not a string"))
+    })?;
+    validate_target_path(artifact).map_err(|e| PushError::Invalid(format!("{path}: {e}")))?;
+    let found = candidate.search(artifact)?.ok_or_else(|| {
+        PushError::OutsideDelegation(format!(
+            "{path} names {artifact}, which no role trusted for that path lists: a channel pointer names a published artifact, it cannot grant one"
+        ))
+    })?;
+    let same_length = pointer
+        .and_then(|p| p.get("length"))
+        .and_then(serde_json::Value::as_u64)
+        == Some(found.target.length);
+    let same_hashes = pointer
+        .and_then(|p| p.get("hashes"))
+        .and_then(|h| serde_json::from_value::<BTreeMap<String, String>>(h.clone()).ok())
+        .as_ref()
+        == Some(&found.target.hashes);
+    if !same_length || !same_hashes {
+        return Err(PushError::OutsideDelegation(format!(
+            "{path}: its length or hashes disagree with {artifact}'s own entry (signed by {})",
+            found.role
+        )));
+    }
+    Ok(())
+}
+
+/// Largest whole path the server writes (Linux `PATH_MAX`, with room for a temporary name).
+const MAX_FS_PATH: usize = 4000;
+
+/// Checks, before anything is signed, that every new artifact can be written where it will
+/// be served: the whole path within `PATH_MAX`, no file where a directory must go (or the
+/// reverse) on disk or among the new paths themselves, and room on the file system.
+/// Whatever fails after signing costs a version number, never the ability to publish (see
+/// [`OnlineFloor`]), but a push that cannot be written is refused here with its reason.
+fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<(), PushError> {
+    let targets = repo_dir.join(publish::PUBLISHED_DIR).join("targets");
+    let mut files: BTreeSet<String> = BTreeSet::new();
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    let mut needed: u64 = 0;
+    for (sha256, path, length) in blobs {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let rel = if dir.is_empty() {
+            format!("{sha256}.{name}")
+        } else {
+            format!("{dir}/{sha256}.{name}")
+        };
+        if targets.join(&rel).as_os_str().len() > MAX_FS_PATH {
+            return Err(PushError::Invalid(format!(
+                "{path}: the path is too long to be stored on this server"
+            )));
+        }
+        let mut prefix = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            dirs.insert(prefix.clone());
+            if fs::symlink_metadata(targets.join(&prefix)).is_ok_and(|m| !m.is_dir()) {
+                return Err(PushError::Invalid(format!(
+                    "{path}: {prefix} is a published file, so it cannot also be a directory"
+                )));
+            }
+        }
+        if fs::symlink_metadata(targets.join(&rel)).is_ok_and(|m| m.is_dir()) {
+            return Err(PushError::Invalid(format!(
+                "{path}: a published directory has the name this file needs"
+            )));
+        }
+        files.insert(rel);
+        needed = needed.saturating_add(*length);
+    }
+    if let Some(clash) = files.iter().find(|f| dirs.contains(*f)) {
+        return Err(PushError::Invalid(format!(
+            "two pushed targets need {clash} to be both a file and a directory"
+        )));
+    }
+    // Blobs are hard-linked when they can be, copied otherwise: count the copy. 16 MiB of
+    // headroom covers the metadata written with them.
+    if let Ok(st) = rustix::fs::statvfs(repo_dir) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < needed.saturating_add(16 * 1024 * 1024) {
+            return Err(PushError::NotReady(format!(
+                "the server's disk is full ({free} bytes free, this push needs about {needed}); nothing was signed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The newest snapshot and timestamp versions the server has asked the agent to sign
+/// (`DIR/online-floor.json`), written *before* each signing. The agent refuses to sign a
+/// version at or below one it signed before; if writing the tree fails after signing, the
+/// published versions lag behind the agent's, and the next push or renewal must go above
+/// the agent's, not the published, version — or publishing would stop for good.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct OnlineFloor {
+    /// Highest snapshot version sent to the agent.
+    pub snapshot: u64,
+    /// Highest timestamp version sent to the agent.
+    pub timestamp: u64,
+}
+
+/// File of [`OnlineFloor`] in the server's data directory.
+pub const ONLINE_FLOOR_FILE: &str = "online-floor.json";
+
+impl OnlineFloor {
+    fn load(repo_dir: &Path) -> Result<Self, PushError> {
+        match fsutil::read_capped(&repo_dir.join(ONLINE_FLOOR_FILE), 4096) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| internal(format!("{ONLINE_FLOOR_FILE}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(internal(format!("{ONLINE_FLOOR_FILE}: {e}"))),
+        }
+    }
+
+    /// The next versions above both what is published and what was ever sent to the agent,
+    /// recorded before they are signed.
+    fn next(
+        repo_dir: &Path,
+        snapshot: Option<u64>,
+        timestamp: u64,
+    ) -> Result<(Option<u64>, u64), PushError> {
+        let floor = Self::load(repo_dir)?;
+        let bump = |published: u64, floor: u64| published.max(floor).checked_add(1);
+        let next_snapshot = match snapshot {
+            Some(v) => {
+                Some(bump(v, floor.snapshot).ok_or_else(|| internal("snapshot version overflow"))?)
+            }
+            None => None,
+        };
+        let next_timestamp = bump(timestamp, floor.timestamp)
+            .ok_or_else(|| internal("timestamp version overflow"))?;
+        let record = OnlineFloor {
+            snapshot: next_snapshot.unwrap_or(0).max(floor.snapshot),
+            timestamp: next_timestamp,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(internal)?;
+        fsutil::write_atomic(&repo_dir.join(ONLINE_FLOOR_FILE), &bytes).map_err(internal)?;
+        Ok((next_snapshot, next_timestamp))
+    }
 }
 
 /// Checks a push and, when every check passes, publishes it: artifacts linked, roles
 /// written, snapshot and timestamp signed through `keystore` (the signer agent), then
 /// `timestamp.json` switched. On any refusal nothing is written. Returns the answer for the
 /// publisher and what each pushed role now lists (for the server's index).
+///
+/// The checks, in order, all before anything is signed:
+/// 1. the token may push each role; no root, snapshot or timestamp;
+/// 2. each role parses, within [`MAX_ROLE_BYTES`], at a version above the published one;
+/// 3. the client's trust engine, under the snapshot the server would sign: each pushed role
+///    verifies against the keys its delegator on the search path names, and a client's
+///    search for each written path lands on the role that wrote it (not shadowed by an
+///    earlier or terminating delegation, not outside a delegation on the way);
+/// 4. the token's path scope covers every written and removed path, and only an unscoped
+///    token changes delegations;
+/// 5. each written artifact is uploaded, of the signed length and hashes; each channel
+///    pointer names a published artifact with the same length and hashes;
+/// 6. every file can be written (path lengths, file/directory clashes, free space).
 pub fn accept(
     repo_dir: &Path,
     policy: &Policy,
@@ -472,7 +699,7 @@ pub fn accept(
         ));
     };
 
-    let mut pushed: BTreeMap<String, Metadata<Targets>> = BTreeMap::new();
+    let mut pushed: BTreeMap<String, (Metadata<Targets>, &[u8])> = BTreeMap::new();
     for (name, text) in &request.roles {
         if text.len() > MAX_ROLE_BYTES {
             return Err(PushError::TooLarge(format!(
@@ -482,121 +709,132 @@ pub fn accept(
         }
         let md = Metadata::<Targets>::from_bytes(text.as_bytes(), MAX_ROLE_BYTES)
             .map_err(|e| PushError::Invalid(format!("{name}: {e}")))?;
-        pushed.insert(name.clone(), md);
-    }
-    let current = |name: &str| -> Result<Option<Metadata<Targets>>, PushError> {
-        if let Some(md) = pushed.get(name) {
-            return Ok(Some(md.clone()));
-        }
-        published.targets_role(name).map_err(internal)
-    };
-
-    let mut blobs: Vec<(String, String)> = Vec::new();
-    for (name, md) in &pushed {
-        let authority = authority_for(name, &root.signed, &current)?;
-        let canonical = md
-            .received_canonical()
-            .ok_or_else(|| internal("parsed metadata without its canonical bytes"))?;
-        verify_role(
-            name,
-            canonical,
-            &md.signatures,
-            &authority.keys,
-            &authority.keyids,
-            authority.threshold,
-        )
-        .map_err(|e| {
-            PushError::Signature(format!(
-                "{e}: sign it with the keys its delegator names (`sealwright status` lists them)"
-            ))
-        })?;
-        let old = published.targets_role(name).map_err(internal)?;
-        if let Some(old) = &old {
-            if md.signed.version <= old.signed.version {
+        if let Some(old) = published.role_version(name) {
+            if md.signed.version <= old {
                 return Err(PushError::Replay(format!(
-                    "{name} version {} is not above the published version {}",
-                    md.signed.version, old.signed.version
+                    "{name} version {} is not above the published version {old}",
+                    md.signed.version
                 )));
             }
         }
-        if md.signed.expires <= now {
-            return Err(PushError::Invalid(format!(
-                "{name} version {} expired at {}",
-                md.signed.version, md.signed.expires
-            )));
-        }
-        for (path, file) in &md.signed.targets {
-            validate_target_path(path).map_err(|e| PushError::Invalid(e.to_string()))?;
-            if old.as_ref().and_then(|o| o.signed.targets.get(path)) == Some(file) {
-                continue;
-            }
-            if let Some(rule) = authority.chain.iter().position(|r| !r.allows(path)) {
-                return Err(PushError::OutsideDelegation(format!(
-                    "{name} lists {path}, which the delegation chain does not grant it (step {} of {})",
-                    rule + 1,
-                    authority.chain.len()
-                )));
-            }
-            if !token.allows_path(path) {
-                return Err(PushError::Forbidden(format!(
-                    "token {} may push paths {}, not {path}",
-                    token.name,
-                    token.paths.join(", ")
-                )));
-            }
-            blobs.push((check_artifact(repo_dir, path, file)?, path.clone()));
-        }
+        pushed.insert(name.clone(), (md, text.as_bytes()));
     }
 
-    // Every role checks out: new snapshot, then the timestamp pinning its exact bytes.
-    let mut meta = snapshot.signed.meta.clone();
-    for (name, md) in &pushed {
-        meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
-    }
+    // The snapshot the server would sign, and the engine's view under it.
     let period = |role: &str| {
         policy
             .role(role)
             .map(|(_, _, p)| p.duration())
             .ok_or_else(|| internal(format!("no {role} role in the policy")))
     };
+    let mut meta = snapshot.signed.meta.clone();
+    for (name, (md, _)) in &pushed {
+        meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
+    }
     let mut new_snapshot = Metadata::new(Snapshot::new(
-        snapshot.signed.version + 1,
+        snapshot.signed.version.saturating_add(1),
         expiry(now, period("snapshot")?),
         meta,
     ));
     new_snapshot.signed.spec_version = SPEC_VERSION.to_owned();
+    let root_bytes = published
+        .read_bytes(&format!("{}.root.json", root.signed.version))
+        .map_err(internal)?;
+    let set = TrustedMetadataSet::for_snapshot_to_sign(
+        &root_bytes,
+        new_snapshot.signed.clone(),
+        now,
+        Limits::default(),
+    )
+    .map_err(|e| PushError::NotReady(format!("the published root cannot be trusted: {e}")))?;
+    let mut candidate = Candidate {
+        set,
+        pushed: &pushed,
+        published: &published,
+    };
+
+    let mut blobs: Vec<(String, String, u64)> = Vec::new();
+    for (name, (md, _)) in &pushed {
+        let old = published.targets_role(name).map_err(internal)?;
+        let c = changes(old.as_ref(), md);
+        for (path, _) in &c.written {
+            validate_target_path(path).map_err(|e| PushError::Invalid(e.to_string()))?;
+        }
+        check_token_scope(token, name, &c)?;
+        for (path, file) in &c.written {
+            match candidate.search(path)? {
+                Some(found) if found.role == *name => {}
+                Some(found) => {
+                    return Err(PushError::OutsideDelegation(format!(
+                        "{name} lists {path}, but a client searching for it reaches {} first: the delegation chain does not grant it to {name}",
+                        found.role
+                    )))
+                }
+                None => {
+                    return Err(PushError::OutsideDelegation(format!(
+                        "{name} lists {path}, which the delegation chain does not grant it: no client would ever reach it there"
+                    )))
+                }
+            }
+            blobs.push((
+                check_artifact(repo_dir, path, file)?,
+                (*path).clone(),
+                file.length,
+            ));
+        }
+        candidate.verify_reachable(name)?;
+    }
+    for (name, (md, _)) in &pushed {
+        let old = published.targets_role(name).map_err(internal)?;
+        for (path, file) in changes(old.as_ref(), md).written {
+            if staging::is_channel_pointer(path) {
+                check_pointer(&mut candidate, path, file)?;
+            }
+        }
+    }
+    check_writable(repo_dir, &blobs)?;
+
+    // Every check passed: sign, above every version the agent ever signed.
+    let (snapshot_version, timestamp_version) = OnlineFloor::next(
+        repo_dir,
+        Some(snapshot.signed.version),
+        timestamp.signed.version,
+    )?;
+    new_snapshot.signed.version = snapshot_version.unwrap_or(new_snapshot.signed.version);
     let snapshot_bytes = sign_online(policy, keystore, root, "snapshot", &mut new_snapshot)?;
-    let new_timestamp = timestamp_for(
-        timestamp.signed.version + 1,
+    let mut new_timestamp = timestamp_for(
+        timestamp_version,
         expiry(now, period("timestamp")?),
         &snapshot_bytes,
         new_snapshot.signed.version,
     );
-    let mut new_timestamp = new_timestamp;
     let timestamp_bytes = sign_online(policy, keystore, root, "timestamp", &mut new_timestamp)?;
 
-    let mut files: Vec<(String, Vec<u8>)> = pushed
-        .iter()
-        .map(|(name, md)| {
-            (
-                format!("{}.{name}.json", md.signed.version),
-                request
-                    .roles
-                    .get(name)
-                    .map(|t| t.as_bytes().to_vec())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
+    let metadata_dir = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, (md, bytes)) in &pushed {
+        let file = format!("{}.{name}.json", md.signed.version);
+        // A file of this version left by a push that failed after writing it was never
+        // published (no snapshot the timestamp names lists it): it may be replaced.
+        let stale = metadata_dir.join(&file);
+        if fs::read(&stale).is_ok_and(|existing| existing != *bytes) {
+            fs::remove_file(&stale).map_err(internal)?;
+        }
+        files.push((file, bytes.to_vec()));
+    }
     files.push((
         format!("{}.snapshot.json", new_snapshot.signed.version),
         snapshot_bytes.clone(),
     ));
-    write_tree(repo_dir, &blobs, &files, None, &timestamp_bytes).map_err(internal)?;
+    let links: Vec<(String, String)> = blobs
+        .iter()
+        .map(|(s, p, _)| (s.clone(), p.clone()))
+        .collect();
+    write_tree(repo_dir, &links, &files, None, &timestamp_bytes).map_err(internal)?;
     let accepted = Accepted {
         roles: pushed
             .iter()
-            .map(|(n, md)| (n.clone(), md.signed.version))
+            .map(|(n, (md, _))| (n.clone(), md.signed.version))
             .collect(),
         artifacts: blobs.len(),
         snapshot_version: new_snapshot.signed.version,
@@ -606,7 +844,7 @@ pub fn accept(
     };
     let listings = pushed
         .iter()
-        .map(|(name, md)| RoleListing::of(name, md))
+        .map(|(name, (md, _))| RoleListing::of(name, md))
         .collect();
     Ok((accepted, listings))
 }
@@ -690,44 +928,85 @@ fn sign_online<T: sealwright_tuf::metadata::RoleType>(
     md.to_bytes().map_err(internal)
 }
 
-/// Signs a new timestamp (same snapshot) when less than a quarter of the current one's
-/// validity period is left. Returns the new version, if one was written.
-pub fn renew_timestamp(
+/// What [`renew_online_roles`] signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Renewed {
+    /// The new snapshot version, when snapshot was renewed.
+    pub snapshot: Option<u64>,
+    /// The new timestamp version, when anything was renewed.
+    pub timestamp: Option<u64>,
+}
+
+/// Keeps the online roles alive with nobody pushing: when less than a quarter of the
+/// snapshot's validity is left, a new snapshot (same contents) and a timestamp pinning it;
+/// else, when the timestamp is that close to expiry, a new timestamp for the same snapshot.
+/// Without this a repository nobody pushes to goes dark when its snapshot expires.
+pub fn renew_online_roles(
     repo_dir: &Path,
     policy: &Policy,
     keystore: &KeyStore<'_>,
     now: DateTime<Utc>,
-) -> Result<Option<u64>, PushError> {
+) -> Result<Renewed, PushError> {
     let _lock = lock(repo_dir)?;
     let published = Published::load(repo_dir).map_err(internal)?;
-    let (Some(root), Some(ts)) = (published.root.as_ref(), published.timestamp.as_ref()) else {
-        return Ok(None);
+    let (Some(root), Some(snapshot), Some(ts)) = (
+        published.root.as_ref(),
+        published.snapshot.as_ref(),
+        published.timestamp.as_ref(),
+    ) else {
+        return Ok(Renewed::default());
     };
-    let period = policy
-        .role("timestamp")
-        .map(|(_, _, p)| p.duration())
-        .ok_or_else(|| internal("no timestamp role in the policy"))?;
-    if !expiring(ts.signed.expires, period, now) {
-        return Ok(None);
+    let period = |role: &str| {
+        policy
+            .role(role)
+            .map(|(_, _, p)| p.duration())
+            .ok_or_else(|| internal(format!("no {role} role in the policy")))
+    };
+    let renew_snapshot = expiring(snapshot.signed.expires, period("snapshot")?, now);
+    if !renew_snapshot && !expiring(ts.signed.expires, period("timestamp")?, now) {
+        return Ok(Renewed::default());
     }
-    let pin = ts
-        .signed
-        .snapshot_meta()
-        .cloned()
-        .ok_or_else(|| internal("timestamp.json has no snapshot entry"))?;
+    let (snapshot_version, timestamp_version) = OnlineFloor::next(
+        repo_dir,
+        renew_snapshot.then_some(snapshot.signed.version),
+        ts.signed.version,
+    )?;
+    let mut files = Vec::new();
+    let pin = match snapshot_version {
+        Some(version) => {
+            let mut next = Metadata::new(Snapshot::new(
+                version,
+                expiry(now, period("snapshot")?),
+                snapshot.signed.meta.clone(),
+            ));
+            next.signed.spec_version = SPEC_VERSION.to_owned();
+            let bytes = sign_online(policy, keystore, root, "snapshot", &mut next)?;
+            let pin = timestamp_for(0, now, &bytes, version)
+                .signed
+                .snapshot_meta()
+                .cloned()
+                .ok_or_else(|| internal("timestamp without a snapshot pin"))?;
+            files.push((format!("{version}.snapshot.json"), bytes));
+            pin
+        }
+        None => ts
+            .signed
+            .snapshot_meta()
+            .cloned()
+            .ok_or_else(|| internal("timestamp.json has no snapshot entry"))?,
+    };
     let mut next = Metadata::new(Timestamp::new(
-        ts.signed.version + 1,
-        expiry(now, period),
+        timestamp_version,
+        expiry(now, period("timestamp")?),
         pin,
     ));
     next.signed.spec_version = SPEC_VERSION.to_owned();
     let bytes = sign_online(policy, keystore, root, "timestamp", &mut next)?;
-    let path = repo_dir
-        .join(publish::PUBLISHED_DIR)
-        .join("metadata")
-        .join("timestamp.json");
-    fsutil::write_atomic(&path, &bytes).map_err(internal)?;
-    Ok(Some(next.signed.version))
+    write_tree(repo_dir, &[], &files, None, &bytes).map_err(internal)?;
+    Ok(Renewed {
+        snapshot: snapshot_version,
+        timestamp: Some(timestamp_version),
+    })
 }
 
 /// What the publisher sends: the signed roles, and the blobs (SHA-256, target path) the
@@ -795,10 +1074,7 @@ pub fn push(
     // client would before writing them (signed by root's keys, pinning each other and
     // naming exactly the versions we pushed).
     let published = Published::load(repo_dir)?;
-    let root = published
-        .root
-        .ok_or_else(|| meta_err("no published root"))?;
-    check_answer(&root.signed, &plan, &accepted)?;
+    check_answer(&published, &plan, &accepted, Utc::now())?;
     let mut all = files;
     all.push((
         format!("{}.snapshot.json", accepted.snapshot_version),
@@ -816,49 +1092,49 @@ pub fn push(
     Ok((report, accepted))
 }
 
-fn check_answer(root: &Root, plan: &Plan, accepted: &Accepted) -> Result<(), PublishError> {
+/// The server's answer is checked by the client's own timestamp and snapshot steps, from
+/// our published root, with our published timestamp and snapshot as the rollback floors:
+/// signatures, versions that never go back, the timestamp pinning these snapshot bytes, no
+/// role removed or rolled back, nothing expired — then the snapshot must list exactly the
+/// versions we pushed.
+fn check_answer(
+    published: &Published,
+    plan: &Plan,
+    accepted: &Accepted,
+    now: DateTime<Utc>,
+) -> Result<(), PublishError> {
     let bad =
         |m: String| PublishError::Pending(format!("the server's answer is not trustworthy: {m}"));
-    let snapshot = Metadata::<Snapshot>::from_bytes(&accepted.snapshot, MAX_ROLE_BYTES)
-        .map_err(|e| bad(format!("snapshot: {e}")))?;
-    let timestamp = Metadata::<Timestamp>::from_bytes(&accepted.timestamp, MAX_ROLE_BYTES)
-        .map_err(|e| bad(format!("timestamp: {e}")))?;
-    for (role, canonical, sigs) in [
-        (
-            "snapshot",
-            snapshot.received_canonical(),
-            &snapshot.signatures,
-        ),
-        (
-            "timestamp",
-            timestamp.received_canonical(),
-            &timestamp.signatures,
-        ),
-    ] {
-        let r = root
-            .roles
-            .get(role)
-            .ok_or_else(|| bad(format!("root has no {role} role")))?;
-        verify_role(
-            role,
-            canonical.unwrap_or_default(),
-            sigs,
-            &root.keys,
-            &r.keyids,
-            r.threshold,
-        )
-        .map_err(|e| bad(e.to_string()))?;
+    let root = published
+        .root
+        .as_ref()
+        .ok_or_else(|| meta_err("no published root"))?;
+    let root_bytes = published.read_bytes(&format!("{}.root.json", root.signed.version))?;
+    let mut set = TrustedMetadataSet::new(&root_bytes, now).map_err(|e| bad(e.to_string()))?;
+    set.check_final_root().map_err(|e| bad(e.to_string()))?;
+    if published.timestamp.is_some() {
+        let ours = published.read_bytes("timestamp.json")?;
+        set.load_local_timestamp(&ours)
+            .map_err(|e| bad(format!("our own timestamp.json: {e}")))?;
     }
-    let pin = timestamp
-        .signed
-        .snapshot_meta()
-        .ok_or_else(|| bad("timestamp pins no snapshot".into()))?;
-    pin.verify(&accepted.snapshot)
-        .map_err(|e| bad(format!("timestamp does not pin this snapshot: {e}")))?;
-    if pin.version != snapshot.signed.version
-        || snapshot.signed.version != accepted.snapshot_version
+    set.update_timestamp(&accepted.timestamp)
+        .map_err(|e| bad(e.to_string()))?;
+    if let Some(snapshot) = &published.snapshot {
+        let ours = published.read_bytes(&format!("{}.snapshot.json", snapshot.signed.version))?;
+        // Ours is not the final snapshot (the server's is): only the floor is wanted here.
+        let _ = set.load_local_snapshot(&ours);
+    }
+    set.update_snapshot(&accepted.snapshot)
+        .map_err(|e| bad(e.to_string()))?;
+    let snapshot = set
+        .snapshot()
+        .ok_or_else(|| bad("no snapshot was trusted".into()))?;
+    if snapshot.signed.version != accepted.snapshot_version
+        || set.timestamp().map(|t| t.signed.version) != Some(accepted.timestamp_version)
     {
-        return Err(bad("snapshot versions disagree".into()));
+        return Err(bad(
+            "the versions it reports are not the ones it signed".into()
+        ));
     }
     for (name, md) in &plan.targets {
         if snapshot.signed.role_version(name) != Some(md.signed.version) {

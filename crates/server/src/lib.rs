@@ -321,7 +321,10 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
             Server::bind(opts.listen, &identity, Arc::new(store), client_ca.as_ref()).await?;
         if let Some(p) = &opts.push {
             server.enable_push(p);
-            tokio::spawn(push::renew_timestamps(p.repo_dir.clone()));
+            tokio::spawn(push::renew_online_roles(
+                p.repo_dir.clone(),
+                server.metrics(),
+            ));
         }
         let local_addr = server.local_addr()?;
         let ready = Ready {

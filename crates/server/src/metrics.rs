@@ -17,6 +17,10 @@ pub struct Metrics {
     connections_total: AtomicU64,
     connections_open: AtomicU64,
     tls_handshake_failures: AtomicU64,
+    /// Seconds until each top-level role expires (negative: expired).
+    role_expiry: std::sync::Mutex<std::collections::BTreeMap<String, i64>>,
+    /// When an expiry warning was last logged, per role.
+    warned: std::sync::Mutex<std::collections::BTreeMap<String, chrono::DateTime<chrono::Utc>>>,
 }
 
 impl Metrics {
@@ -44,6 +48,27 @@ impl Metrics {
     /// A TLS handshake failed or timed out.
     pub fn handshake_failed(&self) {
         self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the seconds left before `role` expires.
+    pub fn set_role_expiry(&self, role: &str, seconds: i64) {
+        if let Ok(mut m) = self.role_expiry.lock() {
+            m.insert(role.to_owned(), seconds);
+        }
+    }
+
+    /// Whether an expiry warning for `role` is due (at most one a day).
+    pub fn should_warn(&self, role: &str, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let Ok(mut m) = self.warned.lock() else {
+            return false;
+        };
+        match m.get(role) {
+            Some(last) if now - *last < chrono::Duration::days(1) => false,
+            _ => {
+                m.insert(role.to_owned(), now);
+                true
+            }
+        }
     }
 
     /// Body bytes sent so far.
@@ -103,6 +128,16 @@ impl Metrics {
             "TLS handshakes that failed or timed out.",
             self.tls_handshake_failures.load(Ordering::Relaxed),
         );
+        if let Ok(m) = self.role_expiry.lock() {
+            if !m.is_empty() {
+                s.push_str("# HELP sealwright_role_expires_in_seconds Seconds until each top-level role's published version expires.\n# TYPE sealwright_role_expires_in_seconds gauge\n");
+                for (role, left) in m.iter() {
+                    s.push_str(&format!(
+                        "sealwright_role_expires_in_seconds{{role=\"{role}\"}} {left}\n"
+                    ));
+                }
+            }
+        }
         s
     }
 }

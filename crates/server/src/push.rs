@@ -78,39 +78,91 @@ pub fn routes(opts: &PushOptions) -> Router {
         .with_state(state)
 }
 
-/// Renews `timestamp.json` through the agent whenever less than a quarter of its validity
-/// is left; runs until the server stops.
-pub async fn renew_timestamps(repo_dir: PathBuf) {
+/// Renews the online roles through the agent whenever less than a quarter of a role's
+/// validity is left (snapshot and timestamp: [`push::renew_online_roles`]), and warns about
+/// offline roles nearing expiry; runs until the server stops.
+pub async fn renew_online_roles(repo_dir: PathBuf, metrics: Arc<crate::Metrics>) {
     let mut tick = tokio::time::interval(RENEW_CHECK);
     loop {
         tick.tick().await;
         let dir = repo_dir.clone();
+        let metrics = Arc::clone(&metrics);
         let outcome = tokio::task::spawn_blocking(move || {
             let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
             let store = KeyStore::new(&dir, &push::NoKeyFiles);
-            let r = push::renew_timestamp(&dir, &policy, &store, chrono::Utc::now());
+            let now = chrono::Utc::now();
+            let r = push::renew_online_roles(&dir, &policy, &store, now);
             match &r {
-                Ok(Some(v)) => audit(
+                Ok(renewed) if renewed.timestamp.is_some() => audit(
                     &dir,
                     "server",
-                    "timestamp-renew",
-                    "timestamp",
-                    json!({"version": v}),
+                    "online-renew",
+                    "snapshot+timestamp",
+                    json!({"snapshot": renewed.snapshot, "timestamp": renewed.timestamp}),
                 ),
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(e) => audit(
                     &dir,
                     "server",
-                    "timestamp-renew-failed",
-                    "timestamp",
+                    "online-renew-failed",
+                    "snapshot+timestamp",
                     json!({"error": e.to_string()}),
                 ),
             }
+            report_expiry(&dir, &policy, &metrics, now);
             r
         })
         .await;
         if let Ok(Err(e)) = outcome {
-            eprintln!("sealwright serve: renewing timestamp.json failed: {e}");
+            eprintln!("sealwright serve: renewing the online roles failed: {e}");
+        }
+    }
+}
+
+/// Publishes each top-level role's time to expiry in `/metrics`, and warns in the server log
+/// (once a day per role) when an offline role — root or targets, which only their key
+/// holders can re-sign — has less than a quarter of its validity period left.
+fn report_expiry(
+    repo_dir: &Path,
+    policy: &Policy,
+    metrics: &crate::Metrics,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let Ok(published) = sealwright_repo::publish::Published::load(repo_dir) else {
+        return;
+    };
+    let expires = [
+        ("root", published.root.as_ref().map(|m| m.signed.expires)),
+        (
+            "targets",
+            published
+                .targets_role("targets")
+                .ok()
+                .flatten()
+                .map(|m| m.signed.expires),
+        ),
+        (
+            "snapshot",
+            published.snapshot.as_ref().map(|m| m.signed.expires),
+        ),
+        (
+            "timestamp",
+            published.timestamp.as_ref().map(|m| m.signed.expires),
+        ),
+    ];
+    for (role, at) in expires {
+        let Some(at) = at else { continue };
+        let left = (at - now).num_seconds();
+        metrics.set_role_expiry(role, left);
+        let Some((_, _, period)) = policy.role(role) else {
+            continue;
+        };
+        let offline = matches!(role, "root" | "targets");
+        if offline && (at - now) < period.duration() / 4 && metrics.should_warn(role, now) {
+            eprintln!(
+                "sealwright serve: warning: {role} expires at {at} ({} hours left); it is signed offline: sign a new version (`sealwright publish` where its keys are, then push or copy it here)",
+                left / 3600
+            );
         }
     }
 }
@@ -279,9 +331,18 @@ async fn list_targets(
 
 fn refusal(e: &PushError) -> Response {
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    // A server failure's detail (file-system paths, errno) is for the operator's log and
+    // audit record, never for the client: it maps the server for an attacker.
+    let message = match e {
+        PushError::Internal(detail) => {
+            eprintln!("sealwright serve: internal error: {detail}");
+            "the server failed to complete this request; nothing was published. The operator finds the reason in the server log and the audit log (sealwright audit list).".to_owned()
+        }
+        _ => e.to_string(),
+    };
     let mut r = (
         status,
-        axum::Json(json!({"error": e.kind(), "message": e.to_string()})),
+        axum::Json(json!({"error": e.kind(), "message": message})),
     )
         .into_response();
     if status == StatusCode::UNAUTHORIZED {

@@ -240,6 +240,9 @@ pub struct TrustedMetadataSet {
     targets: HashMap<String, TrustedTargets>,
     root_updates: u32,
     online_keys_rotated: bool,
+    /// Built by [`Self::for_snapshot_to_sign`]: the snapshot is the caller's own (about to
+    /// be signed), and there is no timestamp.
+    snapshot_to_sign: bool,
 }
 
 /// Parses `bytes` as role `T`, checks its signatures against `keyids`/`threshold` of `keys`,
@@ -322,7 +325,29 @@ impl TrustedMetadataSet {
             targets: HashMap::new(),
             root_updates: 0,
             online_keys_rotated: false,
+            snapshot_to_sign: false,
         })
+    }
+
+    /// The repository's side of §5.6–§5.7: a server (or publisher) about to sign `snapshot`
+    /// asks the client's own questions of the targets roles that snapshot would publish —
+    /// is each role signed by the keys its delegator on the search path names, at the
+    /// version the snapshot lists, unexpired; which role does a client's search for a path
+    /// land on. The snapshot is trusted because the caller is the one who will sign it;
+    /// root is verified as in [`Self::new`] and must be unexpired. There is no timestamp:
+    /// [`Self::update_timestamp`] and [`Self::update_snapshot`] refuse.
+    pub fn for_snapshot_to_sign(
+        root_bytes: &[u8],
+        snapshot: Snapshot,
+        now: DateTime<Utc>,
+        limits: Limits,
+    ) -> Result<Self, EngineError> {
+        let mut set = Self::with_limits(root_bytes, now, limits)?;
+        set.check_final_root()?;
+        set.check_expiry("snapshot", &snapshot)?;
+        set.snapshot = Some(Metadata::new(snapshot));
+        set.snapshot_to_sign = true;
+        Ok(set)
     }
 
     /// The trusted root.
@@ -667,6 +692,12 @@ impl TrustedMetadataSet {
     /// §5.5.6–5.5.7 the trusted snapshot is final: the version the trusted (unexpired)
     /// timestamp names, and not expired. Targets are only loaded against a final snapshot.
     pub fn check_final_snapshot(&self) -> Result<&Metadata<Snapshot>, EngineError> {
+        if self.snapshot_to_sign {
+            return self
+                .snapshot
+                .as_ref()
+                .ok_or_else(|| EngineError::Order("no snapshot to sign".into()));
+        }
         let ts = self.check_final_timestamp()?;
         let snapshot = self
             .snapshot
@@ -750,6 +781,63 @@ impl TrustedMetadataSet {
                 delegator: delegator.to_owned(),
             });
         Ok(&slot.into_mut().md.signed)
+    }
+
+    /// Makes role `name` trusted through *some* chain of delegations from top-level
+    /// `targets`, whatever paths they cover: pre-order depth-first like
+    /// [`Self::find_target_role_path`], each role visited once, at most `max_roles` roles
+    /// loaded, succinct bins entered only when `name` is one of them (bins are never
+    /// enumerated). For a repository checking a role it is about to publish that lists no
+    /// new path (only removals or delegations); a client never needs it. Returns the
+    /// chain, or `None` when no reachable role delegates `name`.
+    pub fn find_role_path<E, F>(
+        &mut self,
+        name: &str,
+        max_roles: usize,
+        mut load_role: F,
+    ) -> Result<Option<Vec<String>>, E>
+    where
+        E: From<EngineError>,
+        F: FnMut(&mut Self, &str, &str) -> Result<(), E>,
+    {
+        let mut to_visit: Vec<(String, String, Vec<String>)> =
+            vec![("targets".into(), "root".into(), Vec::new())];
+        let mut visited: HashSet<String> = HashSet::new();
+        while let Some((role, delegator, mut chain)) = to_visit.pop() {
+            if visited.len() >= max_roles {
+                break;
+            }
+            if !visited.insert(role.clone()) {
+                continue;
+            }
+            if self.trusted_delegator(&role) != Some(delegator.as_str()) {
+                load_role(self, &role, &delegator)?;
+            }
+            let Some(targets) = self
+                .targets
+                .get(&role)
+                .filter(|t| t.delegator == delegator)
+                .map(|t| &t.md.signed)
+            else {
+                return Err(EngineError::Order(format!("role {role} is not trusted")).into());
+            };
+            chain.push(role.clone());
+            if role == name {
+                return Ok(Some(chain));
+            }
+            let Some(delegations) = &targets.delegations else {
+                continue;
+            };
+            let children: Vec<String> = match (&delegations.roles, &delegations.succinct_roles) {
+                (Some(roles), _) => roles.iter().map(|r| r.name.clone()).collect(),
+                (None, Some(bins)) if bins.is_delegated_role(name) => vec![name.to_owned()],
+                _ => Vec::new(),
+            };
+            for child in children.into_iter().rev() {
+                to_visit.push((child, role.clone(), chain.clone()));
+            }
+        }
+        Ok(None)
     }
 
     /// §5.7 search the delegation graph for `target_path`: pre-order depth-first from

@@ -323,6 +323,7 @@ fn start_agent(
             roles: vec!["timestamp".into(), "snapshot".into()],
         }],
         max_expiry_days: Default::default(),
+        max_version_step: sealwright_repo::agent::DEFAULT_MAX_VERSION_STEP,
     };
     let agent = std::sync::Arc::new(Agent::new(&config, keys)?);
     let listener = agent::bind(&socket)?;

@@ -14,6 +14,9 @@ use super::common::Scratch;
 use super::mirror::Mirror;
 use super::{copy_tree, read_json, resign_with, stderr};
 
+/// One forged role: its name, the edit of its `signed` object, the keys that re-sign it.
+type Edit<'a> = (&'a str, &'a dyn Fn(&mut Value), &'a [&'a str]);
+
 /// A repository whose top-level targets delegates `NAME/channels/*` of `app` to `chan`.
 struct World {
     s: Scratch,
@@ -48,7 +51,7 @@ impl World {
     /// A copy of the honest tree in which `edits` were applied to the named roles (each
     /// re-signed by the keys given), with snapshot and timestamp signed over them as the
     /// server would.
-    fn forge(&self, name: &str, edits: &[(&str, &dyn Fn(&mut Value), &[&str])]) -> PathBuf {
+    fn forge(&self, name: &str, edits: &[Edit<'_>]) -> PathBuf {
         let out = self.s.path().join(name);
         copy_tree(&self.tree, &out);
         let md = out.join("metadata");
