@@ -1060,3 +1060,293 @@ fn publishers_authenticate_with_registered_client_certificates() {
         "{records:?}"
     );
 }
+
+/// The next version of `role` on the server (published snapshot's, plus one).
+fn next_role_version(w: &World, role: &str) -> u64 {
+    let snap = published_snapshot(w);
+    snap["signed"]["meta"][format!("{role}.json")]["version"]
+        .as_u64()
+        .unwrap()
+        + 1
+}
+
+fn published_snapshot(w: &World) -> Value {
+    let md = w.server_dir.join("published/metadata");
+    let ts: Value =
+        serde_json::from_slice(&std::fs::read(md.join("timestamp.json")).unwrap()).unwrap();
+    let sv = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    serde_json::from_slice(&std::fs::read(md.join(format!("{sv}.snapshot.json"))).unwrap()).unwrap()
+}
+
+#[test]
+fn a_push_that_cannot_be_written_is_refused_before_anything_is_signed() {
+    let w = world(&[]);
+    let token = std::fs::read_to_string(w.token("owner", &["--role", "targets"])).unwrap();
+    let mut md = server_targets(&w);
+    md.signed.version += 1;
+    let artifact = b"long name".to_vec();
+    let sha = sha256_hex(&artifact);
+    let (status, _) = w.api(
+        "PUT",
+        &format!("/api/v1/blobs/{sha}"),
+        Some(&token),
+        &artifact,
+    );
+    assert!(status == 201 || status == 200);
+    let signatures = w.agent_signatures("snapshot");
+    let before = w.published_state();
+    // A 200-byte file name: stored as <sha256>.<name>, 265 bytes, over NAME_MAX.
+    list_target(
+        &mut md,
+        &format!("app/1.0.1/{}", "n".repeat(200)),
+        &artifact,
+    );
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let (status, v) = w.push_role(&token, "targets", &signed);
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("file name longer than"),
+        "{v}"
+    );
+    // A file where a published directory is: app/1.0.0 is a directory of the published tree.
+    md.signed
+        .targets
+        .retain(|p, _| !p.starts_with("app/1.0.1/"));
+    let clash = format!("app/{sha}.x");
+    std::fs::create_dir_all(w.server_dir.join(format!("published/targets/app/{sha}.x"))).unwrap();
+    list_target(&mut md, "app/x", &artifact);
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let (status, v) = w.push_role(&token, "targets", &signed);
+    assert_eq!(status, 400, "{v} ({clash})");
+    std::fs::remove_dir(w.server_dir.join(format!("published/targets/app/{sha}.x"))).unwrap();
+    assert_eq!(
+        w.agent_signatures("snapshot"),
+        signatures,
+        "nothing may be signed"
+    );
+    assert_eq!(w.published_state(), before);
+    // And publishing goes on.
+    md.signed.targets.remove("app/x");
+    list_target(&mut md, "app/1.0.1/app.bin", &artifact);
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let (status, v) = w.push_role(&token, "targets", &signed);
+    assert_eq!(status, 200, "{v}");
+    w.s.ok(&["--repo", &w.server(), "verify"]);
+}
+
+#[test]
+fn a_push_that_fails_after_signing_never_wedges_publishing() {
+    let w = world(&[]);
+    let owner = w.token("owner", &["--role", "targets"]);
+    let server_path = w.server_dir.display().to_string();
+    let metadata = w.server_dir.join("published/metadata");
+    // Fail at each write between the agent's signatures and the switch of timestamp.json:
+    // the pushed role's file, then the snapshot's. A directory in the way makes the write
+    // fail whatever the user's privileges.
+    for (i, obstacle) in ["role", "snapshot"].iter().enumerate() {
+        let version = format!("1.{}.0", i + 1);
+        w.s.add_release(&w.publisher(), version.as_bytes(), "app", &version);
+        let floor: Value = std::fs::read(w.server_dir.join("online-floor.json"))
+            .map(|b| serde_json::from_slice(&b).unwrap())
+            .unwrap_or(json!({"snapshot": 0}));
+        let blocked = match *obstacle {
+            "role" => metadata.join(format!("{}.targets.json", next_role_version(&w, "targets"))),
+            _ => {
+                let published = published_snapshot(&w)["signed"]["version"]
+                    .as_u64()
+                    .unwrap();
+                let next = published.max(floor["snapshot"].as_u64().unwrap()) + 1;
+                metadata.join(format!("{next}.snapshot.json"))
+            }
+        };
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), b"in the way").unwrap();
+        let signed_before = w.agent_signatures("snapshot");
+        let out = w.push(&owner);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !out.status.success(),
+            "{obstacle}: the push should have failed"
+        );
+        assert!(
+            !err.contains(&server_path),
+            "{obstacle}: the server's path leaked: {err}"
+        );
+        assert!(
+            w.agent_signatures("snapshot") > signed_before,
+            "{obstacle}: failed before signing"
+        );
+        std::fs::remove_dir_all(&blocked).unwrap();
+        // The next push goes through (the same release, retried).
+        let out = w.push(&owner);
+        assert!(
+            out.status.success(),
+            "{obstacle}: publishing is wedged: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.s.ok(&["--repo", &w.server(), "verify"]);
+    }
+}
+
+#[test]
+fn a_token_scope_covers_removed_targets_and_delegations() {
+    let w = world(&[]);
+    let publisher = w.publisher();
+    let owner = w.token("owner", &["--role", "targets"]);
+    w.s.add_release(&publisher, b"other product", "other", "1.0.0");
+    assert!(w.push(&owner).status.success());
+    let scoped =
+        std::fs::read_to_string(w.token("app-bot", &["--role", "targets", "--path", "app/*/*"]))
+            .unwrap();
+    let before = w.published_state();
+    // Removing another product's target is a change outside app/*/*.
+    let mut md = server_targets(&w);
+    md.signed.version += 1;
+    md.signed.targets.retain(|p, _| !p.starts_with("other/"));
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let (status, v) = w.push_role(&scoped, "targets", &signed);
+    assert_eq!(status, 403, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("(removed)"), "{v}");
+    // Adding a delegation hands out paths: never with a path-scoped token.
+    let mut md = server_targets(&w);
+    md.signed.version += 1;
+    let key =
+        sealwright_crypto::PrivateKey::generate(sealwright_crypto::Algorithm::Ed25519).unwrap();
+    use sealwright_crypto::Signer as _;
+    let role = sealwright_tuf::metadata::DelegatedRole::new(
+        "evil".into(),
+        vec![key.keyid().to_owned()],
+        1,
+        false,
+        Some(vec!["*".into()]),
+        None,
+    )
+    .unwrap();
+    md.signed.delegations = Some(sealwright_tuf::metadata::Delegations::new_roles(
+        [(key.keyid().to_owned(), key.public_key().clone())].into(),
+        vec![role],
+    ));
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let (status, v) = w.push_role(&scoped, "targets", &signed);
+    assert_eq!(status, 403, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("delegations"),
+        "{v}"
+    );
+    assert_eq!(w.published_state(), before);
+}
+
+#[test]
+fn a_channel_pointer_must_name_an_artifact_its_signer_could_publish() {
+    let w = world(&[]);
+    let publisher = w.publisher();
+    w.s.ok(&[
+        "--repo",
+        &publisher,
+        "delegate",
+        "chan",
+        "--paths",
+        "tool/channels/*",
+    ]);
+    let owner = w.token("owner", &["--role", "targets", "--role", "chan"]);
+    w.s.add_release(&publisher, b"x", "app", "1.0.1");
+    assert!(w.push(&owner).status.success());
+    let chan_token = std::fs::read_to_string(w.token("chan-bot", &["--role", "chan"])).unwrap();
+    let chan_version = next_role_version(&w, "chan");
+    let mut md: Metadata<Targets> = Metadata::from_bytes(
+        &std::fs::read(
+            w.server_dir
+                .join(format!("published/metadata/{}.chan.json", chan_version - 1)),
+        )
+        .unwrap(),
+        1 << 26,
+    )
+    .unwrap();
+    md.signed.version = chan_version;
+    let evil = b"#!/bin/sh\necho pwned\n".to_vec();
+    let pointer = json!({
+        "name": "tool", "version": "6.6.6", "channel": "stable",
+        "target": "tool/6.6.6/evil.sh", "length": evil.len(),
+        "hashes": {"sha256": sha256_hex(&evil)}, "recovery": false,
+    });
+    let file = serde_json::to_vec(&pointer).unwrap();
+    let sha = sha256_hex(&file);
+    let (status, _) = w.api(
+        "PUT",
+        &format!("/api/v1/blobs/{sha}"),
+        Some(&chan_token),
+        &file,
+    );
+    assert!(status == 201 || status == 200);
+    let mut entry = TargetFile::new(file.len() as u64, [("sha256".to_owned(), sha)].into());
+    entry.custom = Some(std::sync::Arc::new(json!({ "sealwright": pointer })));
+    md.signed
+        .targets
+        .insert("tool/channels/stable.json".into(), entry);
+    let signed = sign_as(&w, "chan-key", &mut md);
+    let before = w.published_state();
+    let (status, v) = w.push_role(&chan_token, "chan", &signed);
+    assert_eq!(status, 422, "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("cannot grant one"),
+        "{v}"
+    );
+    assert_eq!(w.published_state(), before);
+}
+
+#[test]
+fn thirty_days_without_a_push_devices_still_update() {
+    // The server (and its agent) come up thirty days after the last publish: timestamp and
+    // snapshot have long expired; the server renews both before any device asks.
+    let w = world_at(&[], Some("+30d"));
+    let first = published_snapshot(&w)["signed"]["version"]
+        .as_u64()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while published_snapshot(&w)["signed"]["version"]
+        .as_u64()
+        .unwrap()
+        == first
+    {
+        assert!(Instant::now() < deadline, "snapshot.json was not renewed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dev = w.s.path().join("device");
+    w.s.ok(&[
+        "client",
+        "init",
+        "--dir",
+        dev.to_str().unwrap(),
+        "--root",
+        w.s.repo()
+            .join("published/metadata/1.root.json")
+            .to_str()
+            .unwrap(),
+        "--url",
+        &w.url,
+        "--ca",
+        w.ca.to_str().unwrap(),
+        "--name",
+        "app",
+    ]);
+    let out = sealwright(Some("+30d"))
+        .args(["update", "--dir", dev.to_str().unwrap()])
+        .env_remove("SEALWRIGHT_REPO")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(dev.join("current/app.bin")).unwrap(),
+        b"app one"
+    );
+    assert!(w.audit().iter().any(|r| r["action"] == "online-renew"));
+}

@@ -245,11 +245,24 @@ pub fn validate_target_path(path: &str) -> Result<(), StagingError> {
         match part {
             "" => return bad("contains an empty component (//) or ends with /"),
             "." | ".." => return bad("contains a . or .. component"),
+            p if p.len() > MAX_PATH_COMPONENT => {
+                return bad("has a directory name longer than 255 bytes")
+            }
             _ => {}
         }
     }
+    // Served as `<sha256>.<name>` (consistent snapshots): 65 bytes go to the hash.
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name.len() > MAX_TARGET_FILE_NAME {
+        return bad("has a file name longer than 190 bytes (it is stored as <sha256>.<name>, and a file name has at most 255 bytes)");
+    }
     Ok(())
 }
+
+/// Longest directory name in a target path (file systems' `NAME_MAX`).
+pub const MAX_PATH_COMPONENT: usize = 255;
+/// Longest file name of a target: `NAME_MAX` less the `<sha256>.` prefix it is stored under.
+pub const MAX_TARGET_FILE_NAME: usize = MAX_PATH_COMPONENT - 65;
 
 /// One input file and the target path it will have.
 #[derive(Clone, Debug)]
@@ -563,6 +576,12 @@ mod tests {
         for p in ["a", "app/1.0.0/bin/app", "é/ü.txt", "a b/c"] {
             validate_target_path(p).unwrap();
         }
+        // Names that could not be written once stored as <sha256>.<name>.
+        let long_name = format!("app/1.0.0/{}", "n".repeat(MAX_TARGET_FILE_NAME + 1));
+        assert!(validate_target_path(&long_name).is_err());
+        validate_target_path(&format!("app/1.0.0/{}", "n".repeat(MAX_TARGET_FILE_NAME))).unwrap();
+        let long_dir = format!("{}/app", "d".repeat(256));
+        assert!(validate_target_path(&long_dir).is_err());
     }
 
     #[test]
