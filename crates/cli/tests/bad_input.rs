@@ -66,6 +66,22 @@ fn corrupt_key_file() {
 }
 
 #[test]
+fn key_file_readable_by_others_is_refused_with_the_chmod_that_fixes_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let (s, repo, _) = repo_with_staged_change();
+    let key = s.repo().join("keys/targets-key.pem");
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "keys are created 0600"
+    );
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_publish_refused(&s, &repo, &format!("chmod 600 {}", key.display()));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    s.ok(&["--repo", &repo, "publish"]);
+}
+
+#[test]
 fn wrong_passphrase() {
     let (s, repo, _) = repo_with_staged_change();
     std::fs::write(s.path().join("passphrase"), "not the passphrase").unwrap();

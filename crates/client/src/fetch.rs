@@ -188,17 +188,8 @@ impl HttpFetcher {
     /// A fetcher for `base_url`: the environment's proxy is used unless the host is the
     /// loopback interface (a local test server must be reached directly).
     pub fn for_base_url(base_url: &str) -> Self {
-        let host = base_url
-            .split_once("://")
-            .map_or(base_url, |(_, rest)| rest)
-            .split(['/', '?', '#'])
-            .next()
-            .unwrap_or("");
-        let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-        let loopback =
-            host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]");
         HttpFetcher::new(&HttpConfig {
-            proxy_from_env: !loopback,
+            proxy_from_env: !is_loopback(base_url),
             ..HttpConfig::default()
         })
     }
@@ -259,16 +250,30 @@ pub fn https_agent(
     ))
 }
 
-/// Whether the URL's host is the loopback interface.
+/// Whether `url` parses (WHATWG rules, the `url` crate) and its host is this machine's
+/// loopback: an IP literal in 127.0.0.0/8 or `::1`, or exactly `localhost`. A host that
+/// merely starts with `localhost` or `127.` (`localhost.attacker.example`) is not.
 pub fn is_loopback(url: &str) -> bool {
-    let host = url
-        .split_once("://")
-        .map_or(url, |(_, rest)| rest)
-        .split(['/', '?', '#'])
-        .next()
-        .unwrap_or("");
-    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
-    host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")
+    match url::Url::parse(url).ok().as_ref().and_then(url::Url::host) {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The transport rule for every URL the client and `push` use: `https://` with a host, or
+/// plain `http://` to the loopback interface only (local tests; nothing leaves the machine
+/// unencrypted, and no bearer token crosses a network in clear).
+pub fn check_transport(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url}: not a valid URL ({e})"))?;
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        _ => Err(format!(
+            "{url}: must be an https:// URL (plain http:// only for 127.0.0.1, ::1 or localhost)"
+        )),
+    }
 }
 
 impl Default for HttpFetcher {
@@ -365,5 +370,38 @@ mod tests {
         assert!(floor.too_slow(11 * 1024 - 1, Duration::from_secs(11)));
         assert!(!floor.too_slow(11 * 1024, Duration::from_secs(11)));
         assert!(!floor.too_slow(u64::MAX, Duration::from_secs(u64::MAX / 2000)));
+    }
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_for_real_loopback_hosts() {
+        for ok in [
+            "https://updates.example/",
+            "http://127.0.0.1:8080/",
+            "http://127.9.9.9/",
+            "http://[::1]:80/",
+            "http://localhost/",
+            "http://LOCALHOST:1/x",
+        ] {
+            check_transport(ok).unwrap();
+        }
+        for bad in [
+            "http://localhost.attacker.example/",
+            "http://127.0.0.1.attacker.example/",
+            "http://localhost@attacker.example/",
+            "http://attacker.example/?localhost",
+            "http://[::1].attacker.example/",
+            "http://10.0.0.1/",
+            "ftp://127.0.0.1/",
+            "127.0.0.1:80",
+            "",
+        ] {
+            assert!(check_transport(bad).is_err(), "{bad}");
+        }
+        assert!(!is_loopback("https://localhost.attacker.example/"));
     }
 }

@@ -317,16 +317,8 @@ fn check_component(what: &str, v: &str) -> Result<(), InstallError> {
 }
 
 fn check_url(url: &str) -> Result<(), InstallError> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    if url.starts_with("http://") && crate::fetch::is_loopback(url) {
-        return Ok(());
-    }
-    Err(InstallError::new(
-        "config",
-        format!("{url}: the repository URL must be https:// (plain http:// is allowed only for 127.0.0.1/localhost)"),
-    ))
+    crate::fetch::check_transport(url)
+        .map_err(|e| InstallError::new("config", format!("the repository URL {e}")))
 }
 
 /// Reads `DIR/client.toml`.

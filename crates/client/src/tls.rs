@@ -7,8 +7,11 @@
 //!   never a replacement (a pinned key on a certificate for the wrong host is refused);
 //! - there is no code path that skips verification: no "insecure" flag exists;
 //! - a pin is `sha256/BASE64` of a certificate's DER SubjectPublicKeyInfo (the format of
-//!   HPKP and `curl --pinnedpubkey`); it matches when any certificate of the presented chain
-//!   carries that key, so pinning an intermediate CA survives leaf renewals.
+//!   HPKP and `curl --pinnedpubkey`); it matches when a certificate of a *verified path* —
+//!   the leaf, the intermediates the path was built through, or its trust anchor — carries
+//!   that key, so pinning an intermediate CA survives leaf renewals. Certificates the server
+//!   merely presented but no path uses never satisfy a pin (a rogue chain with the pinned
+//!   certificate appended is refused).
 //!
 //! ureq does not accept a custom rustls verifier, so this module also provides the small
 //! ureq connector that wraps the TCP stream in rustls with our configuration.
@@ -201,8 +204,9 @@ fn spki_sha256(cert_der: &[u8]) -> Option<[u8; 32]> {
     ))
 }
 
-/// The rustls client configuration for `opts` (aws-lc-rs provider, TLS 1.2 and 1.3).
-pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
+/// The server certificate verifier for `opts`: rustls's WebPKI verifier against the
+/// configured roots, wrapped by the pin check when pins are configured.
+fn server_verifier(opts: &TlsOptions) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = RootCertStore::empty();
     match &opts.ca_pem {
@@ -231,22 +235,32 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
         .iter()
         .map(|p| parse_pin(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let roots_for_pins = roots.roots.clone();
+    let provider_algorithms = provider.signature_verification_algorithms.all;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    if pins.is_empty() {
+        return Ok(webpki);
+    }
+    Ok(Arc::new(PinningVerifier {
+        inner: webpki,
+        anchors: roots_for_pins,
+        algorithms: provider_algorithms,
+        pins,
+    }))
+}
+
+/// The rustls client configuration for `opts` (aws-lc-rs provider, TLS 1.2 and 1.3).
+pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = server_verifier(opts)?;
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Rustls(e.to_string()))?;
-    let builder = if pins.is_empty() {
-        builder.with_webpki_verifier(webpki)
-    } else {
-        builder
-            .dangerous() // only to install a verifier that is *stricter* than WebPKI
-            .with_custom_certificate_verifier(Arc::new(PinningVerifier {
-                inner: webpki,
-                pins,
-            }))
-    };
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        // Always WebPKI (plus pins when configured): the verifier below is never weaker.
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
     let config = match &opts.client_identity {
         Some(id) => builder
             .with_client_auth_cert(id.chain.clone(), id.key.clone_key())
@@ -256,11 +270,57 @@ pub fn client_config(opts: &TlsOptions) -> Result<Arc<ClientConfig>, TlsError> {
     Ok(Arc::new(config))
 }
 
-/// WebPKI verification, then an SPKI pin match.
+/// WebPKI verification, then an SPKI pin match on a path that verification builds.
 #[derive(Debug)]
 struct PinningVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    anchors: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    algorithms: &'static [&'static dyn rustls::pki_types::SignatureVerificationAlgorithm],
     pins: Vec<[u8; 32]>,
+}
+
+impl PinningVerifier {
+    /// Whether some valid path from `end_entity` to a trust anchor carries a pinned key.
+    /// The path is built by webpki (rustls's own verifier) with the pin as one more
+    /// condition on each candidate path; certificates outside every valid path never count.
+    fn pinned_path_exists(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> bool {
+        let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+            return false;
+        };
+        let pinned = |spki: &[u8]| {
+            let digest: [u8; 32] = sealwright_crypto::digest::sha256(spki);
+            self.pins.contains(&digest)
+        };
+        let on_path = |path: &webpki::VerifiedPath<'_>| {
+            let leaf = path.end_entity().subject_public_key_info();
+            let anchor = webpki::spki_for_anchor(path.anchor());
+            let hit = pinned(leaf.as_ref())
+                || path
+                    .intermediate_certificates()
+                    .any(|c| pinned(c.subject_public_key_info().as_ref()))
+                || pinned(anchor.as_ref());
+            if hit {
+                Ok(())
+            } else {
+                Err(webpki::Error::UnknownIssuer)
+            }
+        };
+        cert.verify_for_usage(
+            self.algorithms,
+            &self.anchors,
+            intermediates,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&on_path),
+        )
+        .is_ok()
+    }
 }
 
 impl ServerCertVerifier for PinningVerifier {
@@ -280,11 +340,7 @@ impl ServerCertVerifier for PinningVerifier {
             ocsp_response,
             now,
         )?;
-        let matched = std::iter::once(end_entity)
-            .chain(intermediates)
-            .filter_map(|c| spki_sha256(c.as_ref()))
-            .any(|d| self.pins.contains(&d));
-        if matched {
+        if self.pinned_path_exists(end_entity, intermediates, now) {
             Ok(verified)
         } else {
             Err(rustls::Error::General(
@@ -435,6 +491,59 @@ mod tests {
             ..TlsOptions::default()
         };
         assert!(client_config(&opts).is_err());
+    }
+
+    fn ca(name: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        rcgen::CertifiedIssuer::self_signed(params, key).unwrap()
+    }
+
+    fn leaf(issuer: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>) -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["updates.example".to_owned()]).unwrap();
+        params.signed_by(&key, issuer).unwrap().der().clone()
+    }
+
+    #[test]
+    fn a_pin_counts_only_on_a_path_that_verification_built() {
+        let public_ca = ca("some trusted CA");
+        let pinned_ca = ca("our own CA");
+        let pem = format!("{}{}", public_ca.pem(), pinned_ca.pem());
+        let pin = spki_pin_of(pinned_ca.der()).unwrap();
+        let opts = TlsOptions {
+            ca_pem: Some(pem.into_bytes()),
+            spki_pins: vec![pin],
+            ..TlsOptions::default()
+        };
+        let verifier = server_verifier(&opts).unwrap();
+        let host = ServerName::try_from("updates.example").unwrap();
+        let now = UnixTime::now();
+        // A certificate from the other (trusted) CA, with our CA's certificate appended but
+        // used by no path: refused.
+        let rogue = leaf(&public_ca);
+        let appended = [pinned_ca.der().clone()];
+        let err = verifier
+            .verify_server_cert(&rogue, &appended, &host, &[], now)
+            .unwrap_err();
+        assert!(err.to_string().contains("pinned"), "{err}");
+        // The same certificate without the pin: valid (the pin is what refused it).
+        server_verifier(&TlsOptions {
+            spki_pins: Vec::new(),
+            ..opts.clone()
+        })
+        .unwrap()
+        .verify_server_cert(&rogue, &appended, &host, &[], now)
+        .unwrap();
+        // A certificate issued by the pinned CA: accepted.
+        let genuine = leaf(&pinned_ca);
+        verifier
+            .verify_server_cert(&genuine, &[], &host, &[], now)
+            .unwrap();
     }
 }
 

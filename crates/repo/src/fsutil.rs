@@ -11,11 +11,26 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` atomically and durably.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] for a secret: the file is created readable by its owner only, so it is
+/// never readable by others, not even for a moment.
+pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, bytes, 0o600)
+}
+
+fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
     {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
     }
@@ -54,6 +69,33 @@ pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
 /// Reads at most `max` bytes; a longer file is an error, never silently truncated.
 pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let f = File::open(path)?;
+    let mut buf = Vec::new();
+    f.take(max.saturating_add(1)).read_to_end(&mut buf)?;
+    if buf.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is larger than the {max}-byte limit", path.display()),
+        ));
+    }
+    Ok(buf)
+}
+
+/// [`read_capped`] for a private key: refused, like ssh does, when the file is readable or
+/// writable by group or others — a key others can read is a key others may have copied,
+/// and silently using it hides that.
+pub fn read_secret(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let f = File::open(path)?;
+    let mode = f.metadata()?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{0} is accessible by others (mode {mode:04o}); a private key must be readable by its owner only: run `chmod 600 {0}` (and consider the key exposed if others could read it)",
+                path.display()
+            ),
+        ));
+    }
     let mut buf = Vec::new();
     f.take(max.saturating_add(1)).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {

@@ -150,7 +150,7 @@ impl<'a> KeyStore<'a> {
     /// Opens an encrypted (or plain PKCS#8) key file, asking for its passphrase as needed.
     pub fn open_file(&self, path: &Path, name: &str) -> Result<PrivateKey, KeyStoreError> {
         let shown = path.display().to_string();
-        let bytes = fsutil::read_capped(path, keyfile::MAX_KEY_FILE as u64).map_err(|source| {
+        let bytes = fsutil::read_secret(path, keyfile::MAX_KEY_FILE as u64).map_err(|source| {
             KeyStoreError::Io {
                 path: shown.clone(),
                 source,

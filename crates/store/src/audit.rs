@@ -55,6 +55,64 @@ pub enum AuditError {
     /// A record to append is unusable.
     #[error("audit record refused: {0}")]
     Invalid(String),
+    /// The log no longer matches its head anchor; it is not extended, so the evidence of
+    /// the tampering is not buried under new records.
+    #[error("refusing to extend the audit log {path}: {reason}; run `sealwright audit verify` and restore the log and audit.head from a backup")]
+    Tampered {
+        /// The database file.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
+}
+
+/// Before an append: the anchor must name a record of the log, unchanged (the log may
+/// be one record ahead after a crash between commit and anchor). Without this, deleting
+/// the tail and appending once would rebuild the anchor from the truncated log, and
+/// `verify` would call it intact.
+fn check_against_anchor(
+    tx: &rusqlite::Transaction<'_>,
+    anchor: Option<(u64, String)>,
+    last: Option<&(u64, String)>,
+    db_path: &Path,
+    head_path: &Path,
+) -> Result<(), AuditError> {
+    let tampered = |reason: String| AuditError::Tampered {
+        path: db_path.to_owned(),
+        reason,
+    };
+    match (anchor, last) {
+        (None, None) | (Some((0, _)), None) => Ok(()),
+        (None, Some((count, _))) => Err(tampered(format!(
+            "it holds {count} records but its head anchor {} is missing",
+            head_path.display()
+        ))),
+        (Some((n, _)), None) => Err(tampered(format!(
+            "its head anchor says {n} records but the log is empty"
+        ))),
+        (Some((n, hash)), Some((count, _))) => {
+            if n > *count {
+                return Err(tampered(format!(
+                    "its head anchor says {n} records but it holds {count}: records were removed from the end"
+                )));
+            }
+            let anchored: Option<String> = tx
+                .query_row("SELECT hash FROM audit WHERE seq = ?1", params![n], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .map_err(|source| AuditError::Db {
+                    path: db_path.to_owned(),
+                    source,
+                })?;
+            if anchored.as_deref() != Some(hash.as_str()) {
+                return Err(tampered(format!(
+                    "record {n} does not match its head anchor: the log was rewritten"
+                )));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A record to append.
@@ -203,6 +261,25 @@ impl AuditLog {
             path: db_path.clone(),
             source,
         };
+        // Appends are serialised across processes by a lock held until the anchor is written,
+        // so the anchor lags the log by at most the one record of a crashed append.
+        let lock_path = self.head_path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .and_then(|f| {
+                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+                    .map_err(std::io::Error::from)
+                    .map(|()| f)
+            })
+            .map_err(|source| AuditError::Head {
+                path: lock_path.clone(),
+                source,
+            })?;
+        let anchor = self.head()?;
+        let (db_file, head_file) = (self.db_path.clone(), self.head_path.clone());
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -215,6 +292,7 @@ impl AuditLog {
             )
             .optional()
             .map_err(&db)?;
+        check_against_anchor(&tx, anchor, last.as_ref(), &db_file, &head_file)?;
         let (seq, prev_hash) = match last {
             Some((s, h)) => (s.saturating_add(1), h),
             None => (1, GENESIS.to_owned()),
@@ -246,6 +324,7 @@ impl AuditLog {
         .map_err(&db)?;
         tx.commit().map_err(&db)?;
         self.write_head(seq, &hash)?;
+        drop(lock);
         Ok(Record {
             seq,
             time,
@@ -548,12 +627,43 @@ mod tests {
     }
 
     #[test]
+    fn a_truncated_log_is_not_extended() {
+        let (_d, mut log) = log_with(5);
+        tamper(&log, "DELETE FROM audit WHERE seq >= 4;");
+        log.conn.execute_batch(SCHEMA).unwrap();
+        let next = NewRecord {
+            actor: "cli",
+            action: "publish",
+            subject: "targets",
+            details: serde_json::json!({}),
+        };
+        let e = log.append(&next).unwrap_err();
+        assert!(e.to_string().contains("removed from the end"), "{e}");
+        // The evidence stays: verify still names the truncation.
+        let b = log.verify().unwrap().unwrap_err();
+        assert!(b.reason.contains("removed from the end"), "{}", b.reason);
+        // So does a deleted anchor.
+        std::fs::remove_file(&log.head_path).unwrap();
+        assert!(log
+            .append(&next)
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+    }
+
+    #[test]
     fn a_rewritten_tail_is_caught_by_the_anchor() {
         let (_d, mut log) = log_with(3);
         let anchor = std::fs::read(&log.head_path).unwrap();
         tamper(&log, "DELETE FROM audit WHERE seq = 3;");
-        // A consistent new record 3 appended by someone who cannot rewrite the anchor.
+        // A consistent new record 3 appended by someone who can write the anchor for a
+        // moment but not forge its old content back afterwards.
         log.conn.execute_batch(SCHEMA).unwrap();
+        let hash2: String = log
+            .conn
+            .query_row("SELECT hash FROM audit WHERE seq = 2", [], |r| r.get(0))
+            .unwrap();
+        log.write_head(2, &hash2).unwrap();
         log.append(&NewRecord {
             actor: "mallory",
             action: "publish",

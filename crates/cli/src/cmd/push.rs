@@ -47,12 +47,8 @@ const MAX_TOKEN_FILE: u64 = 4096;
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let server = args.server.trim_end_matches('/').to_owned();
-    let plain_loopback = server.starts_with("http://") && is_loopback(&server);
-    if !server.starts_with("https://") && !plain_loopback {
-        anyhow::bail!(
-            "--server must be an https:// URL (plain http only on this machine's loopback)"
-        );
-    }
+    sealwright_client::fetch::check_transport(&server)
+        .map_err(|e| anyhow::anyhow!("--server {e}"))?;
     let token = match &args.token_file {
         Some(file) => Some(zeroize::Zeroizing::new(
             String::from_utf8(

@@ -67,7 +67,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             let p = hex::encode(raw);
             std::fs::create_dir_all(&dir)?;
             let file = dir.join("demo-passphrase.txt");
-            sealwright_repo::fsutil::write_atomic(&file, p.as_bytes())?;
+            sealwright_repo::fsutil::write_atomic_private(&file, p.as_bytes())?;
             println!(
                 "    generated a random one and saved it in {} (demo only!)",
                 file.display()
