@@ -118,6 +118,9 @@ fn signs_within_its_rules_and_refuses_everything_else() {
     // Freeze: too far ahead, or already expired.
     refused("timestamp", timestamp(11, 60), "more than 7 days");
     refused("timestamp", timestamp(11, -1), "in the past");
+    // Burning the version space: 2^64-1 would make every later signature impossible.
+    refused("timestamp", timestamp(u64::MAX, 1), "jumps more than 100");
+    refused("timestamp", timestamp(111, 1), "jumps more than 100");
     // The version that was refused is still available.
     assert_eq!(
         request_signatures(&a.socket, "timestamp", &timestamp(11, 1))
@@ -136,7 +139,7 @@ fn signs_within_its_rules_and_refuses_everything_else() {
 
     // Every decision is in the agent's hash-chained audit log, with the caller's uid.
     let records = a.audit();
-    assert_eq!(records.len(), 9, "{records:?}");
+    assert_eq!(records.len(), 11, "{records:?}");
     let signed: Vec<&Value> = records.iter().filter(|r| r["action"] == "sign").collect();
     assert_eq!(signed.len(), 2, "{records:?}");
     assert_eq!(signed[0]["subject"], "timestamp");
@@ -148,7 +151,7 @@ fn signs_within_its_rules_and_refuses_everything_else() {
             .iter()
             .filter(|r| r["action"] == "sign-refused")
             .count(),
-        7
+        9
     );
 }
 

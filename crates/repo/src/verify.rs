@@ -91,6 +91,17 @@ pub fn verify_published(
         .map_err(m)?;
     roles.push(("snapshot".into(), snap));
 
+    let snapshot_roles: Vec<String> = trusted
+        .snapshot()
+        .map(|s| {
+            s.signed
+                .meta
+                .keys()
+                .filter_map(|k| k.strip_suffix(".json"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     // Depth-first over every delegation reachable from top-level targets.
     let mut stack: Vec<(String, String)> = vec![("targets".into(), "root".into())];
     let mut seen = BTreeSet::new();
@@ -117,7 +128,21 @@ pub fn verify_published(
             check_artifact(published, path, file)?;
             targets_verified += 1;
         }
-        let children = targets.delegated_role_names();
+        let children: Vec<String> = match targets.delegations.as_ref() {
+            None => Vec::new(),
+            Some(d) => match (&d.roles, &d.succinct_roles) {
+                (Some(roles), _) => roles.iter().map(|r| r.name.clone()).collect(),
+                // The bins the snapshot lists, never all 2^bit_length names: a bin that
+                // holds nothing need not exist, and a bin the snapshot omits cannot be
+                // verified anyway.
+                (None, Some(bins)) => snapshot_roles
+                    .iter()
+                    .filter(|name| bins.is_delegated_role(name))
+                    .cloned()
+                    .collect(),
+                (None, None) => Vec::new(),
+            },
+        };
         for child in children.into_iter().rev() {
             stack.push((child, role.clone()));
         }

@@ -832,6 +832,12 @@ impl DelegatedRole {
     }
 }
 
+/// Largest `bit_length` of succinct hash bins accepted from metadata: 2^24 (about 16.7
+/// million) bins. TAP 15 allows up to 32; nothing here ever lists every bin, but a bound
+/// keeps every count and name width small and a hostile delegation from describing four
+/// billion roles.
+pub const MAX_SUCCINCT_BIT_LENGTH: u32 = 24;
+
 /// TAP 15 succinct hash bins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SuccinctRoles {
@@ -839,7 +845,7 @@ pub struct SuccinctRoles {
     pub keyids: Vec<String>,
     /// Signatures required per bin.
     pub threshold: u32,
-    /// Number of leading bits of sha256(path) selecting the bin (1..=32).
+    /// Number of leading bits of sha256(path) selecting the bin (1..=[`MAX_SUCCINCT_BIT_LENGTH`]).
     pub bit_length: u32,
     /// Bins are named `{name_prefix}-{hex}`.
     pub name_prefix: String,
@@ -869,10 +875,11 @@ impl SuccinctRoles {
 
     fn validate(&self) -> Result<(), MetadataError> {
         check_threshold(&self.name_prefix, self.threshold, &self.keyids)?;
-        if !(1..=32).contains(&self.bit_length) {
-            return Err(MetadataError::Invalid(
-                "succinct_roles bit_length must be 1..=32".into(),
-            ));
+        if !(1..=MAX_SUCCINCT_BIT_LENGTH).contains(&self.bit_length) {
+            return Err(MetadataError::Invalid(format!(
+                "succinct_roles bit_length {} is outside 1..={MAX_SUCCINCT_BIT_LENGTH} (TAP 15 allows 32; this implementation stops at 2^{MAX_SUCCINCT_BIT_LENGTH} bins)",
+                self.bit_length
+            )));
         }
         Ok(())
     }
@@ -894,8 +901,8 @@ impl SuccinctRoles {
             .map(|b| crate::delegation::succinct_bin_name(&self.name_prefix, self.bit_length, b))
     }
 
-    /// Every bin name, in order. Allocates one string per bin: prefer [`Self::bin_names`]
-    /// on untrusted metadata (a `bit_length` of 32 means four billion names).
+    /// Every bin name, in order. Allocates one string per bin: only for a policy's own
+    /// bins (at most 2^16); on metadata, name the bin of a path or test a name instead.
     pub fn role_names(&self) -> Vec<String> {
         self.bin_names().collect()
     }
@@ -978,15 +985,6 @@ impl Delegations {
         }
         None
     }
-
-    /// Names of every delegated role, in search order (bins in numeric order).
-    pub fn role_names(&self) -> Vec<String> {
-        match (&self.roles, &self.succinct_roles) {
-            (Some(roles), _) => roles.iter().map(|r| r.name.clone()).collect(),
-            (None, Some(s)) => s.role_names(),
-            (None, None) => Vec::new(),
-        }
-    }
 }
 
 /// A targets role (top-level or delegated).
@@ -1024,14 +1022,6 @@ impl Targets {
             delegations: None,
             extra: BTreeMap::new(),
         }
-    }
-
-    /// Names of the roles this role delegates to, in search order.
-    pub fn delegated_role_names(&self) -> Vec<String> {
-        self.delegations
-            .as_ref()
-            .map(Delegations::role_names)
-            .unwrap_or_default()
     }
 }
 
@@ -1241,6 +1231,23 @@ mod tests {
     }
 
     #[test]
+    fn succinct_bit_length_is_bounded() {
+        let parse = |bits: u32| {
+            let v = serde_json::json!({"keyids": ["k"], "threshold": 1, "bit_length": bits, "name_prefix": "bin"});
+            let s: SuccinctRoles = serde_json::from_value(v).unwrap();
+            s.validate().map(|()| s)
+        };
+        assert!(parse(0).is_err());
+        assert!(parse(MAX_SUCCINCT_BIT_LENGTH + 1).is_err());
+        assert!(parse(32).is_err());
+        let widest = parse(MAX_SUCCINCT_BIT_LENGTH).unwrap();
+        // Computed, never listed: the bin of a path and the test of a name.
+        let bin = widest.role_for_target("app/1.0.0/app.bin");
+        assert!(widest.is_delegated_role(&bin));
+        assert_eq!(widest.bin_count(), 1 << MAX_SUCCINCT_BIT_LENGTH);
+    }
+
+    #[test]
     fn succinct_bins_match_tap15() {
         let s = SuccinctRoles::new(vec!["k".into()], 1, 3, "bin".into()).unwrap();
         assert_eq!(
@@ -1260,8 +1267,8 @@ mod tests {
                 && !s12.is_delegated_role("b-ABC")
                 && !s12.is_delegated_role("c-abc")
         );
-        let s32 = SuccinctRoles::new(vec!["k".into()], 1, 32, "x".into()).unwrap();
-        assert_eq!(s32.role_for_target(path).len(), "x-".len() + 8);
+        let s24 = SuccinctRoles::new(vec!["k".into()], 1, 24, "x".into()).unwrap();
+        assert_eq!(s24.role_for_target(path).len(), "x-".len() + 6);
     }
 
     fn envelope(signed: Value) -> Vec<u8> {
