@@ -7,6 +7,7 @@
 //! ([`check_no_private_keys`]).
 
 pub mod app;
+pub mod conn;
 pub mod keyscan;
 pub mod metrics;
 pub mod path;
@@ -220,7 +221,7 @@ impl Server {
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(Duration::from_secs(30)));
         let graceful = GracefulShutdown::new();
-        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let admission = conn::Admission::new(MAX_CONNECTIONS);
         let service = self.router.clone();
         tokio::pin!(shutdown);
         loop {
@@ -235,7 +236,7 @@ impl Server {
                             continue;
                         }
                     };
-                    let Ok(permit) = Arc::clone(&limit).try_acquire_owned() else {
+                    let Some(slots) = admission.admit() else {
                         drop(tcp);
                         continue;
                     };
@@ -247,7 +248,6 @@ impl Server {
                     let watcher = graceful.watcher();
                     tokio::spawn(async move {
                         let _open = metrics.open_connection();
-                        let _permit = permit;
                         let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                             Ok(Ok(s)) => s,
                             _ => {
@@ -263,13 +263,24 @@ impl Server {
                             .peer_certificates()
                             .and_then(|chain| chain.first())
                             .map(|leaf| ClientCert(Arc::from(hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref())))));
+                        let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+                        let in_flight = Arc::clone(&busy);
                         let service = service.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
                             if let Some(cert) = &client_cert {
                                 req.extensions_mut().insert(cert.clone());
                             }
                             req
+                        }).map_future(move |answer| {
+                            // A request being answered keeps the connection from idling out.
+                            let busy = conn::Busy::start(&in_flight);
+                            async move {
+                                let response = answer.await;
+                                drop(busy);
+                                response
+                            }
                         });
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), TowerToHyperService::new(service));
+                        let stream = conn::Guarded::new(tls, slots, busy);
+                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service));
                         let _ = watcher.watch(conn.into_owned()).await;
                     });
                 }

@@ -644,3 +644,53 @@ fn replaced_files_are_served_fresh_not_from_memory() {
         fx.stop().await;
     });
 }
+
+/// Connections that complete TLS and then say nothing are closed after the idle deadline,
+/// whichever phase they stall in (before any request, between HTTP/1 requests, an idle
+/// HTTP/2 connection), and while they are held a real client is still served.
+#[test]
+fn silent_connections_are_closed_and_never_crowd_out_real_clients() {
+    run(async {
+        let fx = start().await;
+        let mut silent = Vec::new();
+        for _ in 0..100 {
+            silent.push(fx.tls(&[b"http/1.1"]).await);
+        }
+        for _ in 0..10 {
+            silent.push(fx.tls(&[b"h2"]).await);
+        }
+        // One keep-alive connection that made a request and then went quiet.
+        let mut kept = fx.tls(&[b"http/1.1"]).await;
+        kept.write_all(b"GET /metadata/timestamp.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        kept.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // Held connections do not stop a real client.
+        let r = fx.raw("GET", "/metadata/timestamp.json", &[]).await;
+        assert_eq!(r.status, 200);
+        // Past the deadline every silent connection has been closed by the server.
+        let started = Instant::now();
+        tokio::time::sleep(sealwright_server::conn::IDLE_TIMEOUT + Duration::from_secs(2)).await;
+        silent.push(kept);
+        for (i, mut s) in silent.into_iter().enumerate() {
+            let mut buf = vec![0u8; 64 * 1024];
+            let closed = loop {
+                match tokio::time::timeout(Duration::from_secs(1), s.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => break true,
+                    Ok(Ok(_)) => continue, // the rest of a response, an h2 SETTINGS frame
+                    Err(_) => break false,
+                }
+            };
+            assert!(
+                closed,
+                "connection {i} still open {:?} after it went silent",
+                started.elapsed()
+            );
+        }
+        let r = fx.raw("GET", "/metadata/timestamp.json", &[]).await;
+        assert_eq!(r.status, 200);
+        fx.stop().await;
+    });
+}
