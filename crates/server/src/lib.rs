@@ -151,6 +151,10 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert(pub Arc<str>);
 
+/// The TCP peer of the connection a request arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAddr(pub SocketAddr);
+
 /// A bound server, not yet accepting.
 pub struct Server {
     listener: TcpListener,
@@ -192,8 +196,13 @@ impl Server {
 
     /// Adds the publish API (`/api/v1/...`) for the repository in `opts.repo_dir`.
     pub fn enable_push(&mut self, opts: &push::PushOptions) {
+        let refusals = Arc::new(push::Refusals::default());
+        tokio::spawn(push::summarise_refusals(
+            opts.repo_dir.clone(),
+            Arc::clone(&refusals),
+        ));
         let files = std::mem::take(&mut self.router);
-        self.router = push::routes(opts).merge(files);
+        self.router = push::routes(opts, refusals).merge(files);
     }
 
     /// The bound address.
@@ -228,8 +237,8 @@ impl Server {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => {
-                    let tcp = match accepted {
-                        Ok((tcp, _peer)) => tcp,
+                    let (tcp, peer) = match accepted {
+                        Ok((tcp, peer)) => (tcp, peer),
                         Err(_) => {
                             // Out of file descriptors and the like: back off briefly.
                             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -269,6 +278,7 @@ impl Server {
                             if let Some(cert) = &client_cert {
                                 req.extensions_mut().insert(cert.clone());
                             }
+                            req.extensions_mut().insert(PeerAddr(peer));
                             req
                         }).map_future(move |answer| {
                             // A request being answered keeps the connection from idling out.

@@ -54,6 +54,126 @@ pub struct PushOptions {
 struct PushState {
     repo_dir: Arc<PathBuf>,
     max_blob: u64,
+    refusals: Arc<Refusals>,
+}
+
+/// How often refusals of unauthenticated requests are summarised into the audit log, and
+/// the window their rate limit counts over.
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(10);
+/// Unauthenticated refusals one source address gets per window before it is answered
+/// 429 without the token file even being read.
+pub const MAX_REFUSALS_PER_SOURCE: u64 = 30;
+
+/// Requests refused for want of valid credentials, per source address and action, since
+/// the last summary. Anyone can send such requests, so each one costs a counter increment,
+/// not an fsynced audit record: the audit log gets one summary per source and action per
+/// [`REFUSAL_WINDOW`] ([`summarise_refusals`]), and a source over
+/// [`MAX_REFUSALS_PER_SOURCE`] is answered 429 until the window ends.
+#[derive(Debug, Default)]
+pub struct Refusals {
+    window: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), (u64, String)>>,
+}
+
+impl Refusals {
+    /// Counts one refusal; whether `source` is over its limit for this window.
+    fn record(&self, source: &str, action: &'static str, error: &str) -> bool {
+        let Ok(mut w) = self.window.lock() else {
+            return true;
+        };
+        let entry = w
+            .entry((source.to_owned(), action))
+            .or_insert((0, String::new()));
+        entry.0 = entry.0.saturating_add(1);
+        error.clone_into(&mut entry.1);
+        let total: u64 = w
+            .iter()
+            .filter(|((s, _), _)| s == source)
+            .map(|(_, (n, _))| *n)
+            .sum();
+        total > MAX_REFUSALS_PER_SOURCE
+    }
+
+    fn take(&self) -> std::collections::BTreeMap<(String, &'static str), (u64, String)> {
+        self.window
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default()
+    }
+}
+
+/// Writes one audit record per source and action refused in the last window; runs until
+/// the server stops.
+pub async fn summarise_refusals(repo_dir: PathBuf, refusals: Arc<Refusals>) {
+    let mut tick = tokio::time::interval(REFUSAL_WINDOW);
+    loop {
+        tick.tick().await;
+        let counted = refusals.take();
+        if counted.is_empty() {
+            continue;
+        }
+        let dir = repo_dir.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            for ((source, action), (count, last_error)) in counted {
+                audit(
+                    &dir,
+                    "unauthenticated",
+                    "refused-summary",
+                    &source,
+                    json!({"refused": action, "count": count, "window_seconds": REFUSAL_WINDOW.as_secs(), "last_error": last_error}),
+                );
+            }
+        })
+        .await;
+    }
+}
+
+impl PushState {
+    /// The publisher of a request, or the response refusing it. A refusal is counted for
+    /// the summary (never written to the audit log one by one) and a source over its limit
+    /// gets 429 without any lookup.
+    async fn publisher(
+        &self,
+        headers: &HeaderMap,
+        cert: Option<&ClientCert>,
+        peer: Option<&crate::PeerAddr>,
+        action: &'static str,
+    ) -> Result<TokenEntry, Response> {
+        let source = peer.map_or_else(|| "unknown".to_owned(), |p| p.0.ip().to_string());
+        let limited = self
+            .refusals
+            .window
+            .lock()
+            .map(|w| {
+                w.iter()
+                    .filter(|((s, _), _)| *s == source)
+                    .map(|(_, (n, _))| *n)
+                    .sum::<u64>()
+                    >= MAX_REFUSALS_PER_SOURCE
+            })
+            .unwrap_or(false);
+        if limited {
+            self.refusals.record(&source, action, "rate limited");
+            return Err(too_many());
+        }
+        let dir = Arc::clone(&self.repo_dir);
+        let (headers, cert) = (headers.clone(), cert.cloned());
+        match blocking(move || authenticate(&dir, &headers, cert.as_ref())).await {
+            Ok(token) => Ok(token),
+            Err(e) => {
+                let over = self.refusals.record(&source, action, &e.to_string());
+                Err(if over { too_many() } else { refusal(&e) })
+            }
+        }
+    }
+}
+
+fn too_many() -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, HeaderValue::from_static("10"))],
+        axum::Json(json!({"error": "rate-limited", "message": "too many requests without valid credentials from this address; wait and send a valid token"})),
+    )
+        .into_response()
 }
 
 /// Checks that the data directory can take pushes: a policy whose online keys are all in
@@ -64,10 +184,11 @@ pub fn check_ready(repo_dir: &Path) -> Result<(), PushError> {
 }
 
 /// The publish API's routes.
-pub fn routes(opts: &PushOptions) -> Router {
+pub fn routes(opts: &PushOptions, refusals: Arc<Refusals>) -> Router {
     let state = PushState {
         repo_dir: Arc::new(opts.repo_dir.clone()),
         max_blob: opts.max_blob,
+        refusals,
     };
     Router::new()
         .route("/api/v1/blobs/{sha256}", put(upload_blob).get(blob_info))
@@ -235,15 +356,16 @@ async fn blob_info(
     UrlPath(sha256): UrlPath<String>,
     headers: HeaderMap,
     cert: Option<Extension<ClientCert>>,
+    peer: Option<Extension<crate::PeerAddr>>,
 ) -> Response {
+    if let Err(refused) = st
+        .publisher(&headers, cert.as_deref(), peer.as_deref(), "blob-info")
+        .await
+    {
+        return refused;
+    }
     let dir = Arc::clone(&st.repo_dir);
     let outcome = blocking(move || {
-        authenticate_read(
-            &dir,
-            &headers,
-            cert.as_deref(),
-            &format!("blob {}", printable(&sha256)),
-        )?;
         let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
         let blob = index
             .blob(&sha256)
@@ -265,25 +387,6 @@ async fn blob_info(
     }
 }
 
-/// [`authenticate`] for the API's reads; a refusal is audited like a refused write (failed
-/// authentication is worth knowing about whatever was asked).
-fn authenticate_read(
-    dir: &Path,
-    headers: &HeaderMap,
-    cert: Option<&ClientCert>,
-    subject: &str,
-) -> Result<TokenEntry, PushError> {
-    authenticate(dir, headers, cert).inspect_err(|e| {
-        audit(
-            dir,
-            "unauthenticated",
-            "read-refused",
-            subject,
-            json!({"error": e.to_string()}),
-        );
-    })
-}
-
 /// Query of `GET /api/v1/targets`.
 #[derive(Debug, serde::Deserialize)]
 struct TargetsQuery {
@@ -299,15 +402,21 @@ async fn list_targets(
     State(st): State<PushState>,
     headers: HeaderMap,
     cert: Option<Extension<ClientCert>>,
+    peer: Option<Extension<crate::PeerAddr>>,
     Query(q): Query<TargetsQuery>,
 ) -> Response {
+    if let Err(refused) = st
+        .publisher(&headers, cert.as_deref(), peer.as_deref(), "targets-list")
+        .await
+    {
+        return refused;
+    }
     let dir = Arc::clone(&st.repo_dir);
     let limit = q
         .limit
         .unwrap_or(1000)
         .clamp(1, sealwright_store::index::MAX_LISTING);
     let outcome = blocking(move || {
-        authenticate_read(&dir, &headers, cert.as_deref(), "targets")?;
         let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
         index
             .targets(&q.prefix, q.after.as_deref(), limit)
@@ -401,25 +510,17 @@ async fn upload_blob(
     req: Request,
 ) -> Response {
     let dir = Arc::clone(&st.repo_dir);
-    let actor = match authenticate(&dir, &headers, req.extensions().get::<ClientCert>()) {
+    let actor = match st
+        .publisher(
+            &headers,
+            req.extensions().get::<ClientCert>(),
+            req.extensions().get::<crate::PeerAddr>(),
+            "blob-upload",
+        )
+        .await
+    {
         Ok(t) => format!("token:{}", t.name),
-        Err(e) => {
-            let d = Arc::clone(&dir);
-            let subject = format!("blob {}", printable(&sha256));
-            let msg = e.to_string();
-            let _ = blocking(move || {
-                audit(
-                    &d,
-                    "unauthenticated",
-                    "blob-refused",
-                    &subject,
-                    json!({"error": msg}),
-                );
-                Ok(())
-            })
-            .await;
-            return refusal(&e);
-        }
+        Err(refused) => return refused,
     };
     let outcome = receive_blob(&st, &sha256, req.into_body()).await;
     let d = Arc::clone(&dir);
@@ -557,24 +658,17 @@ async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, 
 
 async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Request) -> Response {
     let dir = Arc::clone(&st.repo_dir);
-    let token = match authenticate(&dir, &headers, req.extensions().get::<ClientCert>()) {
+    let token = match st
+        .publisher(
+            &headers,
+            req.extensions().get::<ClientCert>(),
+            req.extensions().get::<crate::PeerAddr>(),
+            "push",
+        )
+        .await
+    {
         Ok(t) => t,
-        Err(e) => {
-            let d = Arc::clone(&dir);
-            let msg = e.to_string();
-            let _ = blocking(move || {
-                audit(
-                    &d,
-                    "unauthenticated",
-                    "push-refused",
-                    "push",
-                    json!({"error": msg}),
-                );
-                Ok(())
-            })
-            .await;
-            return refusal(&e);
-        }
+        Err(refused) => return refused,
     };
     let body = match http_body_util::Limited::new(req.into_body(), MAX_PUSH_BODY)
         .collect()
