@@ -1399,3 +1399,23 @@ fn unauthenticated_requests_are_counted_rate_limited_and_summarised() {
     );
     w.s.ok(&["--repo", &w.server(), "audit", "verify"]);
 }
+
+#[test]
+fn uploaded_content_never_stops_the_server_from_starting() {
+    let mut w = world(&[]);
+    let token = std::fs::read_to_string(w.token("bot", &["--role", "targets"])).unwrap();
+    // 60 bytes that look like a PEM private key, uploaded and then published as a release.
+    let blob = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".to_vec();
+    let sha = sha256_hex(&blob);
+    let (status, v) = w.api("PUT", &format!("/api/v1/blobs/{sha}"), Some(&token), &blob);
+    assert!(status == 201 || status == 200, "{v}");
+    w.restart_server();
+    let mut md = server_targets(&w);
+    md.signed.version += 1;
+    list_target(&mut md, "app/1.0.1/fixture.pem", &blob);
+    let signed = sign_as(&w, "targets-key", &mut md);
+    let (status, v) = w.push_role(&token, "targets", &signed);
+    assert_eq!(status, 200, "{v}");
+    w.restart_server();
+    w.s.ok(&["--repo", &w.server(), "verify"]);
+}

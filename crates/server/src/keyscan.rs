@@ -1,4 +1,13 @@
-//! Refuse to serve a tree that holds a private key.
+//! Refuse to serve a tree, or run on a data directory, that holds a private key where key
+//! material could be configuration: metadata, policy, token and key folders, anything an
+//! operator put there by hand.
+//!
+//! Not scanned: release content — the uploaded blobs (`staged/blobs/`) and the
+//! content-addressed artifacts (`<sha256>.<name>`, as publish and push place them). Their
+//! content is whatever publishers release (a test fixture may well be a PEM key), the
+//! server neither interprets nor judges it, and a scan there let any token holder stop the
+//! server from starting by uploading 60 bytes. A file put into the tree by hand under
+//! another name is still scanned.
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -17,11 +26,32 @@ pub enum KeyScanError {
 const PEM_BEGIN: &[u8] = b"-----BEGIN";
 const NEEDLE: &[u8] = b"PRIVATE KEY";
 
-/// Walks `dir` (not following symbolic links) and fails on the first file whose content
-/// starts with `-----BEGIN` and contains `PRIVATE KEY`.
+/// Folders under a scanned directory that hold uploaded release content only.
+const CONTENT_DIRS: &[&str] = &["staged/blobs"];
+
+/// A content-addressed artifact's file name: `<64 lowercase hex>.<name>`.
+fn is_content_addressed(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.get(..65))
+        .is_some_and(|p| {
+            p.ends_with('.')
+                && p.bytes()
+                    .take(64)
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// Walks `dir` (not following symbolic links, skipping release content: [`CONTENT_DIRS`]
+/// and content-addressed artifacts) and fails on the first file whose content starts with
+/// `-----BEGIN` and contains `PRIVATE KEY`.
 pub fn check_no_private_keys(dir: &Path) -> Result<(), KeyScanError> {
+    let skipped: Vec<PathBuf> = CONTENT_DIRS.iter().map(|c| dir.join(c)).collect();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
+        if skipped.contains(&d) {
+            continue;
+        }
         let entries = std::fs::read_dir(&d).map_err(|e| KeyScanError::Io(d.clone(), e))?;
         for entry in entries {
             let entry = entry.map_err(|e| KeyScanError::Io(d.clone(), e))?;
@@ -31,6 +61,8 @@ pub fn check_no_private_keys(dir: &Path) -> Result<(), KeyScanError> {
                 .map_err(|e| KeyScanError::Io(path.clone(), e))?;
             if ft.is_dir() {
                 stack.push(path);
+            } else if is_content_addressed(&path) {
+                continue;
             } else if ft.is_file() {
                 if is_private_key(&path).map_err(|e| KeyScanError::Io(path.clone(), e))? {
                     return Err(KeyScanError::PrivateKey(path));
@@ -110,5 +142,26 @@ mod tests {
             matches!(err, KeyScanError::PrivateKey(ref p) if p.ends_with(".hidden")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn release_content_is_not_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI\n-----END PRIVATE KEY-----\n";
+        let sha = "ab".repeat(32);
+        std::fs::create_dir_all(dir.path().join("staged/blobs/ab")).unwrap();
+        std::fs::write(dir.path().join("staged/blobs/ab").join(&sha), pem).unwrap();
+        std::fs::create_dir_all(dir.path().join("published/targets/app/1.0.0")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join(format!("published/targets/app/1.0.0/{sha}.fixture.pem")),
+            pem,
+        )
+        .unwrap();
+        check_no_private_keys(dir.path()).unwrap();
+        check_no_private_keys(&dir.path().join("published")).unwrap();
+        // Not content-addressed: put there by hand, so scanned.
+        std::fs::write(dir.path().join("published/targets/app/key.pem"), pem).unwrap();
+        assert!(check_no_private_keys(dir.path()).is_err());
     }
 }
