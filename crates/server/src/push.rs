@@ -71,8 +71,11 @@ pub const MAX_REFUSALS_PER_SOURCE: u64 = 30;
 /// [`MAX_REFUSALS_PER_SOURCE`] is answered 429 until the window ends.
 #[derive(Debug, Default)]
 pub struct Refusals {
-    window: std::sync::Mutex<std::collections::BTreeMap<(String, &'static str), (u64, String)>>,
+    window: std::sync::Mutex<RefusalCounts>,
 }
+
+/// (source address, refused action) → (count, last error).
+type RefusalCounts = std::collections::BTreeMap<(String, &'static str), (u64, String)>;
 
 impl Refusals {
     /// Counts one refusal; whether `source` is over its limit for this window.
@@ -93,7 +96,7 @@ impl Refusals {
         total > MAX_REFUSALS_PER_SOURCE
     }
 
-    fn take(&self) -> std::collections::BTreeMap<(String, &'static str), (u64, String)> {
+    fn take(&self) -> RefusalCounts {
         self.window
             .lock()
             .map(|mut w| std::mem::take(&mut *w))
