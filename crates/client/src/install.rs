@@ -796,8 +796,9 @@ pub(crate) fn resolve_release<F: Fetcher>(
     Ok(ResolvedRelease { pointer, artifact })
 }
 
-/// The pointer's signed `custom.sealwright`, checked against what we asked for.
-pub(crate) fn parse_pointer(
+/// The pointer's signed `custom.sealwright`, checked against what we asked for (a hint
+/// only: [`resolve_release`] confirms it against the artifact's own entry).
+pub fn parse_pointer(
     target: &TargetFile,
     name: &str,
     channel: &str,

@@ -411,7 +411,16 @@ impl Agent {
     }
 }
 
-fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+/// A request frame's content: the role and the `signed` object to sign. Untrusted bytes
+/// from any process that may connect to the socket.
+pub fn parse_request(frame: &[u8]) -> Result<(String, Value), String> {
+    serde_json::from_slice::<Request>(frame)
+        .map(|r| (r.role, r.signed))
+        .map_err(|e| e.to_string())
+}
+
+/// Reads one frame (4-byte big-endian length, then at most [`MAX_FRAME`] bytes).
+pub fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let len = u32::from_be_bytes(len);
@@ -499,9 +508,9 @@ fn handle(agent: &Agent, mut stream: UnixStream) -> std::io::Result<()> {
     };
     let answer = match frame
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice::<Request>(&b).map_err(|e| e.to_string()))
+        .and_then(|b| parse_request(&b))
     {
-        Ok(req) => agent.decide(uid, &req.role, &req.signed, Utc::now()),
+        Ok((role, signed)) => agent.decide(uid, &role, &signed, Utc::now()),
         Err(e) => {
             let reason = format!("unreadable request: {e}");
             let _ = agent.record(
