@@ -198,12 +198,12 @@ impl Published {
 }
 
 /// Expiry of a new version: now + period, whole seconds (TUF's format has no fractions).
-pub(crate) fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
+pub fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
     (now + period).trunc_subsecs(0)
 }
 
 /// A role is re-signed when less than a quarter of its validity period remains.
-pub(crate) fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> bool {
+pub fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> bool {
     expires - now < period / 4
 }
 
@@ -765,7 +765,7 @@ where
 
 /// Signs `md` with every available key among `keyids`; returns the canonical bytes that
 /// were signed (the threshold check runs over the same bytes).
-pub(crate) fn sign_with<T: sealwright_tuf::metadata::RoleType>(
+pub fn sign_with<T: sealwright_tuf::metadata::RoleType>(
     md: &mut Metadata<T>,
     keyids: &[String],
     signers: &HashMap<String, Box<dyn Signer>>,
@@ -992,7 +992,7 @@ pub fn execute(
 
 /// Opens a signer for every key of `policy` whose keyid is in `needed` and whose private
 /// part this machine holds (a file, a token, or the signer agent).
-pub(crate) fn open_signers(
+pub fn open_signers(
     policy: &Policy,
     keystore: &KeyStore<'_>,
     needed: &BTreeSet<String>,
@@ -1057,7 +1057,7 @@ pub(crate) fn sign_targets_roles(
 /// Writes a signed state into `published/`: targets linked from the blob store, versioned
 /// metadata under names no client has seen, one `syncfs`, then `root.json` and finally
 /// `timestamp.json` replaced atomically — the switch that makes the new state live.
-pub(crate) fn write_tree(
+pub fn write_tree(
     repo_dir: &Path,
     blobs: &[(String, String)],
     files: &[(String, Vec<u8>)],

@@ -6,6 +6,7 @@
 //! The server refuses to start when the tree holds a private key
 //! ([`check_no_private_keys`]).
 
+pub mod accept;
 pub mod app;
 pub mod conn;
 pub mod keyscan;

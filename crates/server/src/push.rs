@@ -25,7 +25,9 @@ use axum::Router;
 use http_body_util::BodyExt as _;
 use serde_json::json;
 
-use sealwright_repo::push::{self, PushError, PushRequest, TokenEntry, Tokens};
+use sealwright_repo::push::{self, PushError, PushRequest};
+
+use crate::accept::{self, TokenEntry, Tokens};
 use sealwright_repo::{staging, KeyStore, Policy};
 use sealwright_store::Index;
 
@@ -203,7 +205,7 @@ pub fn routes(opts: &PushOptions, refusals: Arc<Refusals>) -> Router {
 }
 
 /// Renews the online roles through the agent whenever less than a quarter of a role's
-/// validity is left (snapshot and timestamp: [`push::renew_online_roles`]), and warns about
+/// validity is left (snapshot and timestamp: [`accept::renew_online_roles`]), and warns about
 /// offline roles nearing expiry; runs until the server stops.
 pub async fn renew_online_roles(repo_dir: PathBuf, metrics: Arc<crate::Metrics>) {
     let mut tick = tokio::time::interval(RENEW_CHECK);
@@ -213,9 +215,9 @@ pub async fn renew_online_roles(repo_dir: PathBuf, metrics: Arc<crate::Metrics>)
         let metrics = Arc::clone(&metrics);
         let outcome = tokio::task::spawn_blocking(move || {
             let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
-            let store = KeyStore::new(&dir, &push::NoKeyFiles);
+            let store = KeyStore::new(&dir, &accept::NoKeyFiles);
             let now = chrono::Utc::now();
-            let r = push::renew_online_roles(&dir, &policy, &store, now);
+            let r = accept::renew_online_roles(&dir, &policy, &store, now);
             match &r {
                 Ok(renewed) if renewed.timestamp.is_some() => audit(
                     &dir,
@@ -325,7 +327,7 @@ pub fn ensure_index(repo_dir: &Path) -> Result<(), PushError> {
     if Index::exists(repo_dir) {
         return Ok(());
     }
-    let listings = push::published_listings(repo_dir)?;
+    let listings = accept::published_listings(repo_dir)?;
     let blobs = staging::stored_blobs(repo_dir).map_err(|e| PushError::Internal(e.to_string()))?;
     // Built under a temporary name and renamed: a crash never leaves a half-built index
     // that would be taken for a whole one.
@@ -697,9 +699,9 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
                 .map_err(|e| PushError::Invalid(format!("the body is not a push request: {e}")))?;
             let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
             push::check_online_keys_in_agent(&policy)?;
-            let store = KeyStore::new(&dir, &push::NoKeyFiles);
+            let store = KeyStore::new(&dir, &accept::NoKeyFiles);
             let (accepted, listings) =
-                push::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())?;
+                accept::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())?;
             index_update(&dir, |index| {
                 listings
                     .iter()

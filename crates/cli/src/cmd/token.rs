@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use sealwright_repo::push::Tokens;
+use sealwright_server::accept::Tokens;
 use zeroize::Zeroizing;
 
 use super::Context;

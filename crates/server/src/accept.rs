@@ -1,0 +1,1063 @@
+//! The server's half of the publish API: who may push ([`Tokens`]), the check of a push
+//! through the client's own trust engine ([`accept`]), and keeping the online roles alive
+//! with nobody pushing ([`renew_online_roles`]). The wire types and the publisher's half
+//! are in `sealwright_repo::push`.
+//!
+//! Guarantees, each enforced in one named function below:
+//! - a push is checked by asking `sealwright-tuf`'s [`TrustedMetadataSet`] the client's own
+//!   questions under the snapshot the server would sign ([`Candidate`]): each pushed role
+//!   verifies against the keys its delegator on the search path names, and a client's
+//!   search for each written path lands on the pushing role — there is no second walker;
+//! - a token's path scope covers every change, removals and delegations included
+//!   ([`check_token_scope`]); a channel pointer names a published artifact, it grants none
+//!   ([`check_pointer`]);
+//! - everything that can fail is checked before anything is signed ([`check_writable`]),
+//!   and what still fails after signing costs a version number, never the ability to
+//!   publish ([`OnlineFloor`]);
+//! - a refused push writes nothing.
+//!
+//! Not guaranteed: a signer agent that is down or refuses stops pushes and renewals until
+//! it is back (they fail cleanly and are retried); the server's own files are trusted
+//! (whoever can write the data directory can change what is served, not what clients
+//! accept).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use sealwright_repo::fsutil;
+use sealwright_repo::keystore::KeyStore;
+use sealwright_repo::policy::Policy;
+use sealwright_repo::publish::{
+    self, expiring, expiry, open_signers, sign_with, write_tree, Published, SPEC_VERSION,
+};
+use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
+use sealwright_repo::staging::{self, validate_target_path};
+use sealwright_tuf::delegation::glob_match;
+use sealwright_tuf::engine::{FoundTarget, Limits, TrustedMetadataSet};
+use sealwright_tuf::metadata::{
+    MetaFile, Metadata, Root, Snapshot, TargetFile, Targets, Timestamp,
+};
+use sealwright_tuf::verify::verify_role;
+
+fn internal(e: impl std::fmt::Display) -> PushError {
+    PushError::Internal(e.to_string())
+}
+
+/// Token file in the server's data directory.
+pub const TOKENS_FILE: &str = "push-tokens.toml";
+/// Roles loaded while looking for a pushed role's delegator before giving up.
+const MAX_ROLES_SEARCHED: usize = 10_000;
+
+/// One push token: its name, the SHA-256 of its secret, and what it may push.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TokenEntry {
+    /// Who holds it (appears in the audit log).
+    pub name: String,
+    /// SHA-256 (hex) of the secret; empty for a client-certificate entry (no token, and no
+    /// presented token hashes to the empty string).
+    #[serde(default)]
+    pub sha256: String,
+    /// SHA-256 (hex) of the DER client certificate that authenticates this publisher over
+    /// mTLS instead of a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<String>,
+    /// Roles it may push.
+    pub roles: Vec<String>,
+    /// Patterns (`*` and `?` never match `/`) every new or changed target must match; empty
+    /// means whatever the roles themselves are delegated.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl TokenEntry {
+    fn allows_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    fn allows_path(&self, path: &str) -> bool {
+        self.paths.is_empty() || self.paths.iter().any(|p| glob_match(p, path))
+    }
+}
+
+/// The tokens the server accepts (`DIR/push-tokens.toml`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tokens {
+    /// Every token.
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenEntry>,
+}
+
+/// Prefix of every token, so a leaked one is recognisable in logs and scanners.
+const TOKEN_PREFIX: &str = "swp_";
+
+impl Tokens {
+    /// Reads the token file; none means no token is accepted.
+    pub fn load(repo_dir: &Path) -> Result<Self, PushError> {
+        let path = repo_dir.join(TOKENS_FILE);
+        match fsutil::read_capped(&path, 1024 * 1024) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| internal(format!("{} is not UTF-8", path.display())))?;
+                toml::from_str(&text).map_err(|e| internal(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Tokens::default()),
+            Err(e) => Err(internal(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    /// Writes the token file atomically, readable by its owner only.
+    pub fn save(&self, repo_dir: &Path) -> Result<(), PushError> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = repo_dir.join(TOKENS_FILE);
+        let text = toml::to_string_pretty(self).map_err(internal)?;
+        let body = format!(
+            "# Push tokens (`sealwright token add`): only their SHA-256 is kept here.\n\n{text}"
+        );
+        fsutil::write_atomic(&path, body.as_bytes()).map_err(internal)?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(internal)
+    }
+
+    /// A new entry's name is valid and unused, and its roles are pushable.
+    fn check_new(&self, name: &str, roles: &[String]) -> Result<(), PushError> {
+        sealwright_repo::policy::check_name("token", name)
+            .map_err(|e| PushError::Invalid(e.to_string()))?;
+        if self.tokens.iter().any(|t| t.name == name) {
+            return Err(PushError::Invalid(format!(
+                "a token named {name} exists; remove it from {TOKENS_FILE} first"
+            )));
+        }
+        if roles.is_empty() {
+            return Err(PushError::Invalid(
+                "a token needs at least one role (--role)".into(),
+            ));
+        }
+        for r in roles {
+            if matches!(r.as_str(), "root" | "snapshot" | "timestamp") {
+                return Err(PushError::Invalid(format!(
+                    "{r} is never pushed: root changes are published offline, snapshot and timestamp are signed by the server's agent"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a token and returns its secret (shown once; only its hash is stored).
+    pub fn create(
+        &mut self,
+        name: &str,
+        roles: Vec<String>,
+        paths: Vec<String>,
+    ) -> Result<String, PushError> {
+        self.check_new(name, &roles)?;
+        let mut secret = [0u8; 32];
+        sealwright_crypto::random::fill(&mut secret).map_err(internal)?;
+        let token = format!("{TOKEN_PREFIX}{}", hex::encode(secret));
+        self.tokens.push(TokenEntry {
+            name: name.to_owned(),
+            sha256: sealwright_crypto::digest::sha256_hex(token.as_bytes()),
+            client_cert: None,
+            roles,
+            paths,
+        });
+        Ok(token)
+    }
+
+    /// Registers a publisher that authenticates with the TLS client certificate whose DER
+    /// hashes to `cert_sha256` (the server must also trust its CA: `serve --client-ca`).
+    pub fn create_for_client_cert(
+        &mut self,
+        name: &str,
+        roles: Vec<String>,
+        paths: Vec<String>,
+        cert_sha256: &str,
+    ) -> Result<(), PushError> {
+        self.check_new(name, &roles)?;
+        if self
+            .tokens
+            .iter()
+            .any(|t| t.client_cert.as_deref() == Some(cert_sha256))
+        {
+            return Err(PushError::Invalid(
+                "this client certificate is registered already".into(),
+            ));
+        }
+        self.tokens.push(TokenEntry {
+            name: name.to_owned(),
+            sha256: String::new(),
+            client_cert: Some(cert_sha256.to_owned()),
+            roles,
+            paths,
+        });
+        Ok(())
+    }
+
+    /// The entry registered for the client certificate whose DER hashes to `cert_sha256`.
+    pub fn authenticate_client_cert(&self, cert_sha256: &str) -> Option<&TokenEntry> {
+        self.tokens
+            .iter()
+            .find(|t| t.client_cert.as_deref() == Some(cert_sha256))
+    }
+
+    /// The token `presented` (from `Authorization: Bearer ...`), if known.
+    pub fn authenticate(&self, presented: &str) -> Option<&TokenEntry> {
+        let digest = sealwright_crypto::digest::sha256_hex(presented.trim().as_bytes());
+        // Comparing digests, not secrets: timing reveals nothing about a token.
+        self.tokens.iter().find(|t| t.sha256 == digest)
+    }
+}
+
+/// Holds the repository's publish lock (`DIR/.publish.lock`) until dropped: one push or
+/// timestamp renewal at a time.
+fn lock(repo_dir: &Path) -> Result<File, PushError> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(repo_dir.join(".publish.lock"))
+        .map_err(internal)?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(internal)?;
+    Ok(f)
+}
+
+/// The server's view of the repository it is about to publish: the pushed roles over the
+/// published ones, as the client's trust engine sees them under the snapshot the server
+/// would sign. One verification path (ARCHITECTURE.md): every question below — who signed
+/// a role, which role a client's search for a path lands on — is asked of
+/// [`TrustedMetadataSet`], never answered by a second delegation walker.
+struct Candidate<'a> {
+    set: TrustedMetadataSet,
+    pushed: &'a BTreeMap<String, (Metadata<Targets>, &'a [u8])>,
+    published: &'a Published,
+}
+
+impl Candidate<'_> {
+    /// Feeds role `role` (pushed bytes, else published bytes) to the engine as delegated
+    /// by `delegator`: signatures against that delegator's keys, version as the snapshot to
+    /// sign lists it, expiry.
+    fn load(
+        set: &mut TrustedMetadataSet,
+        pushed: &BTreeMap<String, (Metadata<Targets>, &[u8])>,
+        published: &Published,
+        role: &str,
+        delegator: &str,
+    ) -> Result<(), PushError> {
+        let owned;
+        let bytes: &[u8] = match pushed.get(role) {
+            Some((_, bytes)) => bytes,
+            None => {
+                let version = set.role_version_in_snapshot(role).ok_or_else(|| {
+                    PushError::Forbidden(format!("role {role} is delegated but not published"))
+                })?;
+                owned = published
+                    .read_bytes(&format!("{version}.{role}.json"))
+                    .map_err(internal)?;
+                &owned
+            }
+        };
+        set.update_delegated_targets(bytes, role, delegator)
+            .map(|_| ())
+            .map_err(PushError::from)
+    }
+
+    /// Where a client's delegation search for `path` lands in the state to be published.
+    fn search(&mut self, path: &str) -> Result<Option<FoundTarget>, PushError> {
+        let (pushed, published) = (self.pushed, self.published);
+        self.set
+            .find_target_role_path(path, |set, role, delegator| {
+                Self::load(set, pushed, published, role, delegator)
+            })
+    }
+
+    /// Verifies pushed role `name` through some chain of delegations (for a role whose
+    /// push adds no path a search would reach it by).
+    fn verify_reachable(&mut self, name: &str) -> Result<(), PushError> {
+        if self.set.targets_role(name).is_some() {
+            return Ok(());
+        }
+        let (pushed, published) = (self.pushed, self.published);
+        self.set
+            .find_role_path(name, MAX_ROLES_SEARCHED, |set, role, delegator| {
+                Self::load(set, pushed, published, role, delegator)
+            })?
+            .map(|_| ())
+            .ok_or_else(|| {
+                PushError::Forbidden(format!(
+                    "no role in this repository delegates {name}: delegate it first (`sealwright delegate`) and push the delegating role"
+                ))
+            })
+    }
+}
+
+/// What one pushed role changes relative to its published version.
+struct Changes<'a> {
+    /// Targets added or whose entry changed.
+    written: Vec<(&'a String, &'a TargetFile)>,
+    /// Targets the published version listed and this one does not.
+    removed: Vec<String>,
+    /// Whether the role's delegations differ.
+    delegations: bool,
+}
+
+fn changes<'a>(old: Option<&Metadata<Targets>>, new: &'a Metadata<Targets>) -> Changes<'a> {
+    let empty = BTreeMap::new();
+    let old_targets = old.map_or(&empty, |o| &o.signed.targets);
+    Changes {
+        written: new
+            .signed
+            .targets
+            .iter()
+            .filter(|(path, file)| old_targets.get(*path) != Some(*file))
+            .collect(),
+        removed: old_targets
+            .keys()
+            .filter(|p| !new.signed.targets.contains_key(*p))
+            .cloned()
+            .collect(),
+        delegations: old.and_then(|o| o.signed.delegations.as_ref())
+            != new.signed.delegations.as_ref(),
+    }
+}
+
+/// A token's path scope covers every change a push makes: written and removed targets, and
+/// delegations (a delegation hands out paths, so only an unscoped token may change one).
+fn check_token_scope(token: &TokenEntry, role: &str, c: &Changes<'_>) -> Result<(), PushError> {
+    let outside = |path: &str| {
+        PushError::Forbidden(format!(
+            "token {} may push paths {}, not {path}",
+            token.name,
+            token.paths.join(", ")
+        ))
+    };
+    for (path, _) in &c.written {
+        if !token.allows_path(path) {
+            return Err(outside(path));
+        }
+    }
+    for path in &c.removed {
+        if !token.allows_path(path) {
+            return Err(outside(&format!("{path} (removed)")));
+        }
+    }
+    if c.delegations && !token.paths.is_empty() {
+        return Err(PushError::Forbidden(format!(
+            "token {} is limited to paths {} and may not change the delegations of {role}; push delegation changes with a token that has no --path",
+            token.name,
+            token.paths.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// A channel pointer names an artifact; the artifact must itself be published, found by a
+/// client's search for its own path, with the length and hashes the pointer repeats. A
+/// pointer grants nothing (a role trusted for `NAME/channels/*` cannot make a device install
+/// bytes no role trusted for the artifact's path signed).
+fn check_pointer(
+    candidate: &mut Candidate<'_>,
+    path: &str,
+    file: &TargetFile,
+) -> Result<(), PushError> {
+    let Some(named) = file
+        .custom
+        .as_ref()
+        .and_then(|c| c.get("sealwright"))
+        .and_then(|s| s.get("target"))
+    else {
+        return Ok(());
+    };
+    let pointer = file.custom.as_ref().and_then(|c| c.get("sealwright"));
+    let artifact = named.as_str().ok_or_else(|| {
+        PushError::Invalid(format!("{path}: custom.sealwright.target is not a string"))
+    })?;
+    validate_target_path(artifact).map_err(|e| PushError::Invalid(format!("{path}: {e}")))?;
+    let found = candidate.search(artifact)?.ok_or_else(|| {
+        PushError::OutsideDelegation(format!(
+            "{path} names {artifact}, which no role trusted for that path lists: a channel pointer names a published artifact, it cannot grant one"
+        ))
+    })?;
+    let same_length = pointer
+        .and_then(|p| p.get("length"))
+        .and_then(serde_json::Value::as_u64)
+        == Some(found.target.length);
+    let same_hashes = pointer
+        .and_then(|p| p.get("hashes"))
+        .and_then(|h| serde_json::from_value::<BTreeMap<String, String>>(h.clone()).ok())
+        .as_ref()
+        == Some(&found.target.hashes);
+    if !same_length || !same_hashes {
+        return Err(PushError::OutsideDelegation(format!(
+            "{path}: its length or hashes disagree with {artifact}'s own entry (signed by {})",
+            found.role
+        )));
+    }
+    Ok(())
+}
+
+/// Largest whole path the server writes (Linux `PATH_MAX`, with room for a temporary name).
+const MAX_FS_PATH: usize = 4000;
+
+/// Checks, before anything is signed, that every new artifact can be written where it will
+/// be served: the whole path within `PATH_MAX`, no file where a directory must go (or the
+/// reverse) on disk or among the new paths themselves, and room on the file system.
+/// Whatever fails after signing costs a version number, never the ability to publish (see
+/// [`OnlineFloor`]), but a push that cannot be written is refused here with its reason.
+fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<(), PushError> {
+    let targets = repo_dir.join(publish::PUBLISHED_DIR).join("targets");
+    let mut files: BTreeSet<String> = BTreeSet::new();
+    let mut dirs: BTreeSet<String> = BTreeSet::new();
+    let mut needed: u64 = 0;
+    for (sha256, path, length) in blobs {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let rel = if dir.is_empty() {
+            format!("{sha256}.{name}")
+        } else {
+            format!("{dir}/{sha256}.{name}")
+        };
+        if targets.join(&rel).as_os_str().len() > MAX_FS_PATH {
+            return Err(PushError::Invalid(format!(
+                "{path}: the path is too long to be stored on this server"
+            )));
+        }
+        let mut prefix = String::new();
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            dirs.insert(prefix.clone());
+            if fs::symlink_metadata(targets.join(&prefix)).is_ok_and(|m| !m.is_dir()) {
+                return Err(PushError::Invalid(format!(
+                    "{path}: {prefix} is a published file, so it cannot also be a directory"
+                )));
+            }
+        }
+        if fs::symlink_metadata(targets.join(&rel)).is_ok_and(|m| m.is_dir()) {
+            return Err(PushError::Invalid(format!(
+                "{path}: a published directory has the name this file needs"
+            )));
+        }
+        files.insert(rel);
+        needed = needed.saturating_add(*length);
+    }
+    if let Some(clash) = files.iter().find(|f| dirs.contains(*f)) {
+        return Err(PushError::Invalid(format!(
+            "two pushed targets need {clash} to be both a file and a directory"
+        )));
+    }
+    // Blobs are hard-linked when they can be, copied otherwise: count the copy. 16 MiB of
+    // headroom covers the metadata written with them.
+    if let Ok(st) = rustix::fs::statvfs(repo_dir) {
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < needed.saturating_add(16 * 1024 * 1024) {
+            return Err(PushError::NotReady(format!(
+                "the server's disk is full ({free} bytes free, this push needs about {needed}); nothing was signed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The newest snapshot and timestamp versions the server has asked the agent to sign
+/// (`DIR/online-floor.json`), written *before* each signing. The agent refuses to sign a
+/// version at or below one it signed before; if writing the tree fails after signing, the
+/// published versions lag behind the agent's, and the next push or renewal must go above
+/// the agent's, not the published, version — or publishing would stop for good.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct OnlineFloor {
+    /// Highest snapshot version sent to the agent.
+    pub snapshot: u64,
+    /// Highest timestamp version sent to the agent.
+    pub timestamp: u64,
+}
+
+/// File of [`OnlineFloor`] in the server's data directory.
+pub const ONLINE_FLOOR_FILE: &str = "online-floor.json";
+
+impl OnlineFloor {
+    fn load(repo_dir: &Path) -> Result<Self, PushError> {
+        match fsutil::read_capped(&repo_dir.join(ONLINE_FLOOR_FILE), 4096) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| internal(format!("{ONLINE_FLOOR_FILE}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(internal(format!("{ONLINE_FLOOR_FILE}: {e}"))),
+        }
+    }
+
+    /// The next versions above both what is published and what was ever sent to the agent,
+    /// recorded before they are signed.
+    fn next(
+        repo_dir: &Path,
+        snapshot: Option<u64>,
+        timestamp: u64,
+    ) -> Result<(Option<u64>, u64), PushError> {
+        let floor = Self::load(repo_dir)?;
+        let bump = |published: u64, floor: u64| published.max(floor).checked_add(1);
+        let next_snapshot = match snapshot {
+            Some(v) => {
+                Some(bump(v, floor.snapshot).ok_or_else(|| internal("snapshot version overflow"))?)
+            }
+            None => None,
+        };
+        let next_timestamp = bump(timestamp, floor.timestamp)
+            .ok_or_else(|| internal("timestamp version overflow"))?;
+        let record = OnlineFloor {
+            snapshot: next_snapshot.unwrap_or(0).max(floor.snapshot),
+            timestamp: next_timestamp,
+        };
+        let bytes = serde_json::to_vec(&record).map_err(internal)?;
+        fsutil::write_atomic(&repo_dir.join(ONLINE_FLOOR_FILE), &bytes).map_err(internal)?;
+        Ok((next_snapshot, next_timestamp))
+    }
+}
+
+/// Checks a push and, when every check passes, publishes it: artifacts linked, roles
+/// written, snapshot and timestamp signed through `keystore` (the signer agent), then
+/// `timestamp.json` switched. On any refusal nothing is written. Returns the answer for the
+/// publisher and what each pushed role now lists (for the server's index).
+///
+/// The checks, in order, all before anything is signed:
+/// 1. the token may push each role; no root, snapshot or timestamp;
+/// 2. each role parses, within [`MAX_ROLE_BYTES`], at a version above the published one;
+/// 3. the client's trust engine, under the snapshot the server would sign: each pushed role
+///    verifies against the keys its delegator on the search path names, and a client's
+///    search for each written path lands on the role that wrote it (not shadowed by an
+///    earlier or terminating delegation, not outside a delegation on the way);
+/// 4. the token's path scope covers every written and removed path, and only an unscoped
+///    token changes delegations;
+/// 5. each written artifact is uploaded, of the signed length and hashes; each channel
+///    pointer names a published artifact with the same length and hashes;
+/// 6. every file can be written (path lengths, file/directory clashes, free space).
+pub fn accept(
+    repo_dir: &Path,
+    policy: &Policy,
+    keystore: &KeyStore<'_>,
+    token: &TokenEntry,
+    request: &PushRequest,
+    now: DateTime<Utc>,
+) -> Result<(Accepted, Vec<RoleListing>), PushError> {
+    if request.roles.is_empty() {
+        return Err(PushError::Invalid(
+            "a push carries at least one role".into(),
+        ));
+    }
+    for name in request.roles.keys() {
+        if matches!(name.as_str(), "root" | "snapshot" | "timestamp") {
+            return Err(PushError::Forbidden(format!(
+                "{name} is never pushed: root changes are published offline, snapshot and timestamp are signed here by the agent"
+            )));
+        }
+        sealwright_repo::policy::check_name("role", name)
+            .map_err(|e| PushError::Invalid(e.to_string()))?;
+        if !token.allows_role(name) {
+            return Err(PushError::Forbidden(format!(
+                "token {} may push {}, not {name}",
+                token.name,
+                token.roles.join(", ")
+            )));
+        }
+    }
+    let _lock = lock(repo_dir)?;
+    let published = Published::load(repo_dir).map_err(internal)?;
+    let (Some(root), Some(snapshot), Some(timestamp)) = (
+        published.root.as_ref(),
+        published.snapshot.as_ref(),
+        published.timestamp.as_ref(),
+    ) else {
+        return Err(PushError::NotReady(
+            "nothing is published here yet: publish the first version with `sealwright publish` and copy published/ to the server".into(),
+        ));
+    };
+
+    let mut pushed: BTreeMap<String, (Metadata<Targets>, &[u8])> = BTreeMap::new();
+    for (name, text) in &request.roles {
+        if text.len() > MAX_ROLE_BYTES {
+            return Err(PushError::TooLarge(format!(
+                "{name}: {} bytes, the limit is {MAX_ROLE_BYTES}",
+                text.len()
+            )));
+        }
+        let md = Metadata::<Targets>::from_bytes(text.as_bytes(), MAX_ROLE_BYTES)
+            .map_err(|e| PushError::Invalid(format!("{name}: {e}")))?;
+        if let Some(old) = published.role_version(name) {
+            if md.signed.version <= old {
+                return Err(PushError::Replay(format!(
+                    "{name} version {} is not above the published version {old}",
+                    md.signed.version
+                )));
+            }
+        }
+        pushed.insert(name.clone(), (md, text.as_bytes()));
+    }
+
+    // The snapshot the server would sign, and the engine's view under it.
+    let period = |role: &str| {
+        policy
+            .role(role)
+            .map(|(_, _, p)| p.duration())
+            .ok_or_else(|| internal(format!("no {role} role in the policy")))
+    };
+    let mut meta = snapshot.signed.meta.clone();
+    for (name, (md, _)) in &pushed {
+        meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
+    }
+    let mut new_snapshot = Metadata::new(Snapshot::new(
+        snapshot.signed.version.saturating_add(1),
+        expiry(now, period("snapshot")?),
+        meta,
+    ));
+    new_snapshot.signed.spec_version = SPEC_VERSION.to_owned();
+    let root_bytes = published
+        .read_bytes(&format!("{}.root.json", root.signed.version))
+        .map_err(internal)?;
+    let set = TrustedMetadataSet::for_snapshot_to_sign(
+        &root_bytes,
+        new_snapshot.signed.clone(),
+        now,
+        Limits::default(),
+    )
+    .map_err(|e| PushError::NotReady(format!("the published root cannot be trusted: {e}")))?;
+    let mut candidate = Candidate {
+        set,
+        pushed: &pushed,
+        published: &published,
+    };
+
+    let mut blobs: Vec<(String, String, u64)> = Vec::new();
+    for (name, (md, _)) in &pushed {
+        let old = published.targets_role(name).map_err(internal)?;
+        let c = changes(old.as_ref(), md);
+        for (path, _) in &c.written {
+            validate_target_path(path).map_err(|e| PushError::Invalid(e.to_string()))?;
+        }
+        check_token_scope(token, name, &c)?;
+        for (path, file) in &c.written {
+            match candidate.search(path)? {
+                Some(found) if found.role == *name => {}
+                Some(found) => {
+                    return Err(PushError::OutsideDelegation(format!(
+                        "{name} lists {path}, but a client searching for it reaches {} first: the delegation chain does not grant it to {name}",
+                        found.role
+                    )))
+                }
+                None => {
+                    return Err(PushError::OutsideDelegation(format!(
+                        "{name} lists {path}, which the delegation chain does not grant it: no client would ever reach it there"
+                    )))
+                }
+            }
+            blobs.push((
+                check_artifact(repo_dir, path, file)?,
+                (*path).clone(),
+                file.length,
+            ));
+        }
+        candidate.verify_reachable(name)?;
+    }
+    for (name, (md, _)) in &pushed {
+        let old = published.targets_role(name).map_err(internal)?;
+        for (path, file) in changes(old.as_ref(), md).written {
+            if staging::is_channel_pointer(path) {
+                check_pointer(&mut candidate, path, file)?;
+            }
+        }
+    }
+    check_writable(repo_dir, &blobs)?;
+
+    // Every check passed: sign, above every version the agent ever signed.
+    let (snapshot_version, timestamp_version) = OnlineFloor::next(
+        repo_dir,
+        Some(snapshot.signed.version),
+        timestamp.signed.version,
+    )?;
+    new_snapshot.signed.version = snapshot_version.unwrap_or(new_snapshot.signed.version);
+    let snapshot_bytes = sign_online(policy, keystore, root, "snapshot", &mut new_snapshot)?;
+    let mut new_timestamp = timestamp_for(
+        timestamp_version,
+        expiry(now, period("timestamp")?),
+        &snapshot_bytes,
+        new_snapshot.signed.version,
+    );
+    let timestamp_bytes = sign_online(policy, keystore, root, "timestamp", &mut new_timestamp)?;
+
+    let metadata_dir = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, (md, bytes)) in &pushed {
+        let file = format!("{}.{name}.json", md.signed.version);
+        // A file of this version left by a push that failed after writing it was never
+        // published (no snapshot the timestamp names lists it): it may be replaced.
+        let stale = metadata_dir.join(&file);
+        if fs::read(&stale).is_ok_and(|existing| existing != *bytes) {
+            fs::remove_file(&stale).map_err(internal)?;
+        }
+        files.push((file, bytes.to_vec()));
+    }
+    files.push((
+        format!("{}.snapshot.json", new_snapshot.signed.version),
+        snapshot_bytes.clone(),
+    ));
+    let links: Vec<(String, String)> = blobs
+        .iter()
+        .map(|(s, p, _)| (s.clone(), p.clone()))
+        .collect();
+    write_tree(repo_dir, &links, &files, None, &timestamp_bytes).map_err(internal)?;
+    let accepted = Accepted {
+        roles: pushed
+            .iter()
+            .map(|(n, (md, _))| (n.clone(), md.signed.version))
+            .collect(),
+        artifacts: blobs.len(),
+        snapshot_version: new_snapshot.signed.version,
+        timestamp_version: new_timestamp.signed.version,
+        snapshot: snapshot_bytes,
+        timestamp: timestamp_bytes,
+    };
+    let listings = pushed
+        .iter()
+        .map(|(name, (md, _))| RoleListing::of(name, md))
+        .collect();
+    Ok((accepted, listings))
+}
+
+/// The uploaded blob for a new target: present, of the signed length, matching every
+/// listed hash. Returns its SHA-256.
+fn check_artifact(repo_dir: &Path, path: &str, file: &TargetFile) -> Result<String, PushError> {
+    let sha256 = file
+        .hashes
+        .get("sha256")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .ok_or_else(|| PushError::Invalid(format!("{path} lists no sha256 hash")))?
+        .to_ascii_lowercase();
+    let blob = staging::blob_path(repo_dir, &sha256);
+    let bytes = match fsutil::read_capped(&blob, file.length) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PushError::Artifact(format!(
+                "{path}: no uploaded artifact with sha256 {sha256} (upload it first: PUT /api/v1/blobs/{sha256})"
+            )))
+        }
+        Err(e) => {
+            return Err(PushError::Artifact(format!(
+                "{path}: the uploaded artifact does not have the signed length {}: {e}",
+                file.length
+            )))
+        }
+    };
+    file.verify(&bytes)
+        .map_err(|e| PushError::Artifact(format!("{path}: {e}")))?;
+    Ok(sha256)
+}
+
+fn timestamp_for(
+    version: u64,
+    expires: DateTime<Utc>,
+    snapshot_bytes: &[u8],
+    snapshot_version: u64,
+) -> Metadata<Timestamp> {
+    let mut pin = MetaFile::new(snapshot_version);
+    pin.length = Some(snapshot_bytes.len() as u64);
+    pin.hashes = Some(BTreeMap::from([(
+        "sha256".to_owned(),
+        sealwright_crypto::digest::sha256_hex(snapshot_bytes),
+    )]));
+    let mut ts = Metadata::new(Timestamp::new(version, expires, pin));
+    ts.signed.spec_version = SPEC_VERSION.to_owned();
+    ts
+}
+
+/// Signs an online role with the policy's keys for it (the agent's) and checks the result
+/// against root's threshold for that role — what a client will check.
+fn sign_online<T: sealwright_tuf::metadata::RoleType>(
+    policy: &Policy,
+    keystore: &KeyStore<'_>,
+    root: &Metadata<Root>,
+    role: &str,
+    md: &mut Metadata<T>,
+) -> Result<Vec<u8>, PushError> {
+    let r = root
+        .signed
+        .roles
+        .get(role)
+        .ok_or_else(|| internal(format!("root has no {role} role")))?;
+    let needed: BTreeSet<String> = r.keyids.iter().cloned().collect();
+    let signers = open_signers(policy, keystore, &needed).map_err(internal)?;
+    let canonical = sign_with(md, &r.keyids, &signers).map_err(internal)?;
+    verify_role(
+        role,
+        &canonical,
+        &md.signatures,
+        &root.signed.keys,
+        &r.keyids,
+        r.threshold,
+    )
+    .map_err(|e| {
+        internal(format!(
+            "{e} (is the signer agent running and configured for {role}?)"
+        ))
+    })?;
+    md.to_bytes().map_err(internal)
+}
+
+/// What [`renew_online_roles`] signed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Renewed {
+    /// The new snapshot version, when snapshot was renewed.
+    pub snapshot: Option<u64>,
+    /// The new timestamp version, when anything was renewed.
+    pub timestamp: Option<u64>,
+}
+
+/// Keeps the online roles alive with nobody pushing: when less than a quarter of the
+/// snapshot's validity is left, a new snapshot (same contents) and a timestamp pinning it;
+/// else, when the timestamp is that close to expiry, a new timestamp for the same snapshot.
+/// Without this a repository nobody pushes to goes dark when its snapshot expires.
+pub fn renew_online_roles(
+    repo_dir: &Path,
+    policy: &Policy,
+    keystore: &KeyStore<'_>,
+    now: DateTime<Utc>,
+) -> Result<Renewed, PushError> {
+    let _lock = lock(repo_dir)?;
+    let published = Published::load(repo_dir).map_err(internal)?;
+    let (Some(root), Some(snapshot), Some(ts)) = (
+        published.root.as_ref(),
+        published.snapshot.as_ref(),
+        published.timestamp.as_ref(),
+    ) else {
+        return Ok(Renewed::default());
+    };
+    let period = |role: &str| {
+        policy
+            .role(role)
+            .map(|(_, _, p)| p.duration())
+            .ok_or_else(|| internal(format!("no {role} role in the policy")))
+    };
+    let renew_snapshot = expiring(snapshot.signed.expires, period("snapshot")?, now);
+    if !renew_snapshot && !expiring(ts.signed.expires, period("timestamp")?, now) {
+        return Ok(Renewed::default());
+    }
+    let (snapshot_version, timestamp_version) = OnlineFloor::next(
+        repo_dir,
+        renew_snapshot.then_some(snapshot.signed.version),
+        ts.signed.version,
+    )?;
+    let mut files = Vec::new();
+    let pin = match snapshot_version {
+        Some(version) => {
+            let mut next = Metadata::new(Snapshot::new(
+                version,
+                expiry(now, period("snapshot")?),
+                snapshot.signed.meta.clone(),
+            ));
+            next.signed.spec_version = SPEC_VERSION.to_owned();
+            let bytes = sign_online(policy, keystore, root, "snapshot", &mut next)?;
+            let pin = timestamp_for(0, now, &bytes, version)
+                .signed
+                .snapshot_meta()
+                .cloned()
+                .ok_or_else(|| internal("timestamp without a snapshot pin"))?;
+            files.push((format!("{version}.snapshot.json"), bytes));
+            pin
+        }
+        None => ts
+            .signed
+            .snapshot_meta()
+            .cloned()
+            .ok_or_else(|| internal("timestamp.json has no snapshot entry"))?,
+    };
+    let mut next = Metadata::new(Timestamp::new(
+        timestamp_version,
+        expiry(now, period("timestamp")?),
+        pin,
+    ));
+    next.signed.spec_version = SPEC_VERSION.to_owned();
+    let bytes = sign_online(policy, keystore, root, "timestamp", &mut next)?;
+    write_tree(repo_dir, &[], &files, None, &bytes).map_err(internal)?;
+    Ok(Renewed {
+        snapshot: snapshot_version,
+        timestamp: Some(timestamp_version),
+    })
+}
+
+/// The server's passphrase source: it never has one, so it can open no key file (its
+/// online keys are reached through the signer agent only).
+#[derive(Debug, Default)]
+pub struct NoKeyFiles;
+
+impl sealwright_repo::PassphraseSource for NoKeyFiles {
+    fn existing(
+        &self,
+        key_name: &str,
+        _attempt: u32,
+    ) -> Result<sealwright_crypto::Passphrase, sealwright_repo::KeyStoreError> {
+        Err(sealwright_repo::KeyStoreError::Other(format!(
+            "the server opens no key files (key {key_name}): point it at the signer agent"
+        )))
+    }
+
+    fn new_key(
+        &self,
+        key_name: &str,
+    ) -> Result<sealwright_crypto::Passphrase, sealwright_repo::KeyStoreError> {
+        self.existing(key_name, 0)
+    }
+
+    fn interactive(&self) -> bool {
+        false
+    }
+}
+
+/// What one targets role lists: role, its version, and each target's path, length and
+/// SHA-256 (empty when the role lists no SHA-256) — the rows of the server's index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleListing {
+    /// Role name.
+    pub role: String,
+    /// Its version.
+    pub version: u64,
+    /// (path, length, sha256) of every target it lists.
+    pub targets: Vec<(String, u64, String)>,
+}
+
+impl RoleListing {
+    /// The listing of `role` as `md` lists it.
+    pub fn of(role: &str, md: &Metadata<Targets>) -> Self {
+        RoleListing {
+            role: role.to_owned(),
+            version: md.signed.version,
+            targets: md
+                .signed
+                .targets
+                .iter()
+                .map(|(path, file): (&String, &TargetFile)| {
+                    let sha256 = file.hashes.get("sha256").cloned().unwrap_or_default();
+                    (path.clone(), file.length, sha256)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The listings of every targets role the published snapshot names (to rebuild the index).
+pub fn published_listings(repo_dir: &Path) -> Result<Vec<RoleListing>, PushError> {
+    let published = Published::load(repo_dir).map_err(internal)?;
+    let Some(snapshot) = published.snapshot else {
+        return Ok(Vec::new());
+    };
+    let metadata = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
+    let mut out = Vec::new();
+    for (file, meta) in &snapshot.signed.meta {
+        let Some(role) = file.strip_suffix(".json") else {
+            continue;
+        };
+        let path = metadata.join(format!("{}.{role}.json", meta.version));
+        let bytes = fsutil::read_capped(&path, MAX_ROLE_BYTES as u64)
+            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        let md = Metadata::<Targets>::from_bytes(&bytes, MAX_ROLE_BYTES)
+            .map_err(|e| internal(format!("{}: {e}", path.display())))?;
+        out.push(RoleListing::of(role, &md));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A published repository (shared by every case: refused pushes must leave it as it is).
+    fn fixture() -> &'static (tempfile::TempDir, Policy) {
+        static FIXTURE: std::sync::OnceLock<(tempfile::TempDir, Policy)> =
+            std::sync::OnceLock::new();
+        FIXTURE.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let repo = dir.path().join("repo");
+            let source =
+                sealwright_repo::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+            let store = KeyStore::new(&repo, &source);
+            let policy = sealwright_repo::init::create_repository(
+                &repo,
+                Policy::new_default(),
+                sealwright_crypto::Algorithm::Ed25519,
+                &store,
+                None,
+            )
+            .unwrap();
+            let plan = publish::plan(&repo, &policy, Utc::now()).unwrap();
+            publish::execute(&repo, &policy, &store, plan).unwrap();
+            (dir, policy)
+        })
+    }
+
+    /// Every file under `dir` with its bytes.
+    fn tree(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(tree(&path));
+            } else {
+                out.push((path.clone(), fs::read(&path).unwrap()));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Role names, valid or not, and the published top-level targets metadata either intact
+    /// (a replay) or with one byte changed.
+    fn requests() -> impl Strategy<Value = Vec<u8>> {
+        let role = prop_oneof![
+            Just("targets".to_owned()),
+            "[a-z./\\\\]{0,12}",
+            Just("../../etc".to_owned()),
+        ];
+        let text = (any::<prop::sample::Index>(), any::<u8>(), any::<bool>()).prop_map(
+            |(at, byte, mutate)| {
+                let (dir, _) = fixture();
+                let path = dir.path().join("repo/published/metadata/1.targets.json");
+                let mut bytes = fs::read(path).unwrap();
+                if mutate {
+                    let i = at.index(bytes.len());
+                    bytes[i] = byte;
+                }
+                String::from_utf8_lossy(&bytes).into_owned()
+            },
+        );
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..256),
+            proptest::collection::btree_map(role, text, 0..3)
+                .prop_map(|roles| { serde_json::to_vec(&PushRequest { roles }).unwrap() }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Whatever a push body holds, `accept` refuses it with a typed error (the signer
+        /// would never be reached: replays and broken signatures stop earlier), never panics,
+        /// and writes nothing.
+        #[test]
+        fn arbitrary_push_bodies_are_refused_without_writing(body in requests()) {
+            let (dir, policy) = fixture();
+            let repo = dir.path().join("repo");
+            let before = tree(&repo.join("published"));
+            let token = TokenEntry {
+                name: "any".into(),
+                sha256: String::new(),
+                client_cert: None,
+                roles: vec!["targets".into(), "a".into(), "../../etc".into()],
+                paths: vec![],
+            };
+            let store = KeyStore::new(&repo, &NoKeyFiles);
+            if let Ok(request) = serde_json::from_slice::<PushRequest>(&body) {
+                let result = accept(&repo, policy, &store, &token, &request, Utc::now());
+                prop_assert!(result.is_err());
+            }
+            prop_assert_eq!(tree(&repo.join("published")), before);
+        }
+    }
+}
