@@ -739,12 +739,14 @@ fn check_artifact(repo_dir: &Path, path: &str, file: &TargetFile) -> Result<Stri
                 "{path}: no uploaded artifact with sha256 {sha256} (upload it first: PUT /api/v1/blobs/{sha256})"
             )))
         }
-        Err(e) => {
+        // (The I/O error names the blob's path on this server: it stays out of the answer.)
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
             return Err(PushError::Artifact(format!(
-                "{path}: the uploaded artifact does not have the signed length {}: {e}",
+                "{path}: the uploaded artifact is longer than the signed length {}",
                 file.length
             )))
         }
+        Err(e) => return Err(internal(format!("reading blob {}: {e}", blob.display()))),
     };
     file.verify(&bytes)
         .map_err(|e| PushError::Artifact(format!("{path}: {e}")))?;

@@ -697,7 +697,7 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
         let result = (|| -> Result<push::Accepted, PushError> {
             let request: PushRequest = serde_json::from_slice(&body)
                 .map_err(|e| PushError::Invalid(format!("the body is not a push request: {e}")))?;
-            let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
+            let policy = Policy::load(&dir).map_err(|e| PushError::Internal(format!("the policy: {e}")))?;
             push::check_online_keys_in_agent(&policy)?;
             let store = KeyStore::new(&dir, &accept::NoKeyFiles);
             let (accepted, listings) =
