@@ -208,6 +208,28 @@ fn a_repository_publishes_through_the_agent_without_its_online_keys() {
             "{records:?}"
         );
     }
+    // A write failing after the agent signed (a directory where the next snapshot goes)
+    // fails this publish, and the next one goes above what the agent signed instead of
+    // being refused by it for good.
+    let snapshot_version = |dir: &std::path::Path| -> u64 {
+        let ts: Value = serde_json::from_slice(
+            &std::fs::read(dir.join("published/metadata/timestamp.json")).unwrap(),
+        )
+        .unwrap();
+        ts["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap()
+    };
+    let blocked = s.repo().join(format!(
+        "published/metadata/{}.snapshot.json",
+        snapshot_version(&s.repo()) + 1
+    ));
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("x"), b"in the way").unwrap();
+    s.add_release(&repo, b"app 1.0.1", "app", "1.0.1");
+    let out = s.run(&["--repo", &repo, "publish"]);
+    assert!(!out.status.success(), "the publish should have failed");
+    std::fs::remove_dir_all(&blocked).unwrap();
+    s.ok(&["--repo", &repo, "publish"]);
+    s.ok(&["--repo", &repo, "verify"]);
     // With the agent gone, publishing fails clearly instead of signing some other way.
     drop(a);
     s.add_release(&repo, b"app 2", "app", "1.1.0");

@@ -197,6 +197,60 @@ impl Published {
     }
 }
 
+/// The newest snapshot and timestamp versions ever sent to be signed
+/// (`DIR/online-floor.json`), recorded *before* each signing. A signer agent refuses to sign
+/// a version at or below one it signed before; if writing the tree fails after signing, the
+/// published versions lag behind the agent's, and the next publish, push or renewal must
+/// go above the agent's, not the published, version — or publishing would stop for good.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OnlineFloor {
+    /// Highest snapshot version sent to be signed.
+    pub snapshot: u64,
+    /// Highest timestamp version sent to be signed.
+    pub timestamp: u64,
+}
+
+/// File of [`OnlineFloor`] in a repository or data directory.
+pub const ONLINE_FLOOR_FILE: &str = "online-floor.json";
+
+impl OnlineFloor {
+    /// The recorded floor (zero when nothing was recorded).
+    pub fn load(repo_dir: &Path) -> std::io::Result<Self> {
+        let path = repo_dir.join(ONLINE_FLOOR_FILE);
+        match fsutil::read_capped(&path, 4096) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: {e}", path.display()),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The snapshot version after `published`: above it and above the floor.
+    pub fn next_snapshot(&self, published: Option<u64>) -> Option<u64> {
+        published.unwrap_or(0).max(self.snapshot).checked_add(1)
+    }
+
+    /// The timestamp version after `published`: above it and above the floor.
+    pub fn next_timestamp(&self, published: Option<u64>) -> Option<u64> {
+        published.unwrap_or(0).max(self.timestamp).checked_add(1)
+    }
+
+    /// Raises the floor to the versions about to be signed (atomically, durably).
+    pub fn record(repo_dir: &Path, snapshot: Option<u64>, timestamp: u64) -> std::io::Result<()> {
+        let old = Self::load(repo_dir)?;
+        let new = OnlineFloor {
+            snapshot: old.snapshot.max(snapshot.unwrap_or(0)),
+            timestamp: old.timestamp.max(timestamp),
+        };
+        let bytes = serde_json::to_vec(&new).map_err(std::io::Error::other)?;
+        fsutil::write_atomic(&repo_dir.join(ONLINE_FLOOR_FILE), &bytes)
+    }
+}
+
 /// Expiry of a new version: now + period, whole seconds (TUF's format has no fractions).
 pub fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
     (now + period).trunc_subsecs(0)
@@ -390,6 +444,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
     policy.validate()?;
     let published = Published::load(repo_dir)?;
     let staged = Staging::load(repo_dir)?;
+    let floor = OnlineFloor::load(repo_dir).map_err(io_err(&repo_dir.join(ONLINE_FLOOR_FILE)))?;
 
     // Root: derived from the policy; new version when it differs or is expiring.
     let root_policy = policy
@@ -623,14 +678,12 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         targets: new_targets,
         authority,
         snapshot_meta,
-        snapshot_version: published
-            .snapshot
-            .as_ref()
-            .map_or(1, |s| s.signed.version + 1),
-        timestamp_version: published
-            .timestamp
-            .as_ref()
-            .map_or(1, |t| t.signed.version + 1),
+        snapshot_version: floor
+            .next_snapshot(published.snapshot.as_ref().map(|s| s.signed.version))
+            .ok_or_else(|| meta_err("snapshot version overflow"))?,
+        timestamp_version: floor
+            .next_timestamp(published.timestamp.as_ref().map(|t| t.signed.version))
+            .ok_or_else(|| meta_err("timestamp version overflow"))?,
         snapshot_expires: expiry(now, period("snapshot")),
         timestamp_expires: expiry(now, period("timestamp")),
         blobs,
@@ -912,7 +965,14 @@ pub fn execute(
 
     let mut files = sign_targets_roles(&mut plan, &pending, &signers, policy, &mut report)?;
 
-    // Snapshot, then the timestamp that pins the snapshot's exact bytes.
+    // Snapshot, then the timestamp that pins the snapshot's exact bytes — their versions
+    // recorded first, so a failure after signing never blocks the next publish.
+    OnlineFloor::record(
+        repo_dir,
+        Some(plan.snapshot_version),
+        plan.timestamp_version,
+    )
+    .map_err(io_err(&repo_dir.join(ONLINE_FLOOR_FILE)))?;
     let mut snapshot = Metadata::new(Snapshot::new(
         plan.snapshot_version,
         plan.snapshot_expires,

@@ -32,7 +32,8 @@ use sealwright_repo::fsutil;
 use sealwright_repo::keystore::KeyStore;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::publish::{
-    self, expiring, expiry, open_signers, sign_with, write_tree, Published, SPEC_VERSION,
+    self, expiring, expiry, open_signers, sign_with, write_tree, OnlineFloor, Published,
+    SPEC_VERSION,
 };
 use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
 use sealwright_repo::staging::{self, validate_target_path};
@@ -461,57 +462,28 @@ fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<()
     Ok(())
 }
 
-/// The newest snapshot and timestamp versions the server has asked the agent to sign
-/// (`DIR/online-floor.json`), written *before* each signing. The agent refuses to sign a
-/// version at or below one it signed before; if writing the tree fails after signing, the
-/// published versions lag behind the agent's, and the next push or renewal must go above
-/// the agent's, not the published, version — or publishing would stop for good.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
-pub struct OnlineFloor {
-    /// Highest snapshot version sent to the agent.
-    pub snapshot: u64,
-    /// Highest timestamp version sent to the agent.
-    pub timestamp: u64,
-}
-
-/// File of [`OnlineFloor`] in the server's data directory.
-pub const ONLINE_FLOOR_FILE: &str = "online-floor.json";
-
-impl OnlineFloor {
-    fn load(repo_dir: &Path) -> Result<Self, PushError> {
-        match fsutil::read_capped(&repo_dir.join(ONLINE_FLOOR_FILE), 4096) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| internal(format!("{ONLINE_FLOOR_FILE}: {e}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(internal(format!("{ONLINE_FLOOR_FILE}: {e}"))),
-        }
-    }
-
-    /// The next versions above both what is published and what was ever sent to the agent,
-    /// recorded before they are signed.
-    fn next(
-        repo_dir: &Path,
-        snapshot: Option<u64>,
-        timestamp: u64,
-    ) -> Result<(Option<u64>, u64), PushError> {
-        let floor = Self::load(repo_dir)?;
-        let bump = |published: u64, floor: u64| published.max(floor).checked_add(1);
-        let next_snapshot = match snapshot {
-            Some(v) => {
-                Some(bump(v, floor.snapshot).ok_or_else(|| internal("snapshot version overflow"))?)
-            }
-            None => None,
-        };
-        let next_timestamp = bump(timestamp, floor.timestamp)
-            .ok_or_else(|| internal("timestamp version overflow"))?;
-        let record = OnlineFloor {
-            snapshot: next_snapshot.unwrap_or(0).max(floor.snapshot),
-            timestamp: next_timestamp,
-        };
-        let bytes = serde_json::to_vec(&record).map_err(internal)?;
-        fsutil::write_atomic(&repo_dir.join(ONLINE_FLOOR_FILE), &bytes).map_err(internal)?;
-        Ok((next_snapshot, next_timestamp))
-    }
+/// The next snapshot (when one is signed) and timestamp versions: above both what is
+/// published and what was ever sent to the agent ([`OnlineFloor`]), recorded before they
+/// are signed.
+fn next_online_versions(
+    repo_dir: &Path,
+    published_snapshot: Option<u64>,
+    published_timestamp: u64,
+) -> Result<(Option<u64>, u64), PushError> {
+    let floor = OnlineFloor::load(repo_dir).map_err(internal)?;
+    let snapshot = match published_snapshot {
+        Some(v) => Some(
+            floor
+                .next_snapshot(Some(v))
+                .ok_or_else(|| internal("snapshot version overflow"))?,
+        ),
+        None => None,
+    };
+    let timestamp = floor
+        .next_timestamp(Some(published_timestamp))
+        .ok_or_else(|| internal("timestamp version overflow"))?;
+    OnlineFloor::record(repo_dir, snapshot, timestamp).map_err(internal)?;
+    Ok((snapshot, timestamp))
 }
 
 /// Checks a push and, when every check passes, publishes it: artifacts linked, roles
@@ -668,7 +640,7 @@ pub fn accept(
     check_writable(repo_dir, &blobs)?;
 
     // Every check passed: sign, above every version the agent ever signed.
-    let (snapshot_version, timestamp_version) = OnlineFloor::next(
+    let (snapshot_version, timestamp_version) = next_online_versions(
         repo_dir,
         Some(snapshot.signed.version),
         timestamp.signed.version,
@@ -841,7 +813,7 @@ pub fn renew_online_roles(
     if !renew_snapshot && !expiring(ts.signed.expires, period("timestamp")?, now) {
         return Ok(Renewed::default());
     }
-    let (snapshot_version, timestamp_version) = OnlineFloor::next(
+    let (snapshot_version, timestamp_version) = next_online_versions(
         repo_dir,
         renew_snapshot.then_some(snapshot.signed.version),
         ts.signed.version,
