@@ -310,3 +310,38 @@ fn hostile_path_in_a_tampered_staged_index_is_refused() {
     s.fails(&["--repo", &repo, "publish"], "..");
     assert_eq!(before, tree_fingerprint(&s.repo().join("published")));
 }
+
+/// A target that no client would reach where it is added — shadowed by an earlier
+/// delegation that lists the same path — is refused by `publish`, which asks the client's
+/// own trust engine before signing the snapshot.
+#[test]
+fn publish_refuses_a_target_no_client_would_reach() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    for role in ["first", "second"] {
+        s.ok(&["--repo", &repo, "delegate", role, "--paths", "app/*/*"]);
+    }
+    s.ok(&["--repo", &repo, "publish"]);
+    let add = |content: &[u8], role: &str| {
+        let file = s.path().join("app.bin");
+        std::fs::write(&file, content).unwrap();
+        s.ok(&[
+            "--repo",
+            &repo,
+            "add",
+            file.to_str().unwrap(),
+            "--name",
+            "app",
+            "--version",
+            "1.0.0",
+            "--delegation",
+            role,
+        ]);
+    };
+    add(b"from first", "first");
+    s.ok(&["--repo", &repo, "publish"]);
+    // The same path in the second role: every client finds the first role's entry first.
+    add(b"from second", "second");
+    assert_publish_refused(&s, &repo, "would never be installed");
+}

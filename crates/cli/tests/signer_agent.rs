@@ -216,7 +216,9 @@ fn a_repository_publishes_through_the_agent_without_its_online_keys() {
             &std::fs::read(dir.join("published/metadata/timestamp.json")).unwrap(),
         )
         .unwrap();
-        ts["signed"]["meta"]["snapshot.json"]["version"].as_u64().unwrap()
+        ts["signed"]["meta"]["snapshot.json"]["version"]
+            .as_u64()
+            .unwrap()
     };
     let blocked = s.repo().join(format!(
         "published/metadata/{}.snapshot.json",

@@ -964,6 +964,7 @@ pub fn execute(
     }
 
     let mut files = sign_targets_roles(&mut plan, &pending, &signers, policy, &mut report)?;
+    check_reachable(repo_dir, &plan, &files, root_bytes.as_ref())?;
 
     // Snapshot, then the timestamp that pins the snapshot's exact bytes — their versions
     // recorded first, so a failure after signing never blocks the next publish.
@@ -1165,6 +1166,71 @@ fn top_level_authority(
         .role(role)
         .ok_or_else(|| PolicyError::Invalid(format!("no {role} role")))?;
     Ok((policy.public_keys(keys)?, threshold))
+}
+
+/// What clients will see, asked of the client's own trust engine before the snapshot is
+/// signed: every target this publish adds or changes must be found, by a client's
+/// delegation search for its path, in the role that lists it — not shadowed by an earlier
+/// or terminating delegation, not outside a delegation on the way. (The staging checks of
+/// `add` are an early hint; this is the rule.)
+fn check_reachable(
+    repo_dir: &Path,
+    plan: &Plan,
+    files: &[(String, Vec<u8>)],
+    new_root: Option<&(u64, Vec<u8>)>,
+) -> Result<(), PublishError> {
+    let published = Published::load(repo_dir)?;
+    let published_root;
+    let root: &[u8] = match new_root {
+        Some((_, bytes)) => bytes,
+        None => {
+            let version = published
+                .root
+                .as_ref()
+                .map(|r| r.signed.version)
+                .ok_or_else(|| meta_err("no root is published or planned"))?;
+            published_root = published.read_bytes(&format!("{version}.root.json"))?;
+            &published_root
+        }
+    };
+    let fresh: BTreeMap<String, &[u8]> = plan
+        .targets
+        .iter()
+        .filter_map(|(name, md)| {
+            let file = format!("{}.{name}.json", md.signed.version);
+            files
+                .iter()
+                .find(|(f, _)| *f == file)
+                .map(|(_, bytes)| (name.clone(), bytes.as_slice()))
+        })
+        .collect();
+    let snapshot = Snapshot::new(
+        plan.snapshot_version,
+        plan.snapshot_expires,
+        plan.snapshot_meta.clone(),
+    );
+    let mut candidate =
+        crate::verify::Candidate::new(root, snapshot, fresh, &published, Utc::now())
+            .map_err(meta_err)?;
+    for (name, md) in &plan.targets {
+        let old = published.targets_role(name)?;
+        for (path, file) in &md.signed.targets {
+            if old.as_ref().and_then(|o| o.signed.targets.get(path)) == Some(file) {
+                continue;
+            }
+            let landed = candidate.search(path).map_err(meta_err)?;
+            if landed.as_ref().map(|f| f.role.as_str()) != Some(name.as_str()) {
+                let instead = landed.map_or_else(
+                    || "finds it in no role".to_owned(),
+                    |f| format!("finds role {} first", f.role),
+                );
+                return Err(PublishError::Target(format!(
+                    "target {path:?} of role {name} would never be installed: a client's search for it {instead}; change the delegations or the role it is added to"
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes a file that must not exist yet with different content (versioned metadata never

@@ -1,17 +1,20 @@
-//! Offline verification of a published tree, through the client's trust engine.
+//! Verification through the client's trust engine, on the repository's side.
 //!
-//! This is not a second checker: it feeds the files of `published/` to the same sans-IO
-//! engine the client uses, in the same order (root chain, timestamp, snapshot, targets,
-//! delegations), then checks every listed artifact's length and hashes.
+//! Not a second checker: [`verify_published`] feeds the files of `published/` to the same
+//! sans-IO engine the client uses, in the same order (root chain, timestamp, snapshot,
+//! targets, delegations), then checks every listed artifact's length and hashes; and
+//! [`Candidate`] asks that engine the client's own questions about a state that is about to
+//! be published — `sealwright publish` before it signs the snapshot, the server before it
+//! accepts a push.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use sealwright_tuf::engine::TrustedMetadataSet;
-use sealwright_tuf::metadata::TargetFile;
+use sealwright_tuf::engine::{EngineError, FoundTarget, Limits, TrustedMetadataSet};
+use sealwright_tuf::metadata::{Snapshot, TargetFile};
 
 use crate::fsutil;
 
@@ -59,6 +62,110 @@ fn read(path: &Path) -> Result<Vec<u8>, VerifyError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// Why a [`Candidate`] question could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum CandidateError {
+    /// The engine refused a role (signature, version, expiry, delegation).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A published role is delegated but the snapshot lists no version of it.
+    #[error("role {0} is delegated but not published")]
+    NotPublished(String),
+    /// A published file could not be read.
+    #[error(transparent)]
+    Read(#[from] crate::publish::PublishError),
+}
+
+/// A repository state about to be published, as the client's trust engine will see it:
+/// the published roles with `fresh` ones (newly signed, not yet written) in their place,
+/// under the snapshot about to be signed. Questions are answered by
+/// [`TrustedMetadataSet`] with the client's default limits, so what is accepted here is
+/// what a client reaches — a target outside a delegation on the way, shadowed by an earlier
+/// or terminating delegation, or under a role with two delegators on the wrong path is not
+/// found where it was meant to be.
+#[derive(Debug)]
+pub struct Candidate<'a> {
+    set: TrustedMetadataSet,
+    fresh: BTreeMap<String, &'a [u8]>,
+    published: &'a crate::publish::Published,
+}
+
+impl<'a> Candidate<'a> {
+    /// The state under `snapshot` (trusted: the caller is about to sign it), from root
+    /// `root_bytes` (verified and unexpired at `now`).
+    pub fn new(
+        root_bytes: &[u8],
+        snapshot: Snapshot,
+        fresh: BTreeMap<String, &'a [u8]>,
+        published: &'a crate::publish::Published,
+        now: DateTime<Utc>,
+    ) -> Result<Self, EngineError> {
+        Ok(Candidate {
+            set: TrustedMetadataSet::for_snapshot_to_sign(
+                root_bytes,
+                snapshot,
+                now,
+                Limits::default(),
+            )?,
+            fresh,
+            published,
+        })
+    }
+
+    /// Feeds role `role` (fresh bytes, else published bytes) to the engine as delegated by
+    /// `delegator`: signatures against that delegator's keys, version as the snapshot lists
+    /// it, expiry.
+    fn load(
+        set: &mut TrustedMetadataSet,
+        fresh: &BTreeMap<String, &[u8]>,
+        published: &crate::publish::Published,
+        role: &str,
+        delegator: &str,
+    ) -> Result<(), CandidateError> {
+        let owned;
+        let bytes: &[u8] = match fresh.get(role) {
+            Some(bytes) => bytes,
+            None => {
+                let version = set
+                    .role_version_in_snapshot(role)
+                    .ok_or_else(|| CandidateError::NotPublished(role.to_owned()))?;
+                owned = published.read_bytes(&format!("{version}.{role}.json"))?;
+                &owned
+            }
+        };
+        set.update_delegated_targets(bytes, role, delegator)?;
+        Ok(())
+    }
+
+    /// Where a client's delegation search for `path` lands.
+    pub fn search(&mut self, path: &str) -> Result<Option<FoundTarget>, CandidateError> {
+        let (fresh, published) = (&self.fresh, self.published);
+        self.set
+            .find_target_role_path(path, |set, role, delegator| {
+                Self::load(set, fresh, published, role, delegator)
+            })
+    }
+
+    /// Verifies role `name` through some chain of delegations (for a role that gains no
+    /// path a search would reach it by); `false` when no role delegates it.
+    pub fn verify_reachable(
+        &mut self,
+        name: &str,
+        max_roles: usize,
+    ) -> Result<bool, CandidateError> {
+        if self.set.targets_role(name).is_some() {
+            return Ok(true);
+        }
+        let (fresh, published) = (&self.fresh, self.published);
+        Ok(self
+            .set
+            .find_role_path(name, max_roles, |set, role, delegator| {
+                Self::load(set, fresh, published, role, delegator)
+            })?
+            .is_some())
+    }
 }
 
 /// Verifies the tree at `published` (holding `metadata/` and `targets/`) from `trusted_root`.

@@ -5,7 +5,8 @@
 //!
 //! Guarantees, each enforced in one named function below:
 //! - a push is checked by asking `sealwright-tuf`'s [`TrustedMetadataSet`] the client's own
-//!   questions under the snapshot the server would sign ([`Candidate`]): each pushed role
+//!   questions under the snapshot the server would sign (`sealwright_repo::verify::Candidate`,
+//!   which `sealwright publish` asks too): each pushed role
 //!   verifies against the keys its delegator on the search path names, and a client's
 //!   search for each written path lands on the pushing role — there is no second walker;
 //! - a token's path scope covers every change, removals and delegations included
@@ -37,8 +38,8 @@ use sealwright_repo::publish::{
 };
 use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
 use sealwright_repo::staging::{self, validate_target_path};
+use sealwright_repo::verify::{Candidate, CandidateError};
 use sealwright_tuf::delegation::glob_match;
-use sealwright_tuf::engine::{FoundTarget, Limits, TrustedMetadataSet};
 use sealwright_tuf::metadata::{
     MetaFile, Metadata, Root, Snapshot, TargetFile, Targets, Timestamp,
 };
@@ -46,6 +47,18 @@ use sealwright_tuf::verify::verify_role;
 
 fn internal(e: impl std::fmt::Display) -> PushError {
     PushError::Internal(e.to_string())
+}
+
+/// What a refusal of the trust engine, asked about the state a push would publish, means
+/// for the push.
+fn refusal(e: CandidateError) -> PushError {
+    match e {
+        CandidateError::Engine(e) => PushError::from(e),
+        CandidateError::NotPublished(role) => PushError::Forbidden(format!(
+            "role {role} is delegated but not published: push it too"
+        )),
+        CandidateError::Read(e) => internal(e),
+    }
 }
 
 /// Token file in the server's data directory.
@@ -224,75 +237,6 @@ fn lock(repo_dir: &Path) -> Result<File, PushError> {
     Ok(f)
 }
 
-/// The server's view of the repository it is about to publish: the pushed roles over the
-/// published ones, as the client's trust engine sees them under the snapshot the server
-/// would sign. One verification path (ARCHITECTURE.md): every question below — who signed
-/// a role, which role a client's search for a path lands on — is asked of
-/// [`TrustedMetadataSet`], never answered by a second delegation walker.
-struct Candidate<'a> {
-    set: TrustedMetadataSet,
-    pushed: &'a BTreeMap<String, (Metadata<Targets>, &'a [u8])>,
-    published: &'a Published,
-}
-
-impl Candidate<'_> {
-    /// Feeds role `role` (pushed bytes, else published bytes) to the engine as delegated
-    /// by `delegator`: signatures against that delegator's keys, version as the snapshot to
-    /// sign lists it, expiry.
-    fn load(
-        set: &mut TrustedMetadataSet,
-        pushed: &BTreeMap<String, (Metadata<Targets>, &[u8])>,
-        published: &Published,
-        role: &str,
-        delegator: &str,
-    ) -> Result<(), PushError> {
-        let owned;
-        let bytes: &[u8] = match pushed.get(role) {
-            Some((_, bytes)) => bytes,
-            None => {
-                let version = set.role_version_in_snapshot(role).ok_or_else(|| {
-                    PushError::Forbidden(format!("role {role} is delegated but not published"))
-                })?;
-                owned = published
-                    .read_bytes(&format!("{version}.{role}.json"))
-                    .map_err(internal)?;
-                &owned
-            }
-        };
-        set.update_delegated_targets(bytes, role, delegator)
-            .map(|_| ())
-            .map_err(PushError::from)
-    }
-
-    /// Where a client's delegation search for `path` lands in the state to be published.
-    fn search(&mut self, path: &str) -> Result<Option<FoundTarget>, PushError> {
-        let (pushed, published) = (self.pushed, self.published);
-        self.set
-            .find_target_role_path(path, |set, role, delegator| {
-                Self::load(set, pushed, published, role, delegator)
-            })
-    }
-
-    /// Verifies pushed role `name` through some chain of delegations (for a role whose
-    /// push adds no path a search would reach it by).
-    fn verify_reachable(&mut self, name: &str) -> Result<(), PushError> {
-        if self.set.targets_role(name).is_some() {
-            return Ok(());
-        }
-        let (pushed, published) = (self.pushed, self.published);
-        self.set
-            .find_role_path(name, MAX_ROLES_SEARCHED, |set, role, delegator| {
-                Self::load(set, pushed, published, role, delegator)
-            })?
-            .map(|_| ())
-            .ok_or_else(|| {
-                PushError::Forbidden(format!(
-                    "no role in this repository delegates {name}: delegate it first (`sealwright delegate`) and push the delegating role"
-                ))
-            })
-    }
-}
-
 /// What one pushed role changes relative to its published version.
 struct Changes<'a> {
     /// Targets added or whose entry changed.
@@ -375,7 +319,7 @@ fn check_pointer(
         PushError::Invalid(format!("{path}: custom.sealwright.target is not a string"))
     })?;
     validate_target_path(artifact).map_err(|e| PushError::Invalid(format!("{path}: {e}")))?;
-    let found = candidate.search(artifact)?.ok_or_else(|| {
+    let found = candidate.search(artifact).map_err(refusal)?.ok_or_else(|| {
         PushError::OutsideDelegation(format!(
             "{path} names {artifact}, which no role trusted for that path lists: a channel pointer names a published artifact, it cannot grant one"
         ))
@@ -585,18 +529,18 @@ pub fn accept(
     let root_bytes = published
         .read_bytes(&format!("{}.root.json", root.signed.version))
         .map_err(internal)?;
-    let set = TrustedMetadataSet::for_snapshot_to_sign(
+    let fresh: BTreeMap<String, &[u8]> = pushed
+        .iter()
+        .map(|(name, (_, bytes))| (name.clone(), *bytes))
+        .collect();
+    let mut candidate = Candidate::new(
         &root_bytes,
         new_snapshot.signed.clone(),
+        fresh,
+        &published,
         now,
-        Limits::default(),
     )
     .map_err(|e| PushError::NotReady(format!("the published root cannot be trusted: {e}")))?;
-    let mut candidate = Candidate {
-        set,
-        pushed: &pushed,
-        published: &published,
-    };
 
     let mut blobs: Vec<(String, String, u64)> = Vec::new();
     for (name, (md, _)) in &pushed {
@@ -607,7 +551,7 @@ pub fn accept(
         }
         check_token_scope(token, name, &c)?;
         for (path, file) in &c.written {
-            match candidate.search(path)? {
+            match candidate.search(path).map_err(refusal)? {
                 Some(found) if found.role == *name => {}
                 Some(found) => {
                     return Err(PushError::OutsideDelegation(format!(
@@ -627,7 +571,14 @@ pub fn accept(
                 file.length,
             ));
         }
-        candidate.verify_reachable(name)?;
+        if !candidate
+            .verify_reachable(name, MAX_ROLES_SEARCHED)
+            .map_err(refusal)?
+        {
+            return Err(PushError::Forbidden(format!(
+                "no role in this repository delegates {name}: delegate it first (`sealwright delegate`) and push the delegating role"
+            )));
+        }
     }
     for (name, (md, _)) in &pushed {
         let old = published.targets_role(name).map_err(internal)?;
