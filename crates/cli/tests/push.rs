@@ -1419,3 +1419,41 @@ fn uploaded_content_never_stops_the_server_from_starting() {
     w.restart_server();
     w.s.ok(&["--repo", &w.server(), "verify"]);
 }
+
+#[test]
+fn tokens_live_only_in_a_server_directory_and_can_be_removed() {
+    let w = world(&[]);
+    // A mistyped path is refused and nothing is created there.
+    let typo = w.s.path().join("srv-typo");
+    let out = w.s.run(&[
+        "--repo",
+        typo.to_str().unwrap(),
+        "token",
+        "add",
+        "ci",
+        "--role",
+        "targets",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a server data directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!typo.exists(), "token add created {}", typo.display());
+    let out =
+        w.s.run(&["--repo", typo.to_str().unwrap(), "token", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!typo.exists());
+
+    // A removed token stops working at once, and the removal is audited.
+    let token = std::fs::read_to_string(w.token("ci", &["--role", "targets"])).unwrap();
+    assert_eq!(w.get("/api/v1/targets", Some(&token)).0, 200);
+    w.s.ok(&["--repo", &w.server(), "token", "remove", "ci"]);
+    assert_eq!(w.get("/api/v1/targets", Some(&token)).0, 401);
+    assert!(w.audit().iter().any(|r| r["action"] == "token-remove"));
+    w.s.fails(
+        &["--repo", &w.server(), "token", "remove", "ci"],
+        "no token named ci",
+    );
+}

@@ -111,6 +111,7 @@ const TOKEN_PREFIX: &str = "swp_";
 impl Tokens {
     /// Reads the token file; none means no token is accepted.
     pub fn load(repo_dir: &Path) -> Result<Self, PushError> {
+        Self::check_server_dir(repo_dir)?;
         let path = repo_dir.join(TOKENS_FILE);
         match fsutil::read_capped(&path, 1024 * 1024) {
             Ok(bytes) => {
@@ -123,16 +124,45 @@ impl Tokens {
         }
     }
 
+    /// Tokens belong to a server's data directory (made by `sealwright server-init`): a
+    /// policy and a published tree. Anything else is refused before anything is created,
+    /// so a mistyped path does not become a fresh directory holding a token.
+    fn check_server_dir(dir: &Path) -> Result<(), PushError> {
+        let policy = dir.join(sealwright_repo::policy::POLICY_FILE);
+        let metadata = dir.join(publish::PUBLISHED_DIR).join("metadata");
+        if policy.is_file() && metadata.is_dir() {
+            return Ok(());
+        }
+        Err(PushError::Invalid(format!(
+            "{} is not a server data directory (it has no {} and published/metadata/): make one with `sealwright --repo REPO server-init {}`",
+            dir.display(),
+            sealwright_repo::policy::POLICY_FILE,
+            dir.display()
+        )))
+    }
+
+    /// Removes the token or client certificate registered as `name`.
+    pub fn remove(&mut self, name: &str) -> Result<TokenEntry, PushError> {
+        let at = self
+            .tokens
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| {
+                PushError::Invalid(format!(
+                    "no token named {name} (`sealwright token list` shows them)"
+                ))
+            })?;
+        Ok(self.tokens.remove(at))
+    }
+
     /// Writes the token file atomically, readable by its owner only.
     pub fn save(&self, repo_dir: &Path) -> Result<(), PushError> {
-        use std::os::unix::fs::PermissionsExt;
         let path = repo_dir.join(TOKENS_FILE);
         let text = toml::to_string_pretty(self).map_err(internal)?;
         let body = format!(
             "# Push tokens (`sealwright token add`): only their SHA-256 is kept here.\n\n{text}"
         );
-        fsutil::write_atomic(&path, body.as_bytes()).map_err(internal)?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(internal)
+        fsutil::write_atomic_private(&path, body.as_bytes()).map_err(internal)
     }
 
     /// A new entry's name is valid and unused, and its roles are pushable.

@@ -33,6 +33,12 @@ pub enum TokenCommand {
     },
     /// List tokens (names and scopes; secrets are not kept).
     List,
+    /// Remove a token or registered client certificate: its holder can no longer push (the
+    /// server reads the token file on every request, no restart needed).
+    Remove {
+        /// Name given at `token add`.
+        name: String,
+    },
 }
 
 /// Creates a token in `dir`'s token file and audits it there; returns its secret (shown
@@ -115,6 +121,21 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                         format!(" for paths {}", paths.join(", "))
                     }
                 );
+            })
+        }
+        TokenCommand::Remove { name } => {
+            let mut tokens = Tokens::load(&ctx.repo)?;
+            let removed = tokens.remove(&name)?;
+            tokens.save(&ctx.repo)?;
+            ctx.audit_in(
+                &ctx.repo,
+                "token-remove",
+                &format!("token {name}"),
+                serde_json::json!({"roles": removed.roles, "paths": removed.paths}),
+            )?;
+            let out = serde_json::json!({"removed": name});
+            emit(ctx.json, &out, || {
+                println!("token {name} removed: its holder can no longer push");
             })
         }
         TokenCommand::List => {
