@@ -345,3 +345,18 @@ fn publish_refuses_a_target_no_client_would_reach() {
     add(b"from second", "second");
     assert_publish_refused(&s, &repo, "would never be installed");
 }
+
+/// `publish` with nothing staged and nothing near expiry says so, exits 0 and signs nothing.
+#[test]
+fn publish_with_nothing_to_do_signs_nothing() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let before = tree_fingerprint(&s.repo().join("published"));
+    let out = s.ok(&["--repo", &repo, "publish"]);
+    assert!(out.contains("nothing to publish"), "{out}");
+    assert_eq!(before, tree_fingerprint(&s.repo().join("published")));
+    let json: serde_json::Value =
+        serde_json::from_str(&s.ok(&["--repo", &repo, "--json", "publish"])).unwrap();
+    assert_eq!(json["nothing_to_publish"], true);
+}

@@ -380,6 +380,9 @@ pub struct Plan {
     /// Blobs to link into `published/targets`: (sha256, target path).
     pub(crate) blobs: Vec<(String, String)>,
     pub(crate) targets_added: usize,
+    /// Nothing staged, root unchanged, and the published snapshot and timestamp far from
+    /// expiry: executing would only re-sign what is already current.
+    pub nothing_to_do: bool,
 }
 
 impl Plan {
@@ -664,6 +667,14 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
             .map(|r| r.expires.duration())
             .unwrap_or_else(|| Duration::days(1))
     };
+    let online_current = match (&published.snapshot, &published.timestamp) {
+        (Some(s), Some(t)) => {
+            !expiring(s.signed.expires, period("snapshot"), now)
+                && !expiring(t.signed.expires, period("timestamp"), now)
+        }
+        _ => false,
+    };
+    let nothing_to_do = root.is_none() && new_targets.is_empty() && online_current;
     let mut blobs = Vec::new();
     for entries in staged.targets.values() {
         for (path, entry) in entries {
@@ -688,6 +699,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         timestamp_expires: expiry(now, period("timestamp")),
         blobs,
         targets_added,
+        nothing_to_do,
     })
 }
 

@@ -62,7 +62,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         serde_json::json!({"algorithm": algorithm.short_name(), "offline_root": args.offline_root_key.is_some()}),
     )?;
     let published = if args.offline_root_key.is_none() {
-        Some(super::publish::publish_with(&sub, &store, false)?)
+        super::publish::publish_with(&sub, &store, false)?
     } else {
         None
     };

@@ -11,29 +11,36 @@ use crate::output::{emit, Spinner};
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Plans and executes a publish with `store`'s keys. A spinner is shown only when asked
-/// (never while a passphrase prompt could interleave with it).
+/// Plans and executes a publish with `store`'s keys; `None` when there was nothing to do
+/// (nothing staged, root unchanged, snapshot and timestamp far from expiry: no key is
+/// opened and nothing is signed). A spinner is shown only when asked (never while a
+/// passphrase prompt could interleave with it).
 pub fn publish_with(
     ctx: &Context,
     store: &KeyStore<'_>,
     show_progress: bool,
-) -> anyhow::Result<PublishReport> {
+) -> anyhow::Result<Option<PublishReport>> {
     let policy = ctx.policy()?;
     let spinner = show_progress
         .then(|| Spinner::new("planning: comparing policy, staged files and published metadata"));
     let result = (|| {
         let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
+        if plan.nothing_to_do {
+            return Ok(None);
+        }
         if let Some(s) = &spinner {
             s.set(&format!(
                 "signing {} role(s) and writing the new tree",
                 plan.targets.len() + 2
             ));
         }
-        Ok::<_, anyhow::Error>(publish::execute(&ctx.repo, &policy, store, plan)?)
+        Ok::<_, anyhow::Error>(Some(publish::execute(&ctx.repo, &policy, store, plan)?))
     })();
     drop(spinner);
     match &result {
-        Ok(report) => ctx.audit(
+        // Nothing signed, nothing changed: nothing to record.
+        Ok(None) => {}
+        Ok(Some(report)) => ctx.audit(
             "publish",
             "repository",
             serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
@@ -55,7 +62,18 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
         &store,
         !sealwright_repo::PassphraseSource::interactive(&source),
     )?;
-    emit(ctx.json, &report, || print_report(&report))
+    match report {
+        Some(report) => emit(ctx.json, &report, || print_report(&report)),
+        None => emit(
+            ctx.json,
+            &serde_json::json!({"nothing_to_publish": true, "roles": {}, "targets_added": 0}),
+            || {
+                println!(
+                    "nothing to publish: nothing is staged, root is unchanged and snapshot and timestamp are far from expiry (stage with `sealwright add`; `sealwright status` shows expiry)"
+                )
+            },
+        ),
+    }
 }
 
 /// Human summary of a publish.
