@@ -302,6 +302,43 @@ impl Server {
     }
 }
 
+/// The URL clients use for a server bound to `addr`: a wildcard bind (`0.0.0.0`, `::`) is
+/// not an address anyone can connect to, so it is named by `host` (this machine's name).
+pub fn client_url(addr: SocketAddr, host: &str) -> String {
+    if addr.ip().is_unspecified() {
+        format!("https://{host}:{}", addr.port())
+    } else {
+        format!("https://{addr}")
+    }
+}
+
+/// This machine's host name, or `localhost` when it has none.
+fn host_name() -> String {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_string_lossy().to_ascii_lowercase();
+    if name.is_empty() || name == "(none)" {
+        "localhost".to_owned()
+    } else {
+        name
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_is_announced_by_host_name() {
+        let any: SocketAddr = "0.0.0.0:8443".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(client_url(any, "updates"), "https://updates:8443");
+        let any6: SocketAddr = "[::]:8443".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(client_url(any6, "updates"), "https://updates:8443");
+        let local: SocketAddr = "127.0.0.1:8443".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(client_url(local, "updates"), "https://127.0.0.1:8443");
+        assert!(!host_name().is_empty());
+    }
+}
+
 /// Hooks SIGINT and SIGTERM now; the returned future completes when either arrives.
 /// Must be called inside a Tokio runtime.
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
@@ -350,7 +387,7 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
         }
         let local_addr = server.local_addr()?;
         let ready = Ready {
-            url: format!("https://{local_addr}"),
+            url: client_url(local_addr, &host_name()),
             local_addr,
             fingerprint: identity.fingerprint(),
             dev_ca: match &opts.tls {
