@@ -323,22 +323,6 @@ fn host_name() -> String {
     }
 }
 
-#[cfg(test)]
-mod url_tests {
-    use super::*;
-
-    #[test]
-    fn a_wildcard_bind_is_announced_by_host_name() {
-        let any: SocketAddr = "0.0.0.0:8443".parse().unwrap_or_else(|_| unreachable!());
-        assert_eq!(client_url(any, "updates"), "https://updates:8443");
-        let any6: SocketAddr = "[::]:8443".parse().unwrap_or_else(|_| unreachable!());
-        assert_eq!(client_url(any6, "updates"), "https://updates:8443");
-        let local: SocketAddr = "127.0.0.1:8443".parse().unwrap_or_else(|_| unreachable!());
-        assert_eq!(client_url(local, "updates"), "https://127.0.0.1:8443");
-        assert!(!host_name().is_empty());
-    }
-}
-
 /// Hooks SIGINT and SIGTERM now; the returned future completes when either arrives.
 /// Must be called inside a Tokio runtime.
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
@@ -399,4 +383,20 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
         server.run(shutdown).await;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_bind_is_announced_by_host_name() {
+        let any: SocketAddr = "0.0.0.0:8443".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(client_url(any, "updates"), "https://updates:8443");
+        let any6: SocketAddr = "[::]:8443".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(client_url(any6, "updates"), "https://updates:8443");
+        let local: SocketAddr = "127.0.0.1:8443".parse().unwrap_or_else(|_| unreachable!());
+        assert_eq!(client_url(local, "updates"), "https://127.0.0.1:8443");
+        assert!(!host_name().is_empty());
+    }
 }
