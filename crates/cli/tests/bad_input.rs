@@ -360,3 +360,26 @@ fn publish_with_nothing_to_do_signs_nothing() {
         serde_json::from_str(&s.ok(&["--repo", &repo, "--json", "publish"])).unwrap();
     assert_eq!(json["nothing_to_publish"], true);
 }
+
+/// No error line says its cause twice.
+#[test]
+fn errors_name_their_cause_once() {
+    let (s, repo, _) = repo_with_staged_change();
+    let err = s.fails(
+        &[
+            "--repo",
+            &repo,
+            "add",
+            "/nonexistent/file",
+            "--name",
+            "app",
+            "--version",
+            "9.0.0",
+        ],
+        "/nonexistent/file",
+    );
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    std::fs::write(s.path().join("passphrase"), "not the passphrase").unwrap();
+    let err = s.fails(&["--repo", &repo, "publish"], "wrong passphrase");
+    assert_eq!(err.matches("wrong passphrase").count(), 1, "{err}");
+}
