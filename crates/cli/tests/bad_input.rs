@@ -383,3 +383,31 @@ fn errors_name_their_cause_once() {
     let err = s.fails(&["--repo", &repo, "publish"], "wrong passphrase");
     assert_eq!(err.matches("wrong passphrase").count(), 1, "{err}");
 }
+
+/// `serve` on the wrong directory says what it is and what to pass instead.
+#[test]
+fn serve_names_the_directory_to_pass_instead() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let serve = |dir: &str, needle: &str| {
+        s.fails(
+            &[
+                "--repo",
+                dir,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--dev-cert-out",
+                "/dev/null",
+            ],
+            needle,
+        );
+    };
+    let published = format!("{repo}/published");
+    serve(&published, &format!("is a published tree, not a repository: pass the directory that holds it and sealwright.toml (--repo {repo})"));
+    let empty = s.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    serve(empty.to_str().unwrap(), "is not a Sealwright repository");
+    serve(s.path().join("missing").to_str().unwrap(), "does not exist");
+}

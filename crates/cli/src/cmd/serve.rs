@@ -45,7 +45,32 @@ pub struct Args {
     max_blob: u64,
 }
 
+/// Refuses, with what to pass instead, a directory `serve` cannot serve: one that does not
+/// exist, a published tree given in place of its repository, or something else entirely.
+fn check_serve_dir(repo: &std::path::Path) -> anyhow::Result<()> {
+    let shown = repo.display();
+    if !repo.is_dir() {
+        anyhow::bail!("{shown} does not exist or is not a directory: pass the repository (the directory holding sealwright.toml and published/) with --repo");
+    }
+    if repo.join("metadata").is_dir() && !repo.join("sealwright.toml").exists() {
+        let parent = repo
+            .parent()
+            .map_or_else(|| "..".into(), |p| p.display().to_string());
+        anyhow::bail!("{shown} is a published tree, not a repository: pass the directory that holds it and sealwright.toml (--repo {parent})");
+    }
+    if !repo.join("sealwright.toml").is_file() {
+        anyhow::bail!("{shown} is not a Sealwright repository (no sealwright.toml): create one with `sealwright init {shown}`, or pass the repository that holds published/");
+    }
+    if !repo.join("published").is_dir() {
+        anyhow::bail!(
+            "{shown} has nothing published yet: run `sealwright --repo {shown} publish` first"
+        );
+    }
+    Ok(())
+}
+
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    check_serve_dir(&ctx.repo)?;
     let published = ctx.repo.join("published");
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
