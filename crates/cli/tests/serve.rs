@@ -176,9 +176,10 @@ fn serve_refuses_a_tree_holding_a_private_key() {
 #[test]
 fn serve_without_a_published_tree_says_so() {
     let s = Scratch::new();
-    std::fs::create_dir_all(s.repo()).unwrap();
+    s.ok(&["init", &s.repo_arg()]);
+    std::fs::remove_dir_all(s.repo().join("published")).unwrap();
     s.fails(
         &["--repo", &s.repo_arg(), "serve", "--listen", "127.0.0.1:0"],
-        "publish the repository first",
+        "publish` first",
     );
 }
