@@ -283,10 +283,35 @@ impl Default for HttpFetcher {
 }
 
 fn transport(url: &str, e: impl std::fmt::Display) -> FetchError {
+    let raw = e.to_string();
+    let message = match explain_tls(&raw) {
+        Some(words) => format!("{words} ({raw})"),
+        None => raw,
+    };
     FetchError::Transport {
         url: url.to_owned(),
-        message: e.to_string(),
+        message,
     }
+}
+
+/// A TLS failure in words a person understands, when `raw` (rustls's reason, as ureq
+/// reports it) is one; the raw reason is kept after it by the caller.
+pub fn explain_tls(raw: &str) -> Option<&'static str> {
+    const WORDS: &[(&str, &str)] = &[
+        ("UnknownIssuer", "the server's certificate is not signed by a CA this client trusts (the CA file given with --ca, or the system's roots)"),
+        ("NotValidForName", "the server's certificate is not for this host name (check the URL's host against the certificate's names)"),
+        ("Expired", "the server's certificate has expired, or this machine's clock is wrong"),
+        ("NotValidYet", "the server's certificate is not valid yet, or this machine's clock is wrong"),
+        ("CaUsedAsEndEntity", "the server presents a CA certificate as its own certificate (it needs a certificate issued by that CA)"),
+        ("BadSignature", "the server's certificate chain has a bad signature"),
+        ("Revoked", "the server's certificate has been revoked"),
+        ("pinned SPKI", "the server's certificate chain carries none of the pinned public keys (--pin-spki)"),
+        ("HandshakeFailure", "the server and this client share no TLS version or cipher suite"),
+    ];
+    WORDS
+        .iter()
+        .find(|(needle, _)| raw.contains(needle))
+        .map(|(_, words)| *words)
 }
 
 impl Fetcher for HttpFetcher {
@@ -403,5 +428,17 @@ mod transport_tests {
             assert!(check_transport(bad).is_err(), "{bad}");
         }
         assert!(!is_loopback("https://localhost.attacker.example/"));
+    }
+
+    #[test]
+    fn tls_failures_are_explained_and_keep_their_reason() {
+        let e = transport("https://x/", "io: invalid peer certificate: UnknownIssuer");
+        let text = e.to_string();
+        assert!(
+            text.contains("not signed by a CA this client trusts"),
+            "{text}"
+        );
+        assert!(text.contains("UnknownIssuer"), "{text}");
+        assert!(explain_tls("connection refused").is_none());
     }
 }
