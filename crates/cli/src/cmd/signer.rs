@@ -16,7 +16,8 @@ pub enum SignerCommand {
     /// socket, only for the callers and roles the configuration allows.
     ///
     /// The agent refuses a document whose _type is not the role asked for, a version not
-    /// above the last it signed for that role, and an expiry in the past or too far ahead;
+    /// above the last it signed for that role (or more than max_version_step above it), and
+    /// an expiry in the past or too far ahead;
     /// it records every signature and refusal in a hash-chained audit log in the socket's
     /// directory (check it with `sealwright audit verify --data DIR`), where it also keeps
     /// the last versions it signed: put the socket in a directory that survives reboots.
@@ -25,6 +26,7 @@ pub enum SignerCommand {
     /// Example agent.toml:
     ///
     ///   socket = "/var/lib/sealwright-agent/agent.sock"
+    ///   max_version_step = 100   # optional, the default
     ///   [[keys]]
     ///   role = "timestamp"
     ///   file = "/srv/keys/timestamp-key.pem"
