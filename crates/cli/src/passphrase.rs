@@ -66,10 +66,21 @@ impl PassphraseSource for CliPassphrase {
     }
 
     fn new_key(&self, key_name: &str) -> Result<Passphrase, KeyStoreError> {
+        self.new_passphrase(&format!("key {key_name}"))
+    }
+
+    fn interactive(&self) -> bool {
+        matches!(self, CliPassphrase::Prompt)
+    }
+}
+
+impl CliPassphrase {
+    /// A new passphrase for `what` (asked twice when prompting; never empty).
+    pub fn new_passphrase(&self, what: &str) -> Result<Passphrase, KeyStoreError> {
         match self {
             CliPassphrase::Fixed(p) => Ok(p.clone()),
             CliPassphrase::Prompt => loop {
-                let first = prompt(&format!("New passphrase for key {key_name}"))?;
+                let first = prompt(&format!("New passphrase for {what}"))?;
                 if first.is_empty() {
                     eprintln!("an empty passphrase would leave the key unprotected; try again");
                     continue;
@@ -81,9 +92,5 @@ impl PassphraseSource for CliPassphrase {
                 eprintln!("the passphrases differ; try again");
             },
         }
-    }
-
-    fn interactive(&self) -> bool {
-        matches!(self, CliPassphrase::Prompt)
     }
 }

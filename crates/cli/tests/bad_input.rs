@@ -411,3 +411,59 @@ fn serve_names_the_directory_to_pass_instead() {
     serve(empty.to_str().unwrap(), "is not a Sealwright repository");
     serve(s.path().join("missing").to_str().unwrap(), "does not exist");
 }
+
+/// `init` on a terminal asks one passphrase for the four keys, confirmed (run under
+/// `script`, which gives it a terminal); without a way to ask, it refuses before creating
+/// anything.
+#[test]
+fn init_asks_one_passphrase_and_leaves_nothing_when_it_cannot() {
+    let s = Scratch::new();
+    let repo = s.path().join("interactive");
+    let out = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} init {}",
+            env!("CARGO_BIN_EXE_sealwright"),
+            repo.display()
+        ))
+        .arg("/dev/null")
+        .env_remove("SEALWRIGHT_PASSPHRASE_FILE")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"hunter2\nhunter2\n")?;
+            child.wait_with_output()
+        })
+        .expect("run init under script (util-linux)");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert_eq!(screen.matches("New passphrase").count(), 1, "{screen}");
+    assert_eq!(screen.matches("Repeat it").count(), 1, "{screen}");
+    // Every key opens with that one passphrase.
+    std::fs::write(s.path().join("passphrase"), "hunter2").unwrap();
+    s.add_release(repo.to_str().unwrap(), b"x", "app", "1.0.0");
+    s.ok(&["--repo", repo.to_str().unwrap(), "publish"]);
+
+    // No terminal and no passphrase source: refused, and nothing is created.
+    let none = s.path().join("never");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealwright"))
+        .args(["init", none.to_str().unwrap()])
+        .env_remove("SEALWRIGHT_PASSPHRASE_FILE")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!none.exists(), "init left {}", none.display());
+    let leftovers: Vec<_> = std::fs::read_dir(s.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("sealwright-init"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

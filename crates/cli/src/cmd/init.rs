@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 
 use sealwright_crypto::Algorithm;
 use sealwright_repo::policy::{Period, Policy};
-use sealwright_repo::KeyStore;
+use sealwright_repo::{FixedPassphrase, KeyStore, PassphraseSource};
 
 use super::Context;
 use crate::output::emit;
@@ -42,29 +42,80 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             None => bail!("--expires {spec}: {role} is not a top-level role"),
         }
     }
-    let source = ctx.passphrases()?;
-    let store = KeyStore::new(&args.dir, &source);
-    sealwright_repo::init::create_repository(
-        &args.dir,
-        policy,
-        algorithm,
-        &store,
-        args.offline_root_key.as_deref(),
-    )?;
-    let sub = Context {
-        repo: args.dir.clone(),
-        passphrase_env: ctx.passphrase_env.clone(),
-        json: ctx.json,
-    };
-    sub.audit(
-        "init",
-        "repository",
-        serde_json::json!({"algorithm": algorithm.short_name(), "offline_root": args.offline_root_key.is_some()}),
-    )?;
-    let published = if args.offline_root_key.is_none() {
-        super::publish::publish_with(&sub, &store, false)?
+    if args.dir.exists()
+        && std::fs::read_dir(&args.dir)
+            .with_context(|| format!("reading {}", args.dir.display()))?
+            .next()
+            .is_some()
+    {
+        bail!(
+            "{} already exists and is not empty; choose a new directory",
+            args.dir.display()
+        );
+    }
+    // One passphrase for the four keys, asked and confirmed before anything is created:
+    // Ctrl-D or Ctrl-C at the prompt leaves nothing behind.
+    let asked = ctx.passphrases()?;
+    let once;
+    let source: &dyn PassphraseSource = if asked.interactive() {
+        once = FixedPassphrase(
+            asked.new_passphrase("the four role keys (root, targets, snapshot, timestamp)")?,
+        );
+        &once
     } else {
-        None
+        &asked
+    };
+    // Built beside its destination and renamed into place when complete, so a run killed
+    // half-way leaves no half-made repository (the next init of the same path clears the
+    // leftover first).
+    let target = if args.dir.exists() {
+        args.dir.canonicalize()
+    } else {
+        std::path::absolute(&args.dir)
+    }
+    .with_context(|| format!("resolving {}", args.dir.display()))?;
+    let building = partial_dir(&target);
+    if building.exists() {
+        std::fs::remove_dir_all(&building)
+            .with_context(|| format!("removing the leftover {}", building.display()))?;
+    }
+    let result = (|| {
+        let store = KeyStore::new(&building, source);
+        sealwright_repo::init::create_repository(
+            &building,
+            policy,
+            algorithm,
+            &store,
+            args.offline_root_key.as_deref(),
+        )?;
+        let sub = Context {
+            repo: building.clone(),
+            passphrase_env: ctx.passphrase_env.clone(),
+            json: ctx.json,
+        };
+        sub.audit(
+            "init",
+            "repository",
+            serde_json::json!({"algorithm": algorithm.short_name(), "offline_root": args.offline_root_key.is_some()}),
+        )?;
+        let published = if args.offline_root_key.is_none() {
+            super::publish::publish_with(&sub, &store, false)?
+        } else {
+            None
+        };
+        std::fs::rename(&building, &target)
+            .with_context(|| format!("moving the new repository to {}", args.dir.display()))?;
+        if let Some(parent) = target.parent() {
+            sealwright_repo::fsutil::sync_dir(parent)?;
+        }
+        Ok::<_, anyhow::Error>(published)
+    })();
+    let published = match result {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&building);
+            return Err(e);
+        }
     };
     emit(
         ctx.json,
@@ -84,4 +135,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         },
     )
+}
+
+/// Where `dir` is built before it is moved into place: a hidden sibling.
+fn partial_dir(dir: &std::path::Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "repository".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!(".{name}.sealwright-init-partial"))
 }
