@@ -1245,8 +1245,10 @@ fn check_reachable(
     Ok(())
 }
 
-/// Writes a file that must not exist yet with different content (versioned metadata never
-/// changes once written). Identical content is fine: a publish interrupted after writing it.
+/// Writes a versioned file of a new state. Identical content is left as it is (a publish
+/// interrupted after writing it); different content replaces it — such a file was never
+/// published, since no snapshot the timestamp names lists it (published versions are never
+/// planned again: versions only go up).
 pub(crate) fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
     if let Ok(existing) = fs::read(path) {
         if existing == bytes {

@@ -636,18 +636,12 @@ pub fn accept(
     );
     let timestamp_bytes = sign_online(policy, keystore, root, "timestamp", &mut new_timestamp)?;
 
-    let metadata_dir = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for (name, (md, bytes)) in &pushed {
-        let file = format!("{}.{name}.json", md.signed.version);
-        // A file of this version left by a push that failed after writing it was never
-        // published (no snapshot the timestamp names lists it): it may be replaced.
-        let stale = metadata_dir.join(&file);
-        if fs::read(&stale).is_ok_and(|existing| existing != *bytes) {
-            fs::remove_file(&stale).map_err(internal)?;
-        }
-        files.push((file, bytes.to_vec()));
-    }
+    // (A role file of this version left by a push that failed after writing it was never
+    // published — no snapshot the timestamp names lists it — and is replaced.)
+    let mut files: Vec<(String, Vec<u8>)> = pushed
+        .iter()
+        .map(|(name, (md, bytes))| (format!("{}.{name}.json", md.signed.version), bytes.to_vec()))
+        .collect();
     files.push((
         format!("{}.snapshot.json", new_snapshot.signed.version),
         snapshot_bytes.clone(),
