@@ -45,6 +45,14 @@ use sealwright_tuf::metadata::{
 };
 use sealwright_tuf::verify::verify_role;
 
+/// How long a new version of top-level `role` is valid, from the policy.
+fn role_period(policy: &Policy, role: &str) -> Result<chrono::Duration, PushError> {
+    policy
+        .role(role)
+        .map(|(_, _, p)| p.duration())
+        .ok_or_else(|| internal(format!("no {role} role in the policy")))
+}
+
 fn internal(e: impl std::fmt::Display) -> PushError {
     PushError::Internal(e.to_string())
 }
@@ -540,12 +548,7 @@ pub fn accept(
     }
 
     // The snapshot the server would sign, and the engine's view under it.
-    let period = |role: &str| {
-        policy
-            .role(role)
-            .map(|(_, _, p)| p.duration())
-            .ok_or_else(|| internal(format!("no {role} role in the policy")))
-    };
+    let period = |role: &str| role_period(policy, role);
     let mut meta = snapshot.signed.meta.clone();
     for (name, (md, _)) in &pushed {
         meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
@@ -778,12 +781,7 @@ pub fn renew_online_roles(
     ) else {
         return Ok(Renewed::default());
     };
-    let period = |role: &str| {
-        policy
-            .role(role)
-            .map(|(_, _, p)| p.duration())
-            .ok_or_else(|| internal(format!("no {role} role in the policy")))
-    };
+    let period = |role: &str| role_period(policy, role);
     let renew_snapshot = expiring(snapshot.signed.expires, period("snapshot")?, now);
     if !renew_snapshot && !expiring(ts.signed.expires, period("timestamp")?, now) {
         return Ok(Renewed::default());
