@@ -2,8 +2,8 @@
 //! received, delegated roles under their URL-quoted names (python-tuf's layout), written
 //! atomically (temporary file, fsync, rename, fsync of the directory).
 
-use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// `urllib.parse.quote(s, safe="")`: every byte except ASCII letters, digits and `_.-~` is
@@ -26,48 +26,26 @@ pub fn quote_except(s: &str, safe: &[u8]) -> String {
     out
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it (whose name does not end
-/// in `.json`), fsync, rename over `path`, fsync of the directory.
+/// Writes `bytes` to `path` atomically and durably (`sealwright-fs`: temporary file beside
+/// it, fsync, rename, fsync of the directory; the temporary name starts with a dot and ends
+/// in `.tmp`, never `.json`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| io::Error::other(format!("{} has no parent directory", path.display())))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::other(format!("{} has no file name", path.display())))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    sync_dir(dir)
+    sealwright_fs::write_atomic(path, bytes)
 }
 
 /// Fsyncs a directory so a rename in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    sealwright_fs::sync_dir(dir)
 }
 
 /// Reads at most `max` bytes of `path`; `Ok(None)` when it does not exist, an error when
 /// it is longer than `max`.
 pub fn read_capped(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
-    let mut buf = Vec::new();
-    file.take(limit).read_to_end(&mut buf)?;
-    if buf.len() > max {
-        return Err(io::Error::other(format!(
-            "{} is larger than the {max} bytes allowed",
-            path.display()
-        )));
+    match sealwright_fs::read_capped(path, u64::try_from(max).unwrap_or(u64::MAX)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(Some(buf))
 }
 
 /// The client's metadata directory (`MD`).

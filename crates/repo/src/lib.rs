@@ -15,7 +15,8 @@
 //! intact and consistent.
 
 pub mod agent;
-pub mod fsutil;
+/// The one implementation of atomic writes and capped reads (`sealwright-fs`).
+pub use sealwright_fs as fsutil;
 pub mod init;
 pub mod keystore;
 pub mod policy;

@@ -129,22 +129,11 @@ pub fn load_identity(tls: &TlsSource) -> Result<Identity, ServeError> {
         TlsSource::Files { cert, key } => Ok(Identity::from_pem_files(cert, key)?),
         TlsSource::Dev { ca_out } => {
             let id = Identity::generate_dev()?;
-            write_atomic(ca_out, id.leaf_pem.as_bytes())
+            sealwright_fs::write_atomic(ca_out, id.leaf_pem.as_bytes())
                 .map_err(|e| ServeError::WriteCert(ca_out.clone(), e))?;
             Ok(id)
         }
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::fs::write(tmp.path(), bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
 
 /// SHA-256 (hex) of the DER certificate a client presented and the server's client CA

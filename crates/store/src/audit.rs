@@ -338,19 +338,12 @@ impl AuditLog {
     }
 
     fn write_head(&self, seq: u64, hash: &str) -> Result<(), AuditError> {
-        let head = |source| AuditError::Head {
-            path: self.head_path.clone(),
-            source,
-        };
-        let dir = self.head_path.parent().unwrap_or(Path::new("."));
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(head)?;
-        use std::io::Write as _;
-        writeln!(tmp, "{seq} {hash}").map_err(head)?;
-        tmp.as_file().sync_all().map_err(head)?;
-        tmp.persist(&self.head_path).map_err(|e| head(e.error))?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(head)
+        sealwright_fs::write_atomic(&self.head_path, format!("{seq} {hash}\n").as_bytes()).map_err(
+            |source| AuditError::Head {
+                path: self.head_path.clone(),
+                source,
+            },
+        )
     }
 
     /// The anchor: (count, last hash), if one was written.
