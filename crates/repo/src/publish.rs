@@ -38,7 +38,7 @@ pub const PENDING_DIR: &str = "staged/pending";
 /// Largest metadata file we read back from our own published tree.
 const MAX_METADATA_BYTES: u64 = 1024 * 1024 * 1024;
 /// The `spec_version` we write.
-pub const SPEC_VERSION: &str = "1.0.34";
+pub use sealwright_tuf::metadata::SPEC_VERSION;
 
 /// Publishing failed; the published tree is unchanged.
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +145,8 @@ impl Published {
             snapshot: None,
         };
         if let Some(v) = newest_root {
-            published.root = Some(published.read(&format!("{v}.root.json"))?);
+            published.root =
+                Some(published.read(&sealwright_tuf::layout::metadata_file("root", v))?);
         }
         if published.dir.join("timestamp.json").exists() {
             let ts: Metadata<Timestamp> = published.read("timestamp.json")?;
@@ -157,7 +158,10 @@ impl Published {
                     file: "timestamp.json".into(),
                     reason: "no snapshot.json entry".into(),
                 })?;
-            published.snapshot = Some(published.read(&format!("{snap_version}.snapshot.json"))?);
+            published.snapshot = Some(published.read(&sealwright_tuf::layout::metadata_file(
+                "snapshot",
+                snap_version,
+            ))?);
             published.timestamp = Some(ts);
         }
         Ok(published)
@@ -191,7 +195,9 @@ impl Published {
     /// Current metadata of targets role `name`, if published.
     pub fn targets_role(&self, name: &str) -> Result<Option<Metadata<Targets>>, PublishError> {
         match self.role_version(name) {
-            Some(v) => Ok(Some(self.read(&format!("{v}.{name}.json"))?)),
+            Some(v) => Ok(Some(
+                self.read(&sealwright_tuf::layout::metadata_file(name, v))?,
+            )),
             None => Ok(None),
         }
     }
@@ -658,7 +664,10 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         .map(|s| s.signed.meta.clone())
         .unwrap_or_default();
     for (name, md) in &new_targets {
-        snapshot_meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
+        snapshot_meta.insert(
+            sealwright_tuf::layout::meta_key(name),
+            MetaFile::new(md.signed.version),
+        );
     }
     let period = |role: &str| {
         policy
@@ -1045,7 +1054,7 @@ pub fn execute(
         .expires
         .insert("timestamp".into(), timestamp.signed.expires.to_rfc3339());
     files.push((
-        format!("{}.snapshot.json", snapshot.signed.version),
+        sealwright_tuf::layout::metadata_file("snapshot", snapshot.signed.version),
         snapshot_bytes,
     ));
 
@@ -1120,7 +1129,7 @@ pub(crate) fn sign_targets_roles(
     let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(signed_targets.len() + 2);
     for r in signed_targets {
         let (name, version, expires, bytes) = r?;
-        files.push((format!("{version}.{name}.json"), bytes));
+        files.push((sealwright_tuf::layout::metadata_file(&name, version), bytes));
         report.roles.insert(name.clone(), version);
         report.expires.insert(name, expires);
     }
@@ -1159,7 +1168,10 @@ pub fn write_tree(
         .map(|(name, bytes)| write_fresh(&metadata_dir.join(name), bytes))
         .collect::<Result<Vec<()>, PublishError>>()?;
     if let Some((version, bytes)) = root {
-        write_fresh(&metadata_dir.join(format!("{version}.root.json")), bytes)?;
+        write_fresh(
+            &metadata_dir.join(sealwright_tuf::layout::metadata_file("root", *version)),
+            bytes,
+        )?;
     }
     fsutil::sync_filesystem(&published).map_err(io_err(&published))?;
     if let Some((_, bytes)) = root {
@@ -1201,7 +1213,8 @@ fn check_reachable(
                 .as_ref()
                 .map(|r| r.signed.version)
                 .ok_or_else(|| meta_err("no root is published or planned"))?;
-            published_root = published.read_bytes(&format!("{version}.root.json"))?;
+            published_root =
+                published.read_bytes(&sealwright_tuf::layout::metadata_file("root", version))?;
             &published_root
         }
     };
@@ -1209,7 +1222,7 @@ fn check_reachable(
         .targets
         .iter()
         .filter_map(|(name, md)| {
-            let file = format!("{}.{name}.json", md.signed.version);
+            let file = sealwright_tuf::layout::metadata_file(name, md.signed.version);
             files
                 .iter()
                 .find(|(f, _)| *f == file)
@@ -1273,8 +1286,7 @@ pub(crate) fn link_target(
     sha256: &str,
     path: &str,
 ) -> Result<(), PublishError> {
-    let name = path.rsplit_once('/').map_or(path, |(_, n)| n);
-    let dest = target_parent(targets_dir, path).join(format!("{sha256}.{name}"));
+    let dest = targets_dir.join(sealwright_tuf::layout::target_file(path, sha256));
     let blob = staging::blob_path(repo_dir, sha256);
     // Re-check the blob: staged/ is writable by the publisher's tools, and what we sign must
     // be what we serve.

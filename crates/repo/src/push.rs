@@ -199,7 +199,7 @@ pub fn push(
     let files = publish::sign_targets_roles(&mut plan, &pending, &signers, policy, &mut report)?;
     let mut request = PushRequest::default();
     for (name, md) in &plan.targets {
-        let file = format!("{}.{name}.json", md.signed.version);
+        let file = sealwright_tuf::layout::metadata_file(name, md.signed.version);
         let bytes = files
             .iter()
             .find(|(f, _)| *f == file)
@@ -222,7 +222,7 @@ pub fn push(
     check_answer(&published, &plan, &accepted, Utc::now())?;
     let mut all = files;
     all.push((
-        format!("{}.snapshot.json", accepted.snapshot_version),
+        sealwright_tuf::layout::metadata_file("snapshot", accepted.snapshot_version),
         accepted.snapshot.clone(),
     ));
     write_tree(repo_dir, &plan.blobs, &all, None, &accepted.timestamp)?;
@@ -254,7 +254,10 @@ fn check_answer(
         .root
         .as_ref()
         .ok_or_else(|| meta_err("no published root"))?;
-    let root_bytes = published.read_bytes(&format!("{}.root.json", root.signed.version))?;
+    let root_bytes = published.read_bytes(&sealwright_tuf::layout::metadata_file(
+        "root",
+        root.signed.version,
+    ))?;
     let mut set = TrustedMetadataSet::new(&root_bytes, now).map_err(|e| bad(e.to_string()))?;
     set.check_final_root().map_err(|e| bad(e.to_string()))?;
     if published.timestamp.is_some() {
@@ -265,7 +268,10 @@ fn check_answer(
     set.update_timestamp(&accepted.timestamp)
         .map_err(|e| bad(e.to_string()))?;
     if let Some(snapshot) = &published.snapshot {
-        let ours = published.read_bytes(&format!("{}.snapshot.json", snapshot.signed.version))?;
+        let ours = published.read_bytes(&sealwright_tuf::layout::metadata_file(
+            "snapshot",
+            snapshot.signed.version,
+        ))?;
         // Ours is not the final snapshot (the server's is): only the floor is wanted here.
         let _ = set.load_local_snapshot(&ours);
     }

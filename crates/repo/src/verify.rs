@@ -131,7 +131,8 @@ impl<'a> Candidate<'a> {
                 let version = set
                     .role_version_in_snapshot(role)
                     .ok_or_else(|| CandidateError::NotPublished(role.to_owned()))?;
-                owned = published.read_bytes(&format!("{version}.{role}.json"))?;
+                owned =
+                    published.read_bytes(&sealwright_tuf::layout::metadata_file(role, version))?;
                 &owned
             }
         };
@@ -178,7 +179,10 @@ pub fn verify_published(
     let m = |e: sealwright_tuf::engine::EngineError| VerifyError::Metadata(e.to_string());
     let mut trusted = TrustedMetadataSet::new(trusted_root, now).map_err(m)?;
     for _ in 0..MAX_ROOT_ROTATIONS {
-        let next = meta.join(format!("{}.root.json", trusted.root().signed.version + 1));
+        let next = meta.join(sealwright_tuf::layout::metadata_file(
+            "root",
+            trusted.root().signed.version + 1,
+        ));
         if !next.exists() {
             break;
         }
@@ -194,7 +198,10 @@ pub fn verify_published(
         .snapshot_version_pinned()
         .ok_or_else(|| VerifyError::Metadata("timestamp names no snapshot".into()))?;
     let snap = trusted
-        .update_snapshot(&read(&meta.join(format!("{snap_version}.snapshot.json")))?)
+        .update_snapshot(&read(&meta.join(sealwright_tuf::layout::metadata_file(
+            "snapshot",
+            snap_version,
+        )))?)
         .map_err(m)?;
     roles.push(("snapshot".into(), snap));
 
@@ -222,7 +229,7 @@ pub fn verify_published(
                 "role {role} is delegated but not listed in snapshot"
             ))
         })?;
-        let bytes = read(&meta.join(format!("{version}.{role}.json")))?;
+        let bytes = read(&meta.join(sealwright_tuf::layout::metadata_file(&role, version)))?;
         let targets = if role == "targets" {
             trusted.update_targets(&bytes).map_err(m)?
         } else {
@@ -274,13 +281,9 @@ fn check_artifact(published: &Path, path: &str, file: &TargetFile) -> Result<(),
         .hashes
         .get("sha256")
         .ok_or_else(|| bad("no sha256 listed".into()))?;
-    let (dir, name) = match path.rsplit_once('/') {
-        Some((d, n)) => (format!("{d}/"), n),
-        None => (String::new(), path),
-    };
     let on_disk = published
         .join("targets")
-        .join(format!("{dir}{sha256}.{name}"));
+        .join(sealwright_tuf::layout::target_file(path, sha256));
     let data = fsutil::read_capped(&on_disk, file.length)
         .map_err(|e| bad(format!("{}: {e}", on_disk.display())))?;
     file.verify(&data).map_err(|e| bad(e.to_string()))

@@ -394,12 +394,8 @@ fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<()
     let mut dirs: BTreeSet<String> = BTreeSet::new();
     let mut needed: u64 = 0;
     for (sha256, path, length) in blobs {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let rel = if dir.is_empty() {
-            format!("{sha256}.{name}")
-        } else {
-            format!("{dir}/{sha256}.{name}")
-        };
+        let dir = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let rel = sealwright_tuf::layout::target_file(path, sha256);
         if targets.join(&rel).as_os_str().len() > MAX_FS_PATH {
             return Err(PushError::Invalid(format!(
                 "{path}: the path is too long to be stored on this server"
@@ -551,7 +547,10 @@ pub fn accept(
     let period = |role: &str| role_period(policy, role);
     let mut meta = snapshot.signed.meta.clone();
     for (name, (md, _)) in &pushed {
-        meta.insert(format!("{name}.json"), MetaFile::new(md.signed.version));
+        meta.insert(
+            sealwright_tuf::layout::meta_key(name),
+            MetaFile::new(md.signed.version),
+        );
     }
     let mut new_snapshot = Metadata::new(Snapshot::new(
         snapshot.signed.version.saturating_add(1),
@@ -560,7 +559,10 @@ pub fn accept(
     ));
     new_snapshot.signed.spec_version = SPEC_VERSION.to_owned();
     let root_bytes = published
-        .read_bytes(&format!("{}.root.json", root.signed.version))
+        .read_bytes(&sealwright_tuf::layout::metadata_file(
+            "root",
+            root.signed.version,
+        ))
         .map_err(internal)?;
     let fresh: BTreeMap<String, &[u8]> = pushed
         .iter()
@@ -643,10 +645,15 @@ pub fn accept(
     // published — no snapshot the timestamp names lists it — and is replaced.)
     let mut files: Vec<(String, Vec<u8>)> = pushed
         .iter()
-        .map(|(name, (md, bytes))| (format!("{}.{name}.json", md.signed.version), bytes.to_vec()))
+        .map(|(name, (md, bytes))| {
+            (
+                sealwright_tuf::layout::metadata_file(name, md.signed.version),
+                bytes.to_vec(),
+            )
+        })
         .collect();
     files.push((
-        format!("{}.snapshot.json", new_snapshot.signed.version),
+        sealwright_tuf::layout::metadata_file("snapshot", new_snapshot.signed.version),
         snapshot_bytes.clone(),
     ));
     let links: Vec<(String, String)> = blobs
@@ -806,7 +813,10 @@ pub fn renew_online_roles(
                 .snapshot_meta()
                 .cloned()
                 .ok_or_else(|| internal("timestamp without a snapshot pin"))?;
-            files.push((format!("{version}.snapshot.json"), bytes));
+            files.push((
+                sealwright_tuf::layout::metadata_file("snapshot", version),
+                bytes,
+            ));
             pin
         }
         None => ts
@@ -900,7 +910,7 @@ pub fn published_listings(repo_dir: &Path) -> Result<Vec<RoleListing>, PushError
         let Some(role) = file.strip_suffix(".json") else {
             continue;
         };
-        let path = metadata.join(format!("{}.{role}.json", meta.version));
+        let path = metadata.join(sealwright_tuf::layout::metadata_file(role, meta.version));
         let bytes = fsutil::read_capped(&path, MAX_ROLE_BYTES as u64)
             .map_err(|e| internal(format!("{}: {e}", path.display())))?;
         let md = Metadata::<Targets>::from_bytes(&bytes, MAX_ROLE_BYTES)

@@ -736,7 +736,7 @@ impl TrustedMetadataSet {
             .check_final_snapshot()?
             .signed
             .meta
-            .get(&format!("{name}.json"))
+            .get(&crate::layout::meta_key(name))
             .cloned()
             .ok_or_else(|| {
                 EngineError::NotDelegated(format!("role {name} is not listed in snapshot"))

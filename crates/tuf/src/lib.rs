@@ -14,6 +14,7 @@
 
 pub mod delegation;
 pub mod engine;
+pub mod layout;
 pub mod metadata;
 pub mod verify;
 

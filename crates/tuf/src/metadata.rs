@@ -22,6 +22,9 @@ use sealwright_crypto::digest;
 use sealwright_crypto::signer::Signer;
 use sealwright_crypto::PublicKey;
 
+/// The TUF specification version written into new metadata.
+pub const SPEC_VERSION: &str = "1.0.34";
+
 /// Why metadata was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MetadataError {
@@ -445,7 +448,7 @@ impl Root {
     ) -> Self {
         Root {
             type_: "root".into(),
-            spec_version: "1.0.34".into(),
+            spec_version: SPEC_VERSION.into(),
             version,
             expires,
             consistent_snapshot: true,
@@ -627,14 +630,16 @@ pub struct Snapshot {
 impl Snapshot {
     /// The version this snapshot lists for targets role `name` (`name.json` in `meta`).
     pub fn role_version(&self, name: &str) -> Option<u64> {
-        self.meta.get(&format!("{name}.json")).map(|m| m.version)
+        self.meta
+            .get(&crate::layout::meta_key(name))
+            .map(|m| m.version)
     }
 
     /// A snapshot listing `meta`.
     pub fn new(version: u64, expires: DateTime<Utc>, meta: BTreeMap<String, MetaFile>) -> Self {
         Snapshot {
             type_: "snapshot".into(),
-            spec_version: "1.0.34".into(),
+            spec_version: SPEC_VERSION.into(),
             version,
             expires,
             meta,
@@ -687,7 +692,7 @@ impl Timestamp {
     pub fn new(version: u64, expires: DateTime<Utc>, snapshot: MetaFile) -> Self {
         Timestamp {
             type_: "timestamp".into(),
-            spec_version: "1.0.34".into(),
+            spec_version: SPEC_VERSION.into(),
             version,
             expires,
             meta: BTreeMap::from([("snapshot.json".to_owned(), snapshot)]),
@@ -1015,7 +1020,7 @@ impl Targets {
     pub fn new(version: u64, expires: DateTime<Utc>) -> Self {
         Targets {
             type_: "targets".into(),
-            spec_version: "1.0.34".into(),
+            spec_version: SPEC_VERSION.into(),
             version,
             expires,
             targets: BTreeMap::new(),
