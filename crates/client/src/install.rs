@@ -477,7 +477,6 @@ fn run_update<F: Fetcher>(
         .about(&pointer)
     })?;
 
-    // C3: the rollback floor is the highest version ever installed, not the current one.
     let parse = |v: &Option<String>| v.as_deref().and_then(|v| semver::Version::parse(v).ok());
     let current = parse(&state.current_version);
     let highest = parse(&state.highest_version);
@@ -499,15 +498,7 @@ fn run_update<F: Fetcher>(
             installed_at,
         });
     }
-    if let Some(h) = &highest {
-        if version <= *h && !pointer.recovery {
-            return Err(InstallError::new(
-                "version",
-                format!("refusing {name} {version}: it is not newer than {h}, the highest version installed here, and it is not signed as a recovery release"),
-            )
-            .about(&pointer));
-        }
-    }
+    check_version_floor(&name, &version, highest.as_ref(), &pointer)?;
 
     // C2: download into DIR/tmp, verify length and every hash, quarantine on mismatch.
     let tf = artifact;
@@ -714,6 +705,25 @@ fn record_install(
     }
     state.last_good_version = Some(pointer.version.clone());
     state.updated_at = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
+}
+
+/// C3, the rollback floor: a version at or below the highest ever installed here (not the
+/// current one: a rollback after a failed health check must not lower the floor) is refused
+/// unless the artifact's own entry signs it as a recovery release.
+fn check_version_floor(
+    name: &str,
+    version: &semver::Version,
+    highest: Option<&semver::Version>,
+    pointer: &ChannelPointer,
+) -> Result<(), InstallError> {
+    match highest {
+        Some(h) if version <= h && !pointer.recovery => Err(InstallError::new(
+            "version",
+            format!("refusing {name} {version}: it is not newer than {h}, the highest version installed here, and it is not signed as a recovery release"),
+        )
+        .about(pointer)),
+        _ => Ok(()),
+    }
 }
 
 /// A release found through its channel pointer and confirmed by the artifact's own entry.
