@@ -68,7 +68,11 @@ pub fn sync_filesystem(dir: &Path) -> io::Result<()> {
 
 /// Reads at most `max` bytes; a longer file is an error, never silently truncated.
 pub fn read_capped(path: &Path, max: u64) -> io::Result<Vec<u8>> {
-    let f = File::open(path)?;
+    read_open_capped(File::open(path)?, path, max)
+}
+
+/// The rest of the open file `f` (named `path`), at most `max` bytes.
+fn read_open_capped(f: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     f.take(max.saturating_add(1)).read_to_end(&mut buf)?;
     if buf.len() as u64 > max {
@@ -96,15 +100,7 @@ pub fn read_secret(path: &Path, max: u64) -> io::Result<Vec<u8>> {
             ),
         ));
     }
-    let mut buf = Vec::new();
-    f.take(max.saturating_add(1)).read_to_end(&mut buf)?;
-    if buf.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("{} is larger than the {max}-byte limit", path.display()),
-        ));
-    }
-    Ok(buf)
+    read_open_capped(f, path, max)
 }
 
 fn parent_dir(path: &Path) -> &Path {

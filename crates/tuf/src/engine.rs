@@ -783,6 +783,31 @@ impl TrustedMetadataSet {
         Ok(&slot.into_mut().md.signed)
     }
 
+    /// Role `role` as trusted through `delegator`, the delegator on the current search path:
+    /// loaded through `load_role` first when it is not trusted yet, or was verified against
+    /// another delegator (a role with two delegators is judged by the one on the path).
+    fn role_on_path<E, F>(
+        &mut self,
+        role: &str,
+        delegator: &str,
+        load_role: &mut F,
+    ) -> Result<&Targets, E>
+    where
+        E: From<EngineError>,
+        F: FnMut(&mut Self, &str, &str) -> Result<(), E>,
+    {
+        if self.trusted_delegator(role) != Some(delegator) {
+            load_role(self, role, delegator)?;
+        }
+        match self.targets.get(role) {
+            Some(t) if t.delegator == delegator => Ok(&t.md.signed),
+            _ => Err(EngineError::Order(format!(
+                "role {role} was not verified as delegated by {delegator}"
+            ))
+            .into()),
+        }
+    }
+
     /// Makes role `name` trusted through *some* chain of delegations from top-level
     /// `targets`, whatever paths they cover: pre-order depth-first like
     /// [`Self::find_target_role_path`], each role visited once, at most `max_roles` roles
@@ -810,17 +835,7 @@ impl TrustedMetadataSet {
             if !visited.insert(role.clone()) {
                 continue;
             }
-            if self.trusted_delegator(&role) != Some(delegator.as_str()) {
-                load_role(self, &role, &delegator)?;
-            }
-            let Some(targets) = self
-                .targets
-                .get(&role)
-                .filter(|t| t.delegator == delegator)
-                .map(|t| &t.md.signed)
-            else {
-                return Err(EngineError::Order(format!("role {role} is not trusted")).into());
-            };
+            let targets = self.role_on_path(&role, &delegator, &mut load_role)?;
             chain.push(role.clone());
             if role == name {
                 return Ok(Some(chain));
@@ -873,18 +888,7 @@ impl TrustedMetadataSet {
             if visited.contains(&role) {
                 continue; // delegation cycles and diamonds: first path wins
             }
-            if self.trusted_delegator(&role) != Some(delegator.as_str()) {
-                load_role(self, &role, &delegator)?;
-                if self.trusted_delegator(&role) != Some(delegator.as_str()) {
-                    return Err(EngineError::Order(format!(
-                        "role {role} was not verified as delegated by {delegator}"
-                    ))
-                    .into());
-                }
-            }
-            let Some(targets) = self.targets.get(&role).map(|t| &t.md.signed) else {
-                return Err(EngineError::Order(format!("role {role} is not trusted")).into());
-            };
+            let targets = self.role_on_path(&role, &delegator, &mut load_role)?;
             chain.push(role.clone());
             if let Some(target) = targets.targets.get(target_path) {
                 return Ok(Some(FoundTarget {
