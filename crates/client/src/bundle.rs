@@ -319,16 +319,15 @@ pub fn create_bundle<F: Fetcher>(
     // search for its path, so the bundle carries every role on both search paths.
     let ResolvedRelease {
         pointer,
+        pointer_entry,
         artifact: tf,
     } = resolve_release(&mut updater, name, channel).map_err(berr)?;
-    let found = updater
-        .get_targetinfo(&ptr_path)
-        .map_err(berr)?
-        .ok_or_else(|| BundleError(format!("{ptr_path} is not published")))?;
     // The pointer file itself (for tools reading the bundle as a TUF tree).
     let mut sink = io::sink();
-    let ptr_url = updater.target_url(&found.target, &ptr_path).map_err(berr)?;
-    rec.fetch_to(&ptr_url, found.target.length, &mut sink)
+    let ptr_url = updater
+        .target_url(&pointer_entry, &ptr_path)
+        .map_err(berr)?;
+    rec.fetch_to(&ptr_url, pointer_entry.length, &mut sink)
         .map_err(berr)?;
     let url = updater.target_url(&tf, &pointer.target).map_err(berr)?;
     let mut hasher = HashSink(crate::updater::hasher_for(&tf));

@@ -467,7 +467,9 @@ fn run_update<F: Fetcher>(
             format!("{what}: {e} (nothing was changed; retry later, and if it persists tell the repository owner)"),
         )
     })?;
-    let ResolvedRelease { pointer, artifact } = resolve_release(&mut updater, &name, &channel)?;
+    let ResolvedRelease {
+        pointer, artifact, ..
+    } = resolve_release(&mut updater, &name, &channel)?;
     let ptr_path = pointer_path(&name, &channel);
     let version = semver::Version::parse(&pointer.version).map_err(|_| {
         InstallError::new(
@@ -730,6 +732,8 @@ fn check_version_floor(
 pub(crate) struct ResolvedRelease {
     /// What the pointer says, `recovery` only where the artifact's own entry says so too.
     pub pointer: ChannelPointer,
+    /// The pointer's own signed entry (for copying the pointer file, e.g. into a bundle).
+    pub pointer_entry: TargetFile,
     /// The artifact's own signed entry: the only length and hashes a download is checked
     /// against.
     pub artifact: TargetFile,
@@ -803,7 +807,11 @@ pub(crate) fn resolve_release<F: Fetcher>(
         .and_then(serde_json::Value::as_bool)
         .unwrap_or(false);
     pointer.recovery &= own_recovery;
-    Ok(ResolvedRelease { pointer, artifact })
+    Ok(ResolvedRelease {
+        pointer,
+        pointer_entry: found.target,
+        artifact,
+    })
 }
 
 /// The pointer's signed `custom.sealwright`, checked against what we asked for (a hint

@@ -1239,10 +1239,7 @@ fn check_reachable(
             .map_err(meta_err)?;
     for (name, md) in &plan.targets {
         let old = published.targets_role(name)?;
-        for (path, file) in &md.signed.targets {
-            if old.as_ref().and_then(|o| o.signed.targets.get(path)) == Some(file) {
-                continue;
-            }
+        for (path, _) in crate::verify::changes(old.as_ref(), md).written {
             let landed = candidate.search(path).map_err(meta_err)?;
             if landed.as_ref().map(|f| f.role.as_str()) != Some(name.as_str()) {
                 let instead = landed.map_or_else(

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use sealwright_tuf::engine::{EngineError, FoundTarget, Limits, TrustedMetadataSet};
-use sealwright_tuf::metadata::{Snapshot, TargetFile};
+use sealwright_tuf::metadata::{Metadata, Snapshot, TargetFile, Targets};
 
 use crate::fsutil;
 
@@ -169,6 +169,38 @@ impl<'a> Candidate<'a> {
     }
 }
 
+/// What a new version of a targets role changes relative to its published version.
+#[derive(Debug)]
+pub struct Changes<'a> {
+    /// Targets added or whose entry changed.
+    pub written: Vec<(&'a String, &'a TargetFile)>,
+    /// Targets the published version listed and this one does not.
+    pub removed: Vec<String>,
+    /// Whether the role's delegations differ.
+    pub delegations: bool,
+}
+
+/// The changes `new` makes over `old` (none published: everything is written).
+pub fn changes<'a>(old: Option<&Metadata<Targets>>, new: &'a Metadata<Targets>) -> Changes<'a> {
+    let empty = BTreeMap::new();
+    let old_targets = old.map_or(&empty, |o| &o.signed.targets);
+    Changes {
+        written: new
+            .signed
+            .targets
+            .iter()
+            .filter(|(path, file)| old_targets.get(*path) != Some(*file))
+            .collect(),
+        removed: old_targets
+            .keys()
+            .filter(|p| !new.signed.targets.contains_key(*p))
+            .cloned()
+            .collect(),
+        delegations: old.and_then(|o| o.signed.delegations.as_ref())
+            != new.signed.delegations.as_ref(),
+    }
+}
+
 /// Verifies the tree at `published` (holding `metadata/` and `targets/`) from `trusted_root`.
 pub fn verify_published(
     published: &Path,
@@ -211,7 +243,7 @@ pub fn verify_published(
             s.signed
                 .meta
                 .keys()
-                .filter_map(|k| k.strip_suffix(".json"))
+                .filter_map(|k| sealwright_tuf::layout::role_of_meta_key(k))
                 .map(str::to_owned)
                 .collect()
         })

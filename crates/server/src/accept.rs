@@ -38,7 +38,7 @@ use sealwright_repo::publish::{
 };
 use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
 use sealwright_repo::staging::{self, validate_target_path};
-use sealwright_repo::verify::{Candidate, CandidateError};
+use sealwright_repo::verify::{changes, Candidate, CandidateError, Changes};
 use sealwright_tuf::delegation::glob_match;
 use sealwright_tuf::metadata::{
     MetaFile, Metadata, Root, Snapshot, TargetFile, Targets, Timestamp,
@@ -273,36 +273,6 @@ fn lock(repo_dir: &Path) -> Result<File, PushError> {
         .map_err(internal)?;
     rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(internal)?;
     Ok(f)
-}
-
-/// What one pushed role changes relative to its published version.
-struct Changes<'a> {
-    /// Targets added or whose entry changed.
-    written: Vec<(&'a String, &'a TargetFile)>,
-    /// Targets the published version listed and this one does not.
-    removed: Vec<String>,
-    /// Whether the role's delegations differ.
-    delegations: bool,
-}
-
-fn changes<'a>(old: Option<&Metadata<Targets>>, new: &'a Metadata<Targets>) -> Changes<'a> {
-    let empty = BTreeMap::new();
-    let old_targets = old.map_or(&empty, |o| &o.signed.targets);
-    Changes {
-        written: new
-            .signed
-            .targets
-            .iter()
-            .filter(|(path, file)| old_targets.get(*path) != Some(*file))
-            .collect(),
-        removed: old_targets
-            .keys()
-            .filter(|p| !new.signed.targets.contains_key(*p))
-            .cloned()
-            .collect(),
-        delegations: old.and_then(|o| o.signed.delegations.as_ref())
-            != new.signed.delegations.as_ref(),
-    }
 }
 
 /// A token's path scope covers every change a push makes: written and removed targets, and
@@ -578,6 +548,7 @@ pub fn accept(
     .map_err(|e| PushError::NotReady(format!("the published root cannot be trusted: {e}")))?;
 
     let mut blobs: Vec<(String, String, u64)> = Vec::new();
+    let mut pointers: Vec<(&String, &TargetFile)> = Vec::new();
     for (name, (md, _)) in &pushed {
         let old = published.targets_role(name).map_err(internal)?;
         let c = changes(old.as_ref(), md);
@@ -605,6 +576,9 @@ pub fn accept(
                 (*path).clone(),
                 file.length,
             ));
+            if staging::is_channel_pointer(path) {
+                pointers.push((path, file));
+            }
         }
         if !candidate
             .verify_reachable(name, MAX_ROLES_SEARCHED)
@@ -615,13 +589,9 @@ pub fn accept(
             )));
         }
     }
-    for (name, (md, _)) in &pushed {
-        let old = published.targets_role(name).map_err(internal)?;
-        for (path, file) in changes(old.as_ref(), md).written {
-            if staging::is_channel_pointer(path) {
-                check_pointer(&mut candidate, path, file)?;
-            }
-        }
+    // Once every pushed role is in place: a pointer may name an artifact pushed beside it.
+    for (path, file) in pointers {
+        check_pointer(&mut candidate, path, file)?;
     }
     check_writable(repo_dir, &blobs)?;
 
@@ -907,7 +877,7 @@ pub fn published_listings(repo_dir: &Path) -> Result<Vec<RoleListing>, PushError
     let metadata = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
     let mut out = Vec::new();
     for (file, meta) in &snapshot.signed.meta {
-        let Some(role) = file.strip_suffix(".json") else {
+        let Some(role) = sealwright_tuf::layout::role_of_meta_key(file) else {
             continue;
         };
         let path = metadata.join(sealwright_tuf::layout::metadata_file(role, meta.version));

@@ -90,12 +90,23 @@ impl Refusals {
             .or_insert((0, String::new()));
         entry.0 = entry.0.saturating_add(1);
         error.clone_into(&mut entry.1);
-        let total: u64 = w
+        Self::count_in(&w, source) > MAX_REFUSALS_PER_SOURCE
+    }
+
+    /// Refusals of `source` in this window, over every action.
+    fn count(&self, source: &str) -> u64 {
+        self.window
+            .lock()
+            .map(|w| Self::count_in(&w, source))
+            .unwrap_or(0)
+    }
+
+    fn count_in(window: &RefusalCounts, source: &str) -> u64 {
+        window
             .iter()
             .filter(|((s, _), _)| s == source)
             .map(|(_, (n, _))| *n)
-            .sum();
-        total > MAX_REFUSALS_PER_SOURCE
+            .sum()
     }
 
     fn take(&self) -> RefusalCounts {
@@ -144,19 +155,7 @@ impl PushState {
         action: &'static str,
     ) -> Result<TokenEntry, Response> {
         let source = peer.map_or_else(|| "unknown".to_owned(), |p| p.0.ip().to_string());
-        let limited = self
-            .refusals
-            .window
-            .lock()
-            .map(|w| {
-                w.iter()
-                    .filter(|((s, _), _)| *s == source)
-                    .map(|(_, (n, _))| *n)
-                    .sum::<u64>()
-                    >= MAX_REFUSALS_PER_SOURCE
-            })
-            .unwrap_or(false);
-        if limited {
+        if self.refusals.count(&source) >= MAX_REFUSALS_PER_SOURCE {
             self.refusals.record(&source, action, "rate limited");
             return Err(too_many());
         }
@@ -284,7 +283,10 @@ fn report_expiry(
             continue;
         };
         let offline = matches!(role, "root" | "targets");
-        if offline && (at - now) < period.duration() / 4 && metrics.should_warn(role, now) {
+        if offline
+            && sealwright_repo::publish::expiring(at, period.duration(), now)
+            && metrics.should_warn(role, now)
+        {
             eprintln!(
                 "sealwright serve: warning: {role} expires at {at} ({} hours left); it is signed offline: sign a new version (`sealwright publish` where its keys are, then push or copy it here)",
                 left / 3600

@@ -18,6 +18,11 @@ pub fn meta_key(role: &str) -> String {
     format!("{role}.json")
 }
 
+/// The role a snapshot `meta` key names (`ROLE.json` → `ROLE`).
+pub fn role_of_meta_key(key: &str) -> Option<&str> {
+    key.strip_suffix(".json")
+}
+
 /// Where target `path` with SHA-256 `sha256` is stored: `DIR/SHA256.NAME`.
 pub fn target_file(path: &str, sha256: &str) -> String {
     match path.rsplit_once('/') {
@@ -34,6 +39,7 @@ mod tests {
     fn names() {
         assert_eq!(metadata_file("bins-0a", 3), "3.bins-0a.json");
         assert_eq!(meta_key("targets"), "targets.json");
+        assert_eq!(role_of_meta_key(&meta_key("bins-0a")), Some("bins-0a"));
         assert_eq!(target_file("app/1.0/a.tar", "ab"), "app/1.0/ab.a.tar");
         assert_eq!(target_file("a.tar", "ab"), "ab.a.tar");
     }
