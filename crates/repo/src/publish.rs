@@ -171,8 +171,7 @@ impl Published {
         &self,
         file: &str,
     ) -> Result<Metadata<T>, PublishError> {
-        let path = self.dir.join(file);
-        let bytes = fsutil::read_capped(&path, MAX_METADATA_BYTES).map_err(io_err(&path))?;
+        let bytes = self.read_bytes(file)?;
         Metadata::<T>::from_bytes(&bytes, MAX_METADATA_BYTES as usize).map_err(|e| {
             PublishError::Corrupt {
                 file: file.to_owned(),

@@ -116,27 +116,7 @@ impl<S> Guarded<S> {
         }
         self.idle.as_mut().poll(cx).is_ready()
     }
-}
 
-/// Counts a connection's requests in flight for [`Guarded`]; decrements when dropped.
-#[derive(Debug)]
-pub struct Busy(Arc<AtomicUsize>);
-
-impl Busy {
-    /// One more request in flight on the connection counted by `count`.
-    pub fn start(count: &Arc<AtomicUsize>) -> Self {
-        count.fetch_add(1, Ordering::Relaxed);
-        Busy(Arc::clone(count))
-    }
-}
-
-impl Drop for Busy {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl<S> Guarded<S> {
     /// A write's outcome: bytes written restart the idle clock; a write stuck past the
     /// deadline fails.
     fn after_write(
@@ -154,6 +134,24 @@ impl<S> Guarded<S> {
             Poll::Pending if self.expired(cx) => Poll::Ready(Err(timed_out())),
             other => other,
         }
+    }
+}
+
+/// Counts a connection's requests in flight for [`Guarded`]; decrements when dropped.
+#[derive(Debug)]
+pub struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    /// One more request in flight on the connection counted by `count`.
+    pub fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Busy(Arc::clone(count))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
