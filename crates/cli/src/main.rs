@@ -65,6 +65,10 @@ enum Command {
     /// Make a data directory for `serve --push` from this repository: the published tree and
     /// a policy that names no key file (snapshot and timestamp must be in a signer agent).
     ServerInit(cmd::server_init::Args),
+    /// Set up a server that holds no key, in one step: agent config, server directory,
+    /// first push token, certificate, systemd units (`server setup DIR`).
+    #[command(subcommand)]
+    Server(cmd::server::ServerCommand),
     /// Push tokens for the publish API (`serve --push`): create, list.
     #[command(subcommand)]
     Token(cmd::token::TokenCommand),
@@ -114,6 +118,7 @@ fn main() -> std::process::ExitCode {
         Command::Publish(a) => cmd::publish::run(&ctx, a),
         Command::Push(a) => cmd::push::run(&ctx, a),
         Command::ServerInit(a) => cmd::server_init::run(&ctx, a),
+        Command::Server(a) => cmd::server::run(&ctx, a),
         Command::Token(a) => cmd::token::run(&ctx, a),
         Command::SignRequest(a) => cmd::offline::request(&ctx, a),
         Command::Sign(a) => cmd::offline::sign(&ctx, a),

@@ -13,7 +13,26 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::audit_records;
+use common::{audit_records, files_under, wait_for_port, Killed};
+
+/// Runs `sealwright ARGS` with the demo's passphrase; asserts success, returns stdout.
+fn demo_cli(demo: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
+        .args(args)
+        .env(
+            "SEALWRIGHT_PASSPHRASE_FILE",
+            demo.join("demo-passphrase.txt"),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
 
 fn quickstart() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sealwright"));
@@ -60,23 +79,7 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
     // The online keys left the repository for the signer agent, which signed every release.
     assert!(!demo.join("repo/keys/timestamp-key.pem").exists());
     assert!(!demo.join("repo/keys/snapshot-key.pem").exists());
-    let cli = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_sealwright"))
-            .args(args)
-            .env(
-                "SEALWRIGHT_PASSPHRASE_FILE",
-                demo.join("demo-passphrase.txt"),
-            )
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-    };
+    let cli = |args: &[&str]| demo_cli(&demo, args);
     let count = |records: &[serde_json::Value], action: &str, field: &str, value: &str| {
         records
             .iter()
@@ -84,7 +87,7 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
             .count()
     };
     // The agent signed the timestamp of each of the three releases, and recorded it.
-    let agent = audit_records(&demo.join("agent/run"));
+    let agent = audit_records(&demo.join("serving/agent/run"));
     assert_eq!(
         count(&agent, "sign", "subject", "timestamp"),
         3,
@@ -92,8 +95,8 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
     );
     // The server took every release through its publish API, holds no key file, and its
     // audit log records each push.
-    let server = demo.join("server");
-    let pem = walk(&server)
+    let server = demo.join("serving/server");
+    let pem = files_under(&server)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "pem"))
         .collect::<Vec<_>>();
@@ -112,10 +115,11 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
 }
 
 #[test]
-fn keep_running_serves_until_sigterm() {
+fn keep_running_serves_until_sigterm_and_the_printed_commands_bring_it_back() {
     let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
     let mut child = quickstart()
-        .arg(dir.path().join("demo"))
+        .arg(&demo)
         .arg("--keep-running")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -124,14 +128,17 @@ fn keep_running_serves_until_sigterm() {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if line.contains("keeps running") {
-                let _ = tx.send(line);
+        let mut restart = Vec::new();
+        let mut lines = BufReader::new(stdout).lines();
+        while let Some(Ok(line)) = lines.next() {
+            if line.contains("run again") {
+                restart.extend(lines.by_ref().take(2).map(Result::unwrap));
+            } else if line.contains("keeps running") {
+                let _ = tx.send((line, restart.clone()));
             }
         }
     });
-    let line = rx
+    let (line, restart) = rx
         .recv_timeout(Duration::from_secs(120))
         .unwrap_or_else(|_| {
             let _ = child.kill();
@@ -141,6 +148,7 @@ fn keep_running_serves_until_sigterm() {
         .split_whitespace()
         .find(|w| w.starts_with("https://"))
         .unwrap()
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
         .to_owned();
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -163,18 +171,71 @@ fn keep_running_serves_until_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
 
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
+    // Both processes are gone. The two commands it printed start them again, and the
+    // publisher and the device carry on as before.
+    assert_eq!(restart.len(), 2, "{restart:?}");
+    let mut services = Vec::new();
+    for command in &restart {
+        let env = restart_env(command);
+        let words = command
+            .split_whitespace()
+            .skip(env.len())
+            .collect::<Vec<_>>();
+        let mut cmd = Command::new(words[0]);
+        cmd.args(&words[1..])
+            .envs(env)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        services.push(Killed(cmd.spawn().unwrap()));
+        if command.contains("signer serve") {
+            common::wait_for_socket(&demo.join("serving/agent/run/agent.sock"));
         }
     }
-    out
+    wait_for_port(url.rsplit(':').next().unwrap().parse().unwrap());
+    let cli = |args: &[&str]| demo_cli(&demo, args);
+    let app = demo.join("hello.sh");
+    std::fs::write(&app, "#!/bin/sh\necho hello 1.3.0\n").unwrap();
+    let repo = demo.join("repo");
+    let repo = repo.to_str().unwrap();
+    cli(&[
+        "--repo",
+        repo,
+        "add",
+        app.to_str().unwrap(),
+        "--name",
+        "hello",
+        "--version",
+        "1.3.0",
+        "--channel",
+        "stable",
+    ]);
+    cli(&[
+        "--repo",
+        repo,
+        "push",
+        "--server",
+        &url,
+        "--token-file",
+        demo.join("publisher.token").to_str().unwrap(),
+        "--ca",
+        demo.join("serving/tls/cert.pem").to_str().unwrap(),
+    ]);
+    let report = cli(&[
+        "update",
+        "--dir",
+        demo.join("device").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(report.contains("\"1.3.0\""), "{report}");
+}
+
+/// The `KEY=VALUE` words a printed command starts with.
+fn restart_env(command: &str) -> Vec<(String, String)> {
+    command
+        .split_whitespace()
+        .take_while(|w| w.contains('=') && !w.starts_with('-'))
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }

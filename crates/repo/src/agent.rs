@@ -153,22 +153,22 @@ impl AgentConfig {
             .map_err(io(format!("reading {}", path.display())))?;
         let text = String::from_utf8(bytes)
             .map_err(|_| AgentError::Protocol(format!("{} is not UTF-8", path.display())))?;
-        let config: AgentConfig = toml::from_str(&text)
-            .map_err(|e| AgentError::Protocol(format!("{}: {e}", path.display())))?;
+        Self::parse(&text).map_err(|e| AgentError::Protocol(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses and checks a configuration's text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         for k in &config.keys {
             if !ONLINE_ROLES.contains(&k.role.as_str()) {
-                return Err(AgentError::Protocol(format!(
-                    "{}: the agent holds only online keys (timestamp, snapshot), not {}",
-                    path.display(),
+                return Err(format!(
+                    "the agent holds only online keys (timestamp, snapshot), not {}",
                     k.role
-                )));
+                ));
             }
         }
         if config.callers.is_empty() {
-            return Err(AgentError::Protocol(format!(
-                "{}: no [[callers]]: nobody could use the agent",
-                path.display()
-            )));
+            return Err("no [[callers]]: nobody could use the agent".to_owned());
         }
         Ok(config)
     }
@@ -186,6 +186,10 @@ impl AgentConfig {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     }
 }
+
+/// A complete agent configuration, as `signer serve --help` and docs/signer.md show it; it
+/// loads as is (`sealwright server setup` writes one for you).
+pub const EXAMPLE_CONFIG: &str = include_str!("agent_example.toml");
 
 /// The roles an agent may hold keys for.
 pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
@@ -618,5 +622,24 @@ impl Signer for AgentSigner {
             .verify(msg, &sig)
             .map_err(|e| fail(format!("the agent's signature does not verify: {e}")))?;
         Ok(sig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn the_documented_example_config_loads_as_is() {
+        let config = AgentConfig::parse(EXAMPLE_CONFIG).unwrap();
+        assert_eq!(config.keys.len(), 2);
+        assert_eq!(config.callers[0].uid, 1000);
+        assert_eq!(config.max_version_step, DEFAULT_MAX_VERSION_STEP);
+        let docs = include_str!("../../../docs/signer.md");
+        assert!(
+            docs.contains(EXAMPLE_CONFIG),
+            "docs/signer.md must show agent::EXAMPLE_CONFIG verbatim"
+        );
     }
 }

@@ -29,7 +29,17 @@ pub struct ServerDir {
 /// Makes `to` (absent or empty) a data directory for `serve --push` from the repository
 /// `from`: its published tree and a policy that names no key file.
 pub fn create_server_dir(from: &Path, to: &Path) -> Result<ServerDir, PushError> {
-    let mut policy = Policy::load(from).map_err(|e| PushError::NotReady(e.to_string()))?;
+    let policy = Policy::load(from).map_err(|e| PushError::NotReady(e.to_string()))?;
+    create_server_dir_with(from, policy, to)
+}
+
+/// [`create_server_dir`] with `policy` in place of the one saved in `from` (`server setup`
+/// passes the policy as it will be once the online keys are in the agent).
+pub fn create_server_dir_with(
+    from: &Path,
+    mut policy: Policy,
+    to: &Path,
+) -> Result<ServerDir, PushError> {
     check_online_keys_in_agent(&policy)?;
     let published = from.join("published");
     if !published.join("metadata/timestamp.json").is_file() {

@@ -13,6 +13,7 @@ pub mod keyscan;
 pub mod metrics;
 pub mod path;
 pub mod push;
+pub mod setup;
 pub mod store;
 pub mod tls;
 
@@ -302,7 +303,7 @@ pub fn client_url(addr: SocketAddr, host: &str) -> String {
 }
 
 /// This machine's host name, or `localhost` when it has none.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     let uname = rustix::system::uname();
     let name = uname.nodename().to_string_lossy().to_ascii_lowercase();
     if name.is_empty() || name == "(none)" {

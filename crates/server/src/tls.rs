@@ -96,25 +96,32 @@ impl Identity {
     /// A fresh self-signed certificate for `127.0.0.1`, `::1` and `localhost` (ECDSA P-256).
     /// The key lives only in memory.
     pub fn generate_dev() -> Result<Self, TlsError> {
-        let names = vec![
-            "127.0.0.1".to_owned(),
-            "::1".to_owned(),
-            "localhost".to_owned(),
-        ];
-        let mut params =
-            rcgen::CertificateParams::new(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+        let names = ["127.0.0.1", "::1", "localhost"].map(str::to_owned);
+        Ok(Self::self_signed(&names, "Sealwright development server")?.0)
+    }
+
+    /// A fresh self-signed certificate (ECDSA P-256) for `names` (DNS names or IP
+    /// addresses), and its private key as PKCS#8 PEM for whoever must keep it.
+    pub fn self_signed(
+        names: &[String],
+        common_name: &str,
+    ) -> Result<(Self, zeroize::Zeroizing<String>), TlsError> {
+        let mut params = rcgen::CertificateParams::new(names.to_vec())
+            .map_err(|e| TlsError::Generate(e.to_string()))?;
         params
             .distinguished_name
-            .push(rcgen::DnType::CommonName, "Sealwright development server");
+            .push(rcgen::DnType::CommonName, common_name);
         let key = rcgen::KeyPair::generate().map_err(|e| TlsError::Generate(e.to_string()))?;
         let cert = params
             .self_signed(&key)
             .map_err(|e| TlsError::Generate(e.to_string()))?;
-        Ok(Identity {
+        let key_pem = zeroize::Zeroizing::new(key.serialize_pem());
+        let identity = Identity {
             chain: vec![cert.der().clone()],
             key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
             leaf_pem: cert.pem(),
-        })
+        };
+        Ok((identity, key_pem))
     }
 
     /// SHA-256 of the leaf certificate (DER), as `AB:CD:...` like `openssl x509 -fingerprint`.

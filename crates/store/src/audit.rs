@@ -211,6 +211,21 @@ pub fn record_hash(
     Ok(sealwright_crypto::digest::sha256_hex(&bytes))
 }
 
+/// Who acts when a person runs a command on this machine: `cli:$USER`.
+pub fn local_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
+    )
+}
+
+/// Appends one record to the log of `data_dir`: the one way the publisher's commands and
+/// the server's setup record what they did, whether called from the binary or from a
+/// program embedding the libraries.
+pub fn record(data_dir: &Path, new: &NewRecord<'_>) -> Result<Record, AuditError> {
+    AuditLog::open(data_dir)?.append(new)
+}
+
 impl AuditLog {
     /// Opens (creating if needed) the log in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, AuditError> {

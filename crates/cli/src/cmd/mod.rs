@@ -12,6 +12,7 @@ pub mod publish;
 pub mod push;
 pub mod quickstart;
 pub mod serve;
+pub mod server;
 pub mod server_init;
 pub mod signer;
 pub mod status;
@@ -62,18 +63,16 @@ impl Context {
         subject: &str,
         details: serde_json::Value,
     ) -> anyhow::Result<()> {
-        let actor = format!(
-            "cli:{}",
-            std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned())
-        );
-        let mut log = sealwright_store::AuditLog::open(dir)
-            .context("opening the audit log (the action itself was done)")?;
-        log.append(&sealwright_store::NewRecord {
-            actor: &actor,
-            action,
-            subject,
-            details,
-        })
+        let actor = sealwright_store::audit::local_actor();
+        sealwright_store::audit::record(
+            dir,
+            &sealwright_store::NewRecord {
+                actor: &actor,
+                action,
+                subject,
+                details,
+            },
+        )
         .context("writing the audit record (the action itself was done)")?;
         Ok(())
     }

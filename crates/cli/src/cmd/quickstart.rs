@@ -56,17 +56,20 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     );
 
     step(1, "Choosing a passphrase for the demo keys");
-    let pass = match ctx.passphrases()? {
+    let (pass, passphrase_file) = match ctx.passphrases()? {
         crate::passphrase::CliPassphrase::Fixed(p) => {
             println!("    using the passphrase from your environment");
-            p
+            let file = std::env::var_os(crate::passphrase::PASSPHRASE_FILE_ENV)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| dir.join("demo-passphrase.txt"));
+            (p, std::path::absolute(file)?)
         }
         crate::passphrase::CliPassphrase::Prompt => {
             let mut raw = [0u8; 12];
             sealwright_crypto::random::fill(&mut raw)?;
             let p = hex::encode(raw);
             std::fs::create_dir_all(&dir)?;
-            let file = dir.join("demo-passphrase.txt");
+            let file = std::path::absolute(dir.join("demo-passphrase.txt"))?;
             sealwright_repo::fsutil::write_atomic_private(&file, p.as_bytes())?;
             println!(
                 "    generated a random one and saved it in {} (demo only!)",
@@ -76,14 +79,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 "    to use these keys later: export SEALWRIGHT_PASSPHRASE_FILE={}",
                 file.display()
             );
-            Passphrase::new(p)
+            (Passphrase::new(p), file)
         }
     };
     let source = FixedPassphrase(pass);
     let store = KeyStore::new(&repo, &source);
 
     step(2, "Creating a repository with one Ed25519 key per TUF role (root, targets, snapshot, timestamp)");
-    let mut policy = sealwright_repo::init::create_repository(
+    let policy = sealwright_repo::init::create_repository(
         &repo,
         Policy::new_default(),
         Algorithm::Ed25519,
@@ -104,8 +107,42 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         repo.join("published").display()
     );
 
-    step(3, "Moving the online keys (timestamp, snapshot) into the signer agent, a separate holder that signs only what its rules allow");
-    let _agent = start_agent(&dir, &repo, &mut policy, &store)?;
+    step(3, "Setting up the server machine in one step (`sealwright server setup`): the online keys (timestamp, snapshot) move into a signer agent, a separate holder that signs only what its rules allow; the server's directory gets the published tree and no key at all");
+    let listen = if args.listen.port() == 0 {
+        let free = std::net::TcpListener::bind(args.listen)
+            .with_context(|| format!("finding a free port on {}", args.listen))?;
+        free.local_addr()?
+    } else {
+        args.listen
+    };
+    let made = sealwright_server::setup::setup(&sealwright_server::setup::SetupOptions {
+        repo: repo.clone(),
+        dir: dir.join("serving"),
+        token_name: "quickstart".to_owned(),
+        listen,
+        hosts: Vec::new(),
+        certificate: sealwright_server::setup::ServerCertificate::SelfSigned,
+        exe: std::env::current_exe().context("finding the sealwright binary")?,
+        passphrase_file,
+    })?;
+    let policy = Policy::load(&repo)?;
+    for name in &made.moved_keys {
+        println!(
+            "    {name:<14} now only in {} (the repository names agent:{})",
+            made.dir
+                .join("agent/keys")
+                .join(format!("{name}.pem"))
+                .display(),
+            made.socket.display()
+        );
+    }
+    let token_file = dir.join("publisher.token");
+    sealwright_repo::fsutil::write_atomic_private(&token_file, made.token.as_bytes())?;
+    println!(
+        "    push token for the publisher (role targets) in {}; the server keeps only its SHA-256",
+        token_file.display()
+    );
+    let _agent = start_agent(&made.agent_config, &store)?;
 
     let pinned_root = dir.join("root.json");
     std::fs::copy(repo.join("published/metadata/1.root.json"), &pinned_root)
@@ -115,24 +152,16 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         4,
         "Starting the HTTPS distribution server on the loopback interface, with its publish API; it holds no key at all",
     );
-    let server_dir = dir.join("server");
-    let made = super::server_init::create(ctx, &repo, &server_dir)?;
-    println!(
-        "    data directory {}: the published tree and the policy, no key (it signs through the agent)",
-        made.dir.display()
-    );
-    let token =
-        super::token::add_token(ctx, &server_dir, "quickstart", &["targets".to_owned()], &[])?;
-    println!("    push token for the publisher (role targets); the server keeps only its SHA-256");
-    let server = start_server(&server_dir, &dir, args.listen)?;
+    let server_dir = made.server.dir.clone();
+    let server = start_server(&made)?;
     let published = server_dir.join("published");
     println!("    serving {} at {}", published.display(), server.url);
     println!(
-        "    development certificate {} (SHA-256 {})",
-        server.ca.display(),
+        "    certificate {} (SHA-256 {})",
+        made.cert.display(),
         server.fingerprint
     );
-    let tls = sealwright_client::tls::TlsOptions::default().with_ca_file(&server.ca)?;
+    let tls = sealwright_client::tls::TlsOptions::default().with_ca_file(&made.cert)?;
     let http = sealwright_client::fetch::https_agent(
         &sealwright_client::fetch::HttpConfig {
             proxy_from_env: false,
@@ -147,7 +176,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         store: &store,
         http: &http,
         server: &server.url,
-        token: &token,
+        token: &made.token,
     };
 
     step(
@@ -158,7 +187,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 
     step(6, "A device pins the root and installs hello: root chain, timestamp, snapshot, targets, then the artifact's length and hashes, then an atomic switch");
     let device = dir.join("device");
-    let ca_pem = std::fs::read(&server.ca).context("reading the server certificate")?;
+    let ca_pem = std::fs::read(&made.cert).context("reading the server certificate")?;
     let root_bytes = std::fs::read(&pinned_root).context("reading the pinned root")?;
     sealwright_client::install::init_client(
         &device,
@@ -236,24 +265,33 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         "  sealwright --repo {} add hello.sh --name hello --version 1.3.0 --channel stable",
         repo.display()
     );
-    println!("  sealwright --repo {} token add me --role targets > me.token   # then, with the server running (--keep-running):", server_dir.display());
     println!(
-        "  sealwright --repo {} push --server URL --token-file me.token --ca {}",
+        "  sealwright --repo {} push --server {} --token-file {} --ca {}",
         repo.display(),
-        server.ca.display()
+        server.url,
+        token_file.display(),
+        made.cert.display()
     );
     println!("  sealwright update --dir {}", device.display());
     println!("  sealwright --repo {} verify", server_dir.display());
     println!("  sealwright --repo {} audit list", server_dir.display());
+    println!("The agent and the server run again, with the same keys, certificate and port, with:");
+    println!(
+        "  {}={} {}",
+        crate::passphrase::PASSPHRASE_FILE_ENV,
+        made.passphrase_file.display(),
+        made.agent_command.join(" ")
+    );
+    println!("  {}", made.server_command.join(" "));
+    println!(
+        "(or as services: the units in {})",
+        made.dir.join("systemd").display()
+    );
     if args.keep_running {
         println!("\nThe server keeps running at {} until Ctrl-C.", server.url);
         server.wait();
     } else {
-        println!("\nThe server stopped with the demo; run `sealwright quickstart --keep-running` to keep it up,");
-        println!(
-            "or serve it yourself: sealwright --repo {} serve --push",
-            server_dir.display()
-        );
+        println!("\nThe server stopped with the demo; `sealwright quickstart --keep-running` keeps it up.");
     }
     Ok(())
 }
@@ -269,71 +307,30 @@ impl Drop for DemoAgent {
     }
 }
 
-/// Starts a signer agent on a thread with the repository's timestamp and snapshot keys,
-/// moves those key files out of the repository, and points the policy at the agent.
-fn start_agent(
-    dir: &std::path::Path,
-    repo: &std::path::Path,
-    policy: &mut Policy,
-    store: &KeyStore<'_>,
-) -> anyhow::Result<DemoAgent> {
-    use sealwright_repo::agent::{self, Agent, AgentConfig, Caller, KeyConfig};
-    use std::os::unix::fs::MetadataExt as _;
-    let agent_dir = dir.join("agent");
-    std::fs::create_dir_all(agent_dir.join("keys"))?;
-    let socket = agent_dir.join("run/agent.sock");
+/// Starts the signer agent that `server setup` configured, on a thread of this process,
+/// opening its keys with the demo passphrase.
+fn start_agent(config: &std::path::Path, store: &KeyStore<'_>) -> anyhow::Result<DemoAgent> {
+    use sealwright_repo::agent::{self, Agent, AgentConfig};
+    let config = AgentConfig::load(config)?;
     let mut keys = Vec::new();
-    let mut files = Vec::new();
-    for role in sealwright_repo::agent::ONLINE_ROLES {
-        let names = policy
-            .roles
-            .get(role)
-            .map(|r| r.keys.clone())
+    for k in &config.keys {
+        let name = k
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        for name in names {
-            let Some(entry) = policy.keys.get_mut(&name) else {
-                continue;
-            };
-            let Some(path) = entry.private.as_deref().and_then(|l| store.file_path(l)) else {
-                continue;
-            };
-            keys.push((role.to_owned(), store.open_file(&path, &name)?));
-            let moved = agent_dir.join("keys").join(format!("{name}.pem"));
-            std::fs::rename(&path, &moved)
-                .with_context(|| format!("moving {} to the agent", path.display()))?;
-            entry.private = Some(format!("agent:{}", socket.display()));
-            files.push(KeyConfig {
-                role: role.to_owned(),
-                file: moved.clone(),
-            });
-            println!(
-                "    {name:<14} now only in {} (the repository keeps agent:{})",
-                moved.display(),
-                socket.display()
-            );
-        }
+        keys.push((k.role.clone(), store.open_file(&k.file, &name)?));
     }
-    policy.save(repo)?;
-    let uid = std::fs::metadata(&agent_dir)?.uid();
-    let config = AgentConfig {
-        socket: socket.clone(),
-        keys: files,
-        callers: vec![Caller {
-            uid,
-            roles: vec!["timestamp".into(), "snapshot".into()],
-        }],
-        max_expiry_days: Default::default(),
-        max_version_step: sealwright_repo::agent::DEFAULT_MAX_VERSION_STEP,
-    };
     let agent = std::sync::Arc::new(Agent::new(&config, keys)?);
-    let listener = agent::bind(&socket)?;
+    let listener = agent::bind(&config.socket)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
+        let socket = config.socket.clone();
         std::thread::spawn(move || agent::serve(agent, listener, &socket, stop));
     }
     println!(
-        "    agent listening on {} for uid {uid}; every signature goes to its hash-chained audit log in {}",
+        "    agent listening on {}; every signature goes to its hash-chained audit log in {}",
         config.socket.display(),
         config.audit_dir().display()
     );
@@ -343,7 +340,6 @@ fn start_agent(
 /// The demo server, running on its own thread until the process ends (or Ctrl-C).
 struct DemoServer {
     url: String,
-    ca: PathBuf,
     fingerprint: String,
     thread: std::thread::JoinHandle<Result<(), sealwright_server::ServeError>>,
 }
@@ -359,18 +355,24 @@ impl DemoServer {
     }
 }
 
-fn start_server(
-    server_dir: &std::path::Path,
-    dir: &std::path::Path,
-    listen: std::net::SocketAddr,
-) -> anyhow::Result<DemoServer> {
-    let ca = dir.join("server-ca.pem");
+/// Starts the server `server setup` configured, on a thread of this process.
+fn start_server(made: &sealwright_server::setup::Setup) -> anyhow::Result<DemoServer> {
+    let listen = made
+        .server_command
+        .iter()
+        .skip_while(|w| *w != "--listen")
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .context("the server's listen address")?;
     let opts = sealwright_server::ServeOptions {
-        published: server_dir.join("published"),
+        published: made.server.dir.join("published"),
         listen,
-        tls: sealwright_server::TlsSource::Dev { ca_out: ca.clone() },
+        tls: sealwright_server::TlsSource::Files {
+            cert: made.cert.clone(),
+            key: made.key.clone(),
+        },
         push: Some(sealwright_server::push::PushOptions {
-            repo_dir: server_dir.to_owned(),
+            repo_dir: made.server.dir.clone(),
             max_blob: sealwright_server::push::DEFAULT_MAX_BLOB,
             client_ca: None,
         }),
@@ -384,7 +386,6 @@ fn start_server(
     match rx.recv_timeout(std::time::Duration::from_secs(30)) {
         Ok(ready) => Ok(DemoServer {
             url: ready.url,
-            ca,
             fingerprint: ready.fingerprint,
             thread,
         }),

@@ -23,26 +23,11 @@ pub enum SignerCommand {
     /// the last versions it signed: put the socket in a directory that survives reboots.
     /// Stop it with Ctrl-C or SIGTERM.
     ///
-    /// Example agent.toml:
-    ///
-    ///   socket = "/var/lib/sealwright-agent/agent.sock"
-    ///   max_version_step = 100   # optional, the default
-    ///   [[keys]]
-    ///   role = "timestamp"
-    ///   file = "/srv/keys/timestamp-key.pem"
-    ///   [[keys]]
-    ///   role = "snapshot"
-    ///   file = "/srv/keys/snapshot-key.pem"
-    ///   [[callers]]
-    ///   uid = 1000          # the publisher or server account
-    ///   roles = ["timestamp", "snapshot"]
-    ///   [max_expiry_days]
-    ///   timestamp = 7
-    ///   snapshot = 30
-    ///
-    /// Then point the repository at it: in sealwright.toml set the key's
+    /// `sealwright server setup` writes a configuration for you; the example agent.toml after
+    /// the options loads as is. Then point the repository at it: in sealwright.toml set the key's
     /// private = "agent:/var/lib/sealwright-agent/agent.sock" and remove the key file from the
     /// repository machine.
+    #[command(after_long_help = sealwright_repo::agent::EXAMPLE_CONFIG)]
     Serve {
         /// The agent's configuration file.
         #[arg(long, value_name = "agent.toml")]

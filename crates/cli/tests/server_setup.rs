@@ -1,0 +1,248 @@
+//! `sealwright server setup`: one command from a repository to a key-less server whose
+//! services, started exactly as its systemd units say, take pushes and serve devices — and
+//! keep doing so after both are restarted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{wait_for_port, wait_for_socket, Killed, Scratch};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of `KEY=` in a unit file.
+fn unit_value(unit: &Path, key: &str) -> String {
+    let text = std::fs::read_to_string(unit).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{} has no {key}=", unit.display()))
+        .to_owned()
+}
+
+/// Starts the command of a unit's `ExecStart=` (paths here hold no space or `%`).
+fn start_unit(unit: &Path, passphrase: Option<&Path>) -> Killed {
+    let exec = unit_value(unit, "ExecStart");
+    let words: Vec<&str> = exec.split(' ').collect();
+    let mut cmd = Command::new(words[0]);
+    cmd.args(&words[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(p) = passphrase {
+        cmd.env("SEALWRIGHT_PASSPHRASE_FILE", p);
+    }
+    Killed(cmd.spawn().unwrap())
+}
+
+struct Services {
+    _agent: Killed,
+    _server: Killed,
+}
+
+/// Starts agent and server as their units would, the agent reading the passphrase the
+/// unit hands it as a credential.
+fn start_services(dir: &Path, port: u16) -> Services {
+    let units = dir.join("systemd");
+    let credential = unit_value(&units.join("sealwright-agent.service"), "LoadCredential");
+    let passphrase = PathBuf::from(credential.strip_prefix("passphrase:").unwrap());
+    let agent = start_unit(&units.join("sealwright-agent.service"), Some(&passphrase));
+    wait_for_socket(&dir.join("agent/run/agent.sock"));
+    let server = start_unit(&units.join("sealwright-server.service"), None);
+    wait_for_port(port);
+    Services {
+        _agent: agent,
+        _server: server,
+    }
+}
+
+fn release(s: &Scratch, version: &str) {
+    let app = s.path().join("app.sh");
+    std::fs::write(&app, format!("#!/bin/sh\necho {version}\n")).unwrap();
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "add",
+        app.to_str().unwrap(),
+        "--name",
+        "app",
+        "--version",
+        version,
+        "--channel",
+        "stable",
+    ]);
+}
+
+fn installed_version(s: &Scratch, device: &Path) -> String {
+    let out = s.ok(&["update", "--dir", device.to_str().unwrap(), "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    report["version"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let dir = s.path().join("srv");
+    let port = free_port();
+    let token = s.path().join("ci.token");
+    s.ok(&[
+        "--repo",
+        &repo,
+        "server",
+        "setup",
+        dir.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--token-out",
+        token.to_str().unwrap(),
+    ]);
+
+    // The online keys left the repository for the agent; nothing under the server holds one.
+    for key in ["timestamp-key", "snapshot-key"] {
+        assert!(!s.repo().join(format!("keys/{key}.pem")).exists());
+        let moved = dir.join(format!("agent/keys/{key}.pem"));
+        assert_eq!(
+            std::fs::metadata(&moved).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let policy = std::fs::read_to_string(s.repo().join("sealwright.toml")).unwrap();
+    assert_eq!(policy.matches("private = \"agent:").count(), 2, "{policy}");
+    assert!(!common::files_under(&dir.join("server"))
+        .iter()
+        .any(|p| p.extension().is_some_and(|e| e == "pem")));
+    assert_eq!(
+        std::fs::metadata(&token).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let url = format!("https://127.0.0.1:{port}");
+    let cert = dir.join("tls/cert.pem");
+    let push = |s: &Scratch| {
+        s.ok(&[
+            "--repo",
+            &repo,
+            "push",
+            "--server",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+            "--ca",
+            cert.to_str().unwrap(),
+        ])
+    };
+    let device = s.path().join("device");
+    {
+        let _services = start_services(&dir, port);
+        release(&s, "1.0.0");
+        push(&s);
+        s.ok(&[
+            "client",
+            "init",
+            "--dir",
+            device.to_str().unwrap(),
+            "--root",
+            dir.join("server/published/metadata/1.root.json")
+                .to_str()
+                .unwrap(),
+            "--url",
+            &url,
+            "--name",
+            "app",
+            "--ca",
+            cert.to_str().unwrap(),
+        ]);
+        assert_eq!(installed_version(&s, &device), "1.0.0");
+    }
+    // Both services stopped (a reboot); started again from the same units they keep working:
+    // same certificate, same agent state, same token.
+    let _services = start_services(&dir, port);
+    release(&s, "1.1.0");
+    push(&s);
+    assert_eq!(installed_version(&s, &device), "1.1.0");
+    let records = common::audit_records(&s.repo());
+    assert!(records.iter().any(|r| r["action"] == "server-setup"));
+}
+
+#[test]
+fn a_setup_that_cannot_finish_changes_nothing() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let before = common::tree_fingerprint(&s.repo().join("keys"));
+    let policy = std::fs::read(s.repo().join("sealwright.toml")).unwrap();
+
+    // A certificate that does not load: refused before anything is written.
+    let dir = s.path().join("srv");
+    let bogus = s.path().join("bogus.pem");
+    std::fs::write(&bogus, "not a certificate").unwrap();
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "server",
+            "setup",
+            dir.to_str().unwrap(),
+            "--cert",
+            bogus.to_str().unwrap(),
+            "--key",
+            bogus.to_str().unwrap(),
+        ],
+        "bogus.pem",
+    );
+    // A directory that is in use.
+    let used = s.path().join("used");
+    std::fs::create_dir(&used).unwrap();
+    std::fs::write(used.join("something"), "x").unwrap();
+    s.fails(
+        &["--repo", &repo, "server", "setup", used.to_str().unwrap()],
+        "not empty",
+    );
+    // A socket path too long for a Unix socket address.
+    let deep = s.path().join("d".repeat(100));
+    s.fails(
+        &["--repo", &repo, "server", "setup", deep.to_str().unwrap()],
+        "socket",
+    );
+
+    assert!(!dir.exists());
+    assert!(!deep.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(s.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(common::tree_fingerprint(&s.repo().join("keys")), before);
+    assert_eq!(
+        std::fs::read(s.repo().join("sealwright.toml")).unwrap(),
+        policy
+    );
+
+    // Once set up, a second setup is refused: the keys are in an agent already.
+    s.ok(&["--repo", &repo, "server", "setup", dir.to_str().unwrap()]);
+    s.fails(
+        &[
+            "--repo",
+            &repo,
+            "server",
+            "setup",
+            s.path().join("again").to_str().unwrap(),
+        ],
+        "agent already",
+    );
+}
