@@ -1,0 +1,183 @@
+//! `DIR/client.toml`: where the repository is, which product and channel to follow, and
+//! whom to trust for TLS (`client init` writes it; every update reads it, checked again).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::Utc;
+use sealwright_tuf::TrustedMetadataSet;
+use serde::{Deserialize, Serialize};
+
+use super::{io_fail, InstallError};
+use crate::store::{read_capped, write_atomic};
+use crate::tls::TlsOptions;
+
+/// The client configuration file in `DIR`.
+pub const CONFIG_FILE: &str = "client.toml";
+/// Channel used when none is configured.
+pub const DEFAULT_CHANNEL: &str = "stable";
+const MAX_CONFIG: usize = 64 * 1024;
+
+/// `DIR/client.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientConfig {
+    /// Base URL of the metadata (ends with `/`).
+    pub metadata_url: String,
+    /// Base URL of the artifacts (ends with `/`).
+    pub targets_url: String,
+    /// Product to install.
+    pub name: Option<String>,
+    /// Channel to follow.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+    /// PEM file of the CA certificates to trust instead of the Mozilla roots (relative
+    /// paths are relative to `DIR`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// SPKI pins (`sha256/BASE64`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spki_pins: Vec<String>,
+}
+
+fn default_channel() -> String {
+    DEFAULT_CHANNEL.to_owned()
+}
+
+/// `client init`: validates `root` as a self-signed TUF root, writes `DIR/client.toml`
+/// and pins `DIR/metadata/root.json`. `url` is the repository base (as served by
+/// `sealwright serve`): metadata under `url/metadata/`, artifacts under `url/targets/`.
+///
+/// Plain `http://` is accepted only for the loopback interface (local tests and
+/// development); anything else must be `https://`.
+pub fn init_client(
+    dir: &Path,
+    root: &[u8],
+    url: &str,
+    ca_pem: Option<&[u8]>,
+    spki_pins: &[String],
+    name: Option<&str>,
+    channel: Option<&str>,
+) -> Result<ClientConfig, InstallError> {
+    check_url(url)?;
+    for (what, v) in [("name", name), ("channel", channel)] {
+        if let Some(v) = v {
+            check_component(what, v)?;
+        }
+    }
+    // A root that does not verify under its own keys is refused before anything is written.
+    TrustedMetadataSet::new(root, Utc::now()).map_err(|e| {
+        InstallError::new(
+            "config",
+            format!("the given root.json is not a valid self-signed TUF root ({e}): copy it again from the repository owner"),
+        )
+    })?;
+    for pin in spki_pins {
+        crate::tls::parse_pin(pin).map_err(|e| InstallError::new("config", e.to_string()))?;
+    }
+    let base = if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    };
+    fs::create_dir_all(dir.join("metadata"))
+        .map_err(io_fail("config", format!("creating {}", dir.display())))?;
+    let ca_file = match ca_pem {
+        Some(pem) => {
+            let opts = TlsOptions {
+                ca_pem: Some(pem.to_vec()),
+                ca_source: Some("the CA file".into()),
+                ..TlsOptions::default()
+            };
+            crate::tls::client_config(&opts)
+                .map_err(|e| InstallError::new("config", e.to_string()))?;
+            write_atomic(&dir.join("ca.pem"), pem).map_err(io_fail("config", "writing ca.pem"))?;
+            Some(PathBuf::from("ca.pem"))
+        }
+        None => None,
+    };
+    let config = ClientConfig {
+        metadata_url: format!("{base}metadata/"),
+        targets_url: format!("{base}targets/"),
+        name: name.map(str::to_owned),
+        channel: channel.unwrap_or(DEFAULT_CHANNEL).to_owned(),
+        ca_file,
+        spki_pins: spki_pins.to_vec(),
+    };
+    let text = toml::to_string(&config).map_err(|e| InstallError::new("config", e.to_string()))?;
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+        .map_err(io_fail("config", "writing client.toml"))?;
+    crate::updater::init(&dir.join("metadata"), root)
+        .map_err(|e| InstallError::new("config", e.to_string()))?;
+    Ok(config)
+}
+
+/// A product or channel name becomes part of target paths and directory names: letters,
+/// digits, `.`, `_`, `-`, not starting with a dot.
+pub(super) fn check_component(what: &str, v: &str) -> Result<(), InstallError> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && !v.starts_with('.')
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(InstallError::new(
+            "config",
+            format!("{what} {v:?} may only hold letters, digits, '.', '_' and '-' (and not start with '.')"),
+        ))
+    }
+}
+
+fn check_url(url: &str) -> Result<(), InstallError> {
+    crate::fetch::check_transport(url)
+        .map_err(|e| InstallError::new("config", format!("the repository URL {e}")))
+}
+
+/// The product this client installs; `client init` records it.
+pub(super) fn product_name(config: &ClientConfig) -> Result<String, InstallError> {
+    config.name.clone().ok_or_else(|| {
+        InstallError::new(
+            "config",
+            "no product name configured: run `sealwright client init ... --name NAME`",
+        )
+    })
+}
+
+/// Reads `DIR/client.toml`.
+pub fn load_config(dir: &Path) -> Result<ClientConfig, InstallError> {
+    let path = dir.join(CONFIG_FILE);
+    let bytes = read_capped(&path, MAX_CONFIG)
+        .map_err(io_fail("config", format!("reading {}", path.display())))?
+        .ok_or_else(|| {
+            InstallError::new(
+                "config",
+                format!("{} is not a client directory (no client.toml): run `sealwright client init --dir {}` first", dir.display(), dir.display()),
+            )
+        })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| InstallError::new("config", format!("{} is not UTF-8", path.display())))?;
+    let config: ClientConfig = toml::from_str(&text)
+        .map_err(|e| InstallError::new("config", format!("{}: {e}", path.display())))?;
+    check_url(&config.metadata_url)?;
+    check_url(&config.targets_url)?;
+    if let Some(n) = &config.name {
+        check_component("name", n)?;
+    }
+    check_component("channel", &config.channel)?;
+    Ok(config)
+}
+
+/// The TLS options `config` asks for.
+pub fn tls_options(dir: &Path, config: &ClientConfig) -> Result<TlsOptions, InstallError> {
+    let mut opts = TlsOptions {
+        spki_pins: config.spki_pins.clone(),
+        ..TlsOptions::default()
+    };
+    if let Some(ca) = &config.ca_file {
+        opts = opts
+            .with_ca_file(&dir.join(ca))
+            .map_err(|e| InstallError::new("config", e.to_string()))?;
+    }
+    Ok(opts)
+}
