@@ -929,3 +929,71 @@ fn self_replace_keeps_previous_and_rolls_back_on_failed_health_check() {
     assert_eq!(std::fs::read(&exe).unwrap(), b"#!/bin/sh\nexit 0\n");
     assert_eq!(state(&dev)["current_version"], "1.0.0");
 }
+
+#[test]
+fn client_init_without_a_name_takes_the_only_product_and_refuses_a_choice_of_several() {
+    let s = Scratch::new();
+    release(&s, "1.0.0", b"app one", &["--channel", "stable"]);
+    let ca = s.path().join("ca.pem");
+    let (_server, url) = serve(&s, &ca);
+    let root = s.repo().join("published/metadata/1.root.json");
+    let init = |dev: &Path| {
+        run(&[
+            "client",
+            "init",
+            "--dir",
+            dev.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "--url",
+            &url,
+            "--ca",
+            ca.to_str().unwrap(),
+        ])
+    };
+    // One product: init records it, the first update installs it.
+    let single = s.path().join("single");
+    ok(&init(&single));
+    let config = std::fs::read_to_string(single.join("client.toml")).unwrap();
+    assert!(config.contains("name = \"app\""), "{config}");
+    ok(&run(&["update", "--dir", single.to_str().unwrap()]));
+
+    // A second product on the same channel: a client without --name cannot know which one
+    // it is for, and is told so at init, with nothing left behind.
+    let tool = s.path().join("tool.bin");
+    std::fs::write(&tool, b"tool").unwrap();
+    let repo = s.repo_arg();
+    s.ok(&[
+        "--repo",
+        &repo,
+        "add",
+        tool.to_str().unwrap(),
+        "--name",
+        "tool",
+        "--version",
+        "0.1.0",
+        "--channel",
+        "stable",
+    ]);
+    s.ok(&["--repo", &repo, "publish"]);
+    let several = s.path().join("several");
+    let err = refused(&init(&several));
+    assert!(err.contains("several products"), "{err}");
+    assert!(err.contains("app, tool"), "{err}");
+    assert!(!several.exists(), "init left {} behind", several.display());
+    // With --name it is fine.
+    ok(&run(&[
+        "client",
+        "init",
+        "--dir",
+        several.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "--url",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--name",
+        "tool",
+    ]));
+}

@@ -377,6 +377,39 @@ impl<F: Fetcher> Updater<F> {
             })
     }
 
+    /// The target paths listed by the top-level targets role and the named roles it
+    /// delegates to (pre-order, each role once, at most `max_roles` roles; TAP 15 hash bins
+    /// are not walked). A listed path is only the claim of the role listing it: confirm it
+    /// with [`Updater::get_targetinfo`], which applies the delegation search, before use.
+    pub fn listed_target_paths(&mut self, max_roles: usize) -> Result<Vec<String>, UpdateError> {
+        if !self.refreshed {
+            self.refresh()?;
+        }
+        let mut paths = Vec::new();
+        let mut visited = std::collections::BTreeSet::new();
+        let mut stack = vec![("targets".to_owned(), "root".to_owned())];
+        while let Some((role, delegator)) = stack.pop() {
+            if visited.len() >= max_roles || !visited.insert(role.clone()) {
+                continue;
+            }
+            self.load_targets(&role, &delegator)?;
+            let Some(md) = self.trusted.targets_role(&role) else {
+                continue;
+            };
+            paths.extend(md.signed.targets.keys().cloned());
+            let children = md
+                .signed
+                .delegations
+                .as_ref()
+                .and_then(|d| d.roles.as_ref())
+                .map(|roles| roles.iter().map(|r| r.name.clone()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            // Reversed onto the stack, so the first delegation is visited first.
+            stack.extend(children.into_iter().rev().map(|c| (c, role.clone())));
+        }
+        Ok(paths)
+    }
+
     fn target_config(&self) -> Result<(&Path, &str), UpdateError> {
         match (&self.target_dir, &self.target_base_url) {
             (Some(d), Some(u)) => Ok((d.as_path(), u.as_str())),

@@ -44,7 +44,9 @@ pub struct InitArgs {
     /// Require this SPKI pin (sha256/BASE64 of the server's or a CA's public key); repeatable.
     #[arg(long = "pin-spki", value_name = "sha256/BASE64")]
     pin_spki: Vec<String>,
-    /// Product to install (the --name given to `sealwright add`).
+    /// Product to install (the --name given to `sealwright add`). Without it, init reads
+    /// the repository once and takes its only product on the channel; with several it is
+    /// refused, naming them.
     #[arg(long)]
     name: Option<String>,
     /// Channel to follow.

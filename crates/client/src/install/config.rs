@@ -49,6 +49,11 @@ fn default_channel() -> String {
 ///
 /// Plain `http://` is accepted only for the loopback interface (local tests and
 /// development); anything else must be `https://`.
+///
+/// Without `name`, the repository is read once (over the verified TUF chain from `root`)
+/// and its only product on the channel is recorded; when it has none or several, init is
+/// refused and leaves nothing behind, so the mistake shows now rather than at the first
+/// update.
 pub fn init_client(
     dir: &Path,
     root: &[u8],
@@ -79,8 +84,37 @@ pub fn init_client(
     } else {
         format!("{url}/")
     };
+    let existed = dir.exists();
     fs::create_dir_all(dir.join("metadata"))
         .map_err(io_fail("config", format!("creating {}", dir.display())))?;
+    let made = write_client(dir, root, &base, ca_pem, spki_pins, name, channel);
+    if made.is_err() {
+        undo_init(dir, existed);
+    }
+    made
+}
+
+/// Removes what an init that failed wrote: the directory when it made it, else its files.
+fn undo_init(dir: &Path, existed: bool) {
+    if existed {
+        let _ = fs::remove_file(dir.join(CONFIG_FILE));
+        let _ = fs::remove_file(dir.join("ca.pem"));
+        let _ = fs::remove_dir_all(dir.join("metadata"));
+        let _ = fs::remove_dir_all(dir.join("tmp"));
+    } else {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+fn write_client(
+    dir: &Path,
+    root: &[u8],
+    base: &str,
+    ca_pem: Option<&[u8]>,
+    spki_pins: &[String],
+    name: Option<&str>,
+    channel: Option<&str>,
+) -> Result<ClientConfig, InstallError> {
     let ca_file = match ca_pem {
         Some(pem) => {
             let opts = TlsOptions {
@@ -103,12 +137,84 @@ pub fn init_client(
         ca_file,
         spki_pins: spki_pins.to_vec(),
     };
-    let text = toml::to_string(&config).map_err(|e| InstallError::new("config", e.to_string()))?;
-    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
-        .map_err(io_fail("config", "writing client.toml"))?;
+    let save = |config: &ClientConfig| {
+        let text =
+            toml::to_string(config).map_err(|e| InstallError::new("config", e.to_string()))?;
+        write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+            .map_err(io_fail("config", "writing client.toml"))
+    };
+    save(&config)?;
     crate::updater::init(&dir.join("metadata"), root)
         .map_err(|e| InstallError::new("config", e.to_string()))?;
+    if config.name.is_none() {
+        let name = discover_product(dir, &config)?;
+        let config = ClientConfig {
+            name: Some(name),
+            ..config
+        };
+        save(&config)?;
+        return Ok(config);
+    }
     Ok(config)
+}
+
+/// Most roles `client init` reads to find the product when `--name` is not given.
+const MAX_ROLES_TO_DISCOVER: usize = 64;
+
+/// The one product the repository publishes on `channel`, for `client init` without a
+/// name: a product counts when its channel pointer and the artifact it names resolve through
+/// the delegation search, as an update would resolve them. None or several: refused, with
+/// the names to choose from.
+fn discover_product(dir: &Path, config: &ClientConfig) -> Result<String, InstallError> {
+    let tls = tls_options(dir, config)?;
+    let fetcher = crate::fetch::HttpFetcher::with_tls(&config.metadata_url, &tls)
+        .map_err(|e| InstallError::new("config", e.to_string()))?;
+    let md_config = crate::updater::UpdaterConfig::new(dir.join("metadata"), &config.metadata_url)
+        .with_targets(dir.join("tmp"), &config.targets_url);
+    let mut updater = crate::updater::Updater::new(md_config, fetcher, Utc::now())
+        .map_err(|e| InstallError::new("config", e.to_string()))?;
+    let listed = updater
+        .listed_target_paths(MAX_ROLES_TO_DISCOVER)
+        .map_err(|e| {
+            InstallError::new(
+                "config",
+                format!("reading the repository to find its products: {e}; pass --name NAME"),
+            )
+        })?;
+    let suffix = format!("/channels/{}.json", config.channel);
+    let mut products = std::collections::BTreeSet::new();
+    for path in &listed {
+        let Some(name) = path.strip_suffix(&suffix) else {
+            continue;
+        };
+        if check_component("name", name).is_ok()
+            && super::resolve_release(&mut updater, name, &config.channel).is_ok()
+        {
+            products.insert(name.to_owned());
+        }
+    }
+    let mut products = products.into_iter();
+    match (products.next(), products.next()) {
+        (Some(only), None) => Ok(only),
+        (None, _) => Err(InstallError::new(
+            "config",
+            format!(
+                "the repository has no release on channel {} that this client could find: pass --name NAME (and --channel)",
+                config.channel
+            ),
+        )),
+        (Some(first), Some(second)) => {
+            let names = [first, second].into_iter().chain(products).collect::<Vec<_>>();
+            Err(InstallError::new(
+                "config",
+                format!(
+                    "the repository has several products on channel {} ({}): choose one with --name",
+                    config.channel,
+                    names.join(", ")
+                ),
+            ))
+        }
+    }
 }
 
 /// A product or channel name becomes part of target paths and directory names: letters,
