@@ -41,7 +41,7 @@ fn publish_with_sealwright(repo: &Path, src: &Path) -> Vec<(String, Vec<u8>)> {
     )
     .unwrap();
     let release = Release::new("hello", "1.0.0", Some("stable")).unwrap();
-    let added = publish::add_artifacts(
+    let added = sealwright_repo::staging::add_artifacts(
         repo,
         &policy,
         "targets",

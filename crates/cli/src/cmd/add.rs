@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use sealwright_repo::publish::add_artifacts;
+use sealwright_repo::staging::add_artifacts;
 use sealwright_repo::staging::Release;
 
 use super::Context;

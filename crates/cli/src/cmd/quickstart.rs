@@ -419,7 +419,7 @@ impl Publisher<'_> {
             format!("#!/bin/sh\necho 'hello {version}, installed only because a threshold of keys signed it'\n"),
         )?;
         let release = Release::new("hello", version, Some("stable"))?;
-        let added = publish::add_artifacts(
+        let added = sealwright_repo::staging::add_artifacts(
             self.repo,
             self.policy,
             "targets",

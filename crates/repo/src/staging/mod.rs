@@ -6,6 +6,11 @@
 //! entries it will gain at the next publish. Every target path is checked before any byte is
 //! copied: no `..`, no absolute paths, no NUL or control characters, no duplicates.
 
+mod add;
+
+pub(crate) use add::landing_role;
+pub use add::{add_artifacts, check_addable, path_allowed, Added};
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};

@@ -1,0 +1,122 @@
+//! `publish`: turn the policy and the staged changes into signed metadata, atomically.
+//!
+//! The order of work is what makes a crash harmless:
+//! 1. plan every new role version in memory (nothing is written);
+//! 2. sign, then check each role against its threshold with the same verification code the
+//!    client uses (a role below threshold stops everything here, before any write);
+//! 3. write targets and versioned metadata under names no client has seen yet;
+//! 4. `syncfs`, then replace `timestamp.json` atomically — the single switch that makes the
+//!    new state live. Until that rename, clients see the previous state, complete.
+//!
+//! Root rotation follows TUF: a new root version is signed by a threshold of the keys of both
+//! the previous and the new root.
+
+mod offline;
+mod online_floor;
+mod plan;
+mod published;
+mod sign;
+mod write;
+
+pub use offline::*;
+pub use online_floor::*;
+pub use plan::*;
+pub use published::*;
+pub use sign::*;
+pub use write::*;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use serde::Serialize;
+
+use crate::keystore::KeyStoreError;
+use crate::policy::PolicyError;
+use crate::staging::StagingError;
+
+/// Directory of the servable tree, relative to the repository.
+pub const PUBLISHED_DIR: &str = "published";
+
+/// Directory of offline signing state, relative to the repository.
+pub const PENDING_DIR: &str = "staged/pending";
+
+/// Largest metadata file we read back from our own published tree.
+const MAX_METADATA_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The `spec_version` we write.
+pub use sealwright_tuf::metadata::SPEC_VERSION;
+
+/// Publishing failed; the published tree is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// I/O, with the path.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Existing published metadata does not parse.
+    #[error("published metadata {file} is unreadable: {reason}")]
+    Corrupt {
+        /// Which file.
+        file: String,
+        /// Why.
+        reason: String,
+    },
+    /// A role does not reach its threshold.
+    #[error("{0}")]
+    Threshold(String),
+    /// A staged target conflicts with published state or its delegation.
+    #[error("{0}")]
+    Target(String),
+    /// An offline signing request is stale.
+    #[error("{0}")]
+    Pending(String),
+    /// Policy problem.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Key problem.
+    #[error(transparent)]
+    Keys(#[from] KeyStoreError),
+    /// Staging problem.
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+    /// Metadata construction problem.
+    #[error("{0}")]
+    Metadata(String),
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+pub(crate) fn meta_err(e: impl std::fmt::Display) -> PublishError {
+    PublishError::Metadata(e.to_string())
+}
+
+/// What a publish did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PublishReport {
+    /// Every role that got a new version, with that version.
+    pub roles: BTreeMap<String, u64>,
+    /// Number of targets added.
+    pub targets_added: usize,
+    /// Expiry of each new role version (RFC 3339).
+    pub expires: BTreeMap<String, String>,
+}
+
+/// Expiry of a new version: now + period, whole seconds (TUF's format has no fractions).
+pub fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
+    (now + period).trunc_subsecs(0)
+}
+
+/// A role is re-signed when less than a quarter of its validity period remains.
+pub fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> bool {
+    expires - now < period / 4
+}

@@ -1,0 +1,109 @@
+//! The published tree as clients see it: reading its roles back (capped, parsed), for
+//! planning the next versions and for the checks that must agree with what is live.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use sealwright_tuf::metadata::{Metadata, Root, Snapshot, Targets, Timestamp};
+
+use crate::fsutil;
+
+use super::*;
+
+/// The published tree as it is on disk now.
+#[derive(Debug)]
+pub struct Published {
+    dir: PathBuf,
+    /// Newest root.
+    pub root: Option<Metadata<Root>>,
+    /// Current timestamp.
+    pub timestamp: Option<Metadata<Timestamp>>,
+    /// Current snapshot.
+    pub snapshot: Option<Metadata<Snapshot>>,
+}
+
+impl Published {
+    /// Reads the current state of `DIR/published/metadata`.
+    pub fn load(repo_dir: &Path) -> Result<Self, PublishError> {
+        let dir = repo_dir.join(PUBLISHED_DIR).join("metadata");
+        let mut newest_root: Option<u64> = None;
+        match fs::read_dir(&dir) {
+            Ok(entries) => {
+                for e in entries {
+                    let e = e.map_err(io_err(&dir))?;
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    if let Some(v) = name
+                        .strip_suffix(".root.json")
+                        .and_then(|v| v.parse::<u64>().ok())
+                    {
+                        newest_root = newest_root.max(Some(v));
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&dir)(e)),
+        }
+        let mut published = Published {
+            dir,
+            root: None,
+            timestamp: None,
+            snapshot: None,
+        };
+        if let Some(v) = newest_root {
+            published.root =
+                Some(published.read(&sealwright_tuf::layout::metadata_file("root", v))?);
+        }
+        if published.dir.join("timestamp.json").exists() {
+            let ts: Metadata<Timestamp> = published.read("timestamp.json")?;
+            let snap_version = ts
+                .signed
+                .snapshot_meta()
+                .map(|m| m.version)
+                .ok_or_else(|| PublishError::Corrupt {
+                    file: "timestamp.json".into(),
+                    reason: "no snapshot.json entry".into(),
+                })?;
+            published.snapshot = Some(published.read(&sealwright_tuf::layout::metadata_file(
+                "snapshot",
+                snap_version,
+            ))?);
+            published.timestamp = Some(ts);
+        }
+        Ok(published)
+    }
+
+    fn read<T: serde::de::DeserializeOwned + sealwright_tuf::metadata::RoleType>(
+        &self,
+        file: &str,
+    ) -> Result<Metadata<T>, PublishError> {
+        let bytes = self.read_bytes(file)?;
+        Metadata::<T>::from_bytes(&bytes, MAX_METADATA_BYTES as usize).map_err(|e| {
+            PublishError::Corrupt {
+                file: file.to_owned(),
+                reason: e.to_string(),
+            }
+        })
+    }
+
+    /// Current version of targets role `name` per the current snapshot.
+    pub fn role_version(&self, name: &str) -> Option<u64> {
+        self.snapshot.as_ref()?.signed.role_version(name)
+    }
+
+    /// The exact bytes of published metadata file `file` (e.g. `3.root.json`).
+    pub fn read_bytes(&self, file: &str) -> Result<Vec<u8>, PublishError> {
+        let path = self.dir.join(file);
+        fsutil::read_capped(&path, MAX_METADATA_BYTES).map_err(io_err(&path))
+    }
+
+    /// Current metadata of targets role `name`, if published.
+    pub fn targets_role(&self, name: &str) -> Result<Option<Metadata<Targets>>, PublishError> {
+        match self.role_version(name) {
+            Some(v) => Ok(Some(
+                self.read(&sealwright_tuf::layout::metadata_file(name, v))?,
+            )),
+            None => Ok(None),
+        }
+    }
+}
