@@ -50,6 +50,9 @@ struct SignatureFile {
 pub struct RequestArgs {
     /// Role to sign: root, targets or a delegated role.
     role: String,
+    /// Write the request to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +62,9 @@ pub struct SignArgs {
     /// Private key file (PEM, usually encrypted).
     #[arg(long)]
     key: PathBuf,
+    /// Write the signature to this file instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -90,9 +96,9 @@ pub fn request(ctx: &Context, args: RequestArgs) -> anyhow::Result<()> {
         signed_sha256: sha256_hex(&canonical),
         signed,
     };
-    println!("{}", serde_json::to_string_pretty(&req)?);
+    let written = write_output(args.output.as_deref(), &req)?;
     eprintln!(
-        "signing request for {} version {version} written to stdout; sign it offline with `sealwright sign REQ --key KEY`",
+        "signing request for {} version {version} written to {written}; sign it offline with `sealwright sign REQ --key KEY`",
         args.role
     );
     Ok(())
@@ -153,8 +159,28 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
         keyid: key.keyid().to_owned(),
         sig: hex::encode(sig),
     };
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    let written = write_output(args.output.as_deref(), &out)?;
+    eprintln!(
+        "signature by {} written to {written}; import it on the repository machine with `sealwright sign-import`",
+        out.keyid
+    );
     Ok(())
+}
+
+/// Writes `value` as JSON to `file` (atomically), or to stdout; says where it went.
+fn write_output(file: Option<&std::path::Path>, value: &impl serde::Serialize) -> anyhow::Result<String> {
+    let text = format!("{}\n", serde_json::to_string_pretty(value)?);
+    match file {
+        Some(path) => {
+            sealwright_repo::fsutil::write_atomic(path, text.as_bytes())
+                .with_context(|| format!("writing {}", path.display()))?;
+            Ok(path.display().to_string())
+        }
+        None => {
+            print!("{text}");
+            Ok("stdout".to_owned())
+        }
+    }
 }
 
 pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {

@@ -30,6 +30,9 @@ pub enum TokenCommand {
         /// presenting this exact certificate; nothing secret is printed.
         #[arg(long, value_name = "CERT.pem")]
         client_cert: Option<std::path::PathBuf>,
+        /// Write the token to this file (mode 0600) instead of stdout.
+        #[arg(short, long, value_name = "FILE", conflicts_with = "client_cert")]
+        output: Option<std::path::PathBuf>,
     },
     /// List tokens (names and scopes; secrets are not kept).
     List,
@@ -90,6 +93,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             roles,
             paths,
             client_cert: Some(cert),
+            ..
         } => {
             let fingerprint = sealwright_client::tls::certificate_sha256(&cert)?;
             add_client_cert(ctx, &ctx.repo, &name, &roles, &paths, &fingerprint)?;
@@ -107,11 +111,20 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             roles,
             paths,
             client_cert: None,
+            output,
         } => {
             let token = add_token(ctx, &ctx.repo, &name, &roles, &paths)?;
-            let out = serde_json::json!({"name": name, "token": token.as_str(), "roles": roles, "paths": paths});
+            if let Some(file) = &output {
+                sealwright_repo::fsutil::write_atomic_private(file, format!("{}\n", token.as_str()).as_bytes())
+                    .map_err(|e| anyhow::anyhow!("writing the token to {}: {e}; it was created: `sealwright token remove {name}` and add it again", file.display()))?;
+            }
+            let shown = if output.is_some() { None } else { Some(token.as_str()) };
+            let out = serde_json::json!({"name": name, "token": shown, "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
-                println!("{}", token.as_str());
+                match &output {
+                    Some(file) => println!("token {name} written to {} (mode 0600)", file.display()),
+                    None => println!("{}", token.as_str()),
+                }
                 eprintln!(
                     "token {name} may push {}{}. It is shown only now: store it as a secret (the publisher passes it with --token-file).",
                     roles.join(", "),
