@@ -125,8 +125,8 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                     Some(file) => println!("token {name} written to {} (mode 0600)", file.display()),
                     None => println!("{}", token.as_str()),
                 }
-                eprintln!(
-                    "token {name} may push {}{}. It is shown only now: store it as a secret (the publisher passes it with --token-file).",
+                let scope = format!(
+                    "token {name} may push {}{}",
                     roles.join(", "),
                     if paths.is_empty() {
                         String::new()
@@ -134,6 +134,10 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                         format!(" for paths {}", paths.join(", "))
                     }
                 );
+                match &output {
+                    Some(_) => eprintln!("{scope}: the publisher passes the file with --token-file."),
+                    None => eprintln!("{scope}. It is shown only now: store it as a secret (the publisher passes it with --token-file)."),
+                }
             })
         }
         TokenCommand::Remove { name } => {
