@@ -5,8 +5,9 @@
 //!   after it are its expected output (stdout and stderr; `...` elides lines, `[..]` part of
 //!   a line). All such blocks of one file run in order, in one fresh directory, so a block
 //!   may use what an earlier one made (a repository, a certificate, a token file).
-//! - Any other shell block (```` ```sh ````) must follow a line
-//!   `<!-- not run: REASON -->` (a server that runs until stopped, the test command itself).
+//! - Any other shell block (```` ```sh ````) must have a line `<!-- not run: REASON -->`
+//!   just before or just after it (a server that runs until stopped, the test command
+//!   itself).
 //!   A shell block with neither fails this test, as does a block without a language.
 //!
 //! The commands find `sealwright` (this build), `openssl`, `sh` and `mkdir`. Every block
@@ -38,30 +39,31 @@ fn documents() -> Vec<PathBuf> {
 /// marked as not run with a reason.
 fn unmarked_shell_blocks(doc: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(doc).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let is_marker = |l: Option<&&str>| {
+        l.is_some_and(|l| l.starts_with(NOT_RUN) && l.trim_end().ends_with("-->"))
+    };
     let mut problems = Vec::new();
-    let mut in_block = false;
-    let mut previous = "";
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if let Some(info) = trimmed.strip_prefix("```") {
-            if in_block {
-                in_block = false;
-            } else {
-                in_block = true;
-                let info = info.trim();
-                let marked = previous.starts_with(NOT_RUN) && previous.trim_end().ends_with("-->");
+    let mut open: Option<(usize, &str)> = None;
+    for (n, line) in lines.iter().enumerate() {
+        let Some(info) = line.trim_start().strip_prefix("```") else {
+            continue;
+        };
+        match open.take() {
+            None => open = Some((n, info.trim())),
+            Some((start, info)) => {
+                // The marker is the line just before the block or just after it.
+                let marked = is_marker(start.checked_sub(1).and_then(|i| lines.get(i)))
+                    || is_marker(lines.get(n + 1));
                 let ok = NOT_SHELL.contains(&info) || (info == "sh" && marked);
                 if !ok {
                     problems.push(format!(
-                        "{}:{}: a ```{info} block: make it ```console (run by this test) or a ```sh block after `{NOT_RUN}REASON -->`",
+                        "{}:{}: a ```{info} block: make it ```console (run by this test) or a ```sh block next to `{NOT_RUN}REASON -->`",
                         doc.display(),
-                        n + 1
+                        start + 1
                     ));
                 }
             }
-        }
-        if !trimmed.is_empty() {
-            previous = trimmed;
         }
     }
     problems
@@ -91,7 +93,10 @@ fn documented_commands_run_as_written() {
     let work = tempfile::tempdir().unwrap();
     let cases = trycmd::TestCases::new();
     cases
-        .register_bin("sealwright", PathBuf::from(env!("CARGO_BIN_EXE_sealwright")))
+        .register_bin(
+            "sealwright",
+            PathBuf::from(env!("CARGO_BIN_EXE_sealwright")),
+        )
         .env("SEALWRIGHT_PASSPHRASE_FILE", "passphrase")
         .env("NO_COLOR", "1")
         .timeout(std::time::Duration::from_secs(300));

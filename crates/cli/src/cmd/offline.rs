@@ -168,7 +168,10 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
 }
 
 /// Writes `value` as JSON to `file` (atomically), or to stdout; says where it went.
-fn write_output(file: Option<&std::path::Path>, value: &impl serde::Serialize) -> anyhow::Result<String> {
+fn write_output(
+    file: Option<&std::path::Path>,
+    value: &impl serde::Serialize,
+) -> anyhow::Result<String> {
     let text = format!("{}\n", serde_json::to_string_pretty(value)?);
     match file {
         Some(path) => {

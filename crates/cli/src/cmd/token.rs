@@ -118,11 +118,18 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
                 sealwright_repo::fsutil::write_atomic_private(file, format!("{}\n", token.as_str()).as_bytes())
                     .map_err(|e| anyhow::anyhow!("writing the token to {}: {e}; it was created: `sealwright token remove {name}` and add it again", file.display()))?;
             }
-            let shown = if output.is_some() { None } else { Some(token.as_str()) };
-            let out = serde_json::json!({"name": name, "token": shown, "roles": roles, "paths": paths});
+            let shown = if output.is_some() {
+                None
+            } else {
+                Some(token.as_str())
+            };
+            let out =
+                serde_json::json!({"name": name, "token": shown, "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
                 match &output {
-                    Some(file) => println!("token {name} written to {} (mode 0600)", file.display()),
+                    Some(file) => {
+                        println!("token {name} written to {} (mode 0600)", file.display())
+                    }
                     None => println!("{}", token.as_str()),
                 }
                 let scope = format!(
