@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 
 use sealwright_crypto::Passphrase;
-use sealwright_repo::keystore::{KeyStoreError, PassphraseSource};
+use sealwright_repo::keyring::{KeyringError, PassphraseSource};
 use zeroize::Zeroizing;
 
 /// The environment variable naming a file that holds the passphrase.
@@ -46,26 +46,26 @@ impl CliPassphrase {
     }
 }
 
-fn prompt(message: &str) -> Result<Passphrase, KeyStoreError> {
+fn prompt(message: &str) -> Result<Passphrase, KeyringError> {
     if !std::io::stdin().is_terminal() {
-        return Err(KeyStoreError::Passphrase(format!(
+        return Err(KeyringError::Passphrase(format!(
             "{message} but there is no terminal to ask on: set {PASSPHRASE_FILE_ENV} or use --passphrase-env NAME"
         )));
     }
     rpassword::prompt_password(format!("{message}: "))
         .map(Passphrase::new)
-        .map_err(|e| KeyStoreError::Passphrase(format!("cannot read passphrase: {e}")))
+        .map_err(|e| KeyringError::Passphrase(format!("cannot read passphrase: {e}")))
 }
 
 impl PassphraseSource for CliPassphrase {
-    fn existing(&self, key_name: &str, _attempt: u32) -> Result<Passphrase, KeyStoreError> {
+    fn existing(&self, key_name: &str, _attempt: u32) -> Result<Passphrase, KeyringError> {
         match self {
             CliPassphrase::Fixed(p) => Ok(p.clone()),
             CliPassphrase::Prompt => prompt(&format!("Passphrase for key {key_name}")),
         }
     }
 
-    fn new_key(&self, key_name: &str) -> Result<Passphrase, KeyStoreError> {
+    fn new_key(&self, key_name: &str) -> Result<Passphrase, KeyringError> {
         self.new_passphrase(&format!("key {key_name}"))
     }
 
@@ -76,7 +76,7 @@ impl PassphraseSource for CliPassphrase {
 
 impl CliPassphrase {
     /// A new passphrase for `what` (asked twice when prompting; never empty).
-    pub fn new_passphrase(&self, what: &str) -> Result<Passphrase, KeyStoreError> {
+    pub fn new_passphrase(&self, what: &str) -> Result<Passphrase, KeyringError> {
         match self {
             CliPassphrase::Fixed(p) => Ok(p.clone()),
             CliPassphrase::Prompt => loop {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{audit_records, python, tree_fingerprint, wait_for_socket, Scratch, PASSPHRASE};
 use sealwright_crypto::digest::sha256_hex;
-use sealwright_repo::{FixedPassphrase, KeyStore, Policy};
+use sealwright_repo::{FixedPassphrase, Keyring, Policy};
 use sealwright_tuf::metadata::{Metadata, TargetFile, Targets};
 use serde_json::{json, Value};
 
@@ -319,8 +319,8 @@ fn list_target(md: &mut Metadata<Targets>, path: &str, artifact: &[u8]) {
 fn sign_as(w: &World, key: &str, md: &mut Metadata<Targets>) -> String {
     let policy = Policy::load(&w.s.repo()).unwrap();
     let pass = FixedPassphrase(sealwright_crypto::Passphrase::new(PASSPHRASE.to_owned()));
-    let store = KeyStore::new(&w.s.repo(), &pass);
-    let k = store.open(&policy, key).unwrap().unwrap();
+    let keyring = Keyring::new(&w.s.repo(), &pass);
+    let k = keyring.open(&policy, key).unwrap().unwrap();
     md.signatures.clear();
     md.sign(&k).unwrap();
     String::from_utf8(md.to_bytes().unwrap()).unwrap()
@@ -617,7 +617,7 @@ fn bad_pushes_are_refused_audited_and_store_nothing() {
         "limited to 4096",
     );
 
-    // Now upload the artifact for real (this changes the blob store, deliberately).
+    // Now upload the artifact for real (this changes the blob keyring, deliberately).
     let (status, _) = w.api(
         "PUT",
         &format!("/api/v1/blobs/{sha}"),

@@ -380,7 +380,7 @@ pub fn create_bundle<F: Fetcher>(
     }
     tmp.as_file().sync_all().map_err(berr)?;
     tmp.persist(out).map_err(|e| berr(e.error))?;
-    crate::store::sync_dir(parent).map_err(berr)?;
+    sealwright_fs::sync_dir(parent).map_err(berr)?;
     Ok(manifest)
 }
 

@@ -1,5 +1,5 @@
 //! Sealwright's TUF client: an HTTP [`Fetcher`](fetch::Fetcher), the local
-//! [`MetadataStore`](store::MetadataStore) and an [`Updater`](updater::Updater) that runs
+//! [`MetadataDir`](metadata_dir::MetadataDir) and an [`Updater`](updater::Updater) that runs
 //! the TUF §5 client workflow over the sans-IO trust engine of `sealwright-tuf`.
 //!
 //! ```no_run
@@ -42,10 +42,10 @@
 pub mod bundle;
 pub mod fetch;
 pub mod install;
-pub mod store;
+pub mod metadata_dir;
 pub mod tls;
 pub mod updater;
 
 pub use fetch::{FetchError, Fetcher, HttpConfig, HttpFetcher};
-pub use store::{quote, MetadataStore};
+pub use metadata_dir::{quote, MetadataDir};
 pub use updater::{init, UpdateError, Updater, UpdaterConfig};

@@ -27,7 +27,8 @@ use sealwright_tuf::{
 };
 
 use crate::fetch::{FetchError, Fetcher};
-use crate::store::{quote, quote_except, sync_dir, MetadataStore};
+use crate::metadata_dir::{quote, quote_except, MetadataDir};
+use sealwright_fs::sync_dir;
 
 /// Where the updater keeps its state and where it finds the repository.
 #[derive(Debug, Clone)]
@@ -120,7 +121,7 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpdateError {
 pub fn init(metadata_dir: &Path, trusted_root: &[u8]) -> Result<(), UpdateError> {
     fs::create_dir_all(metadata_dir)
         .map_err(io_err(format!("creating {}", metadata_dir.display())))?;
-    MetadataStore::new(metadata_dir)
+    MetadataDir::new(metadata_dir)
         .persist("root", trusted_root)
         .map_err(io_err("storing root.json"))
 }
@@ -130,7 +131,7 @@ pub fn init(metadata_dir: &Path, trusted_root: &[u8]) -> Result<(), UpdateError>
 #[derive(Debug)]
 struct Remote<F> {
     fetcher: F,
-    store: MetadataStore,
+    store: MetadataDir,
     base_url: String,
     limits: Limits,
 }
@@ -219,7 +220,7 @@ impl<F: Fetcher> Updater<F> {
     /// own keys; expiry is checked after the root update). Makes no request: a missing or
     /// invalid root fails here.
     pub fn new(config: UpdaterConfig, fetcher: F, now: DateTime<Utc>) -> Result<Self, UpdateError> {
-        let store = MetadataStore::new(&config.metadata_dir);
+        let store = MetadataDir::new(&config.metadata_dir);
         let root = store
             .load("root", config.limits.root)
             .map_err(io_err(format!("reading {}", store.path("root").display())))?

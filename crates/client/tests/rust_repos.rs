@@ -15,10 +15,10 @@ use std::path::Path;
 use chrono::{Duration, Utc};
 use common::{fails, names, ok, Client, Server};
 use sealwright_crypto::{digest, Algorithm, Passphrase, PrivateKey, Signer};
-use sealwright_repo::keystore::FixedPassphrase;
+use sealwright_repo::keyring::FixedPassphrase;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::staging::Release;
-use sealwright_repo::{publish, KeyStore};
+use sealwright_repo::{publish, Keyring};
 use sealwright_tuf::{
     DelegatedRole, Delegations, MetaFile, Metadata, Role, Root, Snapshot, TargetFile, Targets,
     Timestamp,
@@ -31,12 +31,12 @@ fn publish_with_sealwright(repo: &Path, src: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::write(src.join("hello.sh"), b"#!/bin/sh\necho hello\n").unwrap();
     std::fs::write(src.join("share/README.txt"), b"verified\n").unwrap();
     let source = FixedPassphrase(Passphrase::new("test passphrase".to_owned()));
-    let store = KeyStore::new(repo, &source);
+    let keyring = Keyring::new(repo, &source);
     let policy = sealwright_repo::init::create_repository(
         repo,
         Policy::new_default(),
         Algorithm::Ed25519,
-        &store,
+        &keyring,
         None,
     )
     .unwrap();
@@ -51,7 +51,7 @@ fn publish_with_sealwright(repo: &Path, src: &Path) -> Vec<(String, Vec<u8>)> {
     )
     .unwrap();
     let plan = publish::plan(repo, &policy, Utc::now()).unwrap();
-    publish::execute(repo, &policy, &store, plan).unwrap();
+    publish::execute(repo, &policy, &keyring, plan).unwrap();
     added
         .targets
         .iter()

@@ -86,6 +86,15 @@ fn read_open_capped(f: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
 
 /// [`read_capped`] for a private key: refused, like ssh does, when the file is readable or
 /// writable by group or others — a key others can read is a key others may have copied,
+/// [`read_capped`], with a file that does not exist read as `None`.
+pub fn read_capped_if_exists(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
+    match read_capped(path, max) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// and silently using it hides that.
 pub fn read_secret(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::PermissionsExt;

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use sealwright_crypto::Algorithm;
 
-use crate::keystore::{KeyStore, KeyStoreError};
+use crate::keyring::{Keyring, KeyringError};
 use crate::policy::{Policy, TOP_LEVEL_ROLES};
 
 /// Creates `policy`'s keys and writes the policy into `dir` (which must be empty or absent).
@@ -16,18 +16,18 @@ pub fn create_repository(
     dir: &Path,
     mut policy: Policy,
     algorithm: Algorithm,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     offline_root_key: Option<&Path>,
-) -> Result<Policy, KeyStoreError> {
+) -> Result<Policy, KeyringError> {
     let io = |path: &Path| {
         let shown = path.display().to_string();
-        move |source| KeyStoreError::Io {
+        move |source| KeyringError::Io {
             path: shown,
             source,
         }
     };
     if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
-        return Err(KeyStoreError::Other(format!(
+        return Err(KeyringError::Other(format!(
             "{} already exists and is not empty; choose a new directory",
             dir.display()
         )));
@@ -35,7 +35,7 @@ pub fn create_repository(
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     for role in TOP_LEVEL_ROLES {
         let name = format!("{role}-key");
-        let (mut entry, _) = keystore.generate(&name, algorithm, Default::default())?;
+        let (mut entry, _) = keyring.generate(&name, algorithm, Default::default())?;
         if let (true, Some(dest)) = (role == "root", offline_root_key) {
             let from = dir.join(format!("keys/{name}.pem"));
             std::fs::copy(&from, dest).map_err(io(dest))?;

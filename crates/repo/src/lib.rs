@@ -18,7 +18,7 @@ pub mod agent;
 /// The one implementation of atomic writes and capped reads (`sealwright-fs`).
 pub use sealwright_fs as fsutil;
 pub mod init;
-pub mod keystore;
+pub mod keyring;
 pub mod policy;
 pub mod publish;
 pub mod push;
@@ -26,5 +26,5 @@ pub mod server_dir;
 pub mod staging;
 pub mod verify;
 
-pub use keystore::{FixedPassphrase, KeyStore, KeyStoreError, PassphraseSource};
+pub use keyring::{FixedPassphrase, Keyring, KeyringError, PassphraseSource};
 pub use policy::{Policy, PolicyError};

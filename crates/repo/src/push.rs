@@ -1,7 +1,7 @@
 //! The publish API's wire types, and the publisher's end of `sealwright push`.
 //!
 //! A push carries new versions of targets roles (top-level or delegated), signed where the
-//! offline keys live, and names artifacts already uploaded into the blob store by content
+//! offline keys live, and names artifacts already uploaded into the blob keyring by content
 //! hash. The server's end — tokens, the check of a push through the client's trust engine,
 //! the renewal of the online roles — is `sealwright_server::accept`.
 //!
@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use sealwright_tuf::engine::{EngineError, TrustedMetadataSet};
 
-use crate::keystore::KeyStore;
+use crate::keyring::Keyring;
 use crate::policy::Policy;
 use crate::publish::{
     self, meta_err, open_signers, write_tree, Pending, Plan, PublishError, PublishReport, Published,
@@ -48,7 +48,7 @@ pub enum PushError {
     /// A target path outside what the role was delegated.
     #[error("outside delegation: {0}")]
     OutsideDelegation(String),
-    /// An artifact missing from the blob store or not matching its signed entry.
+    /// An artifact missing from the blob keyring or not matching its signed entry.
     #[error("artifact: {0}")]
     Artifact(String),
     /// A body over the size limit.
@@ -171,7 +171,7 @@ pub struct Outgoing {
 pub fn push(
     repo_dir: &Path,
     policy: &Policy,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     mut plan: Plan,
     send: &mut dyn FnMut(&Outgoing) -> Result<Accepted, String>,
 ) -> Result<(PublishReport, Accepted), PublishError> {
@@ -191,7 +191,7 @@ pub fn push(
         .values()
         .flat_map(|a| a.keyids.iter().cloned())
         .collect();
-    let signers = open_signers(policy, keystore, &needed)?;
+    let signers = open_signers(policy, keyring, &needed)?;
     let mut report = PublishReport {
         targets_added: plan.targets_added,
         ..Default::default()

@@ -138,17 +138,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = dir.path().join("repo");
         let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
-        let store = crate::KeyStore::new(&repo, &source);
+        let keyring = crate::Keyring::new(&repo, &source);
         let policy = crate::init::create_repository(
             &repo,
             Policy::new_default(),
             sealwright_crypto::Algorithm::Ed25519,
-            &store,
+            &keyring,
             None,
         )
         .unwrap();
         let plan = crate::publish::plan(&repo, &policy, chrono::Utc::now()).unwrap();
-        crate::publish::execute(&repo, &policy, &store, plan).unwrap();
+        crate::publish::execute(&repo, &policy, &keyring, plan).unwrap();
 
         let to = dir.path().join("server");
         let err = create_server_dir(&repo, &to).unwrap_err();

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use sealwright_repo::fsutil;
-use sealwright_repo::keystore::KeyStore;
+use sealwright_repo::keyring::Keyring;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::publish::{
     self, expiring, expiry, open_signers, sign_with, write_tree, OnlineFloor, Published,
@@ -435,7 +435,7 @@ fn next_online_versions(
 }
 
 /// Checks a push and, when every check passes, publishes it: artifacts linked, roles
-/// written, snapshot and timestamp signed through `keystore` (the signer agent), then
+/// written, snapshot and timestamp signed through `keyring` (the signer agent), then
 /// `timestamp.json` switched. On any refusal nothing is written. Returns the answer for the
 /// publisher and what each pushed role now lists (for the server's index).
 ///
@@ -454,7 +454,7 @@ fn next_online_versions(
 pub fn accept(
     repo_dir: &Path,
     policy: &Policy,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     token: &TokenEntry,
     request: &PushRequest,
     now: DateTime<Utc>,
@@ -602,14 +602,14 @@ pub fn accept(
         timestamp.signed.version,
     )?;
     new_snapshot.signed.version = snapshot_version.unwrap_or(new_snapshot.signed.version);
-    let snapshot_bytes = sign_online(policy, keystore, root, "snapshot", &mut new_snapshot)?;
+    let snapshot_bytes = sign_online(policy, keyring, root, "snapshot", &mut new_snapshot)?;
     let mut new_timestamp = timestamp_for(
         timestamp_version,
         expiry(now, period("timestamp")?),
         &snapshot_bytes,
         new_snapshot.signed.version,
     );
-    let timestamp_bytes = sign_online(policy, keystore, root, "timestamp", &mut new_timestamp)?;
+    let timestamp_bytes = sign_online(policy, keyring, root, "timestamp", &mut new_timestamp)?;
 
     // (A role file of this version left by a push that failed after writing it was never
     // published — no snapshot the timestamp names lists it — and is replaced.)
@@ -701,7 +701,7 @@ fn timestamp_for(
 /// against root's threshold for that role — what a client will check.
 fn sign_online<T: sealwright_tuf::metadata::RoleType>(
     policy: &Policy,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     root: &Metadata<Root>,
     role: &str,
     md: &mut Metadata<T>,
@@ -712,7 +712,7 @@ fn sign_online<T: sealwright_tuf::metadata::RoleType>(
         .get(role)
         .ok_or_else(|| internal(format!("root has no {role} role")))?;
     let needed: BTreeSet<String> = r.keyids.iter().cloned().collect();
-    let signers = open_signers(policy, keystore, &needed).map_err(internal)?;
+    let signers = open_signers(policy, keyring, &needed).map_err(internal)?;
     let canonical = sign_with(md, &r.keyids, &signers).map_err(internal)?;
     verify_role(
         role,
@@ -746,7 +746,7 @@ pub struct Renewed {
 pub fn renew_online_roles(
     repo_dir: &Path,
     policy: &Policy,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     now: DateTime<Utc>,
 ) -> Result<Renewed, PushError> {
     let _lock = lock(repo_dir)?;
@@ -777,7 +777,7 @@ pub fn renew_online_roles(
                 snapshot.signed.meta.clone(),
             ));
             next.signed.spec_version = SPEC_VERSION.to_owned();
-            let bytes = sign_online(policy, keystore, root, "snapshot", &mut next)?;
+            let bytes = sign_online(policy, keyring, root, "snapshot", &mut next)?;
             let pin = timestamp_for(0, now, &bytes, version)
                 .signed
                 .snapshot_meta()
@@ -801,7 +801,7 @@ pub fn renew_online_roles(
         pin,
     ));
     next.signed.spec_version = SPEC_VERSION.to_owned();
-    let bytes = sign_online(policy, keystore, root, "timestamp", &mut next)?;
+    let bytes = sign_online(policy, keyring, root, "timestamp", &mut next)?;
     write_tree(repo_dir, &[], &files, None, &bytes).map_err(internal)?;
     Ok(Renewed {
         snapshot: snapshot_version,
@@ -819,8 +819,8 @@ impl sealwright_repo::PassphraseSource for NoKeyFiles {
         &self,
         key_name: &str,
         _attempt: u32,
-    ) -> Result<sealwright_crypto::Passphrase, sealwright_repo::KeyStoreError> {
-        Err(sealwright_repo::KeyStoreError::Other(format!(
+    ) -> Result<sealwright_crypto::Passphrase, sealwright_repo::KeyringError> {
+        Err(sealwright_repo::KeyringError::Other(format!(
             "the server opens no key files (key {key_name}): point it at the signer agent"
         )))
     }
@@ -828,7 +828,7 @@ impl sealwright_repo::PassphraseSource for NoKeyFiles {
     fn new_key(
         &self,
         key_name: &str,
-    ) -> Result<sealwright_crypto::Passphrase, sealwright_repo::KeyStoreError> {
+    ) -> Result<sealwright_crypto::Passphrase, sealwright_repo::KeyringError> {
         self.existing(key_name, 0)
     }
 
@@ -905,17 +905,17 @@ mod tests {
             let repo = dir.path().join("repo");
             let source =
                 sealwright_repo::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
-            let store = KeyStore::new(&repo, &source);
+            let keyring = Keyring::new(&repo, &source);
             let policy = sealwright_repo::init::create_repository(
                 &repo,
                 Policy::new_default(),
                 sealwright_crypto::Algorithm::Ed25519,
-                &store,
+                &keyring,
                 None,
             )
             .unwrap();
             let plan = publish::plan(&repo, &policy, Utc::now()).unwrap();
-            publish::execute(&repo, &policy, &store, plan).unwrap();
+            publish::execute(&repo, &policy, &keyring, plan).unwrap();
             (dir, policy)
         })
     }
@@ -979,9 +979,9 @@ mod tests {
                 roles: vec!["targets".into(), "a".into(), "../../etc".into()],
                 paths: vec![],
             };
-            let store = KeyStore::new(&repo, &NoKeyFiles);
+            let keyring = Keyring::new(&repo, &NoKeyFiles);
             if let Ok(request) = serde_json::from_slice::<PushRequest>(&body) {
-                let result = accept(&repo, policy, &store, &token, &request, Utc::now());
+                let result = accept(&repo, policy, &keyring, &token, &request, Utc::now());
                 prop_assert!(result.is_err());
             }
             prop_assert_eq!(tree(&repo.join("published")), before);

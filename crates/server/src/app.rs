@@ -19,14 +19,14 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::metrics::{CountingBody, Metrics};
 use crate::path::{Area, FileKind, PathError, TreePath};
-use crate::store::{Content, ObjectReader, StoreError, TreeStore};
+use crate::tree::{Content, ObjectReader, Tree, TreeError};
 
 /// Bytes read from storage per body frame.
 const CHUNK: usize = 256 * 1024;
 
 #[derive(Clone)]
 struct AppState {
-    store: Arc<dyn TreeStore>,
+    tree: Arc<dyn Tree>,
     metrics: Arc<Metrics>,
     gzipped: Arc<Mutex<GzipCache>>,
 }
@@ -43,10 +43,10 @@ struct GzipCache {
 /// Compressed bytes kept before the gzip cache is emptied.
 const GZIP_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
-/// The router serving `store`, counting into `metrics`.
-pub fn router(store: Arc<dyn TreeStore>, metrics: Arc<Metrics>) -> Router {
+/// The router serving `tree`, counting into `metrics`.
+pub fn router(tree: Arc<dyn Tree>, metrics: Arc<Metrics>) -> Router {
     let state = AppState {
-        store,
+        tree,
         metrics: Arc::clone(&metrics),
         gzipped: Arc::new(Mutex::new(GzipCache::default())),
     };
@@ -67,7 +67,7 @@ async fn count(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) ->
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
-    let ok = st.store.healthy().await;
+    let ok = st.tree.healthy().await;
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unavailable" },
         "service": "sealwright-server",
@@ -129,12 +129,12 @@ async fn serve_file(
         Err(PathError::NotServed) => return plain(StatusCode::NOT_FOUND, "not found"),
         Err(PathError::Refused(why)) => return plain(StatusCode::BAD_REQUEST, why),
     };
-    let obj = match st.store.open(&path).await {
+    let obj = match st.tree.open(&path).await {
         Ok(o) => o,
-        Err(StoreError::NotFound | StoreError::Escapes) => {
+        Err(TreeError::NotFound | TreeError::Escapes) => {
             return plain(StatusCode::NOT_FOUND, "not found")
         }
-        Err(StoreError::Io(_)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error"),
+        Err(TreeError::Io(_)) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage error"),
     };
     // Metadata is JSON full of repeated keys and hex: gzip shrinks a snapshot of 4096 hash
     // bins about eightfold, which is most of what a first update check costs. Artifacts are
@@ -418,7 +418,7 @@ pub fn parse_range(value: &str, len: u64) -> RangeOutcome {
     RangeOutcome::Partial(first, last)
 }
 
-/// Streams `remaining` bytes from a store reader, one chunk at a time.
+/// Streams `remaining` bytes from a tree reader, one chunk at a time.
 struct FileBody {
     reader: tokio::io::Take<Box<dyn ObjectReader>>,
     remaining: u64,

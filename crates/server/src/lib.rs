@@ -2,7 +2,7 @@
 //! read-only over HTTPS (rustls, HTTP/2 and HTTP/1.1), with caching headers, range requests,
 //! `/healthz` and `/metrics`.
 //!
-//! Files come from a [`TreeStore`]; [`FsStore`] serves `DIR/published/` from the file system.
+//! Files come from a [`Tree`]; [`FsTree`] serves `DIR/published/` from the file system.
 //! The server refuses to start when the tree holds a private key
 //! ([`check_no_private_keys`]).
 
@@ -14,8 +14,8 @@ pub mod metrics;
 pub mod path;
 pub mod push;
 pub mod setup;
-pub mod store;
 pub mod tls;
+pub mod tree;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,8 +34,8 @@ use tower::ServiceExt as _;
 pub use keyscan::{check_no_private_keys, KeyScanError};
 pub use metrics::Metrics;
 pub use path::{FileKind, TreePath};
-pub use store::{FsStore, StoreError, StoredObject, TreeStore};
 pub use tls::{Identity, TlsError};
+pub use tree::{FsTree, Tree, TreeError, TreeObject};
 
 /// Time a client gets to complete the TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -115,13 +115,13 @@ pub struct Ready {
     pub dev_ca: Option<PathBuf>,
 }
 
-/// Checks the tree and opens it as a file-system store.
-pub fn open_published(published: &Path) -> Result<FsStore, ServeError> {
+/// Checks the tree and opens it as a file-system tree.
+pub fn open_published(published: &Path) -> Result<FsTree, ServeError> {
     if !published.is_dir() {
         return Err(ServeError::NoTree(published.to_path_buf()));
     }
     check_no_private_keys(published)?;
-    Ok(FsStore::new(published)?)
+    Ok(FsTree::new(published)?)
 }
 
 /// Loads or generates the TLS identity; for a development certificate, writes its PEM.
@@ -163,13 +163,13 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds `listen` and prepares to serve `store` with `identity`.
+    /// Binds `listen` and prepares to serve `tree` with `identity`.
     /// With `client_ca`, clients may authenticate with a certificate from that CA (see
     /// [`Identity::server_config`]); its fingerprint reaches handlers as [`ClientCert`].
     pub async fn bind(
         listen: SocketAddr,
         identity: &Identity,
-        store: Arc<dyn TreeStore>,
+        tree: Arc<dyn Tree>,
         client_ca: Option<&tls::ClientCa>,
     ) -> Result<Server, ServeError> {
         let config = identity.server_config(client_ca)?;
@@ -180,7 +180,7 @@ impl Server {
         Ok(Server {
             listener,
             acceptor: TlsAcceptor::from(config),
-            router: app::router(store, Arc::clone(&metrics)),
+            router: app::router(tree, Arc::clone(&metrics)),
             metrics,
         })
     }
@@ -330,7 +330,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
 /// Checks the tree, loads certificates, binds, calls `on_ready`, and serves until SIGINT or
 /// SIGTERM. Blocks the calling thread (it runs its own Tokio runtime).
 pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
-    let store = open_published(&opts.published)?;
+    let tree = open_published(&opts.published)?;
     if let Some(p) = &opts.push {
         // The whole data directory, not only the served tree: the server takes pushes into
         // it and must hold no private key anywhere in it.
@@ -351,7 +351,7 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
             None => None,
         };
         let mut server =
-            Server::bind(opts.listen, &identity, Arc::new(store), client_ca.as_ref()).await?;
+            Server::bind(opts.listen, &identity, Arc::new(tree), client_ca.as_ref()).await?;
         if let Some(p) = &opts.push {
             server.enable_push(p);
             tokio::spawn(push::renew_online_roles(

@@ -28,7 +28,7 @@ use serde_json::json;
 use sealwright_repo::push::{self, PushError, PushRequest};
 
 use crate::accept::{self, TokenEntry, Tokens};
-use sealwright_repo::{staging, KeyStore, Policy};
+use sealwright_repo::{staging, Keyring, Policy};
 use sealwright_store::Index;
 
 use crate::ClientCert;
@@ -214,7 +214,7 @@ pub async fn renew_online_roles(repo_dir: PathBuf, metrics: Arc<crate::Metrics>)
         let metrics = Arc::clone(&metrics);
         let outcome = tokio::task::spawn_blocking(move || {
             let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
-            let store = KeyStore::new(&dir, &accept::NoKeyFiles);
+            let store = Keyring::new(&dir, &accept::NoKeyFiles);
             let now = chrono::Utc::now();
             let r = accept::renew_online_roles(&dir, &policy, &store, now);
             match &r {
@@ -701,7 +701,7 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
                 .map_err(|e| PushError::Invalid(format!("the body is not a push request: {e}")))?;
             let policy = Policy::load(&dir).map_err(|e| PushError::Internal(format!("the policy: {e}")))?;
             push::check_online_keys_in_agent(&policy)?;
-            let store = KeyStore::new(&dir, &accept::NoKeyFiles);
+            let store = Keyring::new(&dir, &accept::NoKeyFiles);
             let (accepted, listings) =
                 accept::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())?;
             index_update(&dir, |index| {

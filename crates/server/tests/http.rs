@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::{CertificateDer, ServerName};
-use sealwright_server::{FsStore, Identity, Server};
+use sealwright_server::{FsTree, Identity, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -96,8 +96,8 @@ async fn start() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (published, big_url, big) = make_tree(dir.path());
     let identity = Identity::generate_dev().unwrap();
-    let store = Arc::new(FsStore::new(&published).unwrap());
-    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &identity, store, None)
+    let tree = Arc::new(FsTree::new(&published).unwrap());
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), &identity, tree, None)
         .await
         .unwrap();
     let addr = server.local_addr().unwrap();

@@ -4,7 +4,7 @@ use anyhow::bail;
 
 use sealwright_crypto::Algorithm;
 use sealwright_repo::policy::{check_name, DelegationPolicy, Period};
-use sealwright_repo::KeyStore;
+use sealwright_repo::Keyring;
 
 use super::Context;
 use crate::output::emit;
@@ -58,8 +58,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
         let algorithm: Algorithm = args.key_type.parse()?;
         let source = ctx.passphrases()?;
-        let store = KeyStore::new(&ctx.repo, &source);
-        let (entry, _) = store.generate(&key_name, algorithm, Default::default())?;
+        let keyring = Keyring::new(&ctx.repo, &source);
+        let (entry, _) = keyring.generate(&key_name, algorithm, Default::default())?;
         policy.keys.insert(key_name.clone(), entry);
         keys.push(key_name);
     }

@@ -7,7 +7,7 @@ use anyhow::{bail, Context as _};
 
 use sealwright_crypto::Algorithm;
 use sealwright_repo::policy::{Period, Policy};
-use sealwright_repo::{FixedPassphrase, KeyStore, PassphraseSource};
+use sealwright_repo::{FixedPassphrase, Keyring, PassphraseSource};
 
 use super::Context;
 use crate::output::emit;
@@ -80,12 +80,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             .with_context(|| format!("removing the leftover {}", building.display()))?;
     }
     let result = (|| {
-        let store = KeyStore::new(&building, source);
+        let keyring = Keyring::new(&building, source);
         sealwright_repo::init::create_repository(
             &building,
             policy,
             algorithm,
-            &store,
+            &keyring,
             args.offline_root_key.as_deref(),
         )?;
         let sub = Context {
@@ -99,7 +99,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             serde_json::json!({"algorithm": algorithm.short_name(), "offline_root": args.offline_root_key.is_some()}),
         )?;
         let published = if args.offline_root_key.is_none() {
-            super::publish::publish_with(&sub, &store, false)?
+            super::publish::publish_with(&sub, &keyring, false)?
         } else {
             None
         };

@@ -9,7 +9,7 @@ use serde::Serialize;
 use sealwright_crypto::keyfile::{self, read_public_key};
 use sealwright_crypto::{Algorithm, Kdf, Signer};
 use sealwright_repo::policy::{check_name, KeyEntry, Policy};
-use sealwright_repo::KeyStore;
+use sealwright_repo::Keyring;
 
 use super::Context;
 use crate::output::emit;
@@ -99,8 +99,8 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             let mut policy = policy_for_new_key(ctx, &name, &roles)?;
             let algorithm: Algorithm = key_type.parse()?;
             let source = ctx.passphrases()?;
-            let store = KeyStore::new(&ctx.repo, &source);
-            let (entry, key) = store.generate(&name, algorithm, parse_kdf(&kdf)?)?;
+            let keyring = Keyring::new(&ctx.repo, &source);
+            let (entry, key) = keyring.generate(&name, algorithm, parse_kdf(&kdf)?)?;
             policy.keys.insert(name.clone(), entry);
             authorise(&mut policy, &name, &roles)?;
             policy.save(&ctx.repo)?;
@@ -141,10 +141,10 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             .with_context(|| format!("{} is not a PEM text file", file.display()))?;
             let entry = if text.contains("PRIVATE KEY-----") {
                 let source = ctx.passphrases()?;
-                let store = KeyStore::new(&ctx.repo, &source);
-                let key = store.open_file(&file, &name)?;
+                let keyring = Keyring::new(&ctx.repo, &source);
+                let key = keyring.open_file(&file, &name)?;
                 let pass = sealwright_repo::PassphraseSource::new_key(&source, &name)?;
-                store.store(&name, &key, &pass, parse_kdf(&kdf)?)?
+                keyring.store(&name, &key, &pass, parse_kdf(&kdf)?)?
             } else {
                 let public = read_public_key(&text)
                     .with_context(|| format!("reading {}", file.display()))?;

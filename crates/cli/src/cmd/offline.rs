@@ -17,7 +17,7 @@ use sealwright_crypto::digest::sha256_hex;
 use sealwright_crypto::Signer;
 use sealwright_repo::fsutil::read_capped;
 use sealwright_repo::publish::{self, Pending};
-use sealwright_repo::KeyStore;
+use sealwright_repo::Keyring;
 
 use super::Context;
 
@@ -148,8 +148,8 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
         eprintln!("  {} target(s)", t.len());
     }
     let source = ctx.passphrases()?;
-    let store = KeyStore::new(&ctx.repo, &source);
-    let key = store.open_file(&args.key, &args.key.display().to_string())?;
+    let keyring = Keyring::new(&ctx.repo, &source);
+    let key = keyring.open_file(&args.key, &args.key.display().to_string())?;
     let sig = key.sign(&canonical)?;
     let out = SignatureFile {
         kind: SIGNATURE_TYPE.into(),

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use sealwright_repo::publish::{self, PublishReport};
-use sealwright_repo::KeyStore;
+use sealwright_repo::Keyring;
 
 use super::Context;
 use crate::output::{emit, Spinner};
@@ -11,13 +11,13 @@ use crate::output::{emit, Spinner};
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Plans and executes a publish with `store`'s keys; `None` when there was nothing to do
+/// Plans and executes a publish with `keyring`'s keys; `None` when there was nothing to do
 /// (nothing staged, root unchanged, snapshot and timestamp far from expiry: no key is
 /// opened and nothing is signed). A spinner is shown only when asked (never while a
 /// passphrase prompt could interleave with it).
 pub fn publish_with(
     ctx: &Context,
-    store: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     show_progress: bool,
 ) -> anyhow::Result<Option<PublishReport>> {
     let policy = ctx.policy()?;
@@ -34,7 +34,7 @@ pub fn publish_with(
                 plan.targets.len() + 2
             ));
         }
-        Ok::<_, anyhow::Error>(Some(publish::execute(&ctx.repo, &policy, store, plan)?))
+        Ok::<_, anyhow::Error>(Some(publish::execute(&ctx.repo, &policy, keyring, plan)?))
     })();
     drop(spinner);
     match &result {
@@ -56,10 +56,10 @@ pub fn publish_with(
 
 pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     let source = ctx.passphrases()?;
-    let store = KeyStore::new(&ctx.repo, &source);
+    let keyring = Keyring::new(&ctx.repo, &source);
     let report = publish_with(
         ctx,
-        &store,
+        &keyring,
         !sealwright_repo::PassphraseSource::interactive(&source),
     )?;
     match report {

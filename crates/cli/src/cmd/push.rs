@@ -12,7 +12,7 @@ use sealwright_client::fetch::{https_agent, is_loopback, HttpConfig};
 use sealwright_client::tls::{ClientIdentity, TlsOptions};
 use sealwright_repo::publish::{PublishError, PublishReport};
 use sealwright_repo::push::{Accepted, Outgoing};
-use sealwright_repo::{publish, staging, KeyStore, Policy};
+use sealwright_repo::{publish, staging, Keyring, Policy};
 
 use super::Context;
 use crate::output::{emit, Progress};
@@ -76,11 +76,11 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 
     let policy = ctx.policy()?;
     let source = ctx.passphrases()?;
-    let store = KeyStore::new(&ctx.repo, &source);
+    let keyring = Keyring::new(&ctx.repo, &source);
     let result = push_over_https(
         &ctx.repo,
         &policy,
-        &store,
+        &keyring,
         &agent,
         &server,
         token.as_deref().map(String::as_str),
@@ -121,7 +121,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 pub fn push_over_https(
     repo: &Path,
     policy: &Policy,
-    store: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     agent: &ureq::Agent,
     server: &str,
     token: Option<&str>,
@@ -168,7 +168,7 @@ pub fn push_over_https(
         serde_json::from_str(&text)
             .map_err(|e| format!("the server's answer is not a push result: {e}"))
     };
-    sealwright_repo::push::push(repo, policy, store, plan, &mut send)
+    sealwright_repo::push::push(repo, policy, keyring, plan, &mut send)
 }
 
 /// Adds the bearer token, if there is one (without, the client certificate authenticates).

@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use chrono::Utc;
 
 use sealwright_crypto::{Algorithm, Passphrase};
-use sealwright_repo::keystore::FixedPassphrase;
+use sealwright_repo::keyring::FixedPassphrase;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::staging::Release;
-use sealwright_repo::{publish, KeyStore};
+use sealwright_repo::{publish, Keyring};
 
 use super::Context;
 
@@ -83,14 +83,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
     };
     let source = FixedPassphrase(pass);
-    let store = KeyStore::new(&repo, &source);
+    let keyring = Keyring::new(&repo, &source);
 
     step(2, "Creating a repository with one Ed25519 key per TUF role (root, targets, snapshot, timestamp)");
     let policy = sealwright_repo::init::create_repository(
         &repo,
         Policy::new_default(),
         Algorithm::Ed25519,
-        &store,
+        &keyring,
         None,
     )?;
     for (name, key) in &policy.keys {
@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         );
     }
     let plan = publish::plan(&repo, &policy, Utc::now())?;
-    let first = publish::execute(&repo, &policy, &store, plan)?;
+    let first = publish::execute(&repo, &policy, &keyring, plan)?;
     println!(
         "    published root v{} and empty targets: {}",
         first.roles.get("root").copied().unwrap_or(0),
@@ -142,7 +142,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         "    push token for the publisher (role targets) in {}; the server keeps only its SHA-256",
         token_file.display()
     );
-    let _agent = start_agent(&made.agent_config, &store)?;
+    let _agent = start_agent(&made.agent_config, &keyring)?;
 
     let pinned_root = dir.join("root.json");
     std::fs::copy(repo.join("published/metadata/1.root.json"), &pinned_root)
@@ -173,7 +173,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         dir: &dir,
         repo: &repo,
         policy: &policy,
-        store: &store,
+        keyring: &keyring,
         http: &http,
         server: &server.url,
         token: &made.token,
@@ -222,7 +222,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .map(|e| e.path())
         .context("published hello.sh 1.2.0 not found")?;
     let genuine = std::fs::read(&victim)?;
-    // Break the hard link to the server's blob store before writing the fake.
+    // Break the hard link to the server's stored blob before writing the fake.
     std::fs::remove_file(&victim)?;
     std::fs::write(
         &victim,
@@ -309,7 +309,7 @@ impl Drop for DemoAgent {
 
 /// Starts the signer agent that `server setup` configured, on a thread of this process,
 /// opening its keys with the demo passphrase.
-fn start_agent(config: &std::path::Path, store: &KeyStore<'_>) -> anyhow::Result<DemoAgent> {
+fn start_agent(config: &std::path::Path, keyring: &Keyring<'_>) -> anyhow::Result<DemoAgent> {
     use sealwright_repo::agent::{self, Agent, AgentConfig};
     let config = AgentConfig::load(config)?;
     let mut keys = Vec::new();
@@ -319,7 +319,7 @@ fn start_agent(config: &std::path::Path, store: &KeyStore<'_>) -> anyhow::Result
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        keys.push((k.role.clone(), store.open_file(&k.file, &name)?));
+        keys.push((k.role.clone(), keyring.open_file(&k.file, &name)?));
     }
     let agent = std::sync::Arc::new(Agent::new(&config, keys)?);
     let listener = agent::bind(&config.socket)?;
@@ -401,7 +401,7 @@ struct Publisher<'a> {
     dir: &'a std::path::Path,
     repo: &'a std::path::Path,
     policy: &'a Policy,
-    store: &'a KeyStore<'a>,
+    keyring: &'a Keyring<'a>,
     http: &'a ureq::Agent,
     server: &'a str,
     token: &'a str,
@@ -437,7 +437,7 @@ impl Publisher<'_> {
         let (report, _) = super::push::push_over_https(
             self.repo,
             self.policy,
-            self.store,
+            self.keyring,
             self.http,
             self.server,
             Some(self.token),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use sealwright_repo::agent::{self, Agent, AgentConfig};
-use sealwright_repo::KeyStore;
+use sealwright_repo::Keyring;
 
 use super::Context;
 
@@ -66,7 +66,7 @@ pub fn start(
     config: &AgentConfig,
 ) -> anyhow::Result<(Arc<Agent>, std::os::unix::net::UnixListener)> {
     let source = ctx.passphrases()?;
-    let store = KeyStore::new(std::path::Path::new("."), &source);
+    let keyring = Keyring::new(std::path::Path::new("."), &source);
     let mut keys = Vec::new();
     for k in &config.keys {
         let name = k
@@ -74,7 +74,7 @@ pub fn start(
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let key = store
+        let key = keyring
             .open_file(&k.file, &name)
             .with_context(|| format!("opening the {} key {}", k.role, k.file.display()))?;
         keys.push((k.role.clone(), key));

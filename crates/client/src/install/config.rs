@@ -9,14 +9,14 @@ use sealwright_tuf::TrustedMetadataSet;
 use serde::{Deserialize, Serialize};
 
 use super::{io_fail, InstallError};
-use crate::store::{read_capped, write_atomic};
 use crate::tls::TlsOptions;
+use sealwright_fs::{read_capped_if_exists, write_atomic};
 
 /// The client configuration file in `DIR`.
 pub const CONFIG_FILE: &str = "client.toml";
 /// Channel used when none is configured.
 pub const DEFAULT_CHANNEL: &str = "stable";
-const MAX_CONFIG: usize = 64 * 1024;
+const MAX_CONFIG: u64 = 64 * 1024;
 
 /// `DIR/client.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -253,7 +253,7 @@ pub(super) fn product_name(config: &ClientConfig) -> Result<String, InstallError
 /// Reads `DIR/client.toml`.
 pub fn load_config(dir: &Path) -> Result<ClientConfig, InstallError> {
     let path = dir.join(CONFIG_FILE);
-    let bytes = read_capped(&path, MAX_CONFIG)
+    let bytes = read_capped_if_exists(&path, MAX_CONFIG)
         .map_err(io_fail("config", format!("reading {}", path.display())))?
         .ok_or_else(|| {
             InstallError::new(

@@ -13,8 +13,8 @@ use sealwright_tuf::TargetFile;
 use super::pointer::{artifact_basename, ChannelPointer};
 use super::{io_fail, InstallError, InstallOptions};
 use crate::fetch::Fetcher;
-use crate::store::{sync_dir, write_atomic};
 use crate::updater::{check_target, Updater};
+use sealwright_fs::{sync_dir, write_atomic};
 
 /// Removes leftovers of a download interrupted by a crash (never trusted, never used).
 fn clean_tmp(tmp_dir: &Path) {

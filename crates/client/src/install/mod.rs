@@ -59,8 +59,8 @@ pub use switch::switch_current;
 pub use unpack::{unpack, MAX_ARCHIVE_ENTRIES, MAX_UNPACKED_BYTES};
 
 use crate::fetch::Fetcher;
-use crate::store::sync_dir;
 use crate::updater::{Updater, UpdaterConfig};
+use sealwright_fs::sync_dir;
 
 /// Why an update was refused or failed. `stage` says where (for the failure log and for
 /// scripts): `config`, `metadata`, `pointer`, `version`, `download`, `verify`, `install`,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::io_fail;
 use super::pointer::ChannelPointer;
 use super::InstallError;
-use crate::store::sync_dir;
+use sealwright_fs::sync_dir;
 
 pub(super) fn previous_file(target: &Path) -> PathBuf {
     let mut s = target.as_os_str().to_owned();

@@ -10,13 +10,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{io_fail, InstallError};
-use crate::store::{read_capped, write_atomic};
+use sealwright_fs::{read_capped_if_exists, write_atomic};
 
 /// The state file in `DIR`.
 pub const STATE_FILE: &str = "state.json";
 /// The failure log in `DIR`.
 pub const FAILURE_LOG: &str = "failures.log";
-const MAX_STATE: usize = 64 * 1024;
+const MAX_STATE: u64 = 64 * 1024;
 
 /// `DIR/state.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ fn semantic(v: Option<&str>) -> Option<semver::Version> {
 /// Reads `DIR/state.json` (default when absent).
 pub fn load_state(dir: &Path) -> Result<State, InstallError> {
     let path = dir.join(STATE_FILE);
-    match read_capped(&path, MAX_STATE)
+    match read_capped_if_exists(&path, MAX_STATE)
         .map_err(io_fail("install", format!("reading {}", path.display())))?
     {
         None => Ok(State::default()),

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use super::state::State;
 use super::{io_fail, InstallError};
-use crate::store::sync_dir;
+use sealwright_fs::sync_dir;
 
 /// Removes what a crashed run left in `releases/` (staging and moved-aside directories are
 /// never pointed to by `current`; their names start with a dot).

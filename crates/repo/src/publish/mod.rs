@@ -31,7 +31,7 @@ use std::path::Path;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use serde::Serialize;
 
-use crate::keystore::KeyStoreError;
+use crate::keyring::KeyringError;
 use crate::policy::PolicyError;
 use crate::staging::StagingError;
 
@@ -80,7 +80,7 @@ pub enum PublishError {
     Policy(#[from] PolicyError),
     /// Key problem.
     #[error(transparent)]
-    Keys(#[from] KeyStoreError),
+    Keys(#[from] KeyringError),
     /// Staging problem.
     #[error(transparent)]
     Staging(#[from] StagingError),

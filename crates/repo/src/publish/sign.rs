@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use sealwright_crypto::{PublicKey, Signer};
 use sealwright_tuf::metadata::{Metadata, Signature};
 
-use crate::keystore::KeyStore;
+use crate::keyring::Keyring;
 use crate::policy::{Policy, PolicyError};
 
 use super::*;
@@ -65,13 +65,13 @@ pub(super) fn check_threshold(
 /// part this machine holds (a file, a token, or the signer agent).
 pub fn open_signers(
     policy: &Policy,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     needed: &BTreeSet<String>,
 ) -> Result<HashMap<String, Box<dyn Signer>>, PublishError> {
     let mut signers: HashMap<String, Box<dyn Signer>> = HashMap::new();
     for (name, entry) in &policy.keys {
         if needed.contains(&entry.keyid) && !signers.contains_key(&entry.keyid) {
-            if let Some(key) = keystore.open_signer(policy, name)? {
+            if let Some(key) = keyring.open_signer(policy, name)? {
                 signers.insert(entry.keyid.clone(), key);
             }
         }

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use sealwright_tuf::metadata::{MetaFile, Metadata, Snapshot, Timestamp};
 
 use crate::fsutil;
-use crate::keystore::KeyStore;
+use crate::keyring::Keyring;
 use crate::policy::Policy;
 use crate::staging::{self, Staging};
 
@@ -21,7 +21,7 @@ use super::*;
 pub fn execute(
     repo_dir: &Path,
     policy: &Policy,
-    keystore: &KeyStore<'_>,
+    keyring: &Keyring<'_>,
     mut plan: Plan,
 ) -> Result<PublishReport, PublishError> {
     let pending = Pending::new(repo_dir);
@@ -58,7 +58,7 @@ pub fn execute(
     }
     needed.extend(keyids_of("snapshot"));
     needed.extend(keyids_of("timestamp"));
-    let signers = open_signers(policy, keystore, &needed)?;
+    let signers = open_signers(policy, keyring, &needed)?;
 
     let mut report = PublishReport {
         targets_added: plan.targets_added,
@@ -204,7 +204,7 @@ pub fn execute(
     Ok(report)
 }
 
-/// Writes a signed state into `published/`: targets linked from the blob store, versioned
+/// Writes a signed state into `published/`: targets linked from the blob keyring, versioned
 /// metadata under names no client has seen, one `syncfs`, then `root.json` and finally
 /// `timestamp.json` replaced atomically — the switch that makes the new state live.
 pub fn write_tree(

@@ -4,6 +4,8 @@
 
 use std::fs;
 use std::io;
+
+use sealwright_fs::{read_capped_if_exists, write_atomic};
 use std::path::{Path, PathBuf};
 
 /// `urllib.parse.quote(s, safe="")`: every byte except ASCII letters, digits and `_.-~` is
@@ -26,38 +28,16 @@ pub fn quote_except(s: &str, safe: &[u8]) -> String {
     out
 }
 
-/// Writes `bytes` to `path` atomically and durably (`sealwright-fs`: temporary file beside
-/// it, fsync, rename, fsync of the directory; the temporary name starts with a dot and ends
-/// in `.tmp`, never `.json`).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    sealwright_fs::write_atomic(path, bytes)
-}
-
-/// Fsyncs a directory so a rename in it is durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    sealwright_fs::sync_dir(dir)
-}
-
-/// Reads at most `max` bytes of `path`; `Ok(None)` when it does not exist, an error when
-/// it is longer than `max`.
-pub fn read_capped(path: &Path, max: usize) -> io::Result<Option<Vec<u8>>> {
-    match sealwright_fs::read_capped(path, u64::try_from(max).unwrap_or(u64::MAX)) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// The client's metadata directory (`MD`).
 #[derive(Debug, Clone)]
-pub struct MetadataStore {
+pub struct MetadataDir {
     dir: PathBuf,
 }
 
-impl MetadataStore {
+impl MetadataDir {
     /// The store in `dir` (which must exist to load or persist anything).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        MetadataStore { dir: dir.into() }
+        MetadataDir { dir: dir.into() }
     }
 
     /// The directory.
@@ -72,7 +52,7 @@ impl MetadataStore {
 
     /// The stored bytes of `role`, at most `max` bytes; `None` when not stored.
     pub fn load(&self, role: &str, max: usize) -> io::Result<Option<Vec<u8>>> {
-        read_capped(&self.path(role), max)
+        read_capped_if_exists(&self.path(role), u64::try_from(max).unwrap_or(u64::MAX))
     }
 
     /// Stores the exact bytes of `role`, atomically.
@@ -109,7 +89,7 @@ mod tests {
     #[test]
     fn store_round_trip_and_caps() {
         let dir = tempfile::tempdir().unwrap();
-        let store = MetadataStore::new(dir.path());
+        let store = MetadataDir::new(dir.path());
         assert!(store.load("?", 10).unwrap().is_none());
         store.persist("?", b"{}").unwrap();
         assert_eq!(store.path("?"), dir.path().join("%3F.json"));

@@ -1,7 +1,7 @@
-//! Where served files come from: the [`TreeStore`] trait and its file-system implementation.
+//! Where served files come from: the [`Tree`] trait and its file-system implementation.
 //!
-//! A store opens a validated [`TreePath`] and hands back the content (in memory for small
-//! files, a seekable async reader otherwise), the length and the [`FileKind`]. The file-system store resolves paths with `openat2(RESOLVE_BENEATH)`
+//! A tree opens a validated [`TreePath`] and hands back the content (in memory for small
+//! files, a seekable async reader otherwise), the length and the [`FileKind`]. The file-system tree resolves paths with `openat2(RESOLVE_BENEATH)`
 //! (falling back to a canonicalise-and-compare check), so symbolic links may not lead out of
 //! the tree, and it serves regular files only.
 
@@ -31,7 +31,7 @@ pub enum Content {
 }
 
 /// An opened file: everything needed to answer a request for it.
-pub struct StoredObject {
+pub struct TreeObject {
     /// The content.
     pub content: Content,
     /// Length in bytes (of the file that was opened, not of whatever the path names now).
@@ -51,9 +51,9 @@ impl std::fmt::Debug for Content {
     }
 }
 
-impl std::fmt::Debug for StoredObject {
+impl std::fmt::Debug for TreeObject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoredObject")
+        f.debug_struct("TreeObject")
             .field("len", &self.len)
             .field("kind", &self.kind)
             .field("etag", &self.etag)
@@ -63,7 +63,7 @@ impl std::fmt::Debug for StoredObject {
 
 /// Why a file could not be opened.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum TreeError {
     /// Nothing servable at this path (missing, a directory, a special file).
     #[error("not found")]
     NotFound,
@@ -75,15 +75,15 @@ pub enum StoreError {
     Io(#[from] io::Error),
 }
 
-/// A boxed future, so that stores can be used as `dyn TreeStore`.
+/// A boxed future, so that stores can be used as `dyn Tree`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Read-only access to a published tree. The file system today; PostgreSQL or S3 later.
-pub trait TreeStore: Send + Sync + 'static {
+pub trait Tree: Send + Sync + 'static {
     /// Opens the file at `path`.
-    fn open<'a>(&'a self, path: &'a TreePath) -> StoreFuture<'a, Result<StoredObject, StoreError>>;
+    fn open<'a>(&'a self, path: &'a TreePath) -> StoreFuture<'a, Result<TreeObject, TreeError>>;
 
-    /// Whether the store can serve at all (for `/healthz`).
+    /// Whether the tree can serve at all (for `/healthz`).
     fn healthy(&self) -> StoreFuture<'_, bool>;
 }
 
@@ -100,7 +100,7 @@ type FileIdentity = (u64, u64, u64, i64, i64);
 
 /// Serves `DIR/published/` from the local file system.
 #[derive(Debug)]
-pub struct FsStore {
+pub struct FsTree {
     root: PathBuf,
     digests: Arc<Mutex<HashMap<FileIdentity, String>>>,
     small: Arc<Mutex<SmallFiles>>,
@@ -114,14 +114,14 @@ struct SmallFiles {
     bytes: usize,
 }
 
-impl FsStore {
-    /// A store for the tree at `published` (the directory holding `metadata/` and `targets/`).
+impl FsTree {
+    /// A tree for the tree at `published` (the directory holding `metadata/` and `targets/`).
     pub fn new(published: impl Into<PathBuf>) -> io::Result<Self> {
         let root = std::fs::canonicalize(published.into())?;
         if !root.is_dir() {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not a directory"));
         }
-        Ok(FsStore {
+        Ok(FsTree {
             root,
             digests: Arc::new(Mutex::new(HashMap::new())),
             small: Arc::new(Mutex::new(SmallFiles::default())),
@@ -134,8 +134,8 @@ impl FsStore {
     }
 }
 
-impl TreeStore for FsStore {
-    fn open<'a>(&'a self, path: &'a TreePath) -> StoreFuture<'a, Result<StoredObject, StoreError>> {
+impl Tree for FsTree {
+    fn open<'a>(&'a self, path: &'a TreePath) -> StoreFuture<'a, Result<TreeObject, TreeError>> {
         Box::pin(async move {
             let root = &self.root;
             let rel = path.relative();
@@ -156,10 +156,10 @@ impl TreeStore for FsStore {
                         read_blocking(file, id, len, name_hash, &digests, &small)
                     })
                     .await
-                    .map_err(|e| StoreError::Io(io::Error::other(e)))??
+                    .map_err(|e| TreeError::Io(io::Error::other(e)))??
                 }
             };
-            Ok(StoredObject {
+            Ok(TreeObject {
                 content,
                 len,
                 kind,
@@ -196,13 +196,13 @@ fn open_and_look_up(
     name_hash: Option<&str>,
     digests: &Mutex<HashMap<FileIdentity, String>>,
     small: &Mutex<SmallFiles>,
-) -> Result<Lookup, StoreError> {
+) -> Result<Lookup, TreeError> {
     use std::os::unix::fs::MetadataExt;
 
     let file = open_beneath(root, rel)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(StoreError::NotFound);
+        return Err(TreeError::NotFound);
     }
     let len = meta.len();
     let id: FileIdentity = (meta.dev(), meta.ino(), len, meta.mtime(), meta.mtime_nsec());
@@ -227,7 +227,7 @@ fn read_blocking(
     name_hash: Option<String>,
     digests: &Mutex<HashMap<FileIdentity, String>>,
     small: &Mutex<SmallFiles>,
-) -> Result<(Content, u64, String), StoreError> {
+) -> Result<(Content, u64, String), TreeError> {
     use std::os::unix::fs::FileExt;
 
     if len <= SMALL_FILE {
@@ -283,7 +283,7 @@ fn sha256_file(file: &std::fs::File, len: u64) -> io::Result<String> {
 }
 
 #[cfg(target_os = "linux")]
-fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, StoreError> {
+fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, TreeError> {
     use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
     use rustix::io::Errno;
 
@@ -292,7 +292,7 @@ fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, StoreError> {
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| StoreError::Io(e.into()))?;
+    .map_err(|e| TreeError::Io(e.into()))?;
     match openat2(
         &dir,
         rel,
@@ -305,37 +305,37 @@ fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, StoreError> {
             // O_NONBLOCK only kept a FIFO from blocking the open; regular files ignore it.
             Ok(file)
         }
-        Err(Errno::XDEV) => Err(StoreError::Escapes),
+        Err(Errno::XDEV) => Err(TreeError::Escapes),
         Err(Errno::NOENT | Errno::NOTDIR | Errno::ISDIR | Errno::LOOP | Errno::NAMETOOLONG) => {
-            Err(StoreError::NotFound)
+            Err(TreeError::NotFound)
         }
         Err(Errno::NOSYS | Errno::PERM) => open_checked(root, rel),
-        Err(e) => Err(StoreError::Io(e.into())),
+        Err(e) => Err(TreeError::Io(e.into())),
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, StoreError> {
+fn open_beneath(root: &Path, rel: &Path) -> Result<std::fs::File, TreeError> {
     open_checked(root, rel)
 }
 
 /// Portable fallback: resolve every link, check the result is inside the tree, open it, and
 /// check that the opened file is the one that was checked.
-fn open_checked(root: &Path, rel: &Path) -> Result<std::fs::File, StoreError> {
+fn open_checked(root: &Path, rel: &Path) -> Result<std::fs::File, TreeError> {
     use std::os::unix::fs::MetadataExt;
     let real = match std::fs::canonicalize(root.join(rel)) {
         Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
-        Err(e) => return Err(StoreError::Io(e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(TreeError::NotFound),
+        Err(e) => return Err(TreeError::Io(e)),
     };
     if !real.starts_with(root) {
-        return Err(StoreError::Escapes);
+        return Err(TreeError::Escapes);
     }
     let before = std::fs::symlink_metadata(&real)?;
     let file = std::fs::File::open(&real)?;
     let after = file.metadata()?;
     if before.ino() != after.ino() || before.dev() != after.dev() {
-        return Err(StoreError::NotFound);
+        return Err(TreeError::NotFound);
     }
     Ok(file)
 }

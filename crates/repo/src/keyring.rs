@@ -20,16 +20,16 @@ use crate::policy::{check_name, KeyEntry, Policy, PolicyError};
 /// Where passphrases come from (prompt, file, environment); implemented by the CLI.
 pub trait PassphraseSource: Send + Sync {
     /// The passphrase for an existing key `key_name`; `attempt` counts from 0.
-    fn existing(&self, key_name: &str, attempt: u32) -> Result<Passphrase, KeyStoreError>;
+    fn existing(&self, key_name: &str, attempt: u32) -> Result<Passphrase, KeyringError>;
     /// A passphrase for a new key (a prompt asks twice).
-    fn new_key(&self, key_name: &str) -> Result<Passphrase, KeyStoreError>;
+    fn new_key(&self, key_name: &str) -> Result<Passphrase, KeyringError>;
     /// Whether asking again can give a different answer (a prompt can; a file cannot).
     fn interactive(&self) -> bool;
 }
 
 /// A key could not be created or opened.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyStoreError {
+pub enum KeyringError {
     /// Key file problem, with the file.
     #[error("{path}: {source}")]
     KeyFile {
@@ -60,24 +60,24 @@ pub enum KeyStoreError {
 const MAX_PROMPT_ATTEMPTS: u32 = 3;
 
 /// Opens the private keys a policy names.
-pub struct KeyStore<'a> {
+pub struct Keyring<'a> {
     repo_dir: PathBuf,
     source: &'a dyn PassphraseSource,
     known_good: Mutex<Vec<Passphrase>>,
 }
 
-impl std::fmt::Debug for KeyStore<'_> {
+impl std::fmt::Debug for Keyring<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore")
+        f.debug_struct("Keyring")
             .field("repo_dir", &self.repo_dir)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> KeyStore<'a> {
-    /// A key store for the repository at `repo_dir`.
+impl<'a> Keyring<'a> {
+    /// The keyring of the repository at `repo_dir`.
     pub fn new(repo_dir: &Path, source: &'a dyn PassphraseSource) -> Self {
-        KeyStore {
+        Keyring {
             repo_dir: repo_dir.to_path_buf(),
             source,
             known_good: Mutex::new(Vec::new()),
@@ -92,20 +92,20 @@ impl<'a> KeyStore<'a> {
     }
 
     /// Opens key `name`; `Ok(None)` for an offline key (no private location in the policy).
-    pub fn open(&self, policy: &Policy, name: &str) -> Result<Option<PrivateKey>, KeyStoreError> {
+    pub fn open(&self, policy: &Policy, name: &str) -> Result<Option<PrivateKey>, KeyringError> {
         let entry = policy
             .keys
             .get(name)
-            .ok_or_else(|| KeyStoreError::Other(format!("unknown key {name:?}")))?;
+            .ok_or_else(|| KeyringError::Other(format!("unknown key {name:?}")))?;
         let Some(location) = &entry.private else {
             return Ok(None);
         };
         let path = self.file_path(location).ok_or_else(|| {
-            KeyStoreError::Other(format!("key {name}: unsupported location {location}"))
+            KeyringError::Other(format!("key {name}: unsupported location {location}"))
         })?;
         let key = self.open_file(&path, name)?;
         if key.keyid() != entry.keyid {
-            return Err(KeyStoreError::Other(format!(
+            return Err(KeyringError::Other(format!(
                 "key {name}: {} holds key {} but the policy expects {}",
                 path.display(),
                 key.keyid(),
@@ -122,11 +122,11 @@ impl<'a> KeyStore<'a> {
         &self,
         policy: &Policy,
         name: &str,
-    ) -> Result<Option<Box<dyn sealwright_crypto::Signer>>, KeyStoreError> {
+    ) -> Result<Option<Box<dyn sealwright_crypto::Signer>>, KeyringError> {
         let entry = policy
             .keys
             .get(name)
-            .ok_or_else(|| KeyStoreError::Other(format!("unknown key {name:?}")))?;
+            .ok_or_else(|| KeyringError::Other(format!("unknown key {name:?}")))?;
         if let Some(socket) = entry
             .private
             .as_deref()
@@ -135,7 +135,7 @@ impl<'a> KeyStore<'a> {
             let socket = self.repo_dir.join(socket);
             let public = entry
                 .public_key()
-                .map_err(|e| KeyStoreError::Other(format!("key {name}: {e}")))?;
+                .map_err(|e| KeyringError::Other(format!("key {name}: {e}")))?;
             return Ok(Some(Box::new(crate::agent::AgentSigner::new(
                 socket,
                 public,
@@ -148,20 +148,20 @@ impl<'a> KeyStore<'a> {
     }
 
     /// Opens an encrypted (or plain PKCS#8) key file, asking for its passphrase as needed.
-    pub fn open_file(&self, path: &Path, name: &str) -> Result<PrivateKey, KeyStoreError> {
+    pub fn open_file(&self, path: &Path, name: &str) -> Result<PrivateKey, KeyringError> {
         let shown = path.display().to_string();
         let bytes = fsutil::read_secret(path, keyfile::MAX_KEY_FILE as u64).map_err(|source| {
-            KeyStoreError::Io {
+            KeyringError::Io {
                 path: shown.clone(),
                 source,
             }
         })?;
-        let pem = String::from_utf8(bytes).map_err(|_| KeyStoreError::KeyFile {
+        let pem = String::from_utf8(bytes).map_err(|_| KeyringError::KeyFile {
             path: shown.clone(),
             source: KeyFileError::NotPem("not UTF-8 text".into()),
         })?;
         if !keyfile::is_encrypted(&pem) {
-            return read_private_key(&pem, None).map_err(|source| KeyStoreError::KeyFile {
+            return read_private_key(&pem, None).map_err(|source| KeyringError::KeyFile {
                 path: shown,
                 source,
             });
@@ -193,7 +193,7 @@ impl<'a> KeyStore<'a> {
                     attempt += 1;
                 }
                 Err(source) => {
-                    return Err(KeyStoreError::KeyFile {
+                    return Err(KeyringError::KeyFile {
                         path: shown,
                         source,
                     })
@@ -209,10 +209,10 @@ impl<'a> KeyStore<'a> {
         name: &str,
         algorithm: Algorithm,
         kdf: Kdf,
-    ) -> Result<(KeyEntry, PrivateKey), KeyStoreError> {
+    ) -> Result<(KeyEntry, PrivateKey), KeyringError> {
         check_name("key", name)?;
         let key =
-            PrivateKey::generate(algorithm).map_err(|e| KeyStoreError::Other(e.to_string()))?;
+            PrivateKey::generate(algorithm).map_err(|e| KeyringError::Other(e.to_string()))?;
         let pass = self.source.new_key(name)?;
         let entry = self.store(name, &key, &pass, kdf)?;
         if let Ok(mut g) = self.known_good.lock() {
@@ -228,16 +228,16 @@ impl<'a> KeyStore<'a> {
         key: &PrivateKey,
         pass: &Passphrase,
         kdf: Kdf,
-    ) -> Result<KeyEntry, KeyStoreError> {
+    ) -> Result<KeyEntry, KeyringError> {
         check_name("key", name)?;
         let rel = format!("keys/{name}.pem");
         let path = self.repo_dir.join(&rel);
         let shown = path.display().to_string();
-        let pem = encrypt_private_key(key, pass, kdf).map_err(|source| KeyStoreError::KeyFile {
+        let pem = encrypt_private_key(key, pass, kdf).map_err(|source| KeyringError::KeyFile {
             path: shown.clone(),
             source,
         })?;
-        write_private_file(&path, pem.as_bytes()).map_err(|source| KeyStoreError::Io {
+        write_private_file(&path, pem.as_bytes()).map_err(|source| KeyringError::Io {
             path: shown,
             source,
         })?;
@@ -273,10 +273,10 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 pub struct FixedPassphrase(pub Passphrase);
 
 impl PassphraseSource for FixedPassphrase {
-    fn existing(&self, _key_name: &str, _attempt: u32) -> Result<Passphrase, KeyStoreError> {
+    fn existing(&self, _key_name: &str, _attempt: u32) -> Result<Passphrase, KeyringError> {
         Ok(self.0.clone())
     }
-    fn new_key(&self, _key_name: &str) -> Result<Passphrase, KeyStoreError> {
+    fn new_key(&self, _key_name: &str) -> Result<Passphrase, KeyringError> {
         Ok(self.0.clone())
     }
     fn interactive(&self) -> bool {
