@@ -48,5 +48,12 @@ pub fn create_repository(
         }
     }
     policy.save(dir)?;
+    sealwright_store::audit::record_local(
+        dir,
+        "init",
+        "repository",
+        serde_json::json!({"algorithm": algorithm.short_name(), "offline_root": offline_root_key.is_some()}),
+    )
+    .map_err(|e| KeyringError::Other(format!("writing the audit record: {e}")))?;
     Ok(policy)
 }

@@ -20,6 +20,7 @@ pub use sealwright_fs as fsutil;
 pub mod init;
 pub mod keyring;
 pub mod policy;
+pub mod policy_change;
 pub mod publish;
 pub mod push;
 pub mod server_dir;

@@ -86,6 +86,14 @@ pub fn create_server_dir_with(
         .save(to)
         .map_err(|e| PushError::Internal(e.to_string()))?;
     fsutil::sync_filesystem(to).map_err(|e| io(to, e))?;
+    // The server directory's own audit log starts with where it came from.
+    sealwright_store::audit::record_local(
+        to,
+        "server-init",
+        &from.display().to_string(),
+        serde_json::json!({"files": files, "bytes": bytes, "agent": agent_sockets}),
+    )
+    .map_err(|e| PushError::Internal(format!("writing the audit record: {e}")))?;
     Ok(ServerDir {
         dir: to.to_owned(),
         files,

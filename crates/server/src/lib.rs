@@ -15,6 +15,7 @@ pub mod path;
 pub mod push;
 pub mod setup;
 pub mod tls;
+pub mod tokens;
 pub mod tree;
 
 use std::future::Future;

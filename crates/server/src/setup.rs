@@ -35,7 +35,6 @@ use sealwright_repo::server_dir::{self, ServerDir};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::accept::Tokens;
 use crate::tls::Identity;
 
 /// Longest path a Unix socket address holds (`sun_path` is 108 bytes with its NUL).
@@ -325,11 +324,12 @@ fn build(
         &partial.join("server"),
     )?;
     server.dir = dir.join("server");
-    let mut tokens = Tokens::load(&partial.join("server"))?;
-    let token =
-        Zeroizing::new(tokens.create(&opts.token_name, vec!["targets".to_owned()], Vec::new())?);
-    tokens.save(&partial.join("server"))?;
-    audit_server_dir(&partial.join("server"), opts, &server)?;
+    let token = crate::tokens::add_token(
+        &partial.join("server"),
+        &opts.token_name,
+        &["targets".to_owned()],
+        &[],
+    )?;
 
     let host = opts.hosts.first().cloned().unwrap_or_else(|| {
         if opts.listen.ip().is_unspecified() {
@@ -427,33 +427,6 @@ fn build(
         setup,
         policy: agent_policy,
     })
-}
-
-fn audit_server_dir(
-    server: &Path,
-    opts: &SetupOptions,
-    made: &ServerDir,
-) -> Result<(), SetupError> {
-    let actor = sealwright_store::audit::local_actor();
-    sealwright_store::audit::record(
-        server,
-        &sealwright_store::NewRecord {
-            actor: &actor,
-            action: "server-init",
-            subject: &opts.repo.display().to_string(),
-            details: serde_json::json!({"files": made.files, "bytes": made.bytes, "agent": made.agent_sockets}),
-        },
-    )?;
-    sealwright_store::audit::record(
-        server,
-        &sealwright_store::NewRecord {
-            actor: &actor,
-            action: "token-add",
-            subject: &format!("token {}", opts.token_name),
-            details: serde_json::json!({"roles": ["targets"], "paths": []}),
-        },
-    )?;
-    Ok(())
 }
 
 /// The last step, once `dir` is in place: the repository's policy names the agent, then its

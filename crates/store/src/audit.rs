@@ -219,11 +219,32 @@ pub fn local_actor() -> String {
     )
 }
 
-/// Appends one record to the log of `data_dir`: the one way the publisher's commands and
-/// the server's setup record what they did, whether called from the binary or from a
-/// program embedding the libraries.
+/// Appends one record to the log of `data_dir`.
 pub fn record(data_dir: &Path, new: &NewRecord<'_>) -> Result<Record, AuditError> {
     AuditLog::open(data_dir)?.append(new)
+}
+
+/// Records an action taken by the person at this machine ([`local_actor`]) in the log of
+/// `data_dir`: the one way the libraries record what they did to a repository or a server
+/// directory, so a program embedding them leaves the same trail as the `sealwright` binary.
+/// Callers fail when the record cannot be written: an action that leaves no trace is worse
+/// than one that has to be repeated.
+pub fn record_local(
+    data_dir: &Path,
+    action: &str,
+    subject: &str,
+    details: Value,
+) -> Result<Record, AuditError> {
+    let actor = local_actor();
+    record(
+        data_dir,
+        &NewRecord {
+            actor: &actor,
+            action,
+            subject,
+            details,
+        },
+    )
 }
 
 impl AuditLog {

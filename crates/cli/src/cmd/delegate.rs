@@ -1,9 +1,8 @@
 //! `sealwright delegate`: hand a path space to a new role, or to TAP 15 succinct hash bins.
 
-use anyhow::bail;
-
 use sealwright_crypto::Algorithm;
-use sealwright_repo::policy::{check_name, DelegationPolicy, Period};
+use sealwright_repo::policy::{DelegationPolicy, Period};
+use sealwright_repo::policy_change;
 use sealwright_repo::Keyring;
 
 use super::Context;
@@ -44,43 +43,28 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let mut policy = ctx.policy()?;
-    check_name("delegation", &args.name)?;
-    if policy.role(&args.name).is_some() {
-        bail!("role {} already exists", args.name);
-    }
+    ctx.policy()?;
     let expires = Period::try_from(args.expires.clone()).map_err(anyhow::Error::msg)?;
-    let mut keys = args.keys.clone();
-    if keys.is_empty() {
-        let key_name = format!("{}-key", args.name);
-        if policy.keys.contains_key(&key_name) {
-            bail!("key {key_name} already exists; pass --key {key_name} to reuse it");
-        }
-        let algorithm: Algorithm = args.key_type.parse()?;
-        let source = ctx.passphrases()?;
-        let keyring = Keyring::new(&ctx.repo, &source);
-        let (entry, _) = keyring.generate(&key_name, algorithm, Default::default())?;
-        policy.keys.insert(key_name.clone(), entry);
-        keys.push(key_name);
-    }
-    policy.delegations.push(DelegationPolicy {
-        name: args.name.clone(),
-        parent: args.parent.clone(),
-        threshold: args.threshold,
-        expires,
-        keys: keys.clone(),
-        terminating: args.terminating,
-        paths: args.paths.clone(),
-        path_hash_prefixes: args.hash_prefixes.clone(),
-        succinct_bits: args.succinct,
-    });
-    policy.save(&ctx.repo)?;
-    ctx.audit(
-        "policy-change",
-        &args.name,
-        serde_json::json!({"delegate": {"parent": args.parent, "keys": keys, "threshold": args.threshold,
-            "paths": args.paths, "path_hash_prefixes": args.hash_prefixes, "succinct_bits": args.succinct}}),
+    let algorithm: Algorithm = args.key_type.parse()?;
+    let source = ctx.passphrases()?;
+    let keyring = Keyring::new(&ctx.repo, &source);
+    let delegation = policy_change::delegate(
+        &ctx.repo,
+        &keyring,
+        DelegationPolicy {
+            name: args.name.clone(),
+            parent: args.parent.clone(),
+            threshold: args.threshold,
+            expires,
+            keys: args.keys.clone(),
+            terminating: args.terminating,
+            paths: args.paths.clone(),
+            path_hash_prefixes: args.hash_prefixes.clone(),
+            succinct_bits: args.succinct,
+        },
+        algorithm,
     )?;
+    let keys = delegation.keys;
     emit(
         ctx.json,
         &serde_json::json!({"role": args.name, "parent": args.parent, "keys": keys}),

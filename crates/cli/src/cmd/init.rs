@@ -93,11 +93,6 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             passphrase_env: ctx.passphrase_env.clone(),
             json: ctx.json,
         };
-        sub.audit(
-            "init",
-            "repository",
-            serde_json::json!({"algorithm": algorithm.short_name(), "offline_root": args.offline_root_key.is_some()}),
-        )?;
         let published = if args.offline_root_key.is_none() {
             super::publish::publish_with(&sub, &keyring, false)?
         } else {

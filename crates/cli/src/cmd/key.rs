@@ -2,13 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Subcommand;
 use serde::Serialize;
 
-use sealwright_crypto::keyfile::{self, read_public_key};
-use sealwright_crypto::{Algorithm, Kdf, Signer};
-use sealwright_repo::policy::{check_name, KeyEntry, Policy};
+use sealwright_crypto::{Algorithm, Kdf};
+use sealwright_repo::policy_change::{self, NewKey};
 use sealwright_repo::Keyring;
 
 use super::Context;
@@ -49,43 +48,26 @@ pub enum KeyCommand {
     List,
 }
 
+/// Adds the key through the library, which checks, saves and records it.
+fn add(
+    ctx: &Context,
+    name: &str,
+    roles: &[String],
+    new: NewKey<'_>,
+) -> anyhow::Result<policy_change::AddedKey> {
+    let source = ctx.passphrases()?;
+    let keyring = Keyring::new(&ctx.repo, &source);
+    Ok(policy_change::add_key(
+        &ctx.repo, &keyring, &source, name, roles, new,
+    )?)
+}
+
 fn parse_kdf(s: &str) -> anyhow::Result<Kdf> {
     match s {
         "scrypt" => Ok(Kdf::Scrypt),
         "pbkdf2" => Ok(Kdf::Pbkdf2Sha256),
         other => bail!("--kdf {other}: expected scrypt or pbkdf2"),
     }
-}
-
-/// Adds key `name` to `roles` in the policy.
-pub fn authorise(policy: &mut Policy, name: &str, roles: &[String]) -> anyhow::Result<()> {
-    for role in roles {
-        if let Some(r) = policy.roles.get_mut(role) {
-            r.keys.push(name.to_owned());
-        } else if let Some(d) = policy.delegations.iter_mut().find(|d| &d.name == role) {
-            d.keys.push(name.to_owned());
-        } else {
-            bail!(
-                "--role {role}: no such role (top-level roles: root, targets, snapshot, timestamp)"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// The policy, after checking that key `name` is new and every role exists — before any key
-/// file is written, so a typo never leaves an orphaned key file behind.
-fn policy_for_new_key(ctx: &Context, name: &str, roles: &[String]) -> anyhow::Result<Policy> {
-    let policy = ctx.policy()?;
-    check_name("key", name)?;
-    if policy.keys.contains_key(name) {
-        bail!("key {name} already exists in the policy");
-    }
-    if ctx.repo.join(format!("keys/{name}.pem")).exists() {
-        bail!("keys/{name}.pem already exists but is not in the policy; move it away or choose another name");
-    }
-    authorise(&mut policy.clone(), name, roles)?;
-    Ok(policy)
 }
 
 pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
@@ -96,36 +78,25 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             roles,
             kdf,
         } => {
-            let mut policy = policy_for_new_key(ctx, &name, &roles)?;
+            ctx.policy()?;
             let algorithm: Algorithm = key_type.parse()?;
-            let source = ctx.passphrases()?;
-            let keyring = Keyring::new(&ctx.repo, &source);
-            let (entry, key) = keyring.generate(&name, algorithm, parse_kdf(&kdf)?)?;
-            policy.keys.insert(name.clone(), entry);
-            authorise(&mut policy, &name, &roles)?;
-            policy.save(&ctx.repo)?;
-            ctx.audit(
-                "key-generate",
-                &name,
-                serde_json::json!({"keyid": key.keyid(), "algorithm": algorithm.short_name(), "roles": roles}),
-            )?;
-            emit(
-                ctx.json,
-                &serde_json::json!({"name": name, "keyid": key.keyid(), "algorithm": algorithm.short_name(), "roles": roles}),
-                || {
+            let new = NewKey::Generate {
+                algorithm,
+                kdf: parse_kdf(&kdf)?,
+            };
+            let added = add(ctx, &name, &roles, new)?;
+            emit(ctx.json, &added, || {
+                println!(
+                    "generated {} key {name} ({}) in keys/{name}.pem",
+                    added.algorithm, added.keyid
+                );
+                if !roles.is_empty() {
                     println!(
-                        "generated {} key {name} ({}) in keys/{name}.pem",
-                        algorithm.short_name(),
-                        key.keyid()
+                        "authorised for: {} (takes effect at the next publish)",
+                        roles.join(", ")
                     );
-                    if !roles.is_empty() {
-                        println!(
-                            "authorised for: {} (takes effect at the next publish)",
-                            roles.join(", ")
-                        );
-                    }
-                },
-            )
+                }
+            })
         }
         KeyCommand::Import {
             file,
@@ -133,50 +104,22 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             roles,
             kdf,
         } => {
-            let mut policy = policy_for_new_key(ctx, &name, &roles)?;
-            let text = String::from_utf8(
-                sealwright_repo::fsutil::read_capped(&file, keyfile::MAX_KEY_FILE as u64)
-                    .with_context(|| format!("reading {}", file.display()))?,
-            )
-            .with_context(|| format!("{} is not a PEM text file", file.display()))?;
-            let entry = if text.contains("PRIVATE KEY-----") {
-                let source = ctx.passphrases()?;
-                let keyring = Keyring::new(&ctx.repo, &source);
-                let key = keyring.open_file(&file, &name)?;
-                let pass = sealwright_repo::PassphraseSource::new_key(&source, &name)?;
-                keyring.store(&name, &key, &pass, parse_kdf(&kdf)?)?
-            } else {
-                let public = read_public_key(&text)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                let alg = public.algorithm()?;
-                KeyEntry {
-                    algorithm: alg.short_name().into(),
-                    keyid: public.keyid(),
-                    public: public.keyval.public,
-                    private: None,
-                }
+            ctx.policy()?;
+            let new = NewKey::Import {
+                file: &file,
+                kdf: parse_kdf(&kdf)?,
             };
-            let offline = entry.private.is_none();
-            let keyid = entry.keyid.clone();
-            policy.keys.insert(name.clone(), entry);
-            authorise(&mut policy, &name, &roles)?;
-            policy.save(&ctx.repo)?;
-            ctx.audit(
-                "key-import",
-                &name,
-                serde_json::json!({"keyid": keyid, "offline": offline, "roles": roles}),
-            )?;
-            emit(
-                ctx.json,
-                &serde_json::json!({"name": name, "keyid": keyid, "offline": offline}),
-                || {
-                    if offline {
-                        println!("imported public key {name} ({keyid}); it signs offline via sign-request / sign / sign-import");
-                    } else {
-                        println!("imported private key {name} ({keyid}) into keys/{name}.pem (encrypted)");
-                    }
-                },
-            )
+            let added = add(ctx, &name, &roles, new)?;
+            emit(ctx.json, &added, || {
+                if added.offline {
+                    println!("imported public key {name} ({}); it signs offline via sign-request / sign / sign-import", added.keyid);
+                } else {
+                    println!(
+                        "imported private key {name} ({}) into keys/{name}.pem (encrypted)",
+                        added.keyid
+                    );
+                }
+            })
         }
         KeyCommand::List => {
             let policy = ctx.policy()?;

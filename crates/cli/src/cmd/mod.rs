@@ -43,40 +43,6 @@ impl Context {
         CliPassphrase::from_env(self.passphrase_env.as_deref())
     }
 
-    /// Appends a record to the repository's audit log (`REPO/audit.sqlite3`). A record
-    /// that cannot be written fails the command: an action that leaves no trace is worse
-    /// than one that has to be repeated.
-    pub fn audit(
-        &self,
-        action: &str,
-        subject: &str,
-        details: serde_json::Value,
-    ) -> anyhow::Result<()> {
-        self.audit_in(&self.repo, action, subject, details)
-    }
-
-    /// [`Context::audit`] into the audit log of another data directory.
-    pub fn audit_in(
-        &self,
-        dir: &std::path::Path,
-        action: &str,
-        subject: &str,
-        details: serde_json::Value,
-    ) -> anyhow::Result<()> {
-        let actor = sealwright_store::audit::local_actor();
-        sealwright_store::audit::record(
-            dir,
-            &sealwright_store::NewRecord {
-                actor: &actor,
-                action,
-                subject,
-                details,
-            },
-        )
-        .context("writing the audit record (the action itself was done)")?;
-        Ok(())
-    }
-
     /// The repository's policy, with a hint when the directory is not a repository.
     pub fn policy(&self) -> anyhow::Result<sealwright_repo::Policy> {
         if !self

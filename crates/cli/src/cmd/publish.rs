@@ -11,47 +11,28 @@ use crate::output::{emit, Spinner};
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-/// Plans and executes a publish with `keyring`'s keys; `None` when there was nothing to do
-/// (nothing staged, root unchanged, snapshot and timestamp far from expiry: no key is
-/// opened and nothing is signed). A spinner is shown only when asked (never while a
-/// passphrase prompt could interleave with it).
+/// A publish with `keyring`'s keys (see `sealwright_repo::publish::publish`); `None` when
+/// there was nothing to do. A spinner is shown only when asked (never while a passphrase
+/// prompt could interleave with it).
 pub fn publish_with(
     ctx: &Context,
     keyring: &Keyring<'_>,
     show_progress: bool,
 ) -> anyhow::Result<Option<PublishReport>> {
     let policy = ctx.policy()?;
-    let spinner = show_progress
-        .then(|| Spinner::new("planning: comparing policy, staged files and published metadata"));
-    let result = (|| {
-        let plan = publish::plan(&ctx.repo, &policy, Utc::now())?;
-        if plan.nothing_to_do {
-            return Ok(None);
-        }
+    let spinner = show_progress.then(|| Spinner::new("publishing"));
+    let progress = |what: &str| {
         if let Some(s) = &spinner {
-            s.set(&format!(
-                "signing {} role(s) and writing the new tree",
-                plan.targets.len() + 2
-            ));
+            s.set(what);
         }
-        Ok::<_, anyhow::Error>(Some(publish::execute(&ctx.repo, &policy, keyring, plan)?))
-    })();
-    drop(spinner);
-    match &result {
-        // Nothing signed, nothing changed: nothing to record.
-        Ok(None) => {}
-        Ok(Some(report)) => ctx.audit(
-            "publish",
-            "repository",
-            serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
-        )?,
-        Err(e) => ctx.audit(
-            "publish-refused",
-            "repository",
-            serde_json::json!({"error": format!("{e:#}")}),
-        )?,
-    }
-    result
+    };
+    Ok(publish::publish(
+        &ctx.repo,
+        &policy,
+        keyring,
+        Utc::now(),
+        &progress,
+    )?)
 }
 
 pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {

@@ -434,13 +434,16 @@ impl Publisher<'_> {
                 entry.sha256.get(..16).unwrap_or("")
             );
         }
-        let (report, _) = super::push::push_over_https(
+        let (report, _) = sealwright_repo::push::https::push_over_https(
             self.repo,
             self.policy,
             self.keyring,
-            self.http,
-            self.server,
-            Some(self.token),
+            &sealwright_repo::push::https::Server {
+                url: self.server,
+                agent: self.http,
+                token: Some(self.token),
+            },
+            &|_, _| {},
         )?;
         let roles: Vec<String> = report
             .roles

@@ -1,9 +1,7 @@
 //! `sealwright server-init DIR`: a data directory for `sealwright serve --push`, made from
 //! this repository (see `sealwright_repo::server_dir` for what is copied and what is not).
 
-use std::path::{Path, PathBuf};
-
-use sealwright_repo::server_dir::ServerDir;
+use std::path::PathBuf;
 
 use super::Context;
 use crate::output::emit;
@@ -14,20 +12,8 @@ pub struct Args {
     dir: PathBuf,
 }
 
-/// Makes `dir` a server data directory from `repo` and starts its audit log with it.
-pub fn create(ctx: &Context, repo: &Path, dir: &Path) -> anyhow::Result<ServerDir> {
-    let made = sealwright_repo::server_dir::create_server_dir(repo, dir)?;
-    ctx.audit_in(
-        &made.dir,
-        "server-init",
-        &repo.display().to_string(),
-        serde_json::json!({"files": made.files, "bytes": made.bytes, "agent": made.agent_sockets}),
-    )?;
-    Ok(made)
-}
-
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let made = create(ctx, &ctx.repo, &args.dir)?;
+    let made = sealwright_repo::server_dir::create_server_dir(&ctx.repo, &args.dir)?;
     emit(ctx.json, &made, || {
         println!(
             "{}: server data directory with {} published file(s) ({} bytes) and no key",

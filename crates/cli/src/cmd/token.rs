@@ -1,9 +1,6 @@
 //! `sealwright token`: push tokens for the publish API (`sealwright serve --push`).
 
-use std::path::Path;
-
-use sealwright_server::accept::Tokens;
-use zeroize::Zeroizing;
+use sealwright_server::tokens::{self, Tokens};
 
 use super::Context;
 use crate::output::emit;
@@ -44,48 +41,6 @@ pub enum TokenCommand {
     },
 }
 
-/// Creates a token in `dir`'s token file and audits it there; returns its secret (shown
-/// once, only its hash is kept).
-pub fn add_token(
-    ctx: &Context,
-    dir: &Path,
-    name: &str,
-    roles: &[String],
-    paths: &[String],
-) -> anyhow::Result<Zeroizing<String>> {
-    let mut tokens = Tokens::load(dir)?;
-    let token = Zeroizing::new(tokens.create(name, roles.to_vec(), paths.to_vec())?);
-    tokens.save(dir)?;
-    ctx.audit_in(
-        dir,
-        "token-add",
-        &format!("token {name}"),
-        serde_json::json!({"roles": roles, "paths": paths}),
-    )?;
-    Ok(token)
-}
-
-/// Registers the client certificate whose DER hashes to `fingerprint` in `dir`'s token
-/// file and audits it there.
-fn add_client_cert(
-    ctx: &Context,
-    dir: &Path,
-    name: &str,
-    roles: &[String],
-    paths: &[String],
-    fingerprint: &str,
-) -> anyhow::Result<()> {
-    let mut tokens = Tokens::load(dir)?;
-    tokens.create_for_client_cert(name, roles.to_vec(), paths.to_vec(), fingerprint)?;
-    tokens.save(dir)?;
-    ctx.audit_in(
-        dir,
-        "token-add",
-        &format!("token {name}"),
-        serde_json::json!({"roles": roles, "paths": paths, "client_cert": fingerprint}),
-    )
-}
-
 pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
         TokenCommand::Add {
@@ -96,7 +51,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             ..
         } => {
             let fingerprint = sealwright_client::tls::certificate_sha256(&cert)?;
-            add_client_cert(ctx, &ctx.repo, &name, &roles, &paths, &fingerprint)?;
+            tokens::add_client_cert(&ctx.repo, &name, &roles, &paths, &fingerprint)?;
             let out = serde_json::json!({"name": name, "client_cert_sha256": fingerprint, "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
                 println!(
@@ -113,7 +68,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             client_cert: None,
             output,
         } => {
-            let token = add_token(ctx, &ctx.repo, &name, &roles, &paths)?;
+            let token = tokens::add_token(&ctx.repo, &name, &roles, &paths)?;
             if let Some(file) = &output {
                 sealwright_repo::fsutil::write_atomic_private(file, format!("{}\n", token.as_str()).as_bytes())
                     .map_err(|e| anyhow::anyhow!("writing the token to {}: {e}; it was created: `sealwright token remove {name}` and add it again", file.display()))?;
@@ -148,15 +103,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             })
         }
         TokenCommand::Remove { name } => {
-            let mut tokens = Tokens::load(&ctx.repo)?;
-            let removed = tokens.remove(&name)?;
-            tokens.save(&ctx.repo)?;
-            ctx.audit_in(
-                &ctx.repo,
-                "token-remove",
-                &format!("token {name}"),
-                serde_json::json!({"roles": removed.roles, "paths": removed.paths}),
-            )?;
+            tokens::remove_token(&ctx.repo, &name)?;
             let out = serde_json::json!({"removed": name});
             emit(ctx.json, &out, || {
                 println!("token {name} removed: its holder can no longer push");

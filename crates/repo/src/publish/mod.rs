@@ -75,6 +75,10 @@ pub enum PublishError {
     /// An offline signing request is stale.
     #[error("{0}")]
     Pending(String),
+    /// An offline signing request or signature is refused (altered, for another version, by
+    /// a key not authorised, not verifying).
+    #[error("{0}")]
+    Offline(String),
     /// Policy problem.
     #[error(transparent)]
     Policy(#[from] PolicyError),
@@ -87,6 +91,9 @@ pub enum PublishError {
     /// Metadata construction problem.
     #[error("{0}")]
     Metadata(String),
+    /// The action was done but its audit record could not be written.
+    #[error("writing the audit record (the action itself was done): {0}")]
+    Audit(#[from] sealwright_store::AuditError),
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
@@ -119,4 +126,49 @@ pub fn expiry(now: DateTime<Utc>, period: Duration) -> DateTime<Utc> {
 /// A role is re-signed when less than a quarter of its validity period remains.
 pub fn expiring(expires: DateTime<Utc>, period: Duration, now: DateTime<Utc>) -> bool {
     expires - now < period / 4
+}
+
+/// A whole publish of `repo_dir`, recorded in its audit log (`publish`, or `publish-refused`
+/// with the reason): plan, then — unless there is nothing to do (nothing staged, root
+/// unchanged, snapshot and timestamp far from expiry: no key opened, nothing signed,
+/// nothing recorded) — sign and switch. `progress` hears what is being done.
+pub fn publish(
+    repo_dir: &Path,
+    policy: &crate::policy::Policy,
+    keyring: &crate::keyring::Keyring<'_>,
+    now: DateTime<Utc>,
+    progress: &dyn Fn(&str),
+) -> Result<Option<PublishReport>, PublishError> {
+    let result = (|| {
+        progress("planning: comparing policy, staged files and published metadata");
+        let plan = plan(repo_dir, policy, now)?;
+        if plan.nothing_to_do {
+            return Ok(None);
+        }
+        progress(&format!(
+            "signing {} role(s) and writing the new tree",
+            plan.targets.len() + 2
+        ));
+        execute(repo_dir, policy, keyring, plan).map(Some)
+    })();
+    match &result {
+        Ok(None) => {}
+        Ok(Some(report)) => {
+            sealwright_store::audit::record_local(
+                repo_dir,
+                "publish",
+                "repository",
+                serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
+            )?;
+        }
+        Err(e) => {
+            sealwright_store::audit::record_local(
+                repo_dir,
+                "publish-refused",
+                "repository",
+                serde_json::json!({"error": e.to_string()}),
+            )?;
+        }
+    }
+    result
 }

@@ -83,3 +83,181 @@ where
     md.signatures = stored_md.signatures;
     Ok(())
 }
+
+/// `type` of a signing request file.
+pub const REQUEST_TYPE: &str = "sealwright-sign-request/v1";
+/// `type` of a signature file.
+pub const SIGNATURE_TYPE: &str = "sealwright-signature/v1";
+/// Largest signing request read (a targets role with many entries).
+pub const MAX_REQUEST_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest signature file read.
+pub const MAX_SIGNATURE_BYTES: u64 = 1024 * 1024;
+
+/// What `sign-request` hands to the offline machine: the exact `signed` object and the
+/// SHA-256 of its canonical JSON.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SignRequest {
+    /// [`REQUEST_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The role.
+    pub role: String,
+    /// Its pending version.
+    pub version: u64,
+    /// SHA-256 (hex) of the canonical JSON of `signed`.
+    pub signed_sha256: String,
+    /// What is to be signed.
+    pub signed: serde_json::Value,
+}
+
+/// What `sign` hands back.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SignatureFile {
+    /// [`SIGNATURE_TYPE`].
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The role.
+    pub role: String,
+    /// The version signed.
+    pub version: u64,
+    /// SHA-256 of the canonical JSON signed.
+    pub signed_sha256: String,
+    /// The signing key.
+    pub keyid: String,
+    /// The signature (hex).
+    pub sig: String,
+}
+
+fn offline(why: String) -> PublishError {
+    PublishError::Offline(why)
+}
+
+/// Online: the next version of `role` (root, targets or a delegated role), kept in
+/// `staged/pending/` and returned as a request to sign offline.
+pub fn request_signature(
+    repo_dir: &Path,
+    policy: &crate::policy::Policy,
+    role: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<SignRequest, PublishError> {
+    if role == "timestamp" || role == "snapshot" {
+        return Err(offline(format!("{role} is an online role: its keys sign at publish time (it pins the bytes of the roles below it)")));
+    }
+    let mut plan = plan(repo_dir, policy, now)?;
+    let Some(document) = plan.role_document(repo_dir, role)? else {
+        return Err(offline(format!(
+            "role {role} has no change to sign: nothing staged for it and it is not expiring"
+        )));
+    };
+    Pending::new(repo_dir).save(role, &document)?;
+    let signed = document.get("signed").cloned().unwrap_or_default();
+    let canonical = sealwright_crypto::canonical::to_canonical_json(&signed).map_err(meta_err)?;
+    Ok(SignRequest {
+        kind: REQUEST_TYPE.into(),
+        role: role.to_owned(),
+        version: signed.get("version").and_then(|v| v.as_u64()).unwrap_or(0),
+        signed_sha256: sealwright_crypto::digest::sha256_hex(&canonical),
+        signed,
+    })
+}
+
+/// Offline: a request as read, refused unless its content matches its digest; returns it
+/// with the canonical bytes to sign.
+pub fn check_request(bytes: &[u8]) -> Result<(SignRequest, Vec<u8>), PublishError> {
+    let req: SignRequest = serde_json::from_slice(bytes)
+        .map_err(|e| offline(format!("not a signing request: {e}")))?;
+    if req.kind != REQUEST_TYPE {
+        return Err(offline(format!("not a {REQUEST_TYPE} file")));
+    }
+    let canonical =
+        sealwright_crypto::canonical::to_canonical_json(&req.signed).map_err(meta_err)?;
+    if sealwright_crypto::digest::sha256_hex(&canonical) != req.signed_sha256 {
+        return Err(offline(
+            "the signed content does not match its digest; the request was altered".into(),
+        ));
+    }
+    Ok((req, canonical))
+}
+
+/// Offline: signs a checked request with `key`.
+pub fn sign_request(
+    req: &SignRequest,
+    canonical: &[u8],
+    key: &dyn sealwright_crypto::Signer,
+) -> Result<SignatureFile, PublishError> {
+    let sig = key
+        .sign(canonical)
+        .map_err(|e| offline(format!("signing: {e}")))?;
+    Ok(SignatureFile {
+        kind: SIGNATURE_TYPE.into(),
+        role: req.role.clone(),
+        version: req.version,
+        signed_sha256: req.signed_sha256.clone(),
+        keyid: key.keyid().to_owned(),
+        sig: hex::encode(sig),
+    })
+}
+
+/// Online: adds a signature made offline to the pending version it was made for, and
+/// records it in the audit log. Refused unless it is over exactly the pending content, by a
+/// key authorised for the role, and verifies. Returns the signature and how many the
+/// pending version now has.
+pub fn import_signature(
+    repo_dir: &Path,
+    policy: &crate::policy::Policy,
+    bytes: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(SignatureFile, usize), PublishError> {
+    let sig: SignatureFile =
+        serde_json::from_slice(bytes).map_err(|e| offline(format!("not a signature file: {e}")))?;
+    if sig.kind != SIGNATURE_TYPE {
+        return Err(offline(format!("not a {SIGNATURE_TYPE} file")));
+    }
+    let pending = Pending::new(repo_dir);
+    let Some(mut document) = pending.load(&sig.role)? else {
+        return Err(offline(format!(
+            "no pending signing request for role {}: run `sealwright sign-request {}` first",
+            sig.role, sig.role
+        )));
+    };
+    let signed = document.get("signed").cloned().unwrap_or_default();
+    let canonical = sealwright_crypto::canonical::to_canonical_json(&signed).map_err(meta_err)?;
+    if sealwright_crypto::digest::sha256_hex(&canonical) != sig.signed_sha256 {
+        return Err(offline(format!("this signature is for a different version of {} than the one pending (request it again)", sig.role)));
+    }
+    let plan = plan(repo_dir, policy, now)?;
+    let (keys, allowed) = plan
+        .signing_authority(&sig.role)
+        .ok_or_else(|| offline(format!("role {} has nothing pending to sign", sig.role)))?;
+    if !allowed.contains(&sig.keyid) {
+        return Err(offline(format!(
+            "key {} is not authorised to sign role {}",
+            sig.keyid, sig.role
+        )));
+    }
+    let key = keys
+        .get(&sig.keyid)
+        .ok_or_else(|| offline(format!("unknown key {}", sig.keyid)))?;
+    let raw = hex::decode(&sig.sig).map_err(|_| offline("the signature is not hex".into()))?;
+    key.verify(&canonical, &raw).map_err(|e| {
+        offline(format!(
+            "signature by {} does not verify over the pending {}: {e}",
+            sig.keyid, sig.role
+        ))
+    })?;
+    let sigs = document
+        .get_mut("signatures")
+        .and_then(|s| s.as_array_mut())
+        .ok_or_else(|| offline(format!("pending {} is corrupt", sig.role)))?;
+    sigs.retain(|s| s.get("keyid").and_then(|k| k.as_str()) != Some(sig.keyid.as_str()));
+    sigs.push(serde_json::json!({"keyid": sig.keyid, "sig": sig.sig}));
+    let count = sigs.len();
+    pending.save(&sig.role, &document)?;
+    sealwright_store::audit::record_local(
+        repo_dir,
+        "signature-import",
+        &sig.role,
+        serde_json::json!({"keyid": sig.keyid, "version": sig.version}),
+    )?;
+    Ok((sig, count))
+}

@@ -10,6 +10,8 @@
 //! own timestamp and snapshot steps) into its own `published/`, so the next plan starts from
 //! what the server serves.
 
+pub mod https;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
