@@ -243,7 +243,10 @@ mod tests {
             },
         );
         assert!(matches!(refused, Err(ChangeError::Refused(_))));
-        assert!(!repo.join("keys/typo.pem").exists(), "refused before any key file");
+        assert!(
+            !repo.join("keys/typo.pem").exists(),
+            "refused before any key file"
+        );
         delegate(
             &repo,
             &keyring,
