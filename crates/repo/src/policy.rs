@@ -434,6 +434,21 @@ impl Policy {
         Ok(())
     }
 
+    /// The roles (top-level, then delegated) key `name` signs for.
+    pub fn roles_of_key(&self, name: &str) -> Vec<String> {
+        let top = self
+            .roles
+            .iter()
+            .filter(|(_, r)| r.keys.iter().any(|k| k == name));
+        let delegated = self
+            .delegations
+            .iter()
+            .filter(|d| d.keys.iter().any(|k| k == name));
+        top.map(|(n, _)| n.clone())
+            .chain(delegated.map(|d| d.name.clone()))
+            .collect()
+    }
+
     /// The policy of a top-level role or delegation.
     pub fn role(&self, name: &str) -> Option<(&[String], u32, Period)> {
         if let Some(r) = self.roles.get(name) {

@@ -139,19 +139,7 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                     keyid: k.keyid.clone(),
                     algorithm: k.algorithm.clone(),
                     location: k.private.clone().unwrap_or_else(|| "offline".into()),
-                    roles: policy
-                        .roles
-                        .iter()
-                        .filter(|(_, r)| r.keys.contains(name))
-                        .map(|(n, _)| n.clone())
-                        .chain(
-                            policy
-                                .delegations
-                                .iter()
-                                .filter(|d| d.keys.contains(name))
-                                .map(|d| d.name.clone()),
-                        )
-                        .collect(),
+                    roles: policy.roles_of_key(name),
                 })
                 .collect();
             emit(ctx.json, &rows, || {
