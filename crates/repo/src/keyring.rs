@@ -84,6 +84,11 @@ impl<'a> Keyring<'a> {
         }
     }
 
+    /// Whether opening a key may ask a person (then keys are opened one at a time).
+    pub fn interactive(&self) -> bool {
+        self.source.interactive()
+    }
+
     /// Path of a `file:` location.
     pub fn file_path(&self, location: &str) -> Option<PathBuf> {
         location

@@ -16,6 +16,7 @@ mod online_floor;
 mod plan;
 mod published;
 mod sign;
+mod summaries;
 mod write;
 
 pub use offline::*;
@@ -23,6 +24,7 @@ pub use online_floor::*;
 pub use plan::*;
 pub use published::*;
 pub use sign::*;
+pub use summaries::{RoleSummaries, RoleSummary, ROLE_SUMMARIES_FILE};
 pub use write::*;
 
 use std::collections::BTreeMap;

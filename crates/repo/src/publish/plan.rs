@@ -15,6 +15,7 @@ use sealwright_tuf::metadata::{
 use crate::policy::{DelegationPolicy, Policy, PolicyError};
 use crate::staging::{self, StagedTarget, Staging, StagingError};
 
+use super::summaries::{summarize, RoleSummaries, RoleSummary};
 use super::*;
 use crate::staging::{landing_role, path_allowed};
 
@@ -34,7 +35,12 @@ pub(super) struct PolicyRole {
 }
 
 /// A new version of a targets role and how many targets it gained.
-pub(super) type PlannedRole = Option<(String, Metadata<Targets>, usize)>;
+pub(super) enum PlannedRole {
+    /// Nothing to sign; the summary of the role when it had to be read to know that.
+    Unchanged(Option<(String, RoleSummary)>),
+    /// A new version, and the target paths it adds or changes.
+    Changed(String, Box<Metadata<Targets>>, Vec<String>),
+}
 
 /// A signed role file: name, version, expiry, bytes.
 pub(super) type SignedRole = (String, u64, String, Vec<u8>);
@@ -59,6 +65,12 @@ pub struct Plan {
     /// Blobs to link into `published/targets`: (sha256, target path).
     pub(crate) blobs: Vec<(String, String)>,
     pub(crate) targets_added: usize,
+    /// Target paths each new role version adds or changes.
+    pub(super) written: BTreeMap<String, Vec<String>>,
+    /// Summaries of the unchanged roles that had to be read (see `summaries`).
+    pub(super) read_summaries: BTreeMap<String, RoleSummary>,
+    /// Published targets roles read to make this plan.
+    pub roles_read: usize,
     /// Nothing staged, root unchanged, and the published snapshot and timestamp far from
     /// expiry: executing would only re-sign what is already current.
     pub nothing_to_do: bool,
@@ -263,6 +275,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
             .into());
         }
     }
+    let summaries = RoleSummaries::load(repo_dir);
     let work: Vec<Result<PlannedRole, PublishError>> = roles
         .par_iter()
         .map(
@@ -272,8 +285,18 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                  authority,
              }| {
                 let delegations = delegations_of(policy, name)?;
-                let current = published.targets_role(name)?;
                 let adds = incoming.get(name).map(Vec::as_slice).unwrap_or(&[]);
+                // The cost of a publish follows the change: a role with nothing added whose
+                // summary says it needs nothing is not read at all.
+                let summary = published
+                    .role_version(name)
+                    .and_then(|v| summaries.get(name, v));
+                if adds.is_empty()
+                    && summary.is_some_and(|s| s.still_current(authority, &delegations, *period, now))
+                {
+                    return Ok(PlannedRole::Unchanged(None));
+                }
+                let current = published.targets_role(name)?;
                 // Reasons to sign a new version other than new targets.
                 let (mut targets, must_resign) = match &current {
                     Some(md) => {
@@ -284,10 +307,18 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                     }
                     None => (Targets::new(1, expiry(now, *period)), true),
                 };
+                let unchanged = || {
+                    PlannedRole::Unchanged(
+                        current
+                            .as_ref()
+                            .filter(|_| !must_resign)
+                            .map(|md| (name.clone(), summarize(md, authority))),
+                    )
+                };
                 if adds.is_empty() && !must_resign {
-                    return Ok(None);
+                    return Ok(unchanged());
                 }
-                let mut added = 0;
+                let mut written = Vec::new();
                 for (path, entry) in adds {
                     let mut tf = TargetFile::new(entry.length, entry.hashes());
                     tf.custom = customs.get(entry.release).cloned();
@@ -306,10 +337,10 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                         None => {}
                     }
                     targets.targets.insert((*path).clone(), tf);
-                    added += 1;
+                    written.push((*path).clone());
                 }
-                if added == 0 && !must_resign {
-                    return Ok(None);
+                if written.is_empty() && !must_resign {
+                    return Ok(unchanged());
                 }
                 targets.delegations = delegations;
                 if let Some(md) = &current {
@@ -317,16 +348,29 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                 }
                 targets.expires = expiry(now, *period);
                 targets.spec_version = SPEC_VERSION.to_owned();
-                Ok(Some((name.clone(), Metadata::new(targets), added)))
+                Ok(PlannedRole::Changed(
+                    name.clone(),
+                    Box::new(Metadata::new(targets)),
+                    written,
+                ))
             },
         )
         .collect();
     let mut new_targets = BTreeMap::new();
     let mut targets_added = 0;
+    let mut written_paths = BTreeMap::new();
+    let mut read_summaries = BTreeMap::new();
     for w in work {
-        if let Some((name, md, added)) = w? {
-            targets_added += added;
-            new_targets.insert(name, md);
+        match w? {
+            PlannedRole::Changed(name, md, written) => {
+                targets_added += written.len();
+                new_targets.insert(name.clone(), *md);
+                written_paths.insert(name, written);
+            }
+            PlannedRole::Unchanged(Some((name, summary))) => {
+                read_summaries.insert(name, summary);
+            }
+            PlannedRole::Unchanged(None) => {}
         }
     }
     let authority = roles.into_iter().map(|r| (r.name, r.authority)).collect();
@@ -381,6 +425,9 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         timestamp_expires: expiry(now, period("timestamp")),
         blobs,
         targets_added,
+        written: written_paths,
+        read_summaries,
+        roles_read: published.roles_read(),
         nothing_to_do,
     })
 }

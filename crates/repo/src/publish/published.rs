@@ -20,6 +20,8 @@ pub struct Published {
     pub timestamp: Option<Metadata<Timestamp>>,
     /// Current snapshot.
     pub snapshot: Option<Metadata<Snapshot>>,
+    /// Targets roles read so far (what "the cost follows the change" is tested by).
+    roles_read: std::sync::atomic::AtomicUsize,
 }
 
 impl Published {
@@ -49,6 +51,7 @@ impl Published {
             root: None,
             timestamp: None,
             snapshot: None,
+            roles_read: Default::default(),
         };
         if let Some(v) = newest_root {
             published.root =
@@ -97,8 +100,15 @@ impl Published {
         fsutil::read_capped(&path, MAX_METADATA_BYTES).map_err(io_err(&path))
     }
 
+    /// How many targets roles [`Published::targets_role`] has read.
+    pub fn roles_read(&self) -> usize {
+        self.roles_read.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Current metadata of targets role `name`, if published.
     pub fn targets_role(&self, name: &str) -> Result<Option<Metadata<Targets>>, PublishError> {
+        self.roles_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.role_version(name) {
             Some(v) => Ok(Some(
                 self.read(&sealwright_tuf::layout::metadata_file(name, v))?,

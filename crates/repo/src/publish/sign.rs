@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use sealwright_crypto::{PublicKey, Signer};
 use sealwright_tuf::metadata::{Metadata, Signature};
 
-use crate::keyring::Keyring;
+use crate::keyring::{Keyring, KeyringError};
 use crate::policy::{Policy, PolicyError};
 
 use super::*;
@@ -68,12 +68,29 @@ pub fn open_signers(
     keyring: &Keyring<'_>,
     needed: &BTreeSet<String>,
 ) -> Result<HashMap<String, Box<dyn Signer>>, PublishError> {
-    let mut signers: HashMap<String, Box<dyn Signer>> = HashMap::new();
+    let mut names: Vec<(&String, &String)> = Vec::new();
     for (name, entry) in &policy.keys {
-        if needed.contains(&entry.keyid) && !signers.contains_key(&entry.keyid) {
-            if let Some(key) = keyring.open_signer(policy, name)? {
-                signers.insert(entry.keyid.clone(), key);
-            }
+        if needed.contains(&entry.keyid) && !names.iter().any(|(_, id)| *id == &entry.keyid) {
+            names.push((name, &entry.keyid));
+        }
+    }
+    let open = |(name, keyid): &(&String, &String)| {
+        keyring
+            .open_signer(policy, name)
+            .map(|key| key.map(|k| ((*keyid).clone(), k)))
+    };
+    // Unlocking a key file costs a deliberately slow key derivation (scrypt); with the
+    // passphrase from a file or variable the keys unlock side by side. A prompt asks in turn.
+    type Opened = Result<Option<(String, Box<dyn Signer>)>, KeyringError>;
+    let opened: Vec<Opened> = if keyring.interactive() {
+        names.iter().map(open).collect()
+    } else {
+        names.par_iter().map(open).collect()
+    };
+    let mut signers = HashMap::new();
+    for key in opened {
+        if let Some((keyid, signer)) = key? {
+            signers.insert(keyid, signer);
         }
     }
     Ok(signers)

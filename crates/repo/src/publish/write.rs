@@ -199,6 +199,7 @@ pub fn execute(
         &timestamp_bytes,
     )?;
 
+    RoleSummaries::load(repo_dir).after(&plan).save(repo_dir);
     Staging::clear(repo_dir)?;
     pending.clear()?;
     Ok(report)
@@ -295,9 +296,8 @@ pub(super) fn check_reachable(
     let mut candidate =
         crate::verify::Candidate::new(root, snapshot, fresh, &published, Utc::now())
             .map_err(meta_err)?;
-    for (name, md) in &plan.targets {
-        let old = published.targets_role(name)?;
-        for (path, _) in crate::verify::changes(old.as_ref(), md).written {
+    for (name, written) in &plan.written {
+        for path in written {
             let landed = candidate.search(path).map_err(meta_err)?;
             if landed.as_ref().map(|f| f.role.as_str()) != Some(name.as_str()) {
                 let instead = landed.map_or_else(
