@@ -27,7 +27,7 @@ use crate::install::{
     load_config, log_failure, pointer_path, resolve_release, InstallError, InstallOptions,
     ResolvedRelease, UpdateReport,
 };
-use crate::updater::{check_target, Updater, UpdaterConfig};
+use crate::updater::{Updater, UpdaterConfig};
 
 /// Name of the manifest entry.
 pub const MANIFEST: &str = "sealwright-bundle.json";
@@ -330,9 +330,9 @@ pub fn create_bundle<F: Fetcher>(
     rec.fetch_to(&ptr_url, pointer_entry.length, &mut sink)
         .map_err(berr)?;
     let url = updater.target_url(&tf, &pointer.target).map_err(berr)?;
-    let mut hasher = HashSink(crate::updater::hasher_for(&tf));
+    let mut hasher = HashSink(tf.hasher());
     rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;
-    check_target(&tf, &hasher.0.finish())
+    tf.check_digests(&hasher.0.finish())
         .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;
     drop(updater);
 

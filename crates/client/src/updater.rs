@@ -20,7 +20,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sealwright_crypto::digest::{Digests, Hasher};
+use sealwright_crypto::digest::Hasher;
 use sealwright_tuf::{
     EngineError, FoundTarget, LengthOrHashMismatch, Limits, MetaFile, TargetFile,
     TrustedMetadataSet,
@@ -482,7 +482,7 @@ impl<F: Fetcher> Updater<F> {
         if len != target.length {
             return Ok(None);
         }
-        let mut hasher = hasher_for(target);
+        let mut hasher = target.hasher();
         let mut reader = file.take(target.length);
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -494,7 +494,8 @@ impl<F: Fetcher> Updater<F> {
             }
             hasher.update(buf.get(..n).unwrap_or_default());
         }
-        Ok(check_target(target, &hasher.finish())
+        Ok(target
+            .check_digests(&hasher.finish())
             .is_ok()
             .then_some(path))
     }
@@ -522,7 +523,7 @@ impl<F: Fetcher> Updater<F> {
         let digests = {
             let mut sink = HashingWriter {
                 inner: BufWriter::new(tmp.as_file_mut()),
-                hasher: hasher_for(target),
+                hasher: target.hasher(),
             };
             self.remote
                 .fetcher
@@ -532,10 +533,12 @@ impl<F: Fetcher> Updater<F> {
                 .map_err(io_err(format!("writing {}", dest.display())))?;
             sink.hasher.finish()
         };
-        check_target(target, &digests).map_err(|source| UpdateError::TargetMismatch {
-            path: target_path.to_owned(),
-            source,
-        })?;
+        target
+            .check_digests(&digests)
+            .map_err(|source| UpdateError::TargetMismatch {
+                path: target_path.to_owned(),
+                source,
+            })?;
         tmp.as_file()
             .sync_all()
             .map_err(io_err(format!("writing {}", dest.display())))?;
@@ -544,51 +547,6 @@ impl<F: Fetcher> Updater<F> {
         sync_dir(dir).map_err(io_err(format!("syncing {}", dir.display())))?;
         Ok(dest)
     }
-}
-
-/// A hasher for verifying `target`: SHA-512 is computed only when the metadata lists it
-/// (it would cost more than half the throughput for nothing).
-pub fn hasher_for(target: &TargetFile) -> Hasher {
-    if target.hashes.contains_key("sha512") {
-        Hasher::new()
-    } else {
-        Hasher::sha256_only()
-    }
-}
-
-/// Length and every known hash (sha256, sha512) of `digests` against `target`; at least
-/// one known algorithm must be listed.
-pub fn check_target(target: &TargetFile, digests: &Digests) -> Result<(), LengthOrHashMismatch> {
-    if digests.length != target.length {
-        return Err(LengthOrHashMismatch::Length {
-            expected: target.length,
-            actual: digests.length,
-        });
-    }
-    let mut known = 0;
-    for (alg, expected) in &target.hashes {
-        let actual = match alg.as_str() {
-            "sha256" => hex::encode(digests.sha256),
-            // Not computed means the hasher was not made for this target: never a pass.
-            "sha512" => match digests.sha512 {
-                Some(d) => hex::encode(d),
-                None => String::new(),
-            },
-            _ => continue,
-        };
-        known += 1;
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(LengthOrHashMismatch::Hash {
-                algorithm: alg.clone(),
-            });
-        }
-    }
-    if known == 0 {
-        return Err(LengthOrHashMismatch::NoSupportedHash(
-            target.hashes.keys().cloned().collect::<Vec<_>>().join(", "),
-        ));
-    }
-    Ok(())
 }
 
 /// Hashes what it writes.
@@ -616,7 +574,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn target(algs: &[&str], data: &[u8]) -> TargetFile {
-        let full = Digests::of(data);
+        let full = sealwright_crypto::digest::Digests::of(data);
         let mut hashes = BTreeMap::new();
         for alg in algs {
             let hex = match *alg {
@@ -632,12 +590,12 @@ mod tests {
     fn every_listed_hash_is_computed_and_checked() {
         for algs in [&["sha256"][..], &["sha512"], &["sha256", "sha512"]] {
             let t = target(algs, b"payload");
-            let mut h = hasher_for(&t);
+            let mut h = t.hasher();
             h.update(b"payload");
-            check_target(&t, &h.finish()).unwrap();
-            let mut h = hasher_for(&t);
+            t.check_digests(&h.finish()).unwrap();
+            let mut h = t.hasher();
             h.update(b"paylaod");
-            assert!(check_target(&t, &h.finish()).is_err(), "{algs:?}");
+            assert!(t.check_digests(&h.finish()).is_err(), "{algs:?}");
         }
     }
 
@@ -647,7 +605,7 @@ mod tests {
         let mut h = Hasher::sha256_only();
         h.update(b"payload");
         assert!(matches!(
-            check_target(&t, &h.finish()),
+            t.check_digests(&h.finish()),
             Err(LengthOrHashMismatch::Hash { .. })
         ));
     }

@@ -58,6 +58,10 @@ impl std::fmt::Debug for Hasher {
     }
 }
 
+/// Buffer of [`Hasher::consume`]: large enough for few system calls, small enough to stay
+/// in cache.
+const STREAM_BUFFER: usize = 256 * 1024;
+
 impl Default for Hasher {
     fn default() -> Self {
         Self::new()
@@ -91,6 +95,20 @@ impl Hasher {
             sha512.update(data);
         }
         self.length = self.length.saturating_add(data.len() as u64);
+    }
+
+    /// Feeds everything `reader` yields, a buffer at a time (never the whole input in
+    /// memory), and returns the digests.
+    pub fn consume(mut self, mut reader: impl std::io::Read) -> std::io::Result<Digests> {
+        let mut buf = vec![0u8; STREAM_BUFFER];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return Ok(self.finish()),
+                Ok(n) => self.update(buf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Number of bytes fed so far.

@@ -55,6 +55,17 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Copies `from` to the new file `to` (never replacing one), streaming, then fsyncs it.
+pub fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
+    let mut source = fs::File::open(from)?;
+    let mut dest = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)?;
+    io::copy(&mut source, &mut dest)?;
+    dest.sync_all()
+}
+
 /// fsyncs a directory so renames inside it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

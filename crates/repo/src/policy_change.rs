@@ -283,4 +283,41 @@ mod tests {
         );
         assert!(log.verify().unwrap().is_ok());
     }
+
+    /// A full disk fails the publish and its audit record alike; the message names the
+    /// publish's failure, not the log's (it used to say "the action itself was done").
+    #[test]
+    fn a_failed_publish_is_reported_as_failed_even_when_it_cannot_be_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo");
+        let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+        let keyring = Keyring::new(&repo, &source);
+        let policy = crate::init::create_repository(
+            &repo,
+            Policy::new_default(),
+            Algorithm::Ed25519,
+            &keyring,
+            None,
+        )
+        .unwrap();
+        let file = dir.path().join("app.bin");
+        std::fs::write(&file, b"the real bytes").unwrap();
+        let release = crate::staging::Release::new("app", "1.0.0", None).unwrap();
+        let added =
+            crate::staging::add_artifacts(&repo, &policy, "targets", &[file], &release, &|_| {})
+                .unwrap();
+        let sha = added.targets[0].1.sha256.clone();
+        std::fs::write(crate::staging::blob_path(&repo, &sha), b"other bytes").unwrap();
+        // The audit log cannot take a record: its anchor's place is taken by a directory.
+        std::fs::remove_file(repo.join(sealwright_store::audit::HEAD_FILE)).unwrap();
+        std::fs::create_dir(repo.join(sealwright_store::audit::HEAD_FILE)).unwrap();
+
+        let err = crate::publish::publish(&repo, &policy, &keyring, chrono::Utc::now(), &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("staged blob"), "{err}");
+        assert!(err.contains("no longer matches its hash"), "{err}");
+        assert!(!err.contains("the action itself was done"), "{err}");
+        assert!(!repo.join("published/metadata/2.targets.json").exists());
+    }
 }

@@ -316,9 +316,14 @@ fn check_artifact(published: &Path, path: &str, file: &TargetFile) -> Result<(),
     let on_disk = published
         .join("targets")
         .join(sealwright_tuf::layout::target_file(path, sha256));
-    let data = fsutil::read_capped(&on_disk, file.length)
+    // Streamed and capped at one byte past the signed length (a longer file is refused).
+    let digests = std::fs::File::open(&on_disk)
+        .and_then(|f| {
+            file.hasher()
+                .consume(std::io::Read::take(f, file.length.saturating_add(1)))
+        })
         .map_err(|e| bad(format!("{}: {e}", on_disk.display())))?;
-    file.verify(&data).map_err(|e| bad(e.to_string()))
+    file.check_digests(&digests).map_err(|e| bad(e.to_string()))
 }
 
 #[cfg(test)]

@@ -469,23 +469,28 @@ fn check_artifact(repo_dir: &Path, path: &str, file: &TargetFile) -> Result<Stri
         .ok_or_else(|| PushError::Invalid(format!("{path} lists no sha256 hash")))?
         .to_ascii_lowercase();
     let blob = staging::blob_path(repo_dir, &sha256);
-    let bytes = match fsutil::read_capped(&blob, file.length) {
-        Ok(b) => b,
+    let opened = match std::fs::File::open(&blob) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(PushError::Artifact(format!(
                 "{path}: no uploaded artifact with sha256 {sha256} (upload it first: PUT /api/v1/blobs/{sha256})"
             )))
         }
         // (The I/O error names the blob's path on this server: it stays out of the answer.)
-        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
-            return Err(PushError::Artifact(format!(
-                "{path}: the uploaded artifact is longer than the signed length {}",
-                file.length
-            )))
-        }
         Err(e) => return Err(internal(format!("reading blob {}: {e}", blob.display()))),
     };
-    file.verify(&bytes)
+    // Streamed, one buffer at a time: a 4 GiB artifact costs 4 GiB of reading, not of memory.
+    let digests = file
+        .hasher()
+        .consume(std::io::Read::take(opened, file.length.saturating_add(1)))
+        .map_err(|e| internal(format!("reading blob {}: {e}", blob.display())))?;
+    if digests.length > file.length {
+        return Err(PushError::Artifact(format!(
+            "{path}: the uploaded artifact is longer than the signed length {}",
+            file.length
+        )));
+    }
+    file.check_digests(&digests)
         .map_err(|e| PushError::Artifact(format!("{path}: {e}")))?;
     Ok(sha256)
 }

@@ -766,6 +766,51 @@ impl TargetFile {
         }
         verify_hashes(&self.hashes, bytes, true)
     }
+
+    /// A hasher for verifying this target as it streams by: SHA-512 is computed only when
+    /// the entry lists it (it would cost more than half the throughput for nothing).
+    pub fn hasher(&self) -> digest::Hasher {
+        if self.hashes.contains_key("sha512") {
+            digest::Hasher::new()
+        } else {
+            digest::Hasher::sha256_only()
+        }
+    }
+
+    /// Checks streamed `digests` (from [`TargetFile::hasher`]) against the length and every
+    /// hash we implement (sha256, sha512); at least one known algorithm must be listed.
+    pub fn check_digests(&self, digests: &digest::Digests) -> Result<(), LengthOrHashMismatch> {
+        if digests.length != self.length {
+            return Err(LengthOrHashMismatch::Length {
+                expected: self.length,
+                actual: digests.length,
+            });
+        }
+        let mut known = 0;
+        for (alg, expected) in &self.hashes {
+            let actual = match alg.as_str() {
+                "sha256" => hex::encode(digests.sha256),
+                // Not computed means the hasher was not made for this target: never a pass.
+                "sha512" => match digests.sha512 {
+                    Some(d) => hex::encode(d),
+                    None => String::new(),
+                },
+                _ => continue,
+            };
+            known += 1;
+            if !actual.eq_ignore_ascii_case(expected) {
+                return Err(LengthOrHashMismatch::Hash {
+                    algorithm: alg.clone(),
+                });
+            }
+        }
+        if known == 0 {
+            return Err(LengthOrHashMismatch::NoSupportedHash(
+                self.hashes.keys().cloned().collect::<Vec<_>>().join(", "),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A delegation to a named role.

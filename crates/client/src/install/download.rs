@@ -13,7 +13,7 @@ use sealwright_tuf::TargetFile;
 use super::pointer::{artifact_basename, ChannelPointer};
 use super::{io_fail, InstallError, InstallOptions};
 use crate::fetch::Fetcher;
-use crate::updater::{check_target, Updater};
+use crate::updater::Updater;
 use sealwright_fs::{sync_dir, write_atomic};
 
 /// Removes leftovers of a download interrupted by a crash (never trusted, never used).
@@ -59,7 +59,7 @@ pub(super) fn download_verified<F: Fetcher>(
     let result = {
         let mut sink = ProgressWriter {
             inner: BufWriter::new(tmp.as_file_mut()),
-            hasher: crate::updater::hasher_for(tf),
+            hasher: tf.hasher(),
             done: 0,
             total: tf.length,
             progress: opts.progress,
@@ -100,7 +100,7 @@ pub(super) fn download_verified<F: Fetcher>(
             .about(pointer));
         }
     };
-    if let Err(mismatch) = check_target(tf, &digests) {
+    if let Err(mismatch) = tf.check_digests(&digests) {
         let reason = format!(
             "{} does not match its signed metadata ({mismatch}): it may have been tampered with",
             pointer.target

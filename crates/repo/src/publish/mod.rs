@@ -96,6 +96,15 @@ pub enum PublishError {
     /// The action was done but its audit record could not be written.
     #[error("writing the audit record (the action itself was done): {0}")]
     Audit(#[from] sealwright_store::AuditError),
+    /// The action failed, and recording the failure failed too (a full disk does both):
+    /// the failure is the news, so it comes first.
+    #[error("{error} (recording this failure in the audit log failed too: {audit})")]
+    FailedUnrecorded {
+        /// Why the action failed.
+        error: Box<PublishError>,
+        /// Why it could not be recorded.
+        audit: sealwright_store::AuditError,
+    },
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
@@ -153,24 +162,40 @@ pub fn publish(
         ));
         execute(repo_dir, policy, keyring, plan).map(Some)
     })();
-    match &result {
-        Ok(None) => {}
-        Ok(Some(report)) => {
-            sealwright_store::audit::record_local(
-                repo_dir,
-                "publish",
-                "repository",
-                serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
-            )?;
+    record_outcome(repo_dir, "publish", "repository", result, |report| {
+        report
+            .as_ref()
+            .map(|r| serde_json::json!({"roles": r.roles, "targets_added": r.targets_added}))
+    })
+}
+
+/// Records the outcome of `action` on `subject` in the audit log of `dir` — `ACTION` with
+/// `details` (nothing when they are `None`), or `ACTION-refused` with the reason — and
+/// returns `result`. A failure to record never hides the action's own failure.
+pub(crate) fn record_outcome<T>(
+    dir: &Path,
+    action: &str,
+    subject: &str,
+    result: Result<T, PublishError>,
+    details: impl FnOnce(&T) -> Option<serde_json::Value>,
+) -> Result<T, PublishError> {
+    match result {
+        Ok(done) => {
+            if let Some(details) = details(&done) {
+                sealwright_store::audit::record_local(dir, action, subject, details)?;
+            }
+            Ok(done)
         }
-        Err(e) => {
-            sealwright_store::audit::record_local(
-                repo_dir,
-                "publish-refused",
-                "repository",
-                serde_json::json!({"error": e.to_string()}),
-            )?;
+        Err(error) => {
+            let refused = format!("{action}-refused");
+            let reason = serde_json::json!({"error": error.to_string()});
+            match sealwright_store::audit::record_local(dir, &refused, subject, reason) {
+                Ok(_) => Err(error),
+                Err(audit) => Err(PublishError::FailedUnrecorded {
+                    error: Box::new(error),
+                    audit,
+                }),
+            }
         }
     }
-    result
 }

@@ -344,12 +344,11 @@ pub(crate) fn link_target(
     let dest = targets_dir.join(sealwright_tuf::layout::target_file(path, sha256));
     let blob = staging::blob_path(repo_dir, sha256);
     // Re-check the blob: staged/ is writable by the publisher's tools, and what we sign must
-    // be what we serve.
-    let bytes_ok = {
-        let data = fs::read(&blob).map_err(io_err(&blob))?;
-        sealwright_crypto::digest::sha256_hex(&data) == sha256
-    };
-    if !bytes_ok {
+    // be what we serve. Streamed: a 1 GiB artifact is read, never held in memory.
+    let digests = fs::File::open(&blob)
+        .and_then(|f| sealwright_crypto::digest::Hasher::sha256_only().consume(f))
+        .map_err(io_err(&blob))?;
+    if hex::encode(digests.sha256) != sha256 {
         return Err(PublishError::Target(format!(
             "staged blob {} no longer matches its hash; add the file again",
             blob.display()
@@ -358,9 +357,6 @@ pub(crate) fn link_target(
     match fs::hard_link(&blob, &dest) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(_) => {
-            let data = fs::read(&blob).map_err(io_err(&blob))?;
-            fsutil::write_new(&dest, &data).map_err(io_err(&dest))
-        }
+        Err(_) => fsutil::copy_new(&blob, &dest).map_err(io_err(&dest)),
     }
 }

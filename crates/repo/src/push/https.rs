@@ -45,21 +45,9 @@ pub fn push_over_https(
         let mut send = |out: &Outgoing| send(repo_dir, server, out, progress);
         push(repo_dir, policy, keyring, plan, &mut send)
     })();
-    match &result {
-        Ok((report, _)) => sealwright_store::audit::record_local(
-            repo_dir,
-            "push",
-            server.url,
-            serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}),
-        )?,
-        Err(e) => sealwright_store::audit::record_local(
-            repo_dir,
-            "push-refused",
-            server.url,
-            serde_json::json!({"error": e.to_string()}),
-        )?,
-    };
-    result
+    crate::publish::record_outcome(repo_dir, "push", server.url, result, |(report, _)| {
+        Some(serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}))
+    })
 }
 
 /// Uploads the artifacts the server lacks, then sends the signed roles.
