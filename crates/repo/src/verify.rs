@@ -78,12 +78,17 @@ pub enum CandidateError {
     Read(#[from] crate::publish::PublishError),
 }
 
+/// Largest snapshot or targets role the candidate check reads (the publisher's own cap on
+/// published metadata).
+const CANDIDATE_MAX_ROLE: usize = 1024 * 1024 * 1024;
+
 /// A repository state about to be published, as the client's trust engine will see it:
 /// the published roles with `fresh` ones (newly signed, not yet written) in their place,
 /// under the snapshot about to be signed. Questions are answered by
-/// [`TrustedMetadataSet`] with the client's default limits, so what is accepted here is
-/// what a client reaches — a target outside a delegation on the way, shadowed by an earlier
-/// or terminating delegation, or under a role with two delegators on the wrong path is not
+/// [`TrustedMetadataSet`] (with room for roles larger than clients accept by default:
+/// those are published with a warning), so what is accepted here is what a client
+/// reaches — a target outside a delegation on the way, shadowed by an earlier or
+/// terminating delegation, or under a role with two delegators on the wrong path is not
 /// found where it was meant to be.
 #[derive(Debug)]
 pub struct Candidate<'a> {
@@ -103,11 +108,18 @@ impl<'a> Candidate<'a> {
         now: DateTime<Utc>,
     ) -> Result<Self, EngineError> {
         Ok(Candidate {
+            // The question is where a search lands, not whether a client would download
+            // this much: a role above the clients' default size is published with a
+            // warning (`PublishReport::warnings`), not refused here.
             set: TrustedMetadataSet::for_snapshot_to_sign(
                 root_bytes,
                 snapshot,
                 now,
-                Limits::default(),
+                Limits {
+                    snapshot: CANDIDATE_MAX_ROLE,
+                    targets: CANDIDATE_MAX_ROLE,
+                    ..Limits::default()
+                },
             )?,
             fresh,
             published,

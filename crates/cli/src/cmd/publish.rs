@@ -72,4 +72,7 @@ pub fn print_report(report: &PublishReport) {
         let expires = report.expires.get(role).map(String::as_str).unwrap_or("?");
         println!("  {role:<24} v{version:<6} expires {expires}");
     }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
 }

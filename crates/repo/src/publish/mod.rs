@@ -127,6 +127,10 @@ pub struct PublishReport {
     pub targets_added: usize,
     /// Expiry of each new role version (RFC 3339).
     pub expires: BTreeMap<String, String>,
+    /// What was published but deserves attention (a role larger than clients accept by
+    /// default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Expiry of a new version: now + period, whole seconds (TUF's format has no fractions).

@@ -298,24 +298,29 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                 }
                 let current = published.targets_role(name)?;
                 // Reasons to sign a new version other than new targets.
-                let (mut targets, must_resign) = match &current {
+                // Reasons to sign a new version other than new targets. The signature check
+                // (a pass over the whole role) is only needed when nothing is added: a role
+                // that gains targets is signed again anyway.
+                let mut targets = match &current {
+                    Some(md) => md.signed.clone(),
+                    None => Targets::new(1, expiry(now, *period)),
+                };
+                let must_resign = || match &current {
                     Some(md) => {
-                        let stale = md.signed.delegations != delegations
+                        md.signed.delegations != delegations
                             || expiring(md.signed.expires, *period, now)
-                            || !signatures_still_valid(name, md, authority);
-                        (md.signed.clone(), stale)
+                            || !signatures_still_valid(name, md, authority)
                     }
-                    None => (Targets::new(1, expiry(now, *period)), true),
+                    None => true,
                 };
                 let unchanged = || {
                     PlannedRole::Unchanged(
                         current
                             .as_ref()
-                            .filter(|_| !must_resign)
                             .map(|md| (name.clone(), summarize(md, authority))),
                     )
                 };
-                if adds.is_empty() && !must_resign {
+                if adds.is_empty() && !must_resign() {
                     return Ok(unchanged());
                 }
                 let mut written = Vec::new();
@@ -339,7 +344,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                     targets.targets.insert((*path).clone(), tf);
                     written.push((*path).clone());
                 }
-                if written.is_empty() && !must_resign {
+                if written.is_empty() && !must_resign() {
                     return Ok(unchanged());
                 }
                 targets.delegations = delegations;

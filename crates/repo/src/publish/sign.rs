@@ -135,6 +135,13 @@ pub(crate) fn sign_targets_roles(
     let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(signed_targets.len() + 2);
     for r in signed_targets {
         let (name, version, expires, bytes) = r?;
+        let client_limit = sealwright_tuf::engine::Limits::default().targets;
+        if bytes.len() > client_limit {
+            report.warnings.push(format!(
+                "role {name} is {} bytes, more than the {client_limit} TUF clients accept by default (python-tuf's targets_max_length, ours): spread it over hash bins (`sealwright delegate NAME --succinct BITS`) or raise the clients' limit",
+                bytes.len()
+            ));
+        }
         files.push((sealwright_tuf::layout::metadata_file(&name, version), bytes));
         report.roles.insert(name.clone(), version);
         report.expires.insert(name, expires);

@@ -64,6 +64,30 @@ pub fn path_allowed(policy: &Policy, role: &str, path: &str) -> bool {
 }
 
 /// Checks, before anything is copied, that `paths` may be added to policy role `role`:
+/// The published roles `add` looks at, each read once per command.
+struct PublishedRoles {
+    published: Published,
+    roles: HashMap<String, Option<Metadata<Targets>>>,
+}
+
+impl PublishedRoles {
+    fn load(repo_dir: &Path) -> Result<Self, PublishError> {
+        Ok(PublishedRoles {
+            published: Published::load(repo_dir)?,
+            roles: HashMap::new(),
+        })
+    }
+
+    fn get(&mut self, role: &str) -> Result<Option<&Metadata<Targets>>, PublishError> {
+        if !self.roles.contains_key(role) {
+            let md = self.published.targets_role(role)?;
+            self.roles.insert(role.to_owned(), md);
+        }
+        Ok(self.roles.get(role).and_then(Option::as_ref))
+    }
+}
+
+/// Checks, before anything is copied, that `paths` may be added to policy role `role`:
 /// inside its delegated space and not already published.
 pub fn check_addable<'p>(
     repo_dir: &Path,
@@ -71,8 +95,15 @@ pub fn check_addable<'p>(
     role: &str,
     paths: impl Iterator<Item = &'p str>,
 ) -> Result<(), PublishError> {
-    let published = Published::load(repo_dir)?;
-    let mut cache: HashMap<String, Option<Metadata<Targets>>> = HashMap::new();
+    check_addable_in(&mut PublishedRoles::load(repo_dir)?, policy, role, paths)
+}
+
+fn check_addable_in<'p>(
+    roles: &mut PublishedRoles,
+    policy: &Policy,
+    role: &str,
+    paths: impl Iterator<Item = &'p str>,
+) -> Result<(), PublishError> {
     for path in paths {
         staging::validate_target_path(path)?;
         if !path_allowed(policy, role, path) {
@@ -81,16 +112,13 @@ pub fn check_addable<'p>(
             )));
         }
         let landing = landing_role(policy, role, path)?;
-        if !cache.contains_key(&landing) {
-            let md = published.targets_role(&landing)?;
-            cache.insert(landing.clone(), md);
-        }
-        if let Some(Some(md)) = cache.get(&landing) {
-            if md.signed.targets.contains_key(path) {
-                return Err(PublishError::Target(format!(
-                    "duplicate target {path:?}: already published in role {landing} (publish a new version instead)"
-                )));
-            }
+        if roles
+            .get(&landing)?
+            .is_some_and(|md| md.signed.targets.contains_key(path))
+        {
+            return Err(PublishError::Target(format!(
+                "duplicate target {path:?}: already published in role {landing} (publish a new version instead)"
+            )));
         }
     }
     Ok(())
@@ -98,7 +126,7 @@ pub fn check_addable<'p>(
 
 /// The version a channel pointer currently names: the staged one, else the published one.
 fn pointer_version(
-    repo_dir: &Path,
+    roles: &mut PublishedRoles,
     policy: &Policy,
     role: &str,
     path: &str,
@@ -115,8 +143,7 @@ fn pointer_version(
         return Ok(version_of(Some(staged.custom(entry)?)));
     }
     let landing = landing_role(policy, role, path)?;
-    let published = Published::load(repo_dir)?;
-    Ok(published.targets_role(&landing)?.and_then(|md| {
+    Ok(roles.get(&landing)?.and_then(|md| {
         version_of(
             md.signed
                 .targets
@@ -130,7 +157,7 @@ fn pointer_version(
 /// `--recovery` (clients refuse such a release otherwise, so publishing it would only
 /// strand devices on the old version).
 fn check_pointer_moves_forward(
-    repo_dir: &Path,
+    roles: &mut PublishedRoles,
     policy: &Policy,
     role: &str,
     path: &str,
@@ -140,7 +167,7 @@ fn check_pointer_moves_forward(
     if release.recovery {
         return Ok(());
     }
-    if let Some(current) = pointer_version(repo_dir, policy, role, path, staged)? {
+    if let Some(current) = pointer_version(roles, policy, role, path, staged)? {
         if release.version <= current {
             return Err(PublishError::Target(format!(
                 "channel {} of {} already points to {current}; {} is not newer: add it with --recovery to roll devices back, or use another --channel",
@@ -187,8 +214,9 @@ pub fn add_artifacts(
         ));
     }
     let mut staged = Staging::load(repo_dir)?;
-    check_addable(
-        repo_dir,
+    let mut published = PublishedRoles::load(repo_dir)?;
+    check_addable_in(
+        &mut published,
         policy,
         role,
         inputs.iter().map(|i| i.target.as_str()),
@@ -210,7 +238,7 @@ pub fn add_artifacts(
         [(artifact, entry)] => {
             let path = staging::channel_pointer_path(&release.name, release.pointer_channel());
             if path_allowed(policy, role, &path) {
-                check_pointer_moves_forward(repo_dir, policy, role, &path, &staged, release)?;
+                check_pointer_moves_forward(&mut published, policy, role, &path, &staged, release)?;
                 let value = staging::channel_pointer(release, artifact, entry);
                 let bytes = serde_json::to_vec_pretty(&value)
                     .map_err(|e| StagingError::Corrupt(e.to_string()))?;
