@@ -36,6 +36,7 @@ def isolated(cmd):
 
 
 rows = []
+incremental = []
 for n in SIZES:
     files = os.path.join(WORK, "files-%d" % n)
     print("preparing %d files..." % n, file=sys.stderr)
@@ -50,10 +51,25 @@ for n in SIZES:
     a = isolated(add)
     p = isolated([BIN, "--repo", repo, "publish"])
     rows.append(("sealwright", n, a, p))
+    # The everyday publish: one more file into the repository just made. Its cost should
+    # follow the change (one role), not the repository.
+    one = os.path.join(WORK, "one-%d.txt" % n)
+    with open(one, "wb") as f:
+        f.write(b"one more release\n")
+    add_one = [BIN, "--repo", repo, "add", one, "--name", "one", "--version", "1.0.0"]
+    if n >= 1_000_000:
+        add_one += ["--delegation", "bins"]
+    print("sealwright add one file + publish into %d..." % n, file=sys.stderr)
+    a1 = isolated(add_one)
+    p1 = isolated([BIN, "--repo", repo, "publish"])
+    incremental.append(("sealwright", n, a1[0] + p1[0], a1[1] + p1[1], max(a1[2], p1[2])))
     if n <= 100_000:
         print("python-tuf %d..." % n, file=sys.stderr)
-        py = isolated([sys.executable, os.path.join(HERE, "bench_python_tuf.py"), files, os.path.join(WORK, "py-%d" % n)])
+        py_repo = os.path.join(WORK, "py-%d" % n)
+        py = isolated([sys.executable, os.path.join(HERE, "bench_python_tuf.py"), files, py_repo])
         rows.append(("python-tuf", n, None, py))
+        py1 = isolated([sys.executable, os.path.join(HERE, "bench_python_tuf_incremental.py"), py_repo, one])
+        incremental.append(("python-tuf", n, py1[0], py1[1], py1[2]))
     subprocess.run(["rm", "-rf", files, repo, os.path.join(WORK, "py-%d" % n)], check=True)
 
 print()
@@ -64,3 +80,10 @@ for tool, n, a, p in rows:
         print("| %s | %d | - | - | - | %.2f | %.2f | %.0f | %.2f |" % (tool, n, p[0], p[1], p[2], p[1]))
     else:
         print("| %s | %d | %.2f | %.2f | %.0f | %.2f | %.2f | %.0f | %.2f |" % (tool, n, a[0], a[1], a[2], p[0], p[1], p[2], a[1] + p[1]))
+
+print()
+print("Incremental: add one file + publish into the repository above (1M: into its 4096 bins).")
+print("| tool | targets | wall s | CPU s | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|")
+for tool, n, wall, cpu, rss in incremental:
+    print("| %s | %d | %.2f | %.2f | %.0f |" % (tool, n, wall, cpu, rss))
