@@ -7,12 +7,6 @@ mod cmd;
 mod output;
 mod passphrase;
 
-/// Publishing builds and drops millions of small maps and strings (one per target entry);
-/// mimalloc's thread-local free lists make that several times cheaper than glibc's malloc
-/// (measured in `scripts/bench`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
