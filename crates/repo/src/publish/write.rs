@@ -251,6 +251,9 @@ pub fn write_tree(
     fsutil::write_atomic(&ts_path, timestamp).map_err(io_err(&ts_path))
 }
 
+/// Roles checked by one candidate state in [`check_reachable`].
+const ROLES_PER_CANDIDATE: usize = 64;
+
 /// What clients will see, asked of the client's own trust engine before the snapshot is
 /// signed: every target this publish adds or changes must be found, by a client's
 /// delegation search for its path, in the role that lists it — not shadowed by an earlier
@@ -280,15 +283,18 @@ pub(super) fn check_reachable(
             &published_root
         }
     };
+    let by_file: std::collections::HashMap<&str, &[u8]> = files
+        .iter()
+        .map(|(file, bytes)| (file.as_str(), bytes.as_slice()))
+        .collect();
     let fresh: BTreeMap<String, &[u8]> = plan
         .targets
         .iter()
         .filter_map(|(name, md)| {
             let file = sealwright_tuf::layout::metadata_file(name, md.signed.version);
-            files
-                .iter()
-                .find(|(f, _)| *f == file)
-                .map(|(_, bytes)| (name.clone(), bytes.as_slice()))
+            by_file
+                .get(file.as_str())
+                .map(|bytes| (name.clone(), *bytes))
         })
         .collect();
     let snapshot = Snapshot::new(
@@ -296,23 +302,33 @@ pub(super) fn check_reachable(
         plan.snapshot_expires,
         plan.snapshot_meta.clone(),
     );
-    let mut candidate =
-        crate::verify::Candidate::new(root, snapshot, fresh, &published, Utc::now())
-            .map_err(meta_err)?;
+    let now = Utc::now();
     // A client's search starts in top-level targets and takes what it lists there (TUF
     // 5.7): its own paths are reachable by definition, and reading the largest role of a
     // repository without bins again would cost more than the rest of the publish.
-    for (name, written) in plan.written.iter().filter(|(name, _)| *name != "targets") {
-        for path in written {
-            let landed = candidate.search(path).map_err(meta_err)?;
-            if landed.as_ref().map(|f| f.role.as_str()) != Some(name.as_str()) {
-                let instead = landed.map_or_else(
-                    || "finds it in no role".to_owned(),
-                    |f| format!("finds role {} first", f.role),
-                );
-                return Err(PublishError::Target(format!(
-                    "target {path:?} of role {name} would never be installed: a client's search for it {instead}; change the delegations or the role it is added to"
-                )));
+    let roles: Vec<(&String, &Vec<String>)> = plan
+        .written
+        .iter()
+        .filter(|(name, _)| *name != "targets")
+        .collect();
+    // A candidate keeps every role it loads: checked a few dozen roles at a time, the first
+    // publish of thousands of hash bins never holds them all parsed at once.
+    for chunk in roles.chunks(ROLES_PER_CANDIDATE) {
+        let mut candidate =
+            crate::verify::Candidate::new(root, snapshot.clone(), fresh.clone(), &published, now)
+                .map_err(meta_err)?;
+        for (name, written) in chunk {
+            for path in written.iter() {
+                let landed = candidate.search(path).map_err(meta_err)?;
+                if landed.as_ref().map(|f| f.role.as_str()) != Some(name.as_str()) {
+                    let instead = landed.map_or_else(
+                        || "finds it in no role".to_owned(),
+                        |f| format!("finds role {} first", f.role),
+                    );
+                    return Err(PublishError::Target(format!(
+                        "target {path:?} of role {name} would never be installed: a client's search for it {instead}; change the delegations or the role it is added to"
+                    )));
+                }
             }
         }
     }
