@@ -57,3 +57,22 @@ pub fn create_repository(
     .map_err(|e| KeyringError::Other(format!("writing the audit record: {e}")))?;
     Ok(policy)
 }
+
+/// A new repository with one Ed25519 key per role, for tests: its directory, the
+/// passphrase source that opens its keys, and its policy.
+#[cfg(test)]
+pub(crate) fn test_repository(
+    parent: &Path,
+) -> (std::path::PathBuf, crate::FixedPassphrase, Policy) {
+    let repo = parent.join("repo");
+    let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+    let policy = create_repository(
+        &repo,
+        Policy::new_default(),
+        Algorithm::Ed25519,
+        &Keyring::new(&repo, &source),
+        None,
+    )
+    .expect("a new test repository");
+    (repo, source, policy)
+}

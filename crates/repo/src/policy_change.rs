@@ -215,17 +215,8 @@ mod tests {
     #[test]
     fn library_changes_and_publishes_are_recorded_as_the_binary_records_them() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+        let (repo, source, _) = crate::init::test_repository(dir.path());
         let keyring = Keyring::new(&repo, &source);
-        crate::init::create_repository(
-            &repo,
-            Policy::new_default(),
-            Algorithm::Ed25519,
-            &keyring,
-            None,
-        )
-        .unwrap();
         let new = NewKey::Generate {
             algorithm: Algorithm::Ed25519,
             kdf: Kdf::default(),
@@ -289,17 +280,8 @@ mod tests {
     #[test]
     fn a_failed_publish_is_reported_as_failed_even_when_it_cannot_be_recorded() {
         let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("repo");
-        let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+        let (repo, source, policy) = crate::init::test_repository(dir.path());
         let keyring = Keyring::new(&repo, &source);
-        let policy = crate::init::create_repository(
-            &repo,
-            Policy::new_default(),
-            Algorithm::Ed25519,
-            &keyring,
-            None,
-        )
-        .unwrap();
         let file = dir.path().join("app.bin");
         std::fs::write(&file, b"the real bytes").unwrap();
         let release = crate::staging::Release::new("app", "1.0.0", None).unwrap();

@@ -144,17 +144,8 @@ mod tests {
     const BITS: u8 = 8;
 
     fn repo_with_bins(dir: &Path, files: usize) -> (Policy, FixedPassphrase) {
-        let repo = dir.join("repo");
-        let source = FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+        let (repo, source, _) = crate::init::test_repository(dir);
         let keyring = Keyring::new(&repo, &source);
-        crate::init::create_repository(
-            &repo,
-            Policy::new_default(),
-            sealwright_crypto::Algorithm::Ed25519,
-            &keyring,
-            None,
-        )
-        .unwrap();
         crate::policy_change::delegate(
             &repo,
             &keyring,
