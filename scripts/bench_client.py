@@ -3,7 +3,7 @@ python-tuf's ngclient on the same repository, in the same run.
 
 1. refresh of an unchanged repository: requests and bytes (counted by the server), time;
 2. download + verify of a large artifact over HTTPS from `sealwright serve`: throughput
-   next to single-core SHA-256 of the same bytes in memory, and peak RSS;
+   next to single-core SHA-256 of the same file streamed, and peak RSS;
 3. with --targets N: looking up and downloading one target of an N-target repository in
    4096 TAP 15 hash bins, from a fresh client: requests and bytes.
 
@@ -154,8 +154,10 @@ rows.append(("refresh, unchanged repository", "python-tuf ngclient", "%d request
 srv.shutdown()
 
 # --- 2. download + verify of the large artifact over HTTPS ------------------------------
-sha = json.loads(run([SHA_SPEED, str(BIG_MIB)]))
-rows.append(("SHA-256 of %d MiB in memory, one core" % BIG_MIB, "aws-lc-rs (our crypto)", "%.0f MB/s" % sha["mb_per_s"], "the ceiling for download+verify"))
+# The ceiling: the same bytes streamed from their file through the client's hasher, one
+# core (not one huge buffer, which no verification reads).
+sha = json.loads(run([SHA_SPEED, big]))
+rows.append(("SHA-256 of the %d MiB file, streamed, one core" % BIG_MIB, "aws-lc-rs (our crypto)", "%.0f MB/s" % sha["mb_per_s"], "the ceiling for download+verify"))
 
 ca = os.path.join(WORK, "serve-ca.pem")
 serve = subprocess.Popen([BIN, "--repo", repo, "--json", "serve", "--listen", "127.0.0.1:0", "--dev-cert-out", ca],

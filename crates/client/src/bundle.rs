@@ -61,8 +61,10 @@ impl BundleFetcher {
         // Scoped: the archive borrows the file only while indexing.
         {
             let mut archive = tar::Archive::new(&file);
+            // Seeking past each entry's content: indexing a bundle with a 1 GiB artifact
+            // reads its headers, not the gigabyte (which verification then reads once).
             let entries = archive
-                .entries()
+                .entries_with_seek()
                 .map_err(|e| BundleError(format!("{} is not a bundle: {e}", path.display())))?;
             for entry in entries {
                 let entry = entry
