@@ -937,8 +937,8 @@ fn client_init_without_a_name_takes_the_only_product_and_refuses_a_choice_of_sev
     let ca = s.path().join("ca.pem");
     let (_server, url) = serve(&s, &ca);
     let root = s.repo().join("published/metadata/1.root.json");
-    let init = |dev: &Path| {
-        run(&[
+    let init = |dev: &Path, extra: &[&str]| {
+        let mut args = vec![
             "client",
             "init",
             "--dir",
@@ -949,11 +949,13 @@ fn client_init_without_a_name_takes_the_only_product_and_refuses_a_choice_of_sev
             &url,
             "--ca",
             ca.to_str().unwrap(),
-        ])
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
     };
     // One product: init records it, the first update installs it.
     let single = s.path().join("single");
-    ok(&init(&single));
+    ok(&init(&single, &[]));
     let config = std::fs::read_to_string(single.join("client.toml")).unwrap();
     assert!(config.contains("name = \"app\""), "{config}");
     ok(&run(&["update", "--dir", single.to_str().unwrap()]));
@@ -977,23 +979,10 @@ fn client_init_without_a_name_takes_the_only_product_and_refuses_a_choice_of_sev
     ]);
     s.ok(&["--repo", &repo, "publish"]);
     let several = s.path().join("several");
-    let err = refused(&init(&several));
+    let err = refused(&init(&several, &[]));
     assert!(err.contains("several products"), "{err}");
     assert!(err.contains("app, tool"), "{err}");
     assert!(!several.exists(), "init left {} behind", several.display());
     // With --name it is fine.
-    ok(&run(&[
-        "client",
-        "init",
-        "--dir",
-        several.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-        "--url",
-        &url,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--name",
-        "tool",
-    ]));
+    ok(&init(&several, &["--name", "tool"]));
 }

@@ -62,6 +62,16 @@ pub enum AgentError {
     /// The agent's answer or configuration is unusable.
     #[error("signer agent: {0}")]
     Protocol(String),
+    /// A key file named in the configuration could not be opened.
+    #[error("opening the {role} key {file}: {source}")]
+    Key {
+        /// Its role.
+        role: String,
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        source: crate::keyring::KeyringError,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> AgentError {
@@ -447,6 +457,33 @@ fn write_frame(stream: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(&len.to_be_bytes())?;
     stream.write_all(bytes)?;
     stream.flush()
+}
+
+/// Opens the keys `config` names (their file stems are their names, for passphrase
+/// prompts) and binds its socket: an agent ready for [`serve`].
+pub fn start(
+    config: &AgentConfig,
+    keyring: &crate::keyring::Keyring<'_>,
+) -> Result<(Arc<Agent>, UnixListener), AgentError> {
+    let mut keys = Vec::new();
+    for k in &config.keys {
+        let name = k
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let key = keyring
+            .open_file(&k.file, &name)
+            .map_err(|source| AgentError::Key {
+                role: k.role.clone(),
+                file: k.file.clone(),
+                source,
+            })?;
+        keys.push((k.role.clone(), key));
+    }
+    let agent = Arc::new(Agent::new(config, keys)?);
+    let listener = bind(&config.socket)?;
+    Ok((agent, listener))
 }
 
 /// Binds the agent's socket: its directory is created 0700, the socket is 0600, and a

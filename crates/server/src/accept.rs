@@ -53,7 +53,8 @@ fn role_period(policy: &Policy, role: &str) -> Result<chrono::Duration, PushErro
         .ok_or_else(|| internal(format!("no {role} role in the policy")))
 }
 
-fn internal(e: impl std::fmt::Display) -> PushError {
+/// A failure of the server itself (its detail goes to the log, never to the client).
+pub(crate) fn internal(e: impl std::fmt::Display) -> PushError {
     PushError::Internal(e.to_string())
 }
 

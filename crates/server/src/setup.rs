@@ -127,6 +127,8 @@ pub struct Setup {
     pub key: PathBuf,
     /// Whether setup generated the certificate.
     pub self_signed: bool,
+    /// The address the server listens on.
+    pub listen: SocketAddr,
     /// The URL publishers and devices use.
     pub url: String,
     /// The systemd units written.
@@ -412,6 +414,7 @@ fn build(
         cert,
         key,
         self_signed,
+        listen: opts.listen,
         url,
         units: units
             .iter()

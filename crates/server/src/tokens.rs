@@ -17,9 +17,7 @@ use sealwright_repo::publish;
 use sealwright_repo::push::PushError;
 use sealwright_tuf::delegation::glob_match;
 
-fn internal(e: impl std::fmt::Display) -> PushError {
-    PushError::Internal(e.to_string())
-}
+use crate::accept::internal;
 
 /// Token file in the server's data directory.
 pub const TOKENS_FILE: &str = "push-tokens.toml";

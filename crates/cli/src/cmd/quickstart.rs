@@ -310,19 +310,9 @@ impl Drop for DemoAgent {
 /// Starts the signer agent that `server setup` configured, on a thread of this process,
 /// opening its keys with the demo passphrase.
 fn start_agent(config: &std::path::Path, keyring: &Keyring<'_>) -> anyhow::Result<DemoAgent> {
-    use sealwright_repo::agent::{self, Agent, AgentConfig};
+    use sealwright_repo::agent::{self, AgentConfig};
     let config = AgentConfig::load(config)?;
-    let mut keys = Vec::new();
-    for k in &config.keys {
-        let name = k
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        keys.push((k.role.clone(), keyring.open_file(&k.file, &name)?));
-    }
-    let agent = std::sync::Arc::new(Agent::new(&config, keys)?);
-    let listener = agent::bind(&config.socket)?;
+    let (agent, listener) = agent::start(&config, keyring)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -357,16 +347,9 @@ impl DemoServer {
 
 /// Starts the server `server setup` configured, on a thread of this process.
 fn start_server(made: &sealwright_server::setup::Setup) -> anyhow::Result<DemoServer> {
-    let listen = made
-        .server_command
-        .iter()
-        .skip_while(|w| *w != "--listen")
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .context("the server's listen address")?;
     let opts = sealwright_server::ServeOptions {
         published: made.server.dir.join("published"),
-        listen,
+        listen: made.listen,
         tls: sealwright_server::TlsSource::Files {
             cert: made.cert.clone(),
             key: made.key.clone(),

@@ -66,20 +66,8 @@ pub fn start(
     config: &AgentConfig,
 ) -> anyhow::Result<(Arc<Agent>, std::os::unix::net::UnixListener)> {
     let source = ctx.passphrases()?;
-    let keyring = Keyring::new(std::path::Path::new("."), &source);
-    let mut keys = Vec::new();
-    for k in &config.keys {
-        let name = k
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let key = keyring
-            .open_file(&k.file, &name)
-            .with_context(|| format!("opening the {} key {}", k.role, k.file.display()))?;
-        keys.push((k.role.clone(), key));
-    }
-    let agent = Arc::new(Agent::new(config, keys)?);
-    let listener = agent::bind(&config.socket)?;
-    Ok((agent, listener))
+    Ok(agent::start(
+        config,
+        &Keyring::new(std::path::Path::new("."), &source),
+    )?)
 }

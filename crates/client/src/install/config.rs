@@ -166,13 +166,8 @@ const MAX_ROLES_TO_DISCOVER: usize = 64;
 /// the delegation search, as an update would resolve them. None or several: refused, with
 /// the names to choose from.
 fn discover_product(dir: &Path, config: &ClientConfig) -> Result<String, InstallError> {
-    let tls = tls_options(dir, config)?;
-    let fetcher = crate::fetch::HttpFetcher::with_tls(&config.metadata_url, &tls)
-        .map_err(|e| InstallError::new("config", e.to_string()))?;
-    let md_config = crate::updater::UpdaterConfig::new(dir.join("metadata"), &config.metadata_url)
-        .with_targets(dir.join("tmp"), &config.targets_url);
-    let mut updater = crate::updater::Updater::new(md_config, fetcher, Utc::now())
-        .map_err(|e| InstallError::new("config", e.to_string()))?;
+    let mut updater =
+        super::refresh_metadata(dir, config, https_fetcher(dir, config)?, Utc::now())?;
     let listed = updater
         .listed_target_paths(MAX_ROLES_TO_DISCOVER)
         .map_err(|e| {
@@ -272,6 +267,16 @@ pub fn load_config(dir: &Path) -> Result<ClientConfig, InstallError> {
     }
     check_component("channel", &config.channel)?;
     Ok(config)
+}
+
+/// The HTTPS transport `config` asks for (its CA and SPKI pins).
+pub(super) fn https_fetcher(
+    dir: &Path,
+    config: &ClientConfig,
+) -> Result<crate::fetch::HttpFetcher, InstallError> {
+    let tls = tls_options(dir, config)?;
+    crate::fetch::HttpFetcher::with_tls(&config.metadata_url, &tls)
+        .map_err(|e| InstallError::new("config", e.to_string()))
 }
 
 /// The TLS options `config` asks for.

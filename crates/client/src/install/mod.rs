@@ -166,9 +166,7 @@ impl Default for InstallOptions<'_> {
 pub fn update(dir: &Path, opts: &InstallOptions<'_>) -> Result<UpdateReport, InstallError> {
     let result = (|| {
         let config = load_config(dir)?;
-        let tls = tls_options(dir, &config)?;
-        let fetcher = crate::fetch::HttpFetcher::with_tls(&config.metadata_url, &tls)
-            .map_err(|e| InstallError::new("config", e.to_string()))?;
+        let fetcher = config::https_fetcher(dir, &config)?;
         run_update(dir, &config, fetcher, opts)
     })();
     if let Err(e) = &result {

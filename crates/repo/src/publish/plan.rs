@@ -67,6 +67,8 @@ pub struct Plan {
     pub(crate) targets_added: usize,
     /// Target paths each new role version adds or changes.
     pub(super) written: BTreeMap<String, Vec<String>>,
+    /// The role summaries planning started from (see `summaries`).
+    pub(super) summaries: RoleSummaries,
     /// Summaries of the unchanged roles that had to be read (see `summaries`).
     pub(super) read_summaries: BTreeMap<String, RoleSummary>,
     /// Published targets roles read to make this plan.
@@ -431,6 +433,7 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
         blobs,
         targets_added,
         written: written_paths,
+        summaries,
         read_summaries,
         roles_read: published.roles_read(),
         nothing_to_do,

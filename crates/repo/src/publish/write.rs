@@ -199,7 +199,9 @@ pub fn execute(
         &timestamp_bytes,
     )?;
 
-    RoleSummaries::load(repo_dir).after(&plan).save(repo_dir);
+    std::mem::take(&mut plan.summaries)
+        .after(&plan)
+        .save(repo_dir);
     Staging::clear(repo_dir)?;
     pending.clear()?;
     Ok(report)
