@@ -66,6 +66,15 @@ pub fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
     dest.sync_all()
 }
 
+/// Whether `dir` can become something new: it does not exist, or is an empty directory.
+pub fn is_absent_or_empty(dir: &Path) -> io::Result<bool> {
+    match fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+        Ok(mut entries) => Ok(entries.next().is_none()),
+    }
+}
+
 /// fsyncs a directory so renames inside it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()

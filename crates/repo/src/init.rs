@@ -26,7 +26,7 @@ pub fn create_repository(
             source,
         }
     };
-    if dir.exists() && std::fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+    if !crate::fsutil::is_absent_or_empty(dir).map_err(io(dir))? {
         return Err(KeyringError::Other(format!(
             "{} already exists and is not empty; choose a new directory",
             dir.display()

@@ -48,17 +48,13 @@ pub fn create_server_dir_with(
             from.display()
         )));
     }
-    if to.exists() {
-        let empty = fs::read_dir(to)
-            .map_err(|e| PushError::Invalid(format!("{}: {e}", to.display())))?
-            .next()
-            .is_none();
-        if !empty {
-            return Err(PushError::Invalid(format!(
-                "{} exists and is not empty; give a new directory",
-                to.display()
-            )));
-        }
+    let new = fsutil::is_absent_or_empty(to)
+        .map_err(|e| PushError::Invalid(format!("{}: {e}", to.display())))?;
+    if !new {
+        return Err(PushError::Invalid(format!(
+            "{} exists and is not empty; give a new directory",
+            to.display()
+        )));
     }
     let mut agent_sockets = Vec::new();
     for entry in policy.keys.values_mut() {

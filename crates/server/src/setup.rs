@@ -190,12 +190,9 @@ pub fn setup(opts: &SetupOptions) -> Result<Setup, SetupError> {
 
 /// `dir` does not exist, or is an empty directory.
 fn check_new_directory(dir: &Path) -> Result<(), SetupError> {
-    let mut entries = match std::fs::read_dir(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(SetupError::NotReady(format!("{}: {e}", dir.display()))),
-        Ok(entries) => entries,
-    };
-    if entries.next().is_some() {
+    let new = fsutil::is_absent_or_empty(dir)
+        .map_err(|e| SetupError::NotReady(format!("{}: {e}", dir.display())))?;
+    if !new {
         return Err(SetupError::NotReady(format!(
             "{} exists and is not empty; give a new directory",
             dir.display()

@@ -42,11 +42,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             None => bail!("--expires {spec}: {role} is not a top-level role"),
         }
     }
-    if args.dir.exists()
-        && std::fs::read_dir(&args.dir)
-            .with_context(|| format!("reading {}", args.dir.display()))?
-            .next()
-            .is_some()
+    if !sealwright_repo::fsutil::is_absent_or_empty(&args.dir)
+        .with_context(|| format!("reading {}", args.dir.display()))?
     {
         bail!(
             "{} already exists and is not empty; choose a new directory",
