@@ -261,3 +261,37 @@ pub fn import_signature(
     )?;
     Ok((sig, count))
 }
+
+#[cfg(test)]
+mod props {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A signing request arrives from another machine: any bytes give a checked
+        /// request or a typed refusal, never a panic; an altered `signed` is refused.
+        #[test]
+        fn any_request_bytes_give_a_request_or_a_refusal(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = check_request(&bytes);
+        }
+
+        #[test]
+        fn an_altered_request_is_refused(version in 1u64..1000, other in 1u64..1000) {
+            prop_assume!(version != other);
+            let signed = serde_json::json!({"_type": "root", "version": version});
+            let canonical = sealwright_crypto::canonical::to_canonical_json(&signed).unwrap();
+            let mut req = SignRequest {
+                kind: REQUEST_TYPE.into(),
+                role: "root".into(),
+                version,
+                signed_sha256: sealwright_crypto::digest::sha256_hex(&canonical),
+                signed,
+            };
+            prop_assert!(check_request(&serde_json::to_vec(&req).unwrap()).is_ok());
+            req.signed = serde_json::json!({"_type": "root", "version": other});
+            let refused = check_request(&serde_json::to_vec(&req).unwrap());
+            prop_assert!(matches!(refused, Err(PublishError::Offline(_))));
+        }
+    }
+}
