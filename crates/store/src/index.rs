@@ -99,7 +99,7 @@ fn from_db(n: i64) -> u64 {
 /// The least string greater than every string starting with `prefix`: its last character
 /// that can be incremented, incremented, and what follows it dropped; none when there is no
 /// such string (the empty prefix, or one of only U+10FFFF), i.e. no upper bound.
-fn prefix_successor(prefix: &str) -> Option<String> {
+pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
     let mut chars: Vec<char> = prefix.chars().collect();
     while let Some(last) = chars.pop() {
         // The next scalar value, skipping the surrogate gap.
