@@ -11,34 +11,18 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::MetadataExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{audit_records, python, tree_fingerprint, wait_for_socket, Scratch, PASSPHRASE};
+use common::{
+    audit_records, python, sealwright, start_agent, tree_fingerprint, Killed, Scratch, PASSPHRASE,
+};
 use sealwright_crypto::digest::sha256_hex;
 use sealwright_repo::{FixedPassphrase, Keyring, Policy};
 use sealwright_tuf::metadata::{Metadata, TargetFile, Targets};
 use serde_json::{json, Value};
-
-/// A daemon started in its own process group, so that `faketime`'s child (the real
-/// process) dies with it.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg("--")
-            .arg(format!("-{}", self.0.id()))
-            .status();
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A publisher repository (all keys but the online ones, which the agent holds) with app
 /// 1.0.0 published, a server data directory holding a copy of the policy and the published
@@ -178,51 +162,6 @@ impl World {
     fn audit(&self) -> Vec<Value> {
         audit_records(&self.server_dir)
     }
-}
-
-/// `sealwright` itself, or under `faketime -f OFFSET` (the clock moved for the process).
-fn sealwright(faketime: Option<&str>) -> Command {
-    let mut command = match faketime {
-        Some(t) => {
-            let mut c = Command::new("faketime");
-            c.arg("-f").arg(t).arg(env!("CARGO_BIN_EXE_sealwright"));
-            c
-        }
-        None => Command::new(env!("CARGO_BIN_EXE_sealwright")),
-    };
-    command.process_group(0);
-    command
-}
-
-fn start_agent(s: &Scratch, faketime: Option<&str>) -> (Killed, PathBuf) {
-    let uid = std::fs::metadata(s.path()).unwrap().uid();
-    let agent_dir = s.path().join("agent");
-    std::fs::create_dir_all(&agent_dir).unwrap();
-    let socket = agent_dir.join("run/agent.sock");
-    let mut keys = String::new();
-    for (role, name) in [("timestamp", "timestamp-key"), ("snapshot", "snapshot-key")] {
-        let moved = agent_dir.join(format!("{name}.pem"));
-        std::fs::rename(s.repo().join(format!("keys/{name}.pem")), &moved).unwrap();
-        keys.push_str(&format!("[[keys]]\nrole = \"{role}\"\nfile = {moved:?}\n"));
-    }
-    let config = agent_dir.join("agent.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "socket = {socket:?}\n{keys}[[callers]]\nuid = {uid}\nroles = [\"timestamp\", \"snapshot\"]\n"
-        ),
-    )
-    .unwrap();
-    let child = sealwright(faketime)
-        .args(["signer", "serve", "--config"])
-        .arg(&config)
-        .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("run the agent (faketime installed? apt-get install faketime)");
-    wait_for_socket(&socket);
-    (Killed(child), socket)
 }
 
 fn serve(

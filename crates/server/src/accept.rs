@@ -14,7 +14,7 @@
 //!   ([`check_pointer`]);
 //! - everything that can fail is checked before anything is signed ([`check_writable`]),
 //!   and what still fails after signing costs a version number, never the ability to
-//!   publish ([`OnlineFloor`]);
+//!   publish ([`sealwright_repo::publish::OnlineFloor`]);
 //! - a refused push writes nothing.
 //!
 //! Not guaranteed: a signer agent that is down or refuses stops pushes and renewals until
@@ -23,19 +23,19 @@
 //! accept).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
 use sealwright_repo::fsutil;
 
+use crate::storage::Session;
 pub use crate::tokens::{TokenEntry, Tokens, TOKENS_FILE};
 use sealwright_repo::keyring::Keyring;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::publish::{
-    self, expiring, expiry, open_signers, sign_with, write_tree, OnlineFloor, Published,
-    SPEC_VERSION,
+    self, expiring, expiry, open_signers, sign_with, Published, SPEC_VERSION,
 };
 use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
 use sealwright_repo::staging::{self, validate_target_path};
@@ -72,19 +72,6 @@ fn refusal(e: CandidateError) -> PushError {
 
 /// Roles loaded while looking for a pushed role's delegator before giving up.
 const MAX_ROLES_SEARCHED: usize = 10_000;
-
-/// Holds the repository's publish lock (`DIR/.publish.lock`) until dropped: one push or
-/// timestamp renewal at a time.
-fn lock(repo_dir: &Path) -> Result<File, PushError> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(repo_dir.join(".publish.lock"))
-        .map_err(internal)?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(internal)?;
-    Ok(f)
-}
 
 /// A token's path scope covers every change a push makes: written and removed targets, and
 /// delegations (a delegation hands out paths, so only an unscoped token may change one).
@@ -168,7 +155,7 @@ const MAX_FS_PATH: usize = 4000;
 /// be served: the whole path within `PATH_MAX`, no file where a directory must go (or the
 /// reverse) on disk or among the new paths themselves, and room on the file system.
 /// Whatever fails after signing costs a version number, never the ability to publish (see
-/// [`OnlineFloor`]), but a push that cannot be written is refused here with its reason.
+/// [`sealwright_repo::publish::OnlineFloor`]), but a push that cannot be written is refused here with its reason.
 fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<(), PushError> {
     let targets = repo_dir.join(publish::PUBLISHED_DIR).join("targets");
     let mut files: BTreeSet<String> = BTreeSet::new();
@@ -221,30 +208,6 @@ fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<()
     Ok(())
 }
 
-/// The next snapshot (when one is signed) and timestamp versions: above both what is
-/// published and what was ever sent to the agent ([`OnlineFloor`]), recorded before they
-/// are signed.
-fn next_online_versions(
-    repo_dir: &Path,
-    published_snapshot: Option<u64>,
-    published_timestamp: u64,
-) -> Result<(Option<u64>, u64), PushError> {
-    let floor = OnlineFloor::load(repo_dir).map_err(internal)?;
-    let snapshot = match published_snapshot {
-        Some(v) => Some(
-            floor
-                .next_snapshot(Some(v))
-                .ok_or_else(|| internal("snapshot version overflow"))?,
-        ),
-        None => None,
-    };
-    let timestamp = floor
-        .next_timestamp(Some(published_timestamp))
-        .ok_or_else(|| internal("timestamp version overflow"))?;
-    OnlineFloor::record(repo_dir, snapshot, timestamp).map_err(internal)?;
-    Ok((snapshot, timestamp))
-}
-
 /// Checks a push and, when every check passes, publishes it: artifacts linked, roles
 /// written, snapshot and timestamp signed through `keyring` (the signer agent), then
 /// `timestamp.json` switched. On any refusal nothing is written. Returns the answer for the
@@ -263,7 +226,7 @@ fn next_online_versions(
 ///    pointer names a published artifact with the same length and hashes;
 /// 6. every file can be written (path lengths, file/directory clashes, free space).
 pub fn accept(
-    repo_dir: &Path,
+    session: &mut Session<'_>,
     policy: &Policy,
     keyring: &Keyring<'_>,
     token: &TokenEntry,
@@ -291,7 +254,8 @@ pub fn accept(
             )));
         }
     }
-    let _lock = lock(repo_dir)?;
+    let repo_dir = session.dir().to_path_buf();
+    let repo_dir = repo_dir.as_path();
     let published = Published::load(repo_dir).map_err(internal)?;
     let (Some(root), Some(snapshot), Some(timestamp)) = (
         published.root.as_ref(),
@@ -383,7 +347,7 @@ pub fn accept(
                 }
             }
             blobs.push((
-                check_artifact(repo_dir, path, file)?,
+                check_artifact(session, path, file)?,
                 (*path).clone(),
                 file.length,
             ));
@@ -407,11 +371,8 @@ pub fn accept(
     check_writable(repo_dir, &blobs)?;
 
     // Every check passed: sign, above every version the agent ever signed.
-    let (snapshot_version, timestamp_version) = next_online_versions(
-        repo_dir,
-        Some(snapshot.signed.version),
-        timestamp.signed.version,
-    )?;
+    let (snapshot_version, timestamp_version) =
+        session.next_online_versions(Some(snapshot.signed.version), timestamp.signed.version)?;
     new_snapshot.signed.version = snapshot_version.unwrap_or(new_snapshot.signed.version);
     let snapshot_bytes = sign_online(policy, keyring, root, "snapshot", &mut new_snapshot)?;
     let mut new_timestamp = timestamp_for(
@@ -441,7 +402,7 @@ pub fn accept(
         .iter()
         .map(|(s, p, _)| (s.clone(), p.clone()))
         .collect();
-    write_tree(repo_dir, &links, &files, None, &timestamp_bytes).map_err(internal)?;
+    session.write(&links, &files, &timestamp_bytes)?;
     let accepted = Accepted {
         roles: pushed
             .iter()
@@ -462,14 +423,18 @@ pub fn accept(
 
 /// The uploaded blob for a new target: present, of the signed length, matching every
 /// listed hash. Returns its SHA-256.
-fn check_artifact(repo_dir: &Path, path: &str, file: &TargetFile) -> Result<String, PushError> {
+fn check_artifact(
+    session: &mut Session<'_>,
+    path: &str,
+    file: &TargetFile,
+) -> Result<String, PushError> {
     let sha256 = file
         .hashes
         .get("sha256")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| PushError::Invalid(format!("{path} lists no sha256 hash")))?
         .to_ascii_lowercase();
-    let blob = staging::blob_path(repo_dir, &sha256);
+    let blob = session.blob_file(&sha256)?;
     let opened = match std::fs::File::open(&blob) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -560,13 +525,12 @@ pub struct Renewed {
 /// else, when the timestamp is that close to expiry, a new timestamp for the same snapshot.
 /// Without this a repository nobody pushes to goes dark when its snapshot expires.
 pub fn renew_online_roles(
-    repo_dir: &Path,
+    session: &mut Session<'_>,
     policy: &Policy,
     keyring: &Keyring<'_>,
     now: DateTime<Utc>,
 ) -> Result<Renewed, PushError> {
-    let _lock = lock(repo_dir)?;
-    let published = Published::load(repo_dir).map_err(internal)?;
+    let published = Published::load(session.dir()).map_err(internal)?;
     let (Some(root), Some(snapshot), Some(ts)) = (
         published.root.as_ref(),
         published.snapshot.as_ref(),
@@ -579,8 +543,7 @@ pub fn renew_online_roles(
     if !renew_snapshot && !expiring(ts.signed.expires, period("timestamp")?, now) {
         return Ok(Renewed::default());
     }
-    let (snapshot_version, timestamp_version) = next_online_versions(
-        repo_dir,
+    let (snapshot_version, timestamp_version) = session.next_online_versions(
         renew_snapshot.then_some(snapshot.signed.version),
         ts.signed.version,
     )?;
@@ -618,7 +581,7 @@ pub fn renew_online_roles(
     ));
     next.signed.spec_version = SPEC_VERSION.to_owned();
     let bytes = sign_online(policy, keyring, root, "timestamp", &mut next)?;
-    write_tree(repo_dir, &[], &files, None, &bytes).map_err(internal)?;
+    session.write(&[], &files, &bytes)?;
     Ok(Renewed {
         snapshot: snapshot_version,
         timestamp: Some(timestamp_version),
@@ -797,7 +760,9 @@ mod tests {
             };
             let keyring = Keyring::new(&repo, &NoKeyFiles);
             if let Ok(request) = serde_json::from_slice::<PushRequest>(&body) {
-                let result = accept(&repo, policy, &keyring, &token, &request, Utc::now());
+                let storage = crate::storage::Storage::embedded(&repo);
+                let mut session = storage.begin().unwrap();
+                let result = accept(&mut session, policy, &keyring, &token, &request, Utc::now());
                 prop_assert!(result.is_err());
             }
             prop_assert_eq!(tree(&repo.join("published")), before);

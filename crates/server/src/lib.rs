@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod path;
 pub mod push;
 pub mod setup;
+pub mod shared_tree;
+pub mod storage;
 pub mod tls;
 pub mod tokens;
 pub mod tree;
@@ -186,15 +188,16 @@ impl Server {
         })
     }
 
-    /// Adds the publish API (`/api/v1/...`) for the repository in `opts.repo_dir`.
-    pub fn enable_push(&mut self, opts: &push::PushOptions) {
+    /// Adds the publish API (`/api/v1/...`) for the repository in `opts.repo_dir`,
+    /// publishing into `storage`.
+    pub fn enable_push(&mut self, opts: &push::PushOptions, storage: Arc<storage::Storage>) {
         let refusals = Arc::new(push::Refusals::default());
         tokio::spawn(push::summarise_refusals(
             opts.repo_dir.clone(),
             Arc::clone(&refusals),
         ));
         let files = std::mem::take(&mut self.router);
-        self.router = push::routes(opts, refusals).merge(files);
+        self.router = push::routes(opts, storage, refusals).merge(files);
     }
 
     /// The bound address.
@@ -331,13 +334,19 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send> {
 /// Checks the tree, loads certificates, binds, calls `on_ready`, and serves until SIGINT or
 /// SIGTERM. Blocks the calling thread (it runs its own Tokio runtime).
 pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Result<(), ServeError> {
-    let tree = open_published(&opts.published)?;
+    let shared = opts.push.as_ref().and_then(|p| p.shared.clone());
+    let files = match shared {
+        Some(_) => None,
+        None => Some(open_published(&opts.published)?),
+    };
     if let Some(p) = &opts.push {
         // The whole data directory, not only the served tree: the server takes pushes into
         // it and must hold no private key anywhere in it.
         check_no_private_keys(&p.repo_dir)?;
         push::check_ready(&p.repo_dir).map_err(|e| ServeError::PushNotReady(e.to_string()))?;
-        push::ensure_index(&p.repo_dir).map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+        if shared.is_none() {
+            push::ensure_index(&p.repo_dir).map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+        }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -351,12 +360,39 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
             Some(path) => Some(tls::ClientCa::from_pem_file(path)?),
             None => None,
         };
-        let mut server =
-            Server::bind(opts.listen, &identity, Arc::new(tree), client_ca.as_ref()).await?;
-        if let Some(p) = &opts.push {
-            server.enable_push(p);
+        let storage = match (&opts.push, &shared) {
+            (Some(p), Some(config)) => {
+                let store = sealwright_store::Shared::open(config)
+                    .await
+                    .map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+                let shared = Arc::new(storage::Storage::Shared {
+                    dir: p.repo_dir.clone(),
+                    store: Arc::new(store),
+                });
+                // The first replica publishes its tree into the empty store; the others bring
+                // their working copies up to date.
+                let starting = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || starting.start())
+                    .await
+                    .map_err(std::io::Error::other)?
+                    .map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+                Some(shared)
+            }
+            (Some(p), None) => Some(Arc::new(storage::Storage::embedded(&p.repo_dir))),
+            (None, _) => None,
+        };
+        let tree: Arc<dyn Tree> = match (storage.as_deref(), files) {
+            (Some(storage::Storage::Shared { dir, store }), _) => Arc::new(
+                shared_tree::SharedTree::new(Arc::clone(store), dir.join("cache")),
+            ),
+            (_, Some(files)) => Arc::new(files),
+            (_, None) => return Err(ServeError::NoTree(opts.published.clone())),
+        };
+        let mut server = Server::bind(opts.listen, &identity, tree, client_ca.as_ref()).await?;
+        if let (Some(p), Some(storage)) = (&opts.push, &storage) {
+            server.enable_push(p, Arc::clone(storage));
             tokio::spawn(push::renew_online_roles(
-                p.repo_dir.clone(),
+                Arc::clone(storage),
                 server.metrics(),
             ));
         }

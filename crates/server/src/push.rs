@@ -29,8 +29,9 @@ use sealwright_repo::push::{self, PushError, PushRequest};
 
 use crate::accept::{self, TokenEntry, Tokens};
 use sealwright_repo::{staging, Keyring, Policy};
-use sealwright_store::Index;
+use sealwright_store::{Catalog, Index};
 
+use crate::storage::Storage;
 use crate::ClientCert;
 
 /// Largest artifact a single upload may carry, unless configured otherwise.
@@ -50,11 +51,15 @@ pub struct PushOptions {
     /// CA (PEM) whose client certificates may authenticate publishers, as an alternative to
     /// tokens; each certificate must also be registered (`token add --client-cert`).
     pub client_ca: Option<PathBuf>,
+    /// A store shared with other replicas (PostgreSQL + S3) instead of the data directory
+    /// alone; the data directory is then this replica's working copy and cache.
+    pub shared: Option<sealwright_store::SharedConfig>,
 }
 
 #[derive(Clone)]
 struct PushState {
     repo_dir: Arc<PathBuf>,
+    storage: Arc<Storage>,
     max_blob: u64,
     refusals: Arc<Refusals>,
 }
@@ -187,10 +192,11 @@ pub fn check_ready(repo_dir: &Path) -> Result<(), PushError> {
     push::check_online_keys_in_agent(&policy)
 }
 
-/// The publish API's routes.
-pub fn routes(opts: &PushOptions, refusals: Arc<Refusals>) -> Router {
+/// The publish API's routes, publishing into `storage`.
+pub fn routes(opts: &PushOptions, storage: Arc<Storage>, refusals: Arc<Refusals>) -> Router {
     let state = PushState {
         repo_dir: Arc::new(opts.repo_dir.clone()),
+        storage,
         max_blob: opts.max_blob,
         refusals,
     };
@@ -206,20 +212,23 @@ pub fn routes(opts: &PushOptions, refusals: Arc<Refusals>) -> Router {
 /// Renews the online roles through the agent whenever less than a quarter of a role's
 /// validity is left (snapshot and timestamp: [`accept::renew_online_roles`]), and warns about
 /// offline roles nearing expiry; runs until the server stops.
-pub async fn renew_online_roles(repo_dir: PathBuf, metrics: Arc<crate::Metrics>) {
+pub async fn renew_online_roles(storage: Arc<Storage>, metrics: Arc<crate::Metrics>) {
     let mut tick = tokio::time::interval(RENEW_CHECK);
     loop {
         tick.tick().await;
-        let dir = repo_dir.clone();
+        let storage = Arc::clone(&storage);
         let metrics = Arc::clone(&metrics);
         let outcome = tokio::task::spawn_blocking(move || {
-            let policy = Policy::load(&dir).map_err(|e| PushError::NotReady(e.to_string()))?;
-            let store = Keyring::new(&dir, &accept::NoKeyFiles);
+            let dir = storage.dir();
+            let policy = Policy::load(dir).map_err(|e| PushError::NotReady(e.to_string()))?;
+            let store = Keyring::new(dir, &accept::NoKeyFiles);
             let now = chrono::Utc::now();
-            let r = accept::renew_online_roles(&dir, &policy, &store, now);
+            let r = storage.begin().and_then(|mut session| {
+                accept::renew_online_roles(&mut session, &policy, &store, now)
+            });
             match &r {
                 Ok(renewed) if renewed.timestamp.is_some() => audit(
-                    &dir,
+                    dir,
                     "server",
                     "online-renew",
                     "snapshot+timestamp",
@@ -227,14 +236,14 @@ pub async fn renew_online_roles(repo_dir: PathBuf, metrics: Arc<crate::Metrics>)
                 ),
                 Ok(_) => {}
                 Err(e) => audit(
-                    &dir,
+                    dir,
                     "server",
                     "online-renew-failed",
                     "snapshot+timestamp",
                     json!({"error": e.to_string()}),
                 ),
             }
-            report_expiry(&dir, &policy, &metrics, now);
+            report_expiry(dir, &policy, &metrics, now);
             r
         })
         .await;
@@ -313,13 +322,14 @@ fn audit(repo_dir: &Path, actor: &str, action: &str, subject: &str, details: ser
 }
 
 /// Applies `change` to the index. The index is derived data: a failure is reported on stderr
-/// and repaired by deleting `index.sqlite3` (rebuilt at the next start).
+/// (an embedded index is repaired by deleting `index.sqlite3`: it is rebuilt at the next
+/// start).
 fn index_update(
-    repo_dir: &Path,
-    change: impl FnOnce(&mut Index) -> Result<(), sealwright_store::IndexError>,
+    catalog: &dyn Catalog,
+    change: impl FnOnce(&dyn Catalog) -> Result<(), sealwright_store::StoreError>,
 ) {
-    if let Err(e) = Index::open(repo_dir).and_then(|mut index| change(&mut index)) {
-        eprintln!("sealwright serve: {e} (delete it and restart to rebuild it)");
+    if let Err(e) = change(catalog) {
+        eprintln!("sealwright serve: updating the index: {e}");
     }
 }
 
@@ -371,18 +381,8 @@ async fn blob_info(
     {
         return refused;
     }
-    let dir = Arc::clone(&st.repo_dir);
-    let outcome = blocking(move || {
-        let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
-        let blob = index
-            .blob(&sha256)
-            .map_err(|e| PushError::Internal(e.to_string()))?;
-        Ok(blob.filter(|b| {
-            std::fs::metadata(staging::blob_path(&dir, &b.sha256))
-                .is_ok_and(|m| m.is_file() && m.len() == b.length)
-        }))
-    })
-    .await;
+    let storage = Arc::clone(&st.storage);
+    let outcome = blocking(move || storage.has_blob(&sha256)).await;
     match outcome {
         Ok(Some(blob)) => (StatusCode::OK, axum::Json(blob)).into_response(),
         Ok(None) => (
@@ -418,14 +418,14 @@ async fn list_targets(
     {
         return refused;
     }
-    let dir = Arc::clone(&st.repo_dir);
+    let storage = Arc::clone(&st.storage);
     let limit = q
         .limit
         .unwrap_or(1000)
         .clamp(1, sealwright_store::index::MAX_LISTING);
     let outcome = blocking(move || {
-        let index = Index::open(&dir).map_err(|e| PushError::Internal(e.to_string()))?;
-        index
+        storage
+            .catalog()
             .targets(&q.prefix, q.after.as_deref(), limit)
             .map_err(|e| PushError::Internal(e.to_string()))
     })
@@ -529,8 +529,16 @@ async fn upload_blob(
         Ok(t) => format!("token:{}", t.name),
         Err(refused) => return refused,
     };
-    let outcome = receive_blob(&st, &sha256, req.into_body()).await;
+    let mut outcome = receive_blob(&st, &sha256, req.into_body()).await;
+    if let Ok((len, _)) = outcome {
+        // Kept where every replica finds it before the upload is acknowledged.
+        let (storage, sha) = (Arc::clone(&st.storage), sha256.clone());
+        if let Err(e) = blocking(move || storage.keep_blob(&sha, len)).await {
+            outcome = Err(e);
+        }
+    }
     let d = Arc::clone(&dir);
+    let storage = Arc::clone(&st.storage);
     let subject = format!("blob {}", printable(&sha256));
     let details = match &outcome {
         Ok((len, fresh)) => json!({"length": len, "new": fresh}),
@@ -545,7 +553,9 @@ async fn upload_blob(
     let _ = blocking(move || {
         audit(&d, &actor, action, &subject, details);
         if let Some((sha256, len)) = stored {
-            index_update(&d, |index| index.record_blob(&sha256, len, &actor));
+            index_update(storage.catalog(), |index| {
+                index.record_blob(&sha256, len, &actor)
+            });
         }
         Ok(())
     })
@@ -665,6 +675,7 @@ async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, 
 
 async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Request) -> Response {
     let dir = Arc::clone(&st.repo_dir);
+    let storage = Arc::clone(&st.storage);
     let token = match st
         .publisher(
             &headers,
@@ -702,13 +713,16 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             let policy = Policy::load(&dir).map_err(|e| PushError::Internal(format!("the policy: {e}")))?;
             push::check_online_keys_in_agent(&policy)?;
             let store = Keyring::new(&dir, &accept::NoKeyFiles);
+            let mut session = storage.begin()?;
             let (accepted, listings) =
-                accept::accept(&dir, &policy, &store, &token, &request, chrono::Utc::now())?;
-            index_update(&dir, |index| {
+                accept::accept(&mut session, &policy, &store, &token, &request, chrono::Utc::now())?;
+            // Still under the publish lock: the index follows the order of publishes.
+            index_update(storage.catalog(), |index| {
                 listings
                     .iter()
                     .try_for_each(|l| index.replace_role(&l.role, l.version, &l.targets))
             });
+            drop(session);
             Ok(accepted)
         })();
         match &result {

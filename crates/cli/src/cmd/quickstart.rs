@@ -358,6 +358,7 @@ fn start_server(made: &sealwright_server::setup::Setup) -> anyhow::Result<DemoSe
             repo_dir: made.server.dir.clone(),
             max_blob: sealwright_server::push::DEFAULT_MAX_BLOB,
             client_ca: None,
+            shared: None,
         }),
     };
     let (tx, rx) = std::sync::mpsc::channel();

@@ -196,11 +196,18 @@ pub fn wait_for_socket(socket: &Path) {
     }
 }
 
-/// A child process, killed when dropped.
+/// A child process, killed when dropped — with its process group when it leads one (a
+/// daemon started by [`sealwright`], so that `faketime`'s child dies with it).
 pub struct Killed(pub std::process::Child);
 
 impl Drop for Killed {
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg("--")
+            .arg(format!("-{}", self.0.id()))
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -230,4 +237,49 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `sealwright` itself, or under `faketime -f OFFSET` (the clock moved for the process).
+pub fn sealwright(faketime: Option<&str>) -> std::process::Command {
+    let mut command = match faketime {
+        Some(t) => {
+            let mut c = std::process::Command::new("faketime");
+            c.arg("-f").arg(t).arg(env!("CARGO_BIN_EXE_sealwright"));
+            c
+        }
+        None => std::process::Command::new(env!("CARGO_BIN_EXE_sealwright")),
+    };
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    command
+}
+
+pub fn start_agent(s: &Scratch, faketime: Option<&str>) -> (Killed, PathBuf) {
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(s.path()).unwrap());
+    let agent_dir = s.path().join("agent");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    let socket = agent_dir.join("run/agent.sock");
+    let mut keys = String::new();
+    for (role, name) in [("timestamp", "timestamp-key"), ("snapshot", "snapshot-key")] {
+        let moved = agent_dir.join(format!("{name}.pem"));
+        std::fs::rename(s.repo().join(format!("keys/{name}.pem")), &moved).unwrap();
+        keys.push_str(&format!("[[keys]]\nrole = \"{role}\"\nfile = {moved:?}\n"));
+    }
+    let config = agent_dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "socket = {socket:?}\n{keys}[[callers]]\nuid = {uid}\nroles = [\"timestamp\", \"snapshot\"]\n"
+        ),
+    )
+    .unwrap();
+    let child = sealwright(faketime)
+        .args(["signer", "serve", "--config"])
+        .arg(&config)
+        .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("run the agent (faketime installed? apt-get install faketime)");
+    wait_for_socket(&socket);
+    (Killed(child), socket)
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use super::{push, Accepted, Outgoing};
+use super::{push, Accepted, Outgoing, Remote};
 use crate::keyring::Keyring;
 use crate::policy::Policy;
 use crate::publish::{self, PublishError, PublishReport};
@@ -42,12 +42,51 @@ pub fn push_over_https(
 ) -> Result<(PublishReport, Accepted), PublishError> {
     let result = (|| {
         let plan = publish::plan(repo_dir, policy, Utc::now())?;
-        let mut send = |out: &Outgoing| send(repo_dir, server, out, progress);
-        push(repo_dir, policy, keyring, plan, &mut send)
+        let mut remote = Https {
+            repo_dir,
+            server,
+            progress,
+        };
+        push(repo_dir, policy, keyring, plan, &mut remote)
     })();
     crate::publish::record_outcome(repo_dir, "push", server.url, result, |(report, _)| {
         Some(serde_json::json!({"roles": report.roles, "targets_added": report.targets_added}))
     })
+}
+
+/// A push server over HTTPS.
+struct Https<'a> {
+    repo_dir: &'a Path,
+    server: &'a Server<'a>,
+    progress: &'a dyn Fn(u64, u64),
+}
+
+impl Remote for Https<'_> {
+    fn send(&mut self, out: &Outgoing) -> Result<Accepted, String> {
+        send(self.repo_dir, self.server, out, self.progress)
+    }
+
+    fn metadata(&mut self, file: &str, max: u64) -> Result<Vec<u8>, String> {
+        let url = format!("{}/metadata/{file}", self.server.url);
+        let resp = self
+            .server
+            .agent
+            .get(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .map_err(|e| format!("fetching {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(format!("fetching {url}: HTTP {status}"));
+        }
+        resp.into_body()
+            .with_config()
+            .limit(max)
+            .read_to_vec()
+            .map_err(|e| format!("fetching {url}: {e}"))
+    }
 }
 
 /// Uploads the artifacts the server lacks, then sends the signed roles.

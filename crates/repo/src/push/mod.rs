@@ -166,16 +166,28 @@ pub struct Outgoing {
     pub blobs: Vec<(String, String)>,
 }
 
-/// The publisher's side: signs the planned targets roles with this machine's keys, hands
-/// them to `send` (which uploads the blobs and the roles), checks the snapshot and timestamp
-/// the server answers with against our root, and writes the new state into our own
+/// The server a push goes to (HTTPS in [`https`]).
+pub trait Remote {
+    /// Uploads the blobs the server lacks and sends the roles; the server's answer.
+    fn send(&mut self, out: &Outgoing) -> Result<Accepted, String>;
+    /// A published metadata file (`N.ROLE.json`), at most `max` bytes.
+    fn metadata(&mut self, file: &str, max: u64) -> Result<Vec<u8>, String>;
+}
+
+/// Roles verified while checking what other publishers pushed, before giving up.
+const MAX_ROLES_SEARCHED: usize = 10_000;
+
+/// The publisher's side: signs the planned targets roles with this machine's keys, sends
+/// them to `remote` (which uploads the blobs and the roles), checks the snapshot and
+/// timestamp the server answers with against our root, fetches (and verifies) the roles
+/// other publishers pushed since our last push, and writes the new state into our own
 /// `published/`. A plan that changes root cannot be pushed.
 pub fn push(
     repo_dir: &Path,
     policy: &Policy,
     keyring: &Keyring<'_>,
     mut plan: Plan,
-    send: &mut dyn FnMut(&Outgoing) -> Result<Accepted, String>,
+    remote: &mut dyn Remote,
 ) -> Result<(PublishReport, Accepted), PublishError> {
     if plan.root.is_some() {
         return Err(PublishError::Pending(
@@ -215,7 +227,7 @@ pub fn push(
         request,
         blobs: plan.blobs.clone(),
     };
-    let accepted = send(&outgoing).map_err(PublishError::Pending)?;
+    let accepted = remote.send(&outgoing).map_err(PublishError::Pending)?;
 
     // The server's snapshot and timestamp become our published state: check them as a
     // client would before writing them (signed by root's keys, pinning each other and
@@ -223,6 +235,8 @@ pub fn push(
     let published = Published::load(repo_dir)?;
     check_answer(&published, &plan, &accepted, Utc::now())?;
     let mut all = files;
+    let others = fetch_others_roles(repo_dir, &published, &plan, &accepted, &all, remote)?;
+    all.extend(others);
     all.push((
         sealwright_tuf::layout::metadata_file("snapshot", accepted.snapshot_version),
         accepted.snapshot.clone(),
@@ -239,6 +253,98 @@ pub fn push(
     Ok((report, accepted))
 }
 
+/// The roles the server's snapshot names that we do not hold at that version — pushed by
+/// other publishers since our last push — fetched from the server and verified as a client
+/// would: each through a chain of delegations from our root, signed by the keys its
+/// delegator names, at the version the snapshot pins. Without them our next plan would
+/// start from a snapshot whose roles we cannot read; unverified, a server could plant
+/// roles we would later re-sign.
+fn fetch_others_roles(
+    repo_dir: &Path,
+    published: &Published,
+    plan: &Plan,
+    accepted: &Accepted,
+    ours: &[(String, Vec<u8>)],
+    remote: &mut dyn Remote,
+) -> Result<Vec<(String, Vec<u8>)>, PublishError> {
+    let bad = untrustworthy;
+    let snapshot =
+        sealwright_tuf::metadata::Metadata::<sealwright_tuf::metadata::Snapshot>::from_bytes(
+            &accepted.snapshot,
+            MAX_ROLE_BYTES,
+        )
+        .map_err(|e| bad(e.to_string()))?;
+    let metadata_dir = repo_dir.join(publish::PUBLISHED_DIR).join("metadata");
+    let mut missing = Vec::new();
+    for (key, meta) in &snapshot.signed.meta {
+        let Some(role) = sealwright_tuf::layout::role_of_meta_key(key) else {
+            continue;
+        };
+        let file = sealwright_tuf::layout::metadata_file(role, meta.version);
+        if plan.targets.contains_key(role) || metadata_dir.join(&file).is_file() {
+            continue;
+        }
+        missing.push((role.to_owned(), file));
+    }
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut fetched = Vec::with_capacity(missing.len());
+    for (role, file) in &missing {
+        let bytes = remote
+            .metadata(file, MAX_ROLE_BYTES as u64)
+            .map_err(PublishError::Pending)?;
+        fetched.push((role.clone(), file.clone(), bytes));
+    }
+    let root_bytes = published_root_bytes(published)?;
+    let mut fresh: BTreeMap<String, &[u8]> = fetched
+        .iter()
+        .map(|(role, _, bytes)| (role.clone(), bytes.as_slice()))
+        .collect();
+    for (name, md) in &plan.targets {
+        let file = sealwright_tuf::layout::metadata_file(name, md.signed.version);
+        if let Some((_, bytes)) = ours.iter().find(|(f, _)| *f == file) {
+            fresh.insert(name.clone(), bytes.as_slice());
+        }
+    }
+    let mut candidate = crate::verify::Candidate::new(
+        &root_bytes,
+        snapshot.signed.clone(),
+        fresh,
+        published,
+        Utc::now(),
+    )
+    .map_err(|e| bad(e.to_string()))?;
+    for (role, _, _) in &fetched {
+        let reached = candidate
+            .verify_reachable(role, MAX_ROLES_SEARCHED)
+            .map_err(|e| bad(format!("{role}: {e}")))?;
+        if !reached {
+            return Err(bad(format!("no role delegates {role}")));
+        }
+    }
+    Ok(fetched
+        .into_iter()
+        .map(|(_, file, bytes)| (file, bytes))
+        .collect())
+}
+
+/// The bytes of our published root (the trust anchor for checking the server's answer).
+fn published_root_bytes(published: &Published) -> Result<Vec<u8>, PublishError> {
+    let root = published
+        .root
+        .as_ref()
+        .ok_or_else(|| meta_err("no published root"))?;
+    published.read_bytes(&sealwright_tuf::layout::metadata_file(
+        "root",
+        root.signed.version,
+    ))
+}
+
+fn untrustworthy(m: String) -> PublishError {
+    PublishError::Pending(format!("the server's answer is not trustworthy: {m}"))
+}
+
 /// The server's answer is checked by the client's own timestamp and snapshot steps, from
 /// our published root, with our published timestamp and snapshot as the rollback floors:
 /// signatures, versions that never go back, the timestamp pinning these snapshot bytes, no
@@ -250,16 +356,8 @@ fn check_answer(
     accepted: &Accepted,
     now: DateTime<Utc>,
 ) -> Result<(), PublishError> {
-    let bad =
-        |m: String| PublishError::Pending(format!("the server's answer is not trustworthy: {m}"));
-    let root = published
-        .root
-        .as_ref()
-        .ok_or_else(|| meta_err("no published root"))?;
-    let root_bytes = published.read_bytes(&sealwright_tuf::layout::metadata_file(
-        "root",
-        root.signed.version,
-    ))?;
+    let bad = untrustworthy;
+    let root_bytes = published_root_bytes(published)?;
     let mut set = TrustedMetadataSet::new(&root_bytes, now).map_err(|e| bad(e.to_string()))?;
     set.check_final_root().map_err(|e| bad(e.to_string()))?;
     if published.timestamp.is_some() {
@@ -321,4 +419,121 @@ pub fn check_online_keys_in_agent(policy: &Policy) -> Result<(), PushError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::policy::{DelegationPolicy, Period};
+    use sealwright_tuf::metadata::{MetaFile, Metadata, Targets};
+
+    /// Serves one metadata file, whatever is asked.
+    struct Serving(Vec<u8>);
+
+    impl Remote for Serving {
+        fn send(&mut self, _: &Outgoing) -> Result<Accepted, String> {
+            Err("not used".into())
+        }
+        fn metadata(&mut self, _: &str, _: u64) -> Result<Vec<u8>, String> {
+            Ok(self.0.clone())
+        }
+    }
+
+    /// A repository delegating `team-0`, published; and what a server answers after another
+    /// publisher pushed `team-0` version 2: a snapshot (signed by the snapshot key) listing
+    /// it, with the genuine role bytes. (The snapshot's own signature is `check_answer`'s
+    /// business, done before any role is fetched.)
+    fn another_publisher_pushed() -> (tempfile::TempDir, std::path::PathBuf, Accepted, Vec<u8>) {
+        let tmp = tempfile::tempdir().unwrap();
+        let (repo, source, _) = crate::init::test_repository(tmp.path());
+        let keyring = Keyring::new(&repo, &source);
+        crate::policy_change::delegate(
+            &repo,
+            &keyring,
+            DelegationPolicy {
+                name: "team-0".into(),
+                parent: "targets".into(),
+                threshold: 1,
+                expires: Period::days(30),
+                keys: vec![],
+                terminating: false,
+                paths: Some(vec!["team-0/*/*".into()]),
+                path_hash_prefixes: None,
+                succinct_bits: None,
+            },
+            sealwright_crypto::Algorithm::Ed25519,
+        )
+        .unwrap();
+        let policy = Policy::load(&repo).unwrap();
+        let plan = publish::plan(&repo, &policy, Utc::now()).unwrap();
+        publish::execute(&repo, &policy, &keyring, plan).unwrap();
+
+        let published = Published::load(&repo).unwrap();
+        let mut team: Metadata<Targets> = published.targets_role("team-0").unwrap().unwrap();
+        team.signed.version = 2;
+        team.signatures.clear();
+        team.sign(&keyring.open(&policy, "team-0-key").unwrap().unwrap())
+            .unwrap();
+        let team_bytes = team.to_bytes().unwrap();
+        let mut snapshot = published.snapshot.clone().unwrap();
+        snapshot.signed.version += 1;
+        snapshot
+            .signed
+            .meta
+            .insert("team-0.json".into(), MetaFile::new(2));
+        snapshot.signatures.clear();
+        snapshot
+            .sign(&keyring.open(&policy, "snapshot-key").unwrap().unwrap())
+            .unwrap();
+        let accepted = Accepted {
+            roles: BTreeMap::new(),
+            artifacts: 0,
+            snapshot_version: snapshot.signed.version,
+            timestamp_version: 0,
+            snapshot: snapshot.to_bytes().unwrap(),
+            timestamp: Vec::new(),
+        };
+        (tmp, repo, accepted, team_bytes)
+    }
+
+    fn fetch(
+        repo: &Path,
+        accepted: &Accepted,
+        served: Vec<u8>,
+    ) -> Result<Vec<(String, Vec<u8>)>, PublishError> {
+        let policy = Policy::load(repo).unwrap();
+        let plan = publish::plan(repo, &policy, Utc::now()).unwrap();
+        let published = Published::load(repo).unwrap();
+        fetch_others_roles(repo, &published, &plan, accepted, &[], &mut Serving(served))
+    }
+
+    #[test]
+    fn roles_other_publishers_pushed_are_fetched_and_verified() {
+        let (_tmp, repo, accepted, genuine) = another_publisher_pushed();
+        let fetched = fetch(&repo, &accepted, genuine.clone()).unwrap();
+        assert_eq!(fetched, vec![("2.team-0.json".to_owned(), genuine.clone())]);
+
+        // A server planting a role signed by a key the delegation does not name (here the
+        // top-level targets key, which the publisher would trust for other paths).
+        let policy = Policy::load(&repo).unwrap();
+        let source = crate::FixedPassphrase(sealwright_crypto::Passphrase::new("pw".into()));
+        let keyring = Keyring::new(&repo, &source);
+        let mut forged: Metadata<Targets> = Metadata::from_bytes(&genuine, 1 << 20).unwrap();
+        forged.signatures.clear();
+        forged
+            .sign(&keyring.open(&policy, "targets-key").unwrap().unwrap())
+            .unwrap();
+        let err = fetch(&repo, &accepted, forged.to_bytes().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("not trustworthy"), "{err}");
+
+        // The right key, at a version other than the snapshot's.
+        let mut other: Metadata<Targets> = Metadata::from_bytes(&genuine, 1 << 20).unwrap();
+        other.signed.version = 3;
+        other.signatures.clear();
+        other
+            .sign(&keyring.open(&policy, "team-0-key").unwrap().unwrap())
+            .unwrap();
+        assert!(fetch(&repo, &accepted, other.to_bytes().unwrap()).is_err());
+    }
 }

@@ -1,0 +1,538 @@
+//! Server replicas on one shared store (PRODUCT.md D6): two `sealwright serve --push
+//! --store postgres://… --objects s3://…` processes on one PostgreSQL database and one S3
+//! bucket (moto), started by `scripts/services`. Pushes land on either replica; both serve
+//! one history, which python-tuf's client and ours follow; killing a replica at any point
+//! of a push leaves nothing half-published and publishing never wedges.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{python, sealwright, start_agent, Killed, Scratch, PASSPHRASE};
+use sealwright_crypto::digest::sha256_hex;
+use sealwright_repo::{FixedPassphrase, Keyring, Policy};
+use sealwright_store::shared::testing;
+use sealwright_store::SharedConfig;
+use sealwright_tuf::metadata::{Metadata, TargetFile, Targets};
+use serde_json::Value;
+
+/// A publisher repository with `teams` delegated roles `team-I` (paths `team-I/*/*`), the
+/// signer agent holding the online keys, two replica data directories made by
+/// `server-init` (same policy, same token file), and a fresh database and bucket.
+struct Fleet {
+    s: Scratch,
+    config: SharedConfig,
+    token: String,
+    token_file: PathBuf,
+    dirs: [PathBuf; 2],
+    _agent: Killed,
+}
+
+fn fleet(teams: usize) -> Fleet {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    for i in 0..teams {
+        let name = format!("team-{i}");
+        s.ok(&[
+            "--repo",
+            &repo,
+            "delegate",
+            &name,
+            "--paths",
+            &format!("{name}/*/*"),
+        ]);
+    }
+    s.ok(&["--repo", &repo, "publish"]);
+    let (agent, socket) = start_agent(&s, None);
+    let policy_path = s.repo().join("sealwright.toml");
+    let mut text = std::fs::read_to_string(&policy_path).unwrap();
+    for name in ["timestamp-key", "snapshot-key"] {
+        text = text.replace(
+            &format!("private = \"file:keys/{name}.pem\""),
+            &format!("private = \"agent:{}\"", socket.display()),
+        );
+    }
+    std::fs::write(&policy_path, &text).unwrap();
+
+    let a = s.path().join("replica-a");
+    s.ok(&["--repo", &repo, "server-init", a.to_str().unwrap()]);
+    let mut token_args = vec![
+        "--repo".to_owned(),
+        a.display().to_string(),
+        "--json".into(),
+        "token".into(),
+        "add".into(),
+        "teams".into(),
+    ];
+    for i in 0..teams {
+        token_args.extend(["--role".into(), format!("team-{i}")]);
+    }
+    let args: Vec<&str> = token_args.iter().map(String::as_str).collect();
+    let out: Value = serde_json::from_str(&s.ok(&args)).unwrap();
+    let token = out["token"].as_str().unwrap().to_owned();
+    let token_file = s.path().join("teams.token");
+    std::fs::write(&token_file, &token).unwrap();
+    // The second replica: the same data directory, before either started (tokens and the
+    // audit log are per replica; the published state comes from the shared store).
+    let b = s.path().join("replica-b");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&a)
+        .arg(&b)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+
+    let config = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(testing::fresh())
+        .unwrap();
+    Fleet {
+        s,
+        config,
+        token,
+        token_file,
+        dirs: [a, b],
+        _agent: agent,
+    }
+}
+
+/// A running replica: its URL and the development certificate clients trust.
+struct Replica {
+    url: String,
+    ca: PathBuf,
+}
+
+impl Replica {
+    fn http(&self) -> ureq::Agent {
+        let tls = sealwright_client::tls::TlsOptions::default()
+            .with_ca_file(&self.ca)
+            .unwrap();
+        let config = sealwright_client::fetch::HttpConfig {
+            proxy_from_env: false,
+            ..Default::default()
+        };
+        sealwright_client::fetch::https_agent(&config, &tls).unwrap()
+    }
+
+    /// GET of a path; status and body.
+    fn get(&self, path: &str) -> (u16, Vec<u8>) {
+        let resp = self
+            .http()
+            .get(format!("{}{path}", self.url))
+            .call()
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.into_body().read_to_vec().unwrap();
+        (status, body)
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, 200, "GET {path}");
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The published version of `role`, read (unverified: clients verify) from the chain
+    /// timestamp → snapshot.
+    fn role_version(&self, role: &str) -> u64 {
+        let ts = self.json("/metadata/timestamp.json");
+        let sv = ts["signed"]["meta"]["snapshot.json"]["version"]
+            .as_u64()
+            .unwrap();
+        let snapshot = self.json(&format!("/metadata/{sv}.snapshot.json"));
+        snapshot["signed"]["meta"][format!("{role}.json")]["version"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+fn start_replica(f: &Fleet, which: usize) -> (Replica, Killed) {
+    let dir = &f.dirs[which];
+    let ca = dir.with_extension("ca.pem");
+    let mut command = sealwright(None);
+    command
+        .args(["--repo", dir.to_str().unwrap(), "--json", "serve", "--push"])
+        .args(["--listen", "127.0.0.1:0", "--dev-cert-out"])
+        .arg(&ca)
+        .args([
+            "--store",
+            &f.config.database,
+            "--objects",
+            &f.config.objects,
+        ])
+        .env_remove("SEALWRIGHT_REPO")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (name, value) in &f.config.object_options {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+    let process = Killed(child);
+    assert!(!line.trim().is_empty(), "replica {which} did not start");
+    let v: Value = serde_json::from_str(&line).unwrap();
+    let replica = Replica {
+        url: v["url"].as_str().unwrap().to_owned(),
+        ca,
+    };
+    (replica, process)
+}
+
+/// Our client, over HTTPS from `r`, with its metadata kept in `state` between calls (so a
+/// rollback or a fork between two calls is caught too): refreshes and returns each
+/// target's bytes.
+fn our_client(f: &Fleet, r: &Replica, state: &Path, targets: &[String]) -> Vec<Vec<u8>> {
+    if !state.join("root.json").exists() {
+        std::fs::create_dir_all(state).unwrap();
+        let root = std::fs::read(f.s.repo().join("published/metadata/1.root.json")).unwrap();
+        sealwright_client::updater::init(state, &root).unwrap();
+    }
+    let tls = sealwright_client::tls::TlsOptions::default()
+        .with_ca_file(&r.ca)
+        .unwrap();
+    let fetcher = sealwright_client::fetch::HttpFetcher::with_tls(&r.url, &tls).unwrap();
+    let downloads = state.join("downloads");
+    let _ = std::fs::remove_dir_all(&downloads);
+    let config =
+        sealwright_client::updater::UpdaterConfig::new(state, format!("{}/metadata/", r.url))
+            .with_targets(&downloads, format!("{}/targets/", r.url));
+    let mut updater =
+        sealwright_client::updater::Updater::new(config, fetcher, chrono::Utc::now()).unwrap();
+    updater.refresh().unwrap();
+    targets
+        .iter()
+        .map(|t| {
+            let found = updater
+                .get_targetinfo(t)
+                .unwrap()
+                .unwrap_or_else(|| panic!("{t} is not published"));
+            std::fs::read(updater.download_target(&found.target, t).unwrap()).unwrap()
+        })
+        .collect()
+}
+
+/// python-tuf's ngclient over HTTPS from `r`: every target downloads and verifies; returns
+/// the SHA-256 it reports for each.
+fn python_tuf(f: &Fleet, r: &Replica, targets: &[String]) -> Value {
+    let (py, _) = python();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../server/tests/ngclient_https.py");
+    let mut cmd = Command::new(py);
+    cmd.arg(script)
+        .args(["--base-url", &r.url])
+        .arg("--ca")
+        .arg(&r.ca)
+        .arg("--root")
+        .arg(f.s.repo().join("published/metadata/1.root.json"))
+        .arg("--out-dir")
+        .arg(f.s.path().join("python-downloads"));
+    for t in targets {
+        cmd.args(["--target", t]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python-tuf failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
+/// Every snapshot version either replica serves, in order: none lists a role at a lower
+/// version than the one before it (one history, never forked or rolled back). Returns
+/// how many there were.
+fn check_history(r: &Replica) -> usize {
+    let ts = r.json("/metadata/timestamp.json");
+    let latest = ts["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    let mut previous: Option<Value> = None;
+    let mut seen = 0;
+    for v in 1..=latest {
+        let (status, body) = r.get(&format!("/metadata/{v}.snapshot.json"));
+        if status == 404 {
+            continue;
+        }
+        assert_eq!(status, 200);
+        let snapshot: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(snapshot["signed"]["version"].as_u64(), Some(v));
+        if let Some(prev) = &previous {
+            for (file, meta) in prev["signed"]["meta"].as_object().unwrap() {
+                let now = snapshot["signed"]["meta"][file]["version"].as_u64();
+                assert!(
+                    now >= meta["version"].as_u64(),
+                    "snapshot {v} lists {file} at {now:?}, below {}",
+                    meta["version"]
+                );
+            }
+        }
+        previous = Some(snapshot);
+        seen += 1;
+    }
+    seen
+}
+
+const TEAMS: usize = 8;
+const PUSHES_EACH: usize = 3;
+
+#[test]
+fn two_replicas_take_pushes_from_eight_publishers_into_one_history_both_clients_follow() {
+    let f = fleet(TEAMS);
+    let (a, _a) = start_replica(&f, 0);
+    let (b, _b) = start_replica(&f, 1);
+    let replicas = [a, b];
+    // Each publisher is a copy of the owner's repository that pushes its own role, to the
+    // replica a load balancer would have picked for it.
+    let publishers: Vec<PathBuf> = (0..TEAMS)
+        .map(|i| {
+            let dir = f.s.path().join(format!("publisher-{i}"));
+            let ok = Command::new("cp")
+                .arg("-a")
+                .arg(f.s.repo())
+                .arg(&dir)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            dir
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (i, dir) in publishers.iter().enumerate() {
+            let replica = &replicas[i % 2];
+            let f = &f;
+            scope.spawn(move || {
+                for k in 1..=PUSHES_EACH {
+                    let file = dir.with_extension("app.bin");
+                    std::fs::write(&file, format!("team-{i} release {k}")).unwrap();
+                    let repo = dir.to_str().unwrap();
+                    f.s.ok(&[
+                        "--repo",
+                        repo,
+                        "add",
+                        "--delegation",
+                        &format!("team-{i}"),
+                        file.to_str().unwrap(),
+                        "--name",
+                        &format!("team-{i}"),
+                        "--version",
+                        &format!("1.0.{k}"),
+                    ]);
+                    f.s.ok(&[
+                        "--repo",
+                        repo,
+                        "push",
+                        "--server",
+                        &replica.url,
+                        "--token-file",
+                        f.token_file.to_str().unwrap(),
+                        "--ca",
+                        replica.ca.to_str().unwrap(),
+                    ]);
+                }
+            });
+        }
+    });
+
+    // Both replicas serve the same state, whichever took each push.
+    let (_, ts_a) = replicas[0].get("/metadata/timestamp.json");
+    let (_, ts_b) = replicas[1].get("/metadata/timestamp.json");
+    assert_eq!(ts_a, ts_b);
+    for i in 0..TEAMS {
+        assert_eq!(
+            replicas[0].role_version(&format!("team-{i}")),
+            1 + PUSHES_EACH as u64
+        );
+    }
+    // One history: every push a snapshot of its own, none rolling another back.
+    let snapshots = check_history(&replicas[1]);
+    assert!(snapshots > TEAMS * PUSHES_EACH, "{snapshots} snapshots");
+
+    // Every release of every team, through both clients, each from a different replica.
+    let targets: Vec<String> = (0..TEAMS)
+        .flat_map(|i| {
+            (1..=PUSHES_EACH).map(move |k| format!("team-{i}/1.0.{k}/publisher-{i}.app.bin"))
+        })
+        .collect();
+    let expected: Vec<Vec<u8>> = (0..TEAMS)
+        .flat_map(|i| (1..=PUSHES_EACH).map(move |k| format!("team-{i} release {k}").into_bytes()))
+        .collect();
+    let ours = our_client(&f, &replicas[1], &f.s.path().join("client"), &targets);
+    assert_eq!(ours, expected);
+    let report = python_tuf(&f, &replicas[0], &targets);
+    for (t, bytes) in targets.iter().zip(&expected) {
+        assert_eq!(
+            report["targets"][t].as_str(),
+            Some(sha256_hex(bytes).as_str()),
+            "{t}"
+        );
+    }
+}
+
+/// The team-0 key, opened once (scrypt is slow).
+fn team_key(f: &Fleet) -> sealwright_crypto::PrivateKey {
+    let policy = Policy::load(&f.s.repo()).unwrap();
+    let pass = FixedPassphrase(sealwright_crypto::Passphrase::new(PASSPHRASE.to_owned()));
+    Keyring::new(&f.s.repo(), &pass)
+        .open(&policy, "team-0-key")
+        .unwrap()
+        .unwrap()
+}
+
+/// One push of `team-0` straight to the API of `r`: the next version of the role after the
+/// one `reader` (the other replica) serves, listing only `content`. Ok(version) when `r`
+/// answered that it published it.
+fn push_once(
+    f: &Fleet,
+    r: &Replica,
+    reader: &Replica,
+    key: &sealwright_crypto::PrivateKey,
+    content: &[u8],
+) -> Result<u64, (u64, String)> {
+    let agent = r.http();
+    let version = reader.role_version("team-0");
+    let err = |e: ureq::Error| (version + 1, e.to_string());
+    let bytes = reader.get(&format!("/metadata/{version}.team-0.json")).1;
+    let mut md: Metadata<Targets> = Metadata::from_bytes(&bytes, 1 << 26).unwrap();
+    md.signed.version = version + 1;
+    md.signed.targets.clear();
+    let sha = sha256_hex(content);
+    md.signed.targets.insert(
+        format!("team-0/v{}/app.bin", version + 1),
+        TargetFile::new(
+            content.len() as u64,
+            [("sha256".to_owned(), sha.clone())].into(),
+        ),
+    );
+    md.signatures.clear();
+    md.sign(key).unwrap();
+    let auth = format!("Bearer {}", f.token);
+    let resp = agent
+        .put(format!("{}/api/v1/blobs/{sha}", r.url))
+        .header("Authorization", &auth)
+        .send(content)
+        .map_err(err)?;
+    if !matches!(resp.status().as_u16(), 200 | 201) {
+        return Err((version + 1, format!("upload: {}", resp.status())));
+    }
+    let body = serde_json::to_vec(&serde_json::json!({
+        "roles": { "team-0": String::from_utf8(md.to_bytes().unwrap()).unwrap() }
+    }))
+    .unwrap();
+    let resp = agent
+        .post(format!("{}/api/v1/push", r.url))
+        .header("Authorization", &auth)
+        .send(&body[..])
+        .map_err(err)?;
+    let status = resp.status().as_u16();
+    let text = resp.into_body().read_to_string().unwrap_or_default();
+    if status != 200 {
+        return Err((version + 1, format!("push: {status} {text}")));
+    }
+    Ok(version + 1)
+}
+
+const KILL_TRIALS: usize = 50;
+
+#[test]
+fn a_replica_killed_at_any_point_of_a_push_leaves_nothing_half_published() {
+    let f = fleet(1);
+    let key = team_key(&f);
+    let (survivor, _survivor) = start_replica(&f, 1);
+    let state = f.s.path().join("client");
+    let mut published = 0usize;
+    // Pushes cut off by the kill: those that were committed before it (the answer lost)
+    // and those that were not; both must occur for the trials to cover the commit.
+    let (mut cut_after_commit, mut cut_before_commit) = (0, 0);
+    for trial in 0..KILL_TRIALS {
+        // Spread over the whole of a push and the requests around it, reproducibly.
+        let h = sealwright_crypto::digest::sha256(format!("kill {trial}").as_bytes());
+        let delay = 2 + u64::from(u16::from_be_bytes([h[0], h[1]])) % 300;
+        let (victim, process) = start_replica(&f, 0);
+        // Publishing is not wedged by the last kill: the restarted replica takes a push.
+        let first = push_once(
+            &f,
+            &victim,
+            &survivor,
+            &key,
+            format!("trial {trial} first").as_bytes(),
+        );
+        assert!(first.is_ok(), "trial {trial}: {first:?}");
+        published += 1;
+        // Then pushes back to back while it is killed, somewhere in one of them.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let pusher = scope.spawn(|| {
+                let mut n = 0;
+                let mut cut = None;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let content = format!("trial {trial} push {n}");
+                    match push_once(&f, &victim, &survivor, &key, content.as_bytes()) {
+                        Ok(_) => n += 1,
+                        Err((attempted, _)) => {
+                            cut = Some(attempted);
+                            break;
+                        }
+                    }
+                }
+                (n, cut)
+            });
+            std::thread::sleep(Duration::from_millis(delay));
+            drop(process);
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let (n, cut) = pusher.join().unwrap();
+            published += n;
+            if let Some(attempted) = cut {
+                if survivor.role_version("team-0") >= attempted {
+                    cut_after_commit += 1;
+                } else {
+                    cut_before_commit += 1;
+                }
+            }
+        });
+
+        // What clients see through the other replica is whole: our client (keeping its
+        // metadata across trials, so no rollback either) verifies it and downloads the
+        // latest release, whose bytes are the ones pushed for that version.
+        let version = survivor.role_version("team-0");
+        let path = format!("team-0/v{version}/app.bin");
+        let got = our_client(&f, &survivor, &state, std::slice::from_ref(&path));
+        let text = String::from_utf8(got[0].clone()).unwrap();
+        assert!(
+            text.starts_with(&format!("trial {trial} "))
+                || text.starts_with(&format!("trial {} ", trial.saturating_sub(1))),
+            "{text}"
+        );
+    }
+    assert!(published >= KILL_TRIALS);
+    eprintln!("{KILL_TRIALS} kills: {cut_before_commit} cut a push before its commit, {cut_after_commit} after it, {published} pushes answered");
+    assert!(
+        cut_before_commit > 0 && cut_before_commit + cut_after_commit >= KILL_TRIALS / 2,
+        "{cut_before_commit} before, {cut_after_commit} after"
+    );
+    // The whole history verifies with python-tuf too.
+    let latest = survivor.role_version("team-0");
+    python_tuf(&f, &survivor, &[format!("team-0/v{latest}/app.bin")]);
+    assert!(check_history(&survivor) > KILL_TRIALS);
+}
