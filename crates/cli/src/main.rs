@@ -69,9 +69,8 @@ enum Command {
     /// first push token, certificate, systemd units (`server setup DIR`).
     #[command(subcommand)]
     Server(cmd::server::ServerCommand),
-    /// Push tokens for the publish API (`serve --push`): create, list.
-    #[command(subcommand)]
-    Token(cmd::token::TokenCommand),
+    /// Push tokens for the publish API (`serve --push`): create, list, remove.
+    Token(cmd::token::Args),
     /// Write an offline signing request for ROLE to stdout.
     SignRequest(cmd::offline::RequestArgs),
     /// Sign a signing request with a key (run this on the offline machine).

@@ -536,3 +536,80 @@ fn a_replica_killed_at_any_point_of_a_push_leaves_nothing_half_published() {
     python_tuf(&f, &survivor, &[format!("team-0/v{latest}/app.bin")]);
     assert!(check_history(&survivor) > KILL_TRIALS);
 }
+
+/// Status of `GET /api/v1/blobs/{some sha}` at `r` with `token`: 404 when the token is
+/// accepted (no such blob), 401 when it is not.
+fn token_status(r: &Replica, token: &str) -> u16 {
+    r.http()
+        .get(format!("{}/api/v1/blobs/{}", r.url, sha256_hex(b"none")))
+        .header("Authorization", format!("Bearer {token}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// `sealwright token ARGS --store … --objects …` run against replica `which`'s directory.
+fn shared_token(f: &Fleet, which: usize, args: &[&str]) -> Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sealwright"));
+    command
+        .args(["--repo", f.dirs[which].to_str().unwrap(), "--json", "token"])
+        .args(args)
+        .args([
+            "--store",
+            &f.config.database,
+            "--objects",
+            &f.config.objects,
+        ])
+        .env_remove("SEALWRIGHT_REPO");
+    for (name, value) in &f.config.object_options {
+        command.env(name, value);
+    }
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "token {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_token_added_or_removed_through_one_replica_holds_on_every_replica() {
+    let f = fleet(1);
+    let (a, _a) = start_replica(&f, 0);
+    let (b, _b) = start_replica(&f, 1);
+    // The first replica brought its token file into the shared store.
+    assert_eq!(token_status(&a, &f.token), 404);
+    assert_eq!(token_status(&b, &f.token), 404);
+    assert_eq!(token_status(&b, "swp_unknown"), 401);
+
+    let added = shared_token(&f, 1, &["add", "late", "--role", "team-0"]);
+    let late = added["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        token_status(&a, &late),
+        404,
+        "the other replica does not know it"
+    );
+    let listed = shared_token(&f, 0, &["list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["teams", "late"]);
+    // Neither data directory's file changed: the database is where tokens live now.
+    for dir in &f.dirs {
+        let file = std::fs::read_to_string(dir.join("push-tokens.toml")).unwrap();
+        assert!(!file.contains("late"), "{file}");
+    }
+
+    shared_token(&f, 0, &["remove", "late"]);
+    assert_eq!(token_status(&a, &late), 401);
+    assert_eq!(token_status(&b, &late), 401);
+    assert_eq!(token_status(&b, &f.token), 404);
+}

@@ -27,7 +27,7 @@ use serde_json::json;
 
 use sealwright_repo::push::{self, PushError, PushRequest};
 
-use crate::accept::{self, TokenEntry, Tokens};
+use crate::accept::{self, TokenEntry};
 use sealwright_repo::{staging, Keyring, Policy};
 use sealwright_store::{Catalog, Index};
 
@@ -164,9 +164,9 @@ impl PushState {
             self.refusals.record(&source, action, "rate limited");
             return Err(too_many());
         }
-        let dir = Arc::clone(&self.repo_dir);
+        let storage = Arc::clone(&self.storage);
         let (headers, cert) = (headers.clone(), cert.cloned());
-        match blocking(move || authenticate(&dir, &headers, cert.as_ref())).await {
+        match blocking(move || authenticate(storage.token_home(), &headers, cert.as_ref())).await {
             Ok(token) => Ok(token),
             Err(e) => {
                 let over = self.refusals.record(&source, action, &e.to_string());
@@ -472,7 +472,7 @@ fn refusal(e: &PushError) -> Response {
 /// client certificate of the connection (already verified against `--client-ca` by the
 /// TLS handshake) if its fingerprint is registered.
 fn authenticate(
-    repo_dir: &Path,
+    home: crate::tokens::TokenHome<'_>,
     headers: &HeaderMap,
     cert: Option<&ClientCert>,
 ) -> Result<TokenEntry, PushError> {
@@ -480,7 +480,7 @@ fn authenticate(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let tokens = Tokens::load(repo_dir)?;
+    let (tokens, _) = home.load()?;
     match (presented, cert) {
         (Some(token), _) => tokens
             .authenticate(token)

@@ -323,8 +323,10 @@ fn build(
         &partial.join("server"),
     )?;
     server.dir = dir.join("server");
+    let server_dir = partial.join("server");
     let token = crate::tokens::add_token(
-        &partial.join("server"),
+        &server_dir,
+        crate::tokens::TokenHome::Dir(&server_dir),
         &opts.token_name,
         &["targets".to_owned()],
         &[],

@@ -19,8 +19,10 @@
 //! - an uploaded blob is in the object store before the upload is acknowledged
 //!   ([`Storage::keep_blob`]), so any replica can check and publish it.
 //!
-//! Not guaranteed: the audit log and push tokens stay per replica (each data directory has
-//! its own; give every replica the same `push-tokens.toml`).
+//! Push tokens of a shared store live in its database ([`crate::tokens::TokenHome`]); the
+//! first replica to start brings its `push-tokens.toml`.
+//!
+//! Not guaranteed: the audit log stays per replica (each data directory has its own).
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ use sealwright_repo::publish::{write_tree, OnlineFloor, PUBLISHED_DIR};
 use sealwright_repo::push::{PushError, MAX_ROLE_BYTES};
 use sealwright_repo::{fsutil, staging};
 use sealwright_store::{Catalog, Embedded, PublishLock, PublishedFile, Shared, StoreError};
+
+use crate::tokens::{Tokens, TOKENS_FILE};
 
 /// File in the data directory recording the shared publish its working copy holds.
 pub const SYNCED_FILE: &str = "shared-sequence";
@@ -125,6 +129,14 @@ impl Storage {
         Ok(())
     }
 
+    /// Where the tokens are kept.
+    pub fn token_home(&self) -> crate::tokens::TokenHome<'_> {
+        match self {
+            Storage::Embedded { dir, .. } => crate::tokens::TokenHome::Dir(dir),
+            Storage::Shared { store, .. } => crate::tokens::TokenHome::Shared(store),
+        }
+    }
+
     /// Whether a blob is stored (and, embedded, still on disk at its recorded length).
     pub fn has_blob(
         &self,
@@ -147,6 +159,17 @@ impl Storage {
         let Storage::Shared { dir, store } = self else {
             return Ok(());
         };
+        // The first replica brings its tokens; later ones use the shared document (a replica
+        // that lost the race to bring them leaves the other's in place).
+        if store.document(TOKENS_FILE).map_err(store_err)?.is_none() {
+            let local = Tokens::load(dir)?;
+            if !local.tokens.is_empty() {
+                let text = local.to_text()?;
+                store
+                    .replace_document(TOKENS_FILE, text.as_bytes(), None)
+                    .map_err(store_err)?;
+            }
+        }
         let mut lock = block_on(store.lock_publish()).map_err(store_err)?;
         if block_on(store.sequence()).map_err(store_err)? == 0 {
             let files = import_tree(dir, store)?;
@@ -164,6 +187,36 @@ impl Storage {
             held: Held::Shared(lock),
         };
         session.synchronise(dir, store)
+    }
+}
+
+/// A shared store opened outside any async runtime (for commands such as `token add`):
+/// owns the runtime its connections run on.
+#[derive(Debug)]
+pub struct SharedHandle {
+    store: Arc<Shared>,
+    // Declared after `store`, so the connections go before the runtime that drives them.
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl SharedHandle {
+    /// Connects to the shared store named by `config`.
+    pub fn open(config: &sealwright_store::SharedConfig) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Config(format!("starting a runtime: {e}")))?;
+        let store = Arc::new(runtime.block_on(Shared::open(config))?);
+        Ok(SharedHandle {
+            store,
+            _runtime: runtime,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Shared {
+        &self.store
     }
 }
 

@@ -1,6 +1,7 @@
-//! Who may push (`DIR/push-tokens.toml`): bearer tokens, kept only as their SHA-256, and
-//! registered TLS client certificates, each with the roles and paths it may push. Adding or
-//! removing one is recorded in the server directory's audit log.
+//! Who may push (`DIR/push-tokens.toml`, or for replicas the same document in the shared
+//! database: [`TokenHome`]): bearer tokens, kept only as their SHA-256, and registered TLS
+//! client certificates, each with the roles and paths it may push. Adding or removing one is
+//! recorded in the server directory's audit log.
 //!
 //! Guaranteed: a token's secret is shown once and never stored; the file is written
 //! atomically with mode 0600 and only in a server data directory ([`Tokens::load`] refuses
@@ -61,6 +62,67 @@ pub struct Tokens {
     pub tokens: Vec<TokenEntry>,
 }
 
+/// Largest token file read.
+const MAX_TOKENS_BYTES: u64 = 1024 * 1024;
+
+/// Where a server's tokens are kept.
+#[derive(Debug, Clone, Copy)]
+pub enum TokenHome<'a> {
+    /// `DIR/push-tokens.toml` in a server data directory.
+    Dir(&'a Path),
+    /// The `push-tokens.toml` document of a shared store, read by every replica on every
+    /// request (so a removal takes effect on all of them at once).
+    Shared(&'a sealwright_store::Shared),
+}
+
+impl TokenHome<'_> {
+    /// The tokens, and the version they were read at (shared only).
+    pub fn load(&self) -> Result<(Tokens, Option<u64>), PushError> {
+        match self {
+            TokenHome::Dir(dir) => Ok((Tokens::load(dir)?, None)),
+            TokenHome::Shared(store) => match store.document(TOKENS_FILE).map_err(internal)? {
+                Some((bytes, version)) => Ok((
+                    Tokens::parse(&bytes, "the shared push-tokens.toml")?,
+                    Some(version),
+                )),
+                None => Ok((Tokens::default(), None)),
+            },
+        }
+    }
+
+    /// Writes `tokens`, read at `version`: a shared document changed by someone else since
+    /// is not overwritten (the change is refused; run it again).
+    fn save(&self, tokens: &Tokens, version: Option<u64>) -> Result<(), PushError> {
+        match self {
+            TokenHome::Dir(dir) => tokens.save(dir),
+            TokenHome::Shared(store) => {
+                let text = tokens.to_text()?;
+                if store
+                    .replace_document(TOKENS_FILE, text.as_bytes(), version)
+                    .map_err(internal)?
+                {
+                    Ok(())
+                } else {
+                    Err(PushError::NotReady(
+                        "the shared tokens changed while this change was made; run it again".into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Applies `change` to the tokens and saves them.
+    fn modify<T>(
+        &self,
+        change: impl FnOnce(&mut Tokens) -> Result<T, PushError>,
+    ) -> Result<T, PushError> {
+        let (mut tokens, version) = self.load()?;
+        let out = change(&mut tokens)?;
+        self.save(&tokens, version)?;
+        Ok(out)
+    }
+}
+
 /// Prefix of every token, so a leaked one is recognisable in logs and scanners.
 const TOKEN_PREFIX: &str = "swp_";
 
@@ -69,15 +131,26 @@ impl Tokens {
     pub fn load(repo_dir: &Path) -> Result<Self, PushError> {
         Self::check_server_dir(repo_dir)?;
         let path = repo_dir.join(TOKENS_FILE);
-        match fsutil::read_capped(&path, 1024 * 1024) {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| internal(format!("{} is not UTF-8", path.display())))?;
-                toml::from_str(&text).map_err(|e| internal(format!("{}: {e}", path.display())))
-            }
+        match fsutil::read_capped(&path, MAX_TOKENS_BYTES) {
+            Ok(bytes) => Self::parse(&bytes, &path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Tokens::default()),
             Err(e) => Err(internal(format!("{}: {e}", path.display()))),
         }
+    }
+
+    /// Parses a token file's bytes (`what` names it in errors).
+    pub fn parse(bytes: &[u8], what: &str) -> Result<Self, PushError> {
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| internal(format!("{what} is not UTF-8")))?;
+        toml::from_str(text).map_err(|e| internal(format!("{what}: {e}")))
+    }
+
+    /// The token file's text.
+    pub(crate) fn to_text(&self) -> Result<String, PushError> {
+        let text = toml::to_string_pretty(self).map_err(internal)?;
+        Ok(format!(
+            "# Push tokens (`sealwright token add`): only their SHA-256 is kept here.\n\n{text}"
+        ))
     }
 
     /// Tokens belong to a server's data directory (made by `sealwright server-init`): a
@@ -114,11 +187,7 @@ impl Tokens {
     /// Writes the token file atomically, readable by its owner only.
     pub fn save(&self, repo_dir: &Path) -> Result<(), PushError> {
         let path = repo_dir.join(TOKENS_FILE);
-        let text = toml::to_string_pretty(self).map_err(internal)?;
-        let body = format!(
-            "# Push tokens (`sealwright token add`): only their SHA-256 is kept here.\n\n{text}"
-        );
-        fsutil::write_atomic_private(&path, body.as_bytes()).map_err(internal)
+        fsutil::write_atomic_private(&path, self.to_text()?.as_bytes()).map_err(internal)
     }
 
     /// A new entry's name is valid and unused, and its roles are pushable.
@@ -214,13 +283,19 @@ impl Tokens {
 /// secret (shown once; only its hash is kept).
 pub fn add_token(
     dir: &Path,
+    home: TokenHome<'_>,
     name: &str,
     roles: &[String],
     paths: &[String],
 ) -> Result<Zeroizing<String>, PushError> {
-    let mut tokens = Tokens::load(dir)?;
-    let token = Zeroizing::new(tokens.create(name, roles.to_vec(), paths.to_vec())?);
-    tokens.save(dir)?;
+    Tokens::check_server_dir(dir)?;
+    let token = home.modify(|tokens| {
+        Ok(Zeroizing::new(tokens.create(
+            name,
+            roles.to_vec(),
+            paths.to_vec(),
+        )?))
+    })?;
     record(
         dir,
         "token-add",
@@ -234,14 +309,16 @@ pub fn add_token(
 /// `dir`, and records it.
 pub fn add_client_cert(
     dir: &Path,
+    home: TokenHome<'_>,
     name: &str,
     roles: &[String],
     paths: &[String],
     fingerprint: &str,
 ) -> Result<(), PushError> {
-    let mut tokens = Tokens::load(dir)?;
-    tokens.create_for_client_cert(name, roles.to_vec(), paths.to_vec(), fingerprint)?;
-    tokens.save(dir)?;
+    Tokens::check_server_dir(dir)?;
+    home.modify(|tokens| {
+        tokens.create_for_client_cert(name, roles.to_vec(), paths.to_vec(), fingerprint)
+    })?;
     record(
         dir,
         "token-add",
@@ -252,10 +329,9 @@ pub fn add_client_cert(
 
 /// Removes the token or client certificate `name` from `dir` (its holder can no longer push;
 /// the server reads the file on every request) and records it.
-pub fn remove_token(dir: &Path, name: &str) -> Result<TokenEntry, PushError> {
-    let mut tokens = Tokens::load(dir)?;
-    let removed = tokens.remove(name)?;
-    tokens.save(dir)?;
+pub fn remove_token(dir: &Path, home: TokenHome<'_>, name: &str) -> Result<TokenEntry, PushError> {
+    Tokens::check_server_dir(dir)?;
+    let removed = home.modify(|tokens| tokens.remove(name))?;
     record(
         dir,
         "token-remove",

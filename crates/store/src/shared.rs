@@ -83,6 +83,11 @@ CREATE TABLE IF NOT EXISTS sealwright_state (
     floor_timestamp  BIGINT NOT NULL
 );
 INSERT INTO sealwright_state VALUES (1, 0, 0, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS sealwright_documents (
+    name     TEXT PRIMARY KEY,
+    content  BYTEA NOT NULL,
+    version  BIGINT NOT NULL
+);
 "#;
 
 /// Where a shared store lives.
@@ -560,6 +565,57 @@ impl Shared {
             Ok(c) => c.simple_query("SELECT 1").await.is_ok(),
             Err(_) => false,
         }
+    }
+
+    /// A small document every replica reads (the push tokens), with its version; none
+    /// before the first [`Shared::replace_document`]. Blocking, like the [`Catalog`].
+    pub fn document(&self, name: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        self.block_on(async {
+            let row = self
+                .client()
+                .await?
+                .query_opt(
+                    "SELECT content, version FROM sealwright_documents WHERE name = $1",
+                    &[&name],
+                )
+                .await
+                .map_err(db_err("reading a document"))?;
+            Ok(row.map(|r| (r.get(0), from_db(r.get(1)))))
+        })
+    }
+
+    /// Replaces document `name` if it is still at version `expected` (`None`: absent) —
+    /// compare-and-swap, so two writers never lose each other's change; whether it was
+    /// replaced. Blocking.
+    pub fn replace_document(
+        &self,
+        name: &str,
+        content: &[u8],
+        expected: Option<u64>,
+    ) -> Result<bool, StoreError> {
+        self.block_on(async {
+            let client = self.client().await?;
+            let err = db_err("writing a document");
+            let changed = match expected {
+                None => client
+                    .execute(
+                        "INSERT INTO sealwright_documents (name, content, version) VALUES ($1, $2, 1)
+                         ON CONFLICT (name) DO NOTHING",
+                        &[&name, &content],
+                    )
+                    .await
+                    .map_err(err)?,
+                Some(v) => client
+                    .execute(
+                        "UPDATE sealwright_documents SET content = $2, version = version + 1
+                         WHERE name = $1 AND version = $3",
+                        &[&name, &content, &to_db(v)],
+                    )
+                    .await
+                    .map_err(err)?,
+            };
+            Ok(changed == 1)
+        })
     }
 
     fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {

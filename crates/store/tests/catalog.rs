@@ -249,3 +249,24 @@ fn objects_are_named_by_their_hash_and_checked_when_read() {
         assert!(!dest.exists());
     });
 }
+
+#[test]
+fn documents_change_only_from_the_version_the_writer_read() {
+    let rt = runtime();
+    let store = shared(&rt);
+    assert_eq!(store.document("tokens").unwrap(), None);
+    assert!(store.replace_document("tokens", b"one", None).unwrap());
+    // A second "first" write loses: it did not see the first.
+    assert!(!store.replace_document("tokens", b"other", None).unwrap());
+    assert_eq!(
+        store.document("tokens").unwrap(),
+        Some((b"one".to_vec(), 1))
+    );
+    assert!(store.replace_document("tokens", b"two", Some(1)).unwrap());
+    // A writer still holding version 1 does not overwrite version 2.
+    assert!(!store.replace_document("tokens", b"stale", Some(1)).unwrap());
+    assert_eq!(
+        store.document("tokens").unwrap(),
+        Some((b"two".to_vec(), 2))
+    );
+}

@@ -1,9 +1,35 @@
 //! `sealwright token`: push tokens for the publish API (`sealwright serve --push`).
 
-use sealwright_server::tokens::{self, Tokens};
+use sealwright_server::storage::SharedHandle;
+use sealwright_server::tokens::{self, TokenHome};
 
 use super::Context;
 use crate::output::emit;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: TokenCommand,
+    /// For replicas (`serve --store`): change the tokens in this shared database instead of
+    /// DIR/push-tokens.toml; every replica sees the change at its next request.
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        requires = "objects",
+        env = "SEALWRIGHT_STORE"
+    )]
+    store: Option<String>,
+    /// With --store: the replicas' bucket (`s3://BUCKET`, AWS_* variables as for `serve`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        requires = "store",
+        env = "SEALWRIGHT_OBJECTS"
+    )]
+    objects: Option<String>,
+}
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -41,8 +67,22 @@ pub enum TokenCommand {
     },
 }
 
-pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
-    match cmd {
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let shared = match (args.store, args.objects) {
+        (Some(database), Some(objects)) => {
+            Some(SharedHandle::open(&sealwright_store::SharedConfig {
+                database,
+                objects,
+                object_options: Vec::new(),
+            })?)
+        }
+        _ => None,
+    };
+    let home = match &shared {
+        Some(s) => TokenHome::Shared(s.store()),
+        None => TokenHome::Dir(&ctx.repo),
+    };
+    match args.command {
         TokenCommand::Add {
             name,
             roles,
@@ -51,7 +91,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             ..
         } => {
             let fingerprint = sealwright_client::tls::certificate_sha256(&cert)?;
-            tokens::add_client_cert(&ctx.repo, &name, &roles, &paths, &fingerprint)?;
+            tokens::add_client_cert(&ctx.repo, home, &name, &roles, &paths, &fingerprint)?;
             let out = serde_json::json!({"name": name, "client_cert_sha256": fingerprint, "roles": roles, "paths": paths});
             emit(ctx.json, &out, || {
                 println!(
@@ -68,7 +108,7 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             client_cert: None,
             output,
         } => {
-            let token = tokens::add_token(&ctx.repo, &name, &roles, &paths)?;
+            let token = tokens::add_token(&ctx.repo, home, &name, &roles, &paths)?;
             if let Some(file) = &output {
                 sealwright_repo::fsutil::write_atomic_private(file, format!("{}\n", token.as_str()).as_bytes())
                     .map_err(|e| anyhow::anyhow!("writing the token to {}: {e}; it was created: `sealwright token remove {name}` and add it again", file.display()))?;
@@ -103,14 +143,14 @@ pub fn run(ctx: &Context, cmd: TokenCommand) -> anyhow::Result<()> {
             })
         }
         TokenCommand::Remove { name } => {
-            tokens::remove_token(&ctx.repo, &name)?;
+            tokens::remove_token(&ctx.repo, home, &name)?;
             let out = serde_json::json!({"removed": name});
             emit(ctx.json, &out, || {
                 println!("token {name} removed: its holder can no longer push");
             })
         }
         TokenCommand::List => {
-            let tokens = Tokens::load(&ctx.repo)?;
+            let (tokens, _) = home.load()?;
             let list: Vec<_> = tokens
                 .tokens
                 .iter()
