@@ -365,6 +365,18 @@ fn two_replicas_take_pushes_from_eight_publishers_into_one_history_both_clients_
             1 + PUSHES_EACH as u64
         );
     }
+    // Every push is in the audit log the replicas share, one chain that verifies.
+    let verified = shared_command(&f, 0, &["audit", "verify"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    let records = shared_command(&f, 1, &["audit", "list", "--limit", "1000"]);
+    let pushes = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "push")
+        .count();
+    assert_eq!(pushes, TEAMS * PUSHES_EACH);
+
     // One history: every push a snapshot of its own, none rolling another back.
     let snapshots = check_history(&replicas[1]);
     assert!(snapshots > TEAMS * PUSHES_EACH, "{snapshots} snapshots");
@@ -552,11 +564,11 @@ fn token_status(r: &Replica, token: &str) -> u16 {
         .as_u16()
 }
 
-/// `sealwright token ARGS --store … --objects …` run against replica `which`'s directory.
-fn shared_token(f: &Fleet, which: usize, args: &[&str]) -> Value {
+/// `sealwright ARGS --store … --objects …` run against replica `which`'s directory.
+fn shared_command(f: &Fleet, which: usize, args: &[&str]) -> Value {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sealwright"));
     command
-        .args(["--repo", f.dirs[which].to_str().unwrap(), "--json", "token"])
+        .args(["--repo", f.dirs[which].to_str().unwrap(), "--json"])
         .args(args)
         .args([
             "--store",
@@ -571,7 +583,7 @@ fn shared_token(f: &Fleet, which: usize, args: &[&str]) -> Value {
     let out = command.output().unwrap();
     assert!(
         out.status.success(),
-        "token {args:?}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
@@ -587,14 +599,14 @@ fn a_token_added_or_removed_through_one_replica_holds_on_every_replica() {
     assert_eq!(token_status(&b, &f.token), 404);
     assert_eq!(token_status(&b, "swp_unknown"), 401);
 
-    let added = shared_token(&f, 1, &["add", "late", "--role", "team-0"]);
+    let added = shared_command(&f, 1, &["token", "add", "late", "--role", "team-0"]);
     let late = added["token"].as_str().unwrap().to_owned();
     assert_eq!(
         token_status(&a, &late),
         404,
         "the other replica does not know it"
     );
-    let listed = shared_token(&f, 0, &["list"]);
+    let listed = shared_command(&f, 0, &["token", "list"]);
     let names: Vec<&str> = listed
         .as_array()
         .unwrap()
@@ -608,8 +620,22 @@ fn a_token_added_or_removed_through_one_replica_holds_on_every_replica() {
         assert!(!file.contains("late"), "{file}");
     }
 
-    shared_token(&f, 0, &["remove", "late"]);
+    shared_command(&f, 0, &["token", "remove", "late"]);
     assert_eq!(token_status(&a, &late), 401);
     assert_eq!(token_status(&b, &late), 401);
     assert_eq!(token_status(&b, &f.token), 404);
+
+    // Both changes are in the one audit log the replicas share, whose chain verifies.
+    let records = shared_command(&f, 0, &["audit", "list", "--limit", "100"]);
+    let actions: Vec<&str> = records
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"token-add") && actions.contains(&"token-remove"),
+        "{actions:?}"
+    );
+    assert_eq!(shared_command(&f, 1, &["audit", "verify"])["ok"], true);
 }

@@ -193,7 +193,7 @@ impl Server {
     pub fn enable_push(&mut self, opts: &push::PushOptions, storage: Arc<storage::Storage>) {
         let refusals = Arc::new(push::Refusals::default());
         tokio::spawn(push::summarise_refusals(
-            opts.repo_dir.clone(),
+            Arc::clone(&storage),
             Arc::clone(&refusals),
         ));
         let files = std::mem::take(&mut self.router);

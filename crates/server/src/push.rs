@@ -124,7 +124,7 @@ impl Refusals {
 
 /// Writes one audit record per source and action refused in the last window; runs until
 /// the server stops.
-pub async fn summarise_refusals(repo_dir: PathBuf, refusals: Arc<Refusals>) {
+pub async fn summarise_refusals(storage: Arc<Storage>, refusals: Arc<Refusals>) {
     let mut tick = tokio::time::interval(REFUSAL_WINDOW);
     loop {
         tick.tick().await;
@@ -132,11 +132,11 @@ pub async fn summarise_refusals(repo_dir: PathBuf, refusals: Arc<Refusals>) {
         if counted.is_empty() {
             continue;
         }
-        let dir = repo_dir.clone();
+        let storage = Arc::clone(&storage);
         let _ = tokio::task::spawn_blocking(move || {
             for ((source, action), (count, last_error)) in counted {
                 audit(
-                    &dir,
+                    &storage,
                     "unauthenticated",
                     "refused-summary",
                     &source,
@@ -228,7 +228,7 @@ pub async fn renew_online_roles(storage: Arc<Storage>, metrics: Arc<crate::Metri
             });
             match &r {
                 Ok(renewed) if renewed.timestamp.is_some() => audit(
-                    dir,
+                    &storage,
                     "server",
                     "online-renew",
                     "snapshot+timestamp",
@@ -236,7 +236,7 @@ pub async fn renew_online_roles(storage: Arc<Storage>, metrics: Arc<crate::Metri
                 ),
                 Ok(_) => {}
                 Err(e) => audit(
-                    dir,
+                    &storage,
                     "server",
                     "online-renew-failed",
                     "snapshot+timestamp",
@@ -306,15 +306,12 @@ fn report_expiry(
 
 /// Appends an audit record; a failure to audit is reported on stderr (the request's own
 /// outcome is already decided).
-fn audit(repo_dir: &Path, actor: &str, action: &str, subject: &str, details: serde_json::Value) {
-    let result = sealwright_store::AuditLog::open(repo_dir).and_then(|mut log| {
-        log.append(&sealwright_store::NewRecord {
-            actor,
-            action,
-            subject,
-            details,
-        })
-        .map(|_| ())
+fn audit(storage: &Storage, actor: &str, action: &str, subject: &str, details: serde_json::Value) {
+    let result = storage.audit(&sealwright_store::NewRecord {
+        actor,
+        action,
+        subject,
+        details,
     });
     if let Err(e) = result {
         eprintln!("sealwright serve: could not write the audit record for {action} {subject}: {e}");
@@ -516,7 +513,6 @@ async fn upload_blob(
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let dir = Arc::clone(&st.repo_dir);
     let actor = match st
         .publisher(
             &headers,
@@ -537,7 +533,6 @@ async fn upload_blob(
             outcome = Err(e);
         }
     }
-    let d = Arc::clone(&dir);
     let storage = Arc::clone(&st.storage);
     let subject = format!("blob {}", printable(&sha256));
     let details = match &outcome {
@@ -551,7 +546,7 @@ async fn upload_blob(
     };
     let stored = outcome.as_ref().ok().map(|(len, _)| (sha256.clone(), *len));
     let _ = blocking(move || {
-        audit(&d, &actor, action, &subject, details);
+        audit(&storage, &actor, action, &subject, details);
         if let Some((sha256, len)) = stored {
             index_update(storage.catalog(), |index| {
                 index.record_blob(&sha256, len, &actor)
@@ -695,10 +690,16 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
         Ok(b) => b.to_bytes(),
         Err(_) => {
             let e = PushError::TooLarge(format!("a push body is limited to {MAX_PUSH_BODY} bytes"));
-            let d = Arc::clone(&dir);
+            let storage = Arc::clone(&st.storage);
             let (actor, msg) = (format!("token:{}", token.name), e.to_string());
             let _ = blocking(move || {
-                audit(&d, &actor, "push-refused", "push", json!({"error": msg}));
+                audit(
+                    &storage,
+                    &actor,
+                    "push-refused",
+                    "push",
+                    json!({"error": msg}),
+                );
                 Ok(())
             })
             .await;
@@ -727,13 +728,13 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
         })();
         match &result {
             Ok(a) => audit(
-                &dir,
+                &storage,
                 &actor,
                 "push",
                 "push",
                 json!({"roles": a.roles, "artifacts": a.artifacts, "snapshot": a.snapshot_version, "timestamp": a.timestamp_version}),
             ),
-            Err(e) => audit(&dir, &actor, "push-refused", "push", json!({"error": e.to_string()})),
+            Err(e) => audit(&storage, &actor, "push-refused", "push", json!({"error": e.to_string()})),
         }
         result
     })

@@ -22,7 +22,8 @@
 //! Push tokens of a shared store live in its database ([`crate::tokens::TokenHome`]); the
 //! first replica to start brings its `push-tokens.toml`.
 //!
-//! Not guaranteed: the audit log stays per replica (each data directory has its own).
+//! So does the audit log of what the replicas did ([`Storage::audit`]); commands run on a
+//! replica's machine (`token add`, ...) still record in its data directory's log.
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -127,6 +128,21 @@ impl Storage {
             block_on(store.put_file(sha256, &path, length)).map_err(store_err)?;
         }
         Ok(())
+    }
+
+    /// Appends an audit record: to the data directory's log, or to the shared one every
+    /// replica appends to.
+    pub fn audit(&self, new: &sealwright_store::NewRecord<'_>) -> Result<(), String> {
+        match self {
+            Storage::Embedded { dir, .. } => sealwright_store::AuditLog::open(dir)
+                .and_then(|mut log| log.append(new))
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Storage::Shared { store, .. } => store
+                .append_audit(new)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        }
     }
 
     /// Where the tokens are kept.

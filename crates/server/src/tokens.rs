@@ -298,6 +298,7 @@ pub fn add_token(
     })?;
     record(
         dir,
+        home,
         "token-add",
         name,
         serde_json::json!({"roles": roles, "paths": paths}),
@@ -321,6 +322,7 @@ pub fn add_client_cert(
     })?;
     record(
         dir,
+        home,
         "token-add",
         name,
         serde_json::json!({"roles": roles, "paths": paths, "client_cert": fingerprint}),
@@ -334,6 +336,7 @@ pub fn remove_token(dir: &Path, home: TokenHome<'_>, name: &str) -> Result<Token
     let removed = home.modify(|tokens| tokens.remove(name))?;
     record(
         dir,
+        home,
         "token-remove",
         name,
         serde_json::json!({"roles": removed.roles, "paths": removed.paths}),
@@ -341,13 +344,29 @@ pub fn remove_token(dir: &Path, home: TokenHome<'_>, name: &str) -> Result<Token
     Ok(removed)
 }
 
+/// Records a token change where the tokens live: the data directory's log, or the shared
+/// log every replica appends to.
 fn record(
     dir: &Path,
+    home: TokenHome<'_>,
     action: &str,
     name: &str,
     details: serde_json::Value,
 ) -> Result<(), PushError> {
-    sealwright_store::audit::record_local(dir, action, &format!("token {name}"), details)
-        .map(|_| ())
-        .map_err(|e| internal(format!("writing the audit record: {e}")))
+    let subject = format!("token {name}");
+    let written = match home {
+        TokenHome::Dir(_) => sealwright_store::audit::record_local(dir, action, &subject, details)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        TokenHome::Shared(store) => store
+            .append_audit(&sealwright_store::NewRecord {
+                actor: &sealwright_store::audit::local_actor(),
+                action,
+                subject: &subject,
+                details,
+            })
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    };
+    written.map_err(|e| internal(format!("writing the audit record: {e}")))
 }

@@ -211,6 +211,85 @@ pub fn record_hash(
     Ok(sealwright_crypto::digest::sha256_hex(&bytes))
 }
 
+/// The chain rule, checked one record at a time in log order — the one check every store
+/// of the log (SQLite here, PostgreSQL for replicas) runs: `seq` from 1 without gaps, each
+/// `prev_hash` the hash of the record before, each `hash` its content's.
+#[derive(Debug)]
+pub struct ChainCheck {
+    expected_seq: u64,
+    prev: String,
+    broken: Option<Broken>,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck {
+            expected_seq: 1,
+            prev: GENESIS.to_owned(),
+            broken: None,
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next record (after the first broken one, nothing more is checked).
+    pub fn next(&mut self, r: &Record) -> Result<(), AuditError> {
+        if self.broken.is_some() {
+            return Ok(());
+        }
+        let reason = if r.seq != self.expected_seq {
+            Some(format!(
+                "found record {} where record {} belongs: records were removed or reordered",
+                r.seq, self.expected_seq
+            ))
+        } else if r.prev_hash != self.prev {
+            Some("its prev_hash is not the hash of the record before it: a record before it was removed, replaced or reordered".into())
+        } else if record_hash(
+            r.seq,
+            &r.time,
+            &r.actor,
+            &r.action,
+            &r.subject,
+            &r.details,
+            &r.prev_hash,
+        )? != r.hash
+        {
+            Some("its content does not match its hash: it was edited".into())
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            self.broken = Some(Broken { seq: r.seq, reason });
+        }
+        self.prev.clone_from(&r.hash);
+        self.expected_seq = self.expected_seq.saturating_add(1);
+        Ok(())
+    }
+
+    /// The number of records and the last hash, or the first record that broke the chain.
+    pub fn finish(self) -> Result<(u64, String), Broken> {
+        match self.broken {
+            Some(b) => Err(b),
+            None => Ok((self.expected_seq.saturating_sub(1), self.prev)),
+        }
+    }
+}
+
+/// Checks a record to append; returns its details as text.
+pub fn check_new(new: &NewRecord<'_>) -> Result<String, AuditError> {
+    if !new.details.is_object() {
+        return Err(AuditError::Invalid("details must be a JSON object".into()));
+    }
+    let text =
+        serde_json::to_string(&new.details).map_err(|e| AuditError::Invalid(e.to_string()))?;
+    if text.len() > MAX_DETAILS {
+        return Err(AuditError::Invalid(format!(
+            "details larger than {MAX_DETAILS} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 /// Who acts when a person runs a command on this machine: `cli:$USER`.
 pub fn local_actor() -> String {
     format!(
@@ -282,16 +361,7 @@ impl AuditLog {
     /// Appends one record (in a write transaction, so concurrent writers chain correctly),
     /// then replaces the head anchor.
     pub fn append(&mut self, new: &NewRecord<'_>) -> Result<Record, AuditError> {
-        if !new.details.is_object() {
-            return Err(AuditError::Invalid("details must be a JSON object".into()));
-        }
-        let details_text =
-            serde_json::to_string(&new.details).map_err(|e| AuditError::Invalid(e.to_string()))?;
-        if details_text.len() > MAX_DETAILS {
-            return Err(AuditError::Invalid(format!(
-                "details larger than {MAX_DETAILS} bytes"
-            )));
-        }
+        let details_text = check_new(new)?;
         let db_path = self.db_path.clone();
         let db = move |source| AuditError::Db {
             path: db_path.clone(),
@@ -458,49 +528,12 @@ impl AuditLog {
 
     /// Walks the whole chain. `Ok(Err(broken))` names the first record that does not fit.
     pub fn verify(&self) -> Result<Result<Verified, Broken>, AuditError> {
-        let mut expected_seq = 1u64;
-        let mut prev = GENESIS.to_owned();
-        let mut broken = None;
-        self.walk(|r| {
-            if broken.is_some() {
-                return Ok(());
-            }
-            let fail = |reason: String| {
-                Some(Broken {
-                    seq: r.seq,
-                    reason,
-                })
-            };
-            if r.seq != expected_seq {
-                broken = fail(format!(
-                    "found record {} where record {expected_seq} belongs: records were removed or reordered",
-                    r.seq
-                ));
-            } else if r.prev_hash != prev {
-                broken = fail(
-                    "its prev_hash is not the hash of the record before it: a record before it was removed, replaced or reordered"
-                        .into(),
-                );
-            } else if record_hash(
-                r.seq,
-                &r.time,
-                &r.actor,
-                &r.action,
-                &r.subject,
-                &r.details,
-                &r.prev_hash,
-            )? != r.hash
-            {
-                broken = fail("its content does not match its hash: it was edited".into());
-            }
-            prev = r.hash;
-            expected_seq = expected_seq.saturating_add(1);
-            Ok(())
-        })?;
-        if let Some(b) = broken {
-            return Ok(Err(b));
-        }
-        let count = expected_seq.saturating_sub(1);
+        let mut chain = ChainCheck::default();
+        self.walk(|r| chain.next(&r))?;
+        let (count, prev) = match chain.finish() {
+            Ok(end) => end,
+            Err(b) => return Ok(Err(b)),
+        };
         if let Some((n, hash)) = self.head()? {
             if n > count {
                 return Ok(Err(Broken {

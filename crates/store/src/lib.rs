@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalog;
 pub mod index;
 pub mod shared;
+pub mod shared_audit;
 
 pub use audit::{AuditError, AuditLog, Broken, NewRecord, Record, Verified};
 pub use catalog::{Catalog, Embedded, StoreError};

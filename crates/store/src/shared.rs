@@ -83,6 +83,25 @@ CREATE TABLE IF NOT EXISTS sealwright_state (
     floor_timestamp  BIGINT NOT NULL
 );
 INSERT INTO sealwright_state VALUES (1, 0, 0, 0) ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS sealwright_audit (
+    seq        BIGINT PRIMARY KEY,
+    time       TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    subject    TEXT NOT NULL,
+    details    TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sealwright_audit_head (
+    id     INTEGER PRIMARY KEY CHECK (id = 1),
+    count  BIGINT NOT NULL,
+    hash   TEXT NOT NULL
+);
+CREATE OR REPLACE FUNCTION sealwright_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $f$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $f$;
+CREATE OR REPLACE TRIGGER sealwright_audit_no_change BEFORE UPDATE OR DELETE ON sealwright_audit
+    FOR EACH ROW EXECUTE FUNCTION sealwright_audit_append_only();
 CREATE TABLE IF NOT EXISTS sealwright_documents (
     name     TEXT PRIMARY KEY,
     content  BYTEA NOT NULL,
@@ -137,7 +156,7 @@ pub struct PublishLock {
     client: tokio_postgres::Client,
 }
 
-fn db_err(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
+pub(crate) fn db_err(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
     move |e| {
         // The server's message (a constraint, a lost connection) is in the source chain.
         let mut detail = e.to_string();
@@ -152,11 +171,11 @@ fn obj_err(what: &str) -> impl Fn(object_store::Error) -> StoreError + '_ {
     move |e| StoreError::Objects(format!("{what}: {e}"))
 }
 
-fn to_db(n: u64) -> i64 {
+pub(crate) fn to_db(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-fn from_db(n: i64) -> u64 {
+pub(crate) fn from_db(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
@@ -253,7 +272,7 @@ impl Shared {
     }
 
     /// Runs `f` with the query connection, reconnecting first when it was lost.
-    async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
+    pub(crate) async fn client(&self) -> Result<Arc<tokio_postgres::Client>, StoreError> {
         let mut slot = self.db.lock().await;
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             // Clients are cheap handles to one connection; queries from several tasks are
@@ -267,6 +286,11 @@ impl Shared {
 
     fn key(&self, sha256: &str) -> ObjectPath {
         self.prefix.clone().join("sha256").join(sha256)
+    }
+
+    /// A new connection, for a transaction (the shared one pipelines other tasks' queries).
+    pub(crate) async fn transaction_client(&self) -> Result<tokio_postgres::Client, StoreError> {
+        connect(&self.database).await
     }
 
     /// Waits (at most [`LOCK_WAIT`]) until no other replica publishes, and holds that until
@@ -618,7 +642,7 @@ impl Shared {
         })
     }
 
-    fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+    pub(crate) fn block_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
         self.runtime.block_on(f)
     }
 }

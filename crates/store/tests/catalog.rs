@@ -270,3 +270,73 @@ fn documents_change_only_from_the_version_the_writer_read() {
         Some((b"two".to_vec(), 2))
     );
 }
+
+#[test]
+fn replicas_append_to_one_audit_chain_and_tampering_is_found() {
+    use sealwright_store::NewRecord;
+    let rt = runtime();
+    let config = rt.block_on(testing::fresh()).unwrap();
+    let a = Arc::new(rt.block_on(Shared::open(&config)).unwrap());
+    let b = Arc::new(rt.block_on(Shared::open(&config)).unwrap());
+    // Two replicas appending at once: one chain, no record lost or doubled.
+    std::thread::scope(|scope| {
+        for (n, store) in [&a, &b].into_iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..20 {
+                    store
+                        .append_audit(&NewRecord {
+                            actor: &format!("replica-{n}"),
+                            action: "push",
+                            subject: "push",
+                            details: serde_json::json!({"i": i}),
+                        })
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let verified = a.verify_audit().unwrap().unwrap();
+    assert_eq!(verified.records, 40);
+    assert_eq!(b.audit_records(Some(5)).unwrap().len(), 5);
+    assert_eq!(b.audit_records(Some(5)).unwrap()[4].seq, 40);
+    assert!(a
+        .append_audit(&NewRecord {
+            actor: "x",
+            action: "y",
+            subject: "z",
+            details: serde_json::json!("not an object"),
+        })
+        .is_err());
+
+    // The table refuses edits; someone who turns that off is still caught by the chain.
+    let sql = |statement: &str| {
+        let db = config.database.clone();
+        let statement = statement.to_owned();
+        rt.block_on(async move {
+            let (client, conn) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(&statement).await
+        })
+    };
+    assert!(sql("UPDATE sealwright_audit SET actor = 'mallory' WHERE seq = 7").is_err());
+    sql("ALTER TABLE sealwright_audit DISABLE TRIGGER sealwright_audit_no_change; UPDATE sealwright_audit SET actor = 'mallory' WHERE seq = 7")
+        .unwrap();
+    let broken = a.verify_audit().unwrap().unwrap_err();
+    assert_eq!(broken.seq, 7, "{broken:?}");
+    assert!(broken.reason.contains("edited"), "{broken:?}");
+
+    // Removing the tail (and the edit) is caught by the head, and nothing is appended on it.
+    sql("DELETE FROM sealwright_audit WHERE seq >= 7").unwrap();
+    let broken = a.verify_audit().unwrap().unwrap_err();
+    assert!(broken.reason.contains("removed"), "{broken:?}");
+    assert!(a
+        .append_audit(&NewRecord {
+            actor: "replica-0",
+            action: "push",
+            subject: "push",
+            details: serde_json::json!({}),
+        })
+        .is_err());
+}
