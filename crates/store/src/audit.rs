@@ -192,6 +192,26 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 ";
 
+/// Holds the lock that serialises appends (and opens) across processes, next to the anchor,
+/// until dropped.
+fn lock_appends(head_path: &Path) -> Result<std::fs::File, AuditError> {
+    let lock_path = head_path.with_extension("lock");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .and_then(|f| {
+            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+                .map_err(std::io::Error::from)
+                .map(|()| f)
+        })
+        .map_err(|source| AuditError::Head {
+            path: lock_path,
+            source,
+        })
+}
+
 /// The hash of a record: SHA-256 of the canonical JSON of its fields (not `hash` itself).
 pub fn record_hash(
     seq: u64,
@@ -338,15 +358,22 @@ impl AuditLog {
             path: data_dir.to_owned(),
             source,
         })?;
+        let head_path = data_dir.join(HEAD_FILE);
         let conn = Connection::open(&db_path).map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
-            .map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
+        {
+            // Switching to WAL can answer SQLITE_BUSY without waiting when another
+            // connection opens the file at the same moment (the server's handlers do):
+            // the appenders' lock serialises this too.
+            let _lock = lock_appends(&head_path)?;
+            conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+                .map_err(db)?;
+            conn.execute_batch(SCHEMA).map_err(db)?;
+        }
         Ok(AuditLog {
             conn,
-            head_path: data_dir.join(HEAD_FILE),
+            head_path,
             db_path,
         })
     }
@@ -369,21 +396,7 @@ impl AuditLog {
         };
         // Appends are serialised across processes by a lock held until the anchor is written,
         // so the anchor lags the log by at most the one record of a crashed append.
-        let lock_path = self.head_path.with_extension("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .and_then(|f| {
-                rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-                    .map_err(std::io::Error::from)
-                    .map(|()| f)
-            })
-            .map_err(|source| AuditError::Head {
-                path: lock_path.clone(),
-                source,
-            })?;
+        let lock = lock_appends(&self.head_path)?;
         let anchor = self.head()?;
         let (db_file, head_file) = (self.db_path.clone(), self.head_path.clone());
         let tx = self
