@@ -519,7 +519,22 @@ pub fn serve(
     listener
         .set_nonblocking(true)
         .map_err(io("configuring the socket"))?;
+    // Waiting in poll(2), not sleeping between tries: a signer that answers only at its
+    // next wake-up adds that delay to every signature (two per push).
+    let check_stop = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    };
     while !stop.load(Ordering::SeqCst) {
+        let mut ready = [rustix::event::PollFd::new(
+            &listener,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut ready, Some(&check_stop)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(io("waiting for a connection")(e.into())),
+        }
         match listener.accept() {
             Ok((stream, _)) => {
                 let agent = Arc::clone(&agent);
@@ -527,9 +542,7 @@ pub fn serve(
                     let _ = handle(&agent, stream);
                 });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(io("accepting a connection")(e)),
         }
