@@ -140,12 +140,11 @@ try:
         url_a, ca_a, data_a, _, teams_a = server(shared, "shared-server", store)
         url_b, ca_b = replica(data_a, store, "shared-replica-b")
         print("pushes for %d s, two replicas..." % SECS, file=sys.stderr)
-        # Publishers split between the replicas as a load balancer would: two load
-        # generators of 4 roles each would need their own role sets, so one generator
-        # of 8 publishers per replica measures each replica under the other's load.
+        # Publishers split between the replicas as a load balancer would: 4 roles each.
         both = []
-        for (u, c) in ((url_a, ca_a), (url_b, ca_b)):
-            both.append(subprocess.Popen([LOAD, shared, u, c, teams_a, str(TEAMS // 2), str(SECS)],
+        for k, (u, c) in enumerate(((url_a, ca_a), (url_b, ca_b))):
+            half = TEAMS // 2
+            both.append(subprocess.Popen([LOAD, shared, u, c, teams_a, str(half), str(SECS), str(k * half)],
                                          stdout=subprocess.PIPE, text=True))
         results = [json.loads(p.communicate()[0]) for p in both]
         rows.append(("shared (PostgreSQL + S3/moto), 2 replicas", {

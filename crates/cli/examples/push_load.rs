@@ -3,7 +3,8 @@
 //! its key unlocked for the duration of a command) to the publish API as fast as the server
 //! answers, each over one keep-alive connection, for SECS seconds.
 //!
-//! Usage: push_load REPO URL CA TOKEN_FILE THREADS SECS
+//! Usage: push_load REPO URL CA TOKEN_FILE THREADS SECS [FIRST]
+//! (roles team-FIRST .. team-(FIRST+THREADS-1); FIRST defaults to 0)
 //! stdout: one JSON line {"pushes", "seconds", "per_second", "p50_ms", "p99_ms", "errors"}.
 
 #![allow(
@@ -22,8 +23,12 @@ use sealwright_tuf::metadata::{Metadata, TargetFile, Targets};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, repo, url, ca, token_file, threads, secs] = &args[..] else {
-        panic!("usage: push_load REPO URL CA TOKEN_FILE THREADS SECS");
+    let (first, args) = match &args[..] {
+        [rest @ .., first] if args.len() == 8 => (first.parse::<usize>().unwrap(), rest),
+        all => (0, all),
+    };
+    let [_, repo, url, ca, token_file, threads, secs] = args else {
+        panic!("usage: push_load REPO URL CA TOKEN_FILE THREADS SECS [FIRST]");
     };
     let repo = PathBuf::from(repo);
     let threads: usize = threads.parse().unwrap();
@@ -50,7 +55,7 @@ fn main() {
     let results: Vec<(Vec<Duration>, usize)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|i| {
-                let role = format!("team-{i}");
+                let role = format!("team-{}", first + i);
                 let key = keyring
                     .open(&policy, &format!("{role}-key"))
                     .unwrap()
