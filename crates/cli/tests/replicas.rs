@@ -55,15 +55,7 @@ fn fleet(teams: usize) -> Fleet {
     }
     s.ok(&["--repo", &repo, "publish"]);
     let (agent, socket) = start_agent(&s, None);
-    let policy_path = s.repo().join("sealwright.toml");
-    let mut text = std::fs::read_to_string(&policy_path).unwrap();
-    for name in ["timestamp-key", "snapshot-key"] {
-        text = text.replace(
-            &format!("private = \"file:keys/{name}.pem\""),
-            &format!("private = \"agent:{}\"", socket.display()),
-        );
-    }
-    std::fs::write(&policy_path, &text).unwrap();
+    common::online_keys_in_agent(&s.repo(), &socket);
 
     let a = s.path().join("replica-a");
     s.ok(&["--repo", &repo, "server-init", a.to_str().unwrap()]);

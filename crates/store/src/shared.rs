@@ -591,6 +591,29 @@ impl Shared {
         }
     }
 
+    /// Every published path (for checks and tests). Blocking.
+    pub fn published_files(&self) -> Result<Vec<PublishedFile>, StoreError> {
+        self.block_on(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT path, sha256, length FROM sealwright_published ORDER BY path",
+                    &[],
+                )
+                .await
+                .map_err(db_err("listing published paths"))?;
+            Ok(rows
+                .iter()
+                .map(|r| PublishedFile {
+                    path: r.get(0),
+                    sha256: r.get(1),
+                    length: from_db(r.get(2)),
+                })
+                .collect())
+        })
+    }
+
     /// A small document every replica reads (the push tokens), with its version; none
     /// before the first [`Shared::replace_document`]. Blocking, like the [`Catalog`].
     pub fn document(&self, name: &str) -> Result<Option<(Vec<u8>, u64)>, StoreError> {

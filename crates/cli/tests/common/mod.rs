@@ -283,3 +283,17 @@ pub fn start_agent(s: &Scratch, faketime: Option<&str>) -> (Killed, PathBuf) {
     wait_for_socket(&socket);
     (Killed(child), socket)
 }
+
+/// Points the repository's snapshot and timestamp keys at the agent on `socket` (the
+/// publisher never uses them on push; `server-init` copies the policy to the server).
+pub fn online_keys_in_agent(repo: &Path, socket: &Path) {
+    let policy_path = repo.join("sealwright.toml");
+    let mut text = std::fs::read_to_string(&policy_path).unwrap();
+    for name in ["timestamp-key", "snapshot-key"] {
+        text = text.replace(
+            &format!("private = \"file:keys/{name}.pem\""),
+            &format!("private = \"agent:{}\"", socket.display()),
+        );
+    }
+    std::fs::write(&policy_path, &text).unwrap();
+}
