@@ -631,3 +631,79 @@ fn a_token_added_or_removed_through_one_replica_holds_on_every_replica() {
     );
     assert_eq!(shared_command(&f, 1, &["audit", "verify"])["ok"], true);
 }
+
+/// Root version `version` signed by `key`, on the repository's first root.
+fn root_version(f: &Fleet, version: u64, key: &sealwright_crypto::PrivateKey) -> Vec<u8> {
+    let first = std::fs::read(f.s.repo().join("published/metadata/1.root.json")).unwrap();
+    let mut root: Metadata<sealwright_tuf::metadata::Root> =
+        Metadata::from_bytes(&first, 1 << 20).unwrap();
+    root.signed.version = version;
+    root.signed.expires += chrono::Duration::days(1);
+    root.signatures.clear();
+    root.sign(key).unwrap();
+    root.to_bytes().unwrap()
+}
+
+/// Copies root `bytes` into a replica's data directory as the operator would
+/// (docs/push.md: `N.root.json` and `root.json`).
+fn copy_root(f: &Fleet, which: usize, version: u64, bytes: &[u8]) {
+    let metadata = f.dirs[which].join("published/metadata");
+    std::fs::write(metadata.join(format!("{version}.root.json")), bytes).unwrap();
+    std::fs::write(metadata.join("root.json"), bytes).unwrap();
+}
+
+#[test]
+fn a_root_copied_into_one_replica_reaches_clients_through_every_replica_a_forged_one_none() {
+    let f = fleet(1);
+    let (a, _a) = start_replica(&f, 0);
+    let (b, _b) = start_replica(&f, 1);
+    let team = team_key(&f);
+    let state = f.s.path().join("client");
+    let trusted_root = || -> u64 {
+        let bytes = std::fs::read(state.join("root.json")).unwrap();
+        let v: Value = serde_json::from_slice(&bytes).unwrap();
+        v["signed"]["version"].as_u64().unwrap()
+    };
+
+    // A "new root" signed by a key root does not trust: the replica holding it refuses to
+    // publish anything until it is fixed, and clients through either replica stay on 1.
+    copy_root(&f, 0, 2, &root_version(&f, 2, &team));
+    let refused = push_once(&f, &a, &b, &team, b"under a forged root");
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|(_, m)| m.contains("root version 2")),
+        "{refused:?}"
+    );
+    let version = b.role_version("team-0");
+    our_client(&f, &b, &state, &[]);
+    assert_eq!(trusted_root(), 1);
+    assert_eq!(b.get("/metadata/2.root.json").0, 404);
+
+    // The genuine one, signed by the root key: published at the next session, served by
+    // both replicas, followed by our client and python-tuf's.
+    let policy = Policy::load(&f.s.repo()).unwrap();
+    let pass = FixedPassphrase(sealwright_crypto::Passphrase::new(PASSPHRASE.to_owned()));
+    let root_key = Keyring::new(&f.s.repo(), &pass)
+        .open(&policy, "root-key")
+        .unwrap()
+        .unwrap();
+    copy_root(&f, 0, 2, &root_version(&f, 2, &root_key));
+    assert_eq!(
+        push_once(&f, &a, &b, &team, b"under root 2"),
+        Ok(version + 1)
+    );
+    let got = our_client(
+        &f,
+        &b,
+        &state,
+        &[format!("team-0/v{}/app.bin", version + 1)],
+    );
+    assert_eq!(got, [b"under root 2".to_vec()]);
+    assert_eq!(trusted_root(), 2);
+    assert_eq!(
+        a.get("/metadata/root.json").1,
+        b.get("/metadata/2.root.json").1
+    );
+    python_tuf(&f, &a, &[format!("team-0/v{}/app.bin", version + 1)]);
+}

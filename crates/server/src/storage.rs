@@ -344,9 +344,113 @@ impl Session<'_> {
         self.storage.dir()
     }
 
+    /// Brings the working copy up to the last committed publish (and the local floor of
+    /// signed versions up to the shared one), then publishes a root copied into it.
+    fn synchronise(&mut self, dir: &Path, store: &Shared) -> Result<(), PushError> {
+        self.pull(dir, store)?;
+        self.publish_copied_root(dir, store)
+    }
+
+    /// The newest `N.root.json` of the working copy, and its bytes.
+    fn newest_local_root(metadata: &Path) -> Result<Option<(u64, Vec<u8>)>, PushError> {
+        let mut newest = None;
+        let entries = match std::fs::read_dir(metadata) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(internal(e)),
+        };
+        for entry in entries {
+            let name = entry.map_err(internal)?.file_name();
+            let version = name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".root.json"))
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(v) = version {
+                newest = newest.max(Some(v));
+            }
+        }
+        match newest {
+            Some(v) => {
+                let path = metadata.join(sealwright_tuf::layout::metadata_file("root", v));
+                let bytes = fsutil::read_capped(&path, MAX_ROLE_BYTES as u64).map_err(internal)?;
+                Ok(Some((v, bytes)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A root change reaches a server as files: the operator copies the new `N.root.json`
+    /// and `root.json` into the data directory (docs/push.md). Replicas serve the store, not
+    /// their working copies, so the first session after the copy publishes it — each version
+    /// after the store's, checked first as a client will check it (signed by a threshold of
+    /// the previous root's keys and of its own), so a broken copy is refused here rather
+    /// than served to every device.
+    fn publish_copied_root(&mut self, dir: &Path, store: &Shared) -> Result<(), PushError> {
+        let (Held::Shared(lock), metadata) =
+            (&mut self.held, dir.join(PUBLISHED_DIR).join("metadata"))
+        else {
+            return Ok(());
+        };
+        let Some((local, _)) = Self::newest_local_root(&metadata)? else {
+            return Ok(());
+        };
+        let Some(served) = block_on(store.resolve("metadata/root.json")).map_err(store_err)? else {
+            return Ok(());
+        };
+        let served_bytes =
+            block_on(store.object(&served.sha256, MAX_ROLE_BYTES as u64)).map_err(store_err)?;
+        let served_version =
+            sealwright_tuf::metadata::Metadata::<sealwright_tuf::metadata::Root>::from_bytes(
+                &served_bytes,
+                MAX_ROLE_BYTES,
+            )
+            .map_err(internal)?
+            .signed
+            .version;
+        if local <= served_version {
+            return Ok(());
+        }
+        let refused = |m: String| {
+            PushError::NotReady(format!(
+                "the data directory holds root version {local}, newer than the one served ({served_version}), but {m}; fix or remove the copied root files"
+            ))
+        };
+        let mut set =
+            sealwright_tuf::engine::TrustedMetadataSet::new(&served_bytes, chrono::Utc::now())
+                .map_err(|e| refused(e.to_string()))?;
+        let mut files = Vec::new();
+        let mut newest = Vec::new();
+        for version in served_version + 1..=local {
+            let name = sealwright_tuf::layout::metadata_file("root", version);
+            let bytes = fsutil::read_capped(&metadata.join(&name), MAX_ROLE_BYTES as u64)
+                .map_err(|e| refused(format!("{name}: {e}")))?;
+            set.update_root(&bytes)
+                .map_err(|e| refused(format!("{name}: {e}")))?;
+            let sha256 =
+                block_on(store.put_object(Bytes::copy_from_slice(&bytes))).map_err(store_err)?;
+            files.push(PublishedFile {
+                path: format!("metadata/{name}"),
+                sha256,
+                length: bytes.len() as u64,
+            });
+            newest = bytes;
+        }
+        let sha256 =
+            block_on(store.put_object(Bytes::copy_from_slice(&newest))).map_err(store_err)?;
+        files.push(PublishedFile {
+            path: "metadata/root.json".into(),
+            sha256,
+            length: newest.len() as u64,
+        });
+        forget_synced(dir)?;
+        fsutil::write_atomic(&metadata.join("root.json"), &newest).map_err(internal)?;
+        let seq = block_on(store.commit(lock, &files)).map_err(store_err)?;
+        record_synced(dir, seq)
+    }
+
     /// Brings the working copy's metadata up to the last committed publish, and the local
     /// floor of signed versions up to the shared one.
-    fn synchronise(&mut self, dir: &Path, store: &Shared) -> Result<(), PushError> {
+    fn pull(&mut self, dir: &Path, store: &Shared) -> Result<(), PushError> {
         let Held::Shared(lock) = &self.held else {
             return Ok(());
         };
