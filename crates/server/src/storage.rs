@@ -394,6 +394,17 @@ impl Session<'_> {
         let Some((local, _)) = Self::newest_local_root(&metadata)? else {
             return Ok(());
         };
+        // The usual case, answered by the database alone: this version is published.
+        let newest = format!(
+            "metadata/{}",
+            sealwright_tuf::layout::metadata_file("root", local)
+        );
+        if block_on(store.resolve(&newest))
+            .map_err(store_err)?
+            .is_some()
+        {
+            return Ok(());
+        }
         let Some(served) = block_on(store.resolve("metadata/root.json")).map_err(store_err)? else {
             return Ok(());
         };
@@ -548,7 +559,10 @@ impl Session<'_> {
         for (sha256, path) in blobs {
             let local = staging::blob_path(&dir, sha256);
             let length = std::fs::metadata(&local).map_err(internal)?.len();
-            block_on(store.put_file(sha256, &local, length)).map_err(store_err)?;
+            // A blob is recorded only once it is in the object store (`Storage::keep_blob`).
+            if store.blob(sha256).map_err(store_err)?.is_none() {
+                block_on(store.put_file(sha256, &local, length)).map_err(store_err)?;
+            }
             published.push(PublishedFile {
                 path: format!(
                     "targets/{}",

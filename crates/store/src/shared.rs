@@ -140,6 +140,7 @@ pub struct Shared {
     objects: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     runtime: tokio::runtime::Handle,
+    idle: Idle,
     describe: String,
 }
 
@@ -149,11 +150,58 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// Held while publishing; dropping it closes its connection, which releases the lock (so
-/// does the death of the process holding it).
+/// Idle connections kept for transactions and the publish lock.
+const MAX_IDLE: usize = 8;
+
+/// Connections with no transaction open and no lock held, for reuse.
+type Idle = Arc<std::sync::Mutex<Vec<tokio_postgres::Client>>>;
+
+/// Held while publishing. Dropping it releases the lock and returns the connection for reuse
+/// (or closes it, which releases the lock too — as does the death of the process holding it).
 #[derive(Debug)]
 pub struct PublishLock {
-    client: tokio_postgres::Client,
+    client: Option<tokio_postgres::Client>,
+    idle: Idle,
+    runtime: tokio::runtime::Handle,
+}
+
+impl PublishLock {
+    fn client(&self) -> &tokio_postgres::Client {
+        // Present until drop.
+        self.client.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl Drop for PublishLock {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let idle = Arc::clone(&self.idle);
+        // The connection goes back only once the unlock is confirmed; otherwise it is
+        // dropped, and closing it releases the lock.
+        self.runtime.spawn(async move {
+            let unlocked = client
+                .query_one("SELECT pg_advisory_unlock($1)", &[&PUBLISH_LOCK])
+                .await
+                .is_ok_and(|row| row.get::<_, bool>(0));
+            if unlocked {
+                give_back(&idle, client);
+            }
+        });
+    }
+}
+
+/// Returns a connection to the idle pool (a closed one, or one over the limit, is dropped).
+fn give_back(idle: &Idle, client: tokio_postgres::Client) {
+    if client.is_closed() {
+        return;
+    }
+    if let Ok(mut idle) = idle.lock() {
+        if idle.len() < MAX_IDLE {
+            idle.push(client);
+        }
+    }
 }
 
 pub(crate) fn db_err(what: &str) -> impl Fn(tokio_postgres::Error) -> StoreError + '_ {
@@ -267,6 +315,7 @@ impl Shared {
             objects,
             prefix,
             runtime: tokio::runtime::Handle::current(),
+            idle: Idle::default(),
             describe,
         })
     }
@@ -288,15 +337,33 @@ impl Shared {
         self.prefix.clone().join("sha256").join(sha256)
     }
 
-    /// A new connection, for a transaction (the shared one pipelines other tasks' queries).
+    /// A connection of its own, for a transaction or the lock (the shared one pipelines
+    /// other tasks' queries): an idle one, or a new one. Hand it back with
+    /// [`Shared::give_back`] once no transaction is open on it.
     pub(crate) async fn transaction_client(&self) -> Result<tokio_postgres::Client, StoreError> {
-        connect(&self.database).await
+        let reused = self.idle.lock().ok().and_then(|mut idle| {
+            while let Some(c) = idle.pop() {
+                if !c.is_closed() {
+                    return Some(c);
+                }
+            }
+            None
+        });
+        match reused {
+            Some(c) => Ok(c),
+            None => connect(&self.database).await,
+        }
+    }
+
+    /// Returns a connection taken with [`Shared::transaction_client`].
+    pub(crate) fn give_back(&self, client: tokio_postgres::Client) {
+        give_back(&self.idle, client);
     }
 
     /// Waits (at most [`LOCK_WAIT`]) until no other replica publishes, and holds that until
     /// the returned lock is dropped.
     pub async fn lock_publish(&self) -> Result<PublishLock, StoreError> {
-        let client = connect(&self.database).await?;
+        let client = self.transaction_client().await?;
         client
             .batch_execute(&format!("SET lock_timeout = '{}s'", LOCK_WAIT.as_secs()))
             .await
@@ -310,7 +377,11 @@ impl Shared {
                     LOCK_WAIT.as_secs()
                 ))
             })?;
-        Ok(PublishLock { client })
+        Ok(PublishLock {
+            client: Some(client),
+            idle: Arc::clone(&self.idle),
+            runtime: self.runtime.clone(),
+        })
     }
 
     /// The last committed publish (0 before the first).
@@ -332,12 +403,12 @@ impl Shared {
     ) -> Result<(Vec<PublishedFile>, u64), StoreError> {
         let err = db_err("reading what was published");
         let now = lock
-            .client
+            .client()
             .query_one("SELECT seq FROM sealwright_state WHERE id = 1", &[])
             .await
             .map_err(&err)?;
         let rows = lock
-            .client
+            .client()
             .query(
                 "SELECT path, sha256, length FROM sealwright_published WHERE seq > $1 ORDER BY path",
                 &[&to_db(seq)],
@@ -364,7 +435,7 @@ impl Shared {
         timestamp: u64,
     ) -> Result<(u64, u64), StoreError> {
         let row = lock
-            .client
+            .client()
             .query_one(
                 "UPDATE sealwright_state SET floor_snapshot = GREATEST(floor_snapshot, $1),
                      floor_timestamp = GREATEST(floor_timestamp, $2)
@@ -386,7 +457,11 @@ impl Shared {
         files: &[PublishedFile],
     ) -> Result<u64, StoreError> {
         let err = db_err("committing the publish");
-        let tx = lock.client.transaction().await.map_err(&err)?;
+        let client = lock
+            .client
+            .as_mut()
+            .ok_or_else(|| StoreError::Database("the publish lock was released".into()))?;
+        let tx = client.transaction().await.map_err(&err)?;
         let row = tx
             .query_one(
                 "UPDATE sealwright_state SET seq = seq + 1 WHERE id = 1 RETURNING seq",

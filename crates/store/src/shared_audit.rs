@@ -86,6 +86,7 @@ impl Shared {
             .await
             .map_err(&err)?;
             tx.commit().await.map_err(&err)?;
+            self.give_back(client);
             Ok(Record {
                 seq,
                 time,

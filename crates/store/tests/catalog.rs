@@ -117,13 +117,38 @@ fn one_replica_publishes_at_a_time_and_a_dead_one_releases_the_lock() {
             !waiter.is_finished(),
             "a second replica got the lock while it was held"
         );
-        // A replica that dies drops its connection: the lock goes with it.
+        // Released when dropped (its connection goes back to the pool, unlocked).
         drop(held);
         let waited = tokio::time::timeout(Duration::from_secs(10), waiter)
             .await
             .expect("the lock was not released")
             .unwrap();
         assert!(waited >= Duration::from_millis(300));
+
+        // A replica that dies holding it: its connection ends, and the lock with it.
+        let held = a.lock_publish().await.unwrap();
+        let waiter = {
+            let b = Arc::clone(&b);
+            tokio::spawn(async move { b.lock_publish().await.map(|_| ()) })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished());
+        let (admin, conn) = tokio_postgres::connect(&config.database, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        admin
+            .batch_execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+            )
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("a dead holder's lock was not released")
+            .unwrap()
+            .unwrap();
+        drop(held);
     });
 }
 
