@@ -572,20 +572,27 @@ impl Session<'_> {
                 length,
             });
         }
-        let mut put = |path: String, bytes: &[u8]| -> Result<(), PushError> {
-            let sha256 =
-                block_on(store.put_object(Bytes::copy_from_slice(bytes))).map_err(store_err)?;
+        let mut metadata: Vec<(String, &[u8])> = files
+            .iter()
+            .map(|(name, bytes)| (format!("metadata/{name}"), bytes.as_slice()))
+            .collect();
+        metadata.push(("metadata/timestamp.json".into(), timestamp));
+        let shas = block_on(
+            store.put_objects(
+                metadata
+                    .iter()
+                    .map(|(_, b)| Bytes::copy_from_slice(b))
+                    .collect(),
+            ),
+        )
+        .map_err(store_err)?;
+        for ((path, bytes), sha256) in metadata.into_iter().zip(shas) {
             published.push(PublishedFile {
                 path,
                 sha256,
                 length: bytes.len() as u64,
             });
-            Ok(())
-        };
-        for (name, bytes) in files {
-            put(format!("metadata/{name}"), bytes)?;
         }
-        put("metadata/timestamp.json".into(), timestamp)?;
         let seq = block_on(store.commit(lock, &published)).map_err(store_err)?;
         record_synced(&dir, seq)
     }

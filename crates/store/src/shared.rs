@@ -540,6 +540,12 @@ impl Shared {
         Ok(sha256)
     }
 
+    /// Stores several objects at once (a publish's metadata files: one round trip of
+    /// latency, not one per file); their SHA-256s, in order.
+    pub async fn put_objects(&self, objects: Vec<Bytes>) -> Result<Vec<String>, StoreError> {
+        futures_util::future::try_join_all(objects.into_iter().map(|b| self.put_object(b))).await
+    }
+
     /// Stores `bytes` as object `sha256` with `If-None-Match: *`: an object already there
     /// is kept (it holds these bytes, or a reader's hash check refuses it).
     async fn put_named(&self, sha256: &str, bytes: Bytes) -> Result<(), StoreError> {
