@@ -20,7 +20,7 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sealwright_crypto::digest::Hasher;
+
 use sealwright_tuf::{
     EngineError, FoundTarget, LengthOrHashMismatch, Limits, MetaFile, TargetFile,
     TrustedMetadataSet,
@@ -523,7 +523,7 @@ impl<F: Fetcher> Updater<F> {
         let digests = {
             let mut sink = HashingWriter {
                 inner: BufWriter::new(tmp.as_file_mut()),
-                hasher: target.hasher(),
+                hasher: target.hasher().in_background(),
             };
             self.remote
                 .fetcher
@@ -531,7 +531,9 @@ impl<F: Fetcher> Updater<F> {
             sink.inner
                 .flush()
                 .map_err(io_err(format!("writing {}", dest.display())))?;
-            sink.hasher.finish()
+            sink.hasher
+                .finish()
+                .map_err(io_err(format!("hashing {}", dest.display())))?
         };
         target
             .check_digests(&digests)
@@ -549,10 +551,10 @@ impl<F: Fetcher> Updater<F> {
     }
 }
 
-/// Hashes what it writes.
+/// Hashes what it writes (on a thread of its own, beside the transfer).
 struct HashingWriter<W> {
     inner: W,
-    hasher: Hasher,
+    hasher: sealwright_crypto::digest::BackgroundHasher,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
@@ -602,7 +604,7 @@ mod tests {
     #[test]
     fn a_listed_sha512_that_was_not_computed_never_passes() {
         let t = target(&["sha256", "sha512"], b"payload");
-        let mut h = Hasher::sha256_only();
+        let mut h = sealwright_crypto::digest::Hasher::sha256_only();
         h.update(b"payload");
         assert!(matches!(
             t.check_digests(&h.finish()),

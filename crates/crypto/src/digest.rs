@@ -111,6 +111,13 @@ impl Hasher {
         }
     }
 
+    /// Moves the hashing to a thread of its own, fed through a few 1 MiB buffers, so that
+    /// reading and writing (a download to disk, a copy out of a bundle) go on while it
+    /// hashes: the cost of verifying becomes that of hashing alone on a free core.
+    pub fn in_background(self) -> BackgroundHasher {
+        BackgroundHasher::start(self)
+    }
+
     /// Number of bytes fed so far.
     pub fn length(&self) -> u64 {
         self.length
@@ -184,5 +191,143 @@ mod tests {
         h.update(b"ab");
         h.update(b"c");
         assert_eq!(h.finish(), Digests::of(b"abc"));
+    }
+}
+
+/// Bytes handed to the hashing thread at a time.
+const BACKGROUND_CHUNK: usize = 1024 * 1024;
+/// Buffers in flight between the caller and the hashing thread (bounds memory at
+/// `BACKGROUND_BUFFERS` × [`BACKGROUND_CHUNK`]).
+const BACKGROUND_BUFFERS: usize = 4;
+
+/// A [`Hasher`] running on its own thread ([`Hasher::in_background`]). `update` copies into
+/// a buffer and returns; [`BackgroundHasher::finish`] waits for the thread and returns the
+/// digests of exactly the bytes fed, in order.
+pub struct BackgroundHasher {
+    filling: Vec<u8>,
+    to_worker: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    free: std::sync::mpsc::Receiver<Vec<u8>>,
+    worker: Option<std::thread::JoinHandle<Hasher>>,
+    allocated: usize,
+}
+
+impl std::fmt::Debug for BackgroundHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundHasher").finish_non_exhaustive()
+    }
+}
+
+impl BackgroundHasher {
+    fn start(mut hasher: Hasher) -> Self {
+        let (to_worker, from_caller) = std::sync::mpsc::sync_channel::<Vec<u8>>(BACKGROUND_BUFFERS);
+        let (give_back, free) = std::sync::mpsc::channel::<Vec<u8>>();
+        let worker = std::thread::spawn(move || {
+            for mut buf in from_caller {
+                hasher.update(&buf);
+                buf.clear();
+                // The caller may be gone (finished early): the buffer is then dropped.
+                let _ = give_back.send(buf);
+            }
+            hasher
+        });
+        BackgroundHasher {
+            filling: Vec::with_capacity(BACKGROUND_CHUNK),
+            to_worker: Some(to_worker),
+            free,
+            worker: Some(worker),
+            allocated: 1,
+        }
+    }
+
+    /// Feeds `data` (copied; the hashing happens on the other thread).
+    pub fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = BACKGROUND_CHUNK.saturating_sub(self.filling.len());
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.filling.extend_from_slice(now);
+            data = rest;
+            if self.filling.len() >= BACKGROUND_CHUNK {
+                self.hand_over();
+            }
+        }
+    }
+
+    /// Sends the filled buffer and takes an empty one: a returned one, a new one while
+    /// fewer than [`BACKGROUND_BUFFERS`] exist, else the next one the thread frees.
+    fn hand_over(&mut self) {
+        let next = match self.free.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if self.allocated < BACKGROUND_BUFFERS + 1 => {
+                self.allocated += 1;
+                Vec::with_capacity(BACKGROUND_CHUNK)
+            }
+            Err(_) => self
+                .free
+                .recv()
+                .unwrap_or_else(|_| Vec::with_capacity(BACKGROUND_CHUNK)),
+        };
+        let full = std::mem::replace(&mut self.filling, next);
+        if let Some(tx) = &self.to_worker {
+            // A send fails only if the thread is gone; `finish` then reports it.
+            let _ = tx.send(full);
+        }
+    }
+
+    /// The digests of everything fed. Fails only if the hashing thread died.
+    pub fn finish(mut self) -> std::io::Result<Digests> {
+        if !self.filling.is_empty() {
+            let last = std::mem::take(&mut self.filling);
+            if let Some(tx) = &self.to_worker {
+                let _ = tx.send(last);
+            }
+        }
+        drop(self.to_worker.take());
+        let worker = self
+            .worker
+            .take()
+            .ok_or_else(|| std::io::Error::other("the hashing thread was already joined"))?;
+        worker
+            .join()
+            .map(Hasher::finish)
+            .map_err(|_| std::io::Error::other("the hashing thread failed"))
+    }
+}
+
+#[cfg(test)]
+mod background_tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    /// Whatever the sizes of the pieces it is fed in, the background hasher gives the
+    /// digests (both algorithms, and the length) of the whole input.
+    #[test]
+    fn background_digests_equal_foreground_ones() {
+        let data: Vec<u8> = (0..5 * BACKGROUND_CHUNK + 7)
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
+        for total in [
+            0,
+            1,
+            BACKGROUND_CHUNK - 1,
+            BACKGROUND_CHUNK,
+            BACKGROUND_CHUNK + 1,
+            data.len(),
+        ] {
+            for piece in [1usize, 8192, BACKGROUND_CHUNK, 3 * BACKGROUND_CHUNK + 5] {
+                if total > 100_000 && piece == 1 {
+                    continue;
+                }
+                let input = &data[..total];
+                let mut background = Hasher::new().in_background();
+                for chunk in input.chunks(piece) {
+                    background.update(chunk);
+                }
+                assert_eq!(
+                    background.finish().unwrap(),
+                    Digests::of(input),
+                    "total {total}, pieces of {piece}"
+                );
+            }
+        }
     }
 }

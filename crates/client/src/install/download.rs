@@ -7,7 +7,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use sealwright_crypto::digest::Hasher;
 use sealwright_tuf::TargetFile;
 
 use super::pointer::{artifact_basename, ChannelPointer};
@@ -59,7 +58,8 @@ pub(super) fn download_verified<F: Fetcher>(
     let result = {
         let mut sink = ProgressWriter {
             inner: BufWriter::new(tmp.as_file_mut()),
-            hasher: tf.hasher(),
+            // Hashing beside the transfer, not between its reads and writes.
+            hasher: tf.hasher().in_background(),
             done: 0,
             total: tf.length,
             progress: opts.progress,
@@ -67,8 +67,18 @@ pub(super) fn download_verified<F: Fetcher>(
         // At most the signed length is accepted (endless-data attack).
         let r = fetcher.fetch_to(url, tf.length, &mut sink);
         let flushed = sink.inner.flush();
-        r.map(|_| sink.hasher.finish())
-            .map_err(|e| (e, flushed.is_ok()))
+        let digests = sink.hasher.finish();
+        match (r, digests) {
+            (Ok(_), Ok(d)) => Ok(d),
+            (Ok(_), Err(e)) => Err((
+                crate::fetch::FetchError::Io {
+                    url: url.to_owned(),
+                    source: e,
+                },
+                flushed.is_ok(),
+            )),
+            (Err(e), _) => Err((e, flushed.is_ok())),
+        }
     };
     let digests = match result {
         Ok(d) => d,
@@ -152,7 +162,7 @@ fn quarantine(
 /// Hashes and counts what it writes, reporting progress.
 struct ProgressWriter<'a, W> {
     inner: W,
-    hasher: Hasher,
+    hasher: sealwright_crypto::digest::BackgroundHasher,
     done: u64,
     total: u64,
     progress: Option<&'a dyn Fn(u64, u64)>,
