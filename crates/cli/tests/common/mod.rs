@@ -210,6 +210,11 @@ impl Drop for Killed {
             .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
+        // libfaketime's per-process semaphore and shared memory outlive a SIGKILL; a later
+        // `faketime` wrapper given the same PID would fail on them ("sem_open: File exists").
+        let pid = self.0.id();
+        let _ = std::fs::remove_file(format!("/dev/shm/sem.faketime_sem_{pid}"));
+        let _ = std::fs::remove_file(format!("/dev/shm/faketime_shm_{pid}"));
     }
 }
 
@@ -241,14 +246,15 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 
 /// `sealwright` itself, or under `faketime -f OFFSET` (the clock moved for the process).
 pub fn sealwright(faketime: Option<&str>) -> std::process::Command {
-    let mut command = match faketime {
-        Some(t) => {
-            let mut c = std::process::Command::new("faketime");
-            c.arg("-f").arg(t).arg(env!("CARGO_BIN_EXE_sealwright"));
-            c
-        }
-        None => std::process::Command::new(env!("CARGO_BIN_EXE_sealwright")),
-    };
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sealwright"));
+    if let Some(offset) = faketime {
+        // libfaketime preloaded directly, not through the `faketime` wrapper: these are
+        // daemons, killed with SIGKILL, and the wrapper then leaves its /dev/shm semaphore
+        // behind; a later wrapper whose PID matches one fails with "sem_open: File exists".
+        command
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", offset);
+    }
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
     command
 }
@@ -296,4 +302,16 @@ pub fn online_keys_in_agent(repo: &Path, socket: &Path) {
         );
     }
     std::fs::write(&policy_path, &text).unwrap();
+}
+
+/// Debian's libfaketime (`apt-get install faketime`, which scripts/test does).
+pub fn libfaketime() -> &'static str {
+    const CANDIDATES: [&str; 2] = [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+    ];
+    CANDIDATES
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("libfaketime is missing: apt-get install faketime (scripts/test does)")
 }
