@@ -32,36 +32,9 @@ pub struct Where {
     /// Data directory holding audit.sqlite3 (default: the repository, --repo).
     #[arg(long, value_name = "DIR", conflicts_with = "store")]
     data: Option<PathBuf>,
-    /// The shared log of server replicas, in this database (`serve --store`).
-    #[arg(
-        long,
-        value_name = "URL",
-        requires = "objects",
-        env = "SEALWRIGHT_STORE"
-    )]
-    store: Option<String>,
-    /// With --store: the replicas' bucket (`s3://BUCKET`, AWS_* variables as for `serve`).
-    #[arg(
-        long,
-        value_name = "URL",
-        requires = "store",
-        env = "SEALWRIGHT_OBJECTS"
-    )]
-    objects: Option<String>,
-}
-
-/// The shared store named by `at`, if any.
-fn shared(at: &Where) -> anyhow::Result<Option<sealwright_server::storage::SharedHandle>> {
-    match (&at.store, &at.objects) {
-        (Some(database), Some(objects)) => Ok(Some(
-            sealwright_server::storage::SharedHandle::open(&sealwright_store::SharedConfig {
-                database: database.clone(),
-                objects: objects.clone(),
-                object_options: Vec::new(),
-            })?,
-        )),
-        _ => Ok(None),
-    }
+    /// The shared log of server replicas (their --store and --objects) instead.
+    #[command(flatten)]
+    shared: super::shared_store::StoreArgs,
 }
 
 fn open(ctx: &Context, at: &Where) -> anyhow::Result<sealwright_store::AuditLog> {
@@ -79,7 +52,7 @@ fn open(ctx: &Context, at: &Where) -> anyhow::Result<sealwright_store::AuditLog>
 pub fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Verify(at) => {
-            let verified = match shared(&at)? {
+            let verified = match at.shared.open()? {
                 Some(s) => s.store().verify_audit()?,
                 None => open(ctx, &at)?.verify()?,
             };
@@ -101,7 +74,7 @@ pub fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<()> {
             }
         }
         AuditCommand::List { at, limit } => {
-            let records = match shared(&at)? {
+            let records = match at.shared.open()? {
                 Some(s) => s.store().audit_records(Some(limit))?,
                 None => open(ctx, &at)?.records(Some(limit))?,
             };

@@ -14,6 +14,7 @@ pub mod quickstart;
 pub mod serve;
 pub mod server;
 pub mod server_init;
+pub mod shared_store;
 pub mod signer;
 pub mod status;
 pub mod token;

@@ -43,22 +43,11 @@ pub struct Args {
     /// Largest artifact one upload may carry, in bytes (with --push).
     #[arg(long, value_name = "BYTES", default_value_t = sealwright_server::push::DEFAULT_MAX_BLOB, requires = "push")]
     max_blob: u64,
-    /// With --push: keep what replicas share in this PostgreSQL database instead of the data
-    /// directory alone (`postgres://USER@HOST:PORT/DB`; a password goes in PGPASSWORD, not
-    /// here). Every replica of one repository gets the same --store and --objects; the data
-    /// directory becomes this replica's working copy and cache (docs/scale-out.md).
-    #[arg(long, value_name = "URL", requires_all = ["push", "objects"], env = "SEALWRIGHT_STORE")]
-    store: Option<String>,
-    /// With --store: the S3 bucket holding artifacts and the published tree
-    /// (`s3://BUCKET[/PREFIX]`). Endpoint, region and credentials come from the standard
-    /// AWS_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY variables.
-    #[arg(
-        long,
-        value_name = "URL",
-        requires = "store",
-        env = "SEALWRIGHT_OBJECTS"
-    )]
-    objects: Option<String>,
+    /// With --push: keep what replicas share in a PostgreSQL database and an S3 bucket
+    /// instead of the data directory alone, which becomes this replica's working copy and
+    /// cache (docs/scale-out.md).
+    #[command(flatten)]
+    shared: super::shared_store::StoreArgs,
 }
 
 /// Refuses, with what to pass instead, a directory `serve` cannot serve: one that does not
@@ -87,6 +76,9 @@ fn check_serve_dir(repo: &std::path::Path) -> anyhow::Result<()> {
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     check_serve_dir(&ctx.repo)?;
+    if args.shared.store.is_some() && !args.push {
+        anyhow::bail!("--store serves replicas that take pushes: add --push (docs/scale-out.md)");
+    }
     let published = ctx.repo.join("published");
     let tls = match (args.cert, args.key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert, key },
@@ -104,11 +96,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             repo_dir: ctx.repo.clone(),
             max_blob: args.max_blob,
             client_ca: args.client_ca,
-            shared: args.store.map(|database| sealwright_store::SharedConfig {
-                database,
-                objects: args.objects.unwrap_or_default(),
-                object_options: Vec::new(),
-            }),
+            shared: args.shared.config(),
         }),
     };
     let push = args.push;

@@ -1,6 +1,5 @@
 //! `sealwright token`: push tokens for the publish API (`sealwright serve --push`).
 
-use sealwright_server::storage::SharedHandle;
 use sealwright_server::tokens::{self, TokenHome};
 
 use super::Context;
@@ -10,25 +9,10 @@ use crate::output::emit;
 pub struct Args {
     #[command(subcommand)]
     command: TokenCommand,
-    /// For replicas (`serve --store`): change the tokens in this shared database instead of
-    /// DIR/push-tokens.toml; every replica sees the change at its next request.
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        requires = "objects",
-        env = "SEALWRIGHT_STORE"
-    )]
-    store: Option<String>,
-    /// With --store: the replicas' bucket (`s3://BUCKET`, AWS_* variables as for `serve`).
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        requires = "store",
-        env = "SEALWRIGHT_OBJECTS"
-    )]
-    objects: Option<String>,
+    /// For replicas: change the tokens in their shared store (its --store and --objects)
+    /// instead of DIR/push-tokens.toml; every replica sees the change at its next request.
+    #[command(flatten)]
+    shared: super::shared_store::StoreArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -68,16 +52,7 @@ pub enum TokenCommand {
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let shared = match (args.store, args.objects) {
-        (Some(database), Some(objects)) => {
-            Some(SharedHandle::open(&sealwright_store::SharedConfig {
-                database,
-                objects,
-                object_options: Vec::new(),
-            })?)
-        }
-        _ => None,
-    };
+    let shared = args.shared.open()?;
     let home = match &shared {
         Some(s) => TokenHome::Shared(s.store()),
         None => TokenHome::Dir(&ctx.repo),
