@@ -110,14 +110,7 @@ struct Replica {
 
 impl Replica {
     fn http(&self) -> ureq::Agent {
-        let tls = sealwright_client::tls::TlsOptions::default()
-            .with_ca_file(&self.ca)
-            .unwrap();
-        let config = sealwright_client::fetch::HttpConfig {
-            proxy_from_env: false,
-            ..Default::default()
-        };
-        sealwright_client::fetch::https_agent(&config, &tls).unwrap()
+        common::https_agent(&self.ca)
     }
 
     /// GET of a path; status and body.

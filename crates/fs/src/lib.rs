@@ -66,6 +66,19 @@ pub fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
     dest.sync_all()
 }
 
+/// Opens (creating it if needed) the lock file `path` and waits for an exclusive `flock` on
+/// it, held until the returned file is dropped — or its process dies, so a crash never
+/// leaves a lock behind.
+pub fn lock_exclusive(path: &Path) -> io::Result<File> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)?;
+    Ok(f)
+}
+
 /// Whether `dir` can become something new: it does not exist, or is an empty directory.
 pub fn is_absent_or_empty(dir: &Path) -> io::Result<bool> {
     match fs::read_dir(dir) {

@@ -18,12 +18,10 @@ use sealwright_store::shared::MUTABLE_PATHS;
 use sealwright_store::{PublishedFile, Shared};
 
 use crate::path::{FileKind, TreePath};
-use crate::tree::{Content, StoreFuture, Tree, TreeError, TreeObject};
+use crate::tree::{
+    Content, StoreFuture, Tree, TreeError, TreeObject, SMALL_CACHE_BYTES, SMALL_FILE,
+};
 
-/// Files up to this size are read whole and kept in memory.
-const SMALL_FILE: u64 = 256 * 1024;
-/// Bytes of small files kept in memory before the cache is emptied.
-const SMALL_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// Path lookups kept before the cache is emptied.
 const PATH_CACHE_MAX: usize = 65_536;
 

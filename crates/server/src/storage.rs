@@ -25,12 +25,12 @@
 //! So does the audit log of what the replicas did ([`Storage::audit`]); commands run on a
 //! replica's machine (`token add`, ...) still record in its data directory's log.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sealwright_repo::publish::{write_tree, OnlineFloor, PUBLISHED_DIR};
+use sealwright_repo::publish::{newest_root_version, write_tree, OnlineFloor, PUBLISHED_DIR};
 use sealwright_repo::push::{PushError, MAX_ROLE_BYTES};
 use sealwright_repo::{fsutil, staging};
 use sealwright_store::{Catalog, Embedded, PublishLock, PublishedFile, Shared, StoreError};
@@ -285,14 +285,7 @@ fn import_tree(dir: &Path, store: &Shared) -> Result<Vec<PublishedFile>, PushErr
 
 /// Holds the embedded publish lock (`DIR/.publish.lock`) until dropped.
 fn lock_file(dir: &Path) -> Result<File, PushError> {
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(".publish.lock"))
-        .map_err(internal)?;
-    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive).map_err(internal)?;
-    Ok(f)
+    sealwright_fs::lock_exclusive(&dir.join(".publish.lock")).map_err(internal)
 }
 
 fn synced(dir: &Path) -> u64 {
@@ -351,34 +344,6 @@ impl Session<'_> {
         self.publish_copied_root(dir, store)
     }
 
-    /// The newest `N.root.json` of the working copy, and its bytes.
-    fn newest_local_root(metadata: &Path) -> Result<Option<(u64, Vec<u8>)>, PushError> {
-        let mut newest = None;
-        let entries = match std::fs::read_dir(metadata) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(internal(e)),
-        };
-        for entry in entries {
-            let name = entry.map_err(internal)?.file_name();
-            let version = name
-                .to_str()
-                .and_then(|n| n.strip_suffix(".root.json"))
-                .and_then(|v| v.parse::<u64>().ok());
-            if let Some(v) = version {
-                newest = newest.max(Some(v));
-            }
-        }
-        match newest {
-            Some(v) => {
-                let path = metadata.join(sealwright_tuf::layout::metadata_file("root", v));
-                let bytes = fsutil::read_capped(&path, MAX_ROLE_BYTES as u64).map_err(internal)?;
-                Ok(Some((v, bytes)))
-            }
-            None => Ok(None),
-        }
-    }
-
     /// A root change reaches a server as files: the operator copies the new `N.root.json`
     /// and `root.json` into the data directory (docs/push.md). Replicas serve the store, not
     /// their working copies, so the first session after the copy publishes it — each version
@@ -391,7 +356,7 @@ impl Session<'_> {
         else {
             return Ok(());
         };
-        let Some((local, _)) = Self::newest_local_root(&metadata)? else {
+        let Some(local) = newest_root_version(&metadata).map_err(internal)? else {
             return Ok(());
         };
         // The usual case, answered by the database alone: this version is published.

@@ -90,9 +90,9 @@ pub trait Tree: Send + Sync + 'static {
 /// Entries kept in the digest cache before it is emptied.
 const DIGEST_CACHE_MAX: usize = 16_384;
 /// Files up to this size are read whole and kept in memory.
-const SMALL_FILE: u64 = 256 * 1024;
+pub(crate) const SMALL_FILE: u64 = 256 * 1024;
 /// Bytes of small files kept in memory before the cache is emptied.
-const SMALL_CACHE_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const SMALL_CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Identity of a file's bytes on disk: same key, same content (files are replaced by rename,
 /// which gives a new inode).

@@ -196,20 +196,10 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 /// until dropped.
 fn lock_appends(head_path: &Path) -> Result<std::fs::File, AuditError> {
     let lock_path = head_path.with_extension("lock");
-    std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .and_then(|f| {
-            rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
-                .map_err(std::io::Error::from)
-                .map(|()| f)
-        })
-        .map_err(|source| AuditError::Head {
-            path: lock_path,
-            source,
-        })
+    sealwright_fs::lock_exclusive(&lock_path).map_err(|source| AuditError::Head {
+        path: lock_path,
+        source,
+    })
 }
 
 /// The hash of a record: SHA-256 of the canonical JSON of its fields (not `hash` itself).
@@ -308,6 +298,35 @@ pub fn check_new(new: &NewRecord<'_>) -> Result<String, AuditError> {
         )));
     }
     Ok(text)
+}
+
+/// The record `new` becomes when appended after `last` (seq and hash of the newest record;
+/// none for an empty log): the one way a link of the chain is made, for either store.
+pub fn next_record(last: Option<(u64, String)>, new: &NewRecord<'_>) -> Result<Record, AuditError> {
+    let (seq, prev_hash) = match last {
+        Some((s, h)) => (s.saturating_add(1), h),
+        None => (1, GENESIS.to_owned()),
+    };
+    let time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let hash = record_hash(
+        seq,
+        &time,
+        new.actor,
+        new.action,
+        new.subject,
+        &new.details,
+        &prev_hash,
+    )?;
+    Ok(Record {
+        seq,
+        time,
+        actor: new.actor.to_owned(),
+        action: new.action.to_owned(),
+        subject: new.subject.to_owned(),
+        details: new.details.clone(),
+        prev_hash,
+        hash,
+    })
 }
 
 /// Who acts when a person runs a command on this machine: `cli:$USER`.
@@ -412,48 +431,26 @@ impl AuditLog {
             .optional()
             .map_err(&db)?;
         check_against_anchor(&tx, anchor, last.as_ref(), &db_file, &head_file)?;
-        let (seq, prev_hash) = match last {
-            Some((s, h)) => (s.saturating_add(1), h),
-            None => (1, GENESIS.to_owned()),
-        };
-        let time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let hash = record_hash(
-            seq,
-            &time,
-            new.actor,
-            new.action,
-            new.subject,
-            &new.details,
-            &prev_hash,
-        )?;
+        let record = next_record(last, new)?;
         tx.execute(
             "INSERT INTO audit (seq, time, actor, action, subject, details, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
-                seq,
-                time,
-                new.actor,
-                new.action,
-                new.subject,
+                record.seq,
+                record.time,
+                record.actor,
+                record.action,
+                record.subject,
                 details_text,
-                prev_hash,
-                hash
+                record.prev_hash,
+                record.hash
             ],
         )
         .map_err(&db)?;
         tx.commit().map_err(&db)?;
-        self.write_head(seq, &hash)?;
+        self.write_head(record.seq, &record.hash)?;
         drop(lock);
-        Ok(Record {
-            seq,
-            time,
-            actor: new.actor.to_owned(),
-            action: new.action.to_owned(),
-            subject: new.subject.to_owned(),
-            details: new.details.clone(),
-            prev_hash,
-            hash,
-        })
+        Ok(record)
     }
 
     fn write_head(&self, seq: u64, hash: &str) -> Result<(), AuditError> {

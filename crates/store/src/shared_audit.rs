@@ -10,12 +10,9 @@
 //! `UPDATE` or `DELETE` on the table is refused by a trigger — a guard rail, the chain is the
 //! proof.
 
-use chrono::{SecondsFormat, Utc};
 use serde_json::Value;
 
-use crate::audit::{
-    check_new, record_hash, Broken, ChainCheck, NewRecord, Record, Verified, GENESIS,
-};
+use crate::audit::{check_new, next_record, Broken, ChainCheck, NewRecord, Record, Verified};
 use crate::shared::{db_err, from_db, to_db, Shared};
 use crate::StoreError;
 
@@ -56,47 +53,24 @@ impl Shared {
                     "refusing to extend the shared audit log: its head says {head:?} but its last record is {last:?}; run `sealwright audit verify --store ...`"
                 )));
             }
-            let (seq, prev_hash) = match last {
-                Some((s, h)) => (s.saturating_add(1), h),
-                None => (1, GENESIS.to_owned()),
-            };
-            let time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            let hash = record_hash(
-                seq,
-                &time,
-                new.actor,
-                new.action,
-                new.subject,
-                &new.details,
-                &prev_hash,
-            )
-            .map_err(invalid)?;
+            let r = next_record(last, new).map_err(invalid)?;
             tx.execute(
                 "INSERT INTO sealwright_audit (seq, time, actor, action, subject, details, prev_hash, hash)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[&to_db(seq), &time, &new.actor, &new.action, &new.subject, &details_text, &prev_hash, &hash],
+                &[&to_db(r.seq), &r.time, &r.actor, &r.action, &r.subject, &details_text, &r.prev_hash, &r.hash],
             )
             .await
             .map_err(&err)?;
             tx.execute(
                 "INSERT INTO sealwright_audit_head (id, count, hash) VALUES (1, $1, $2)
                  ON CONFLICT (id) DO UPDATE SET count = EXCLUDED.count, hash = EXCLUDED.hash",
-                &[&to_db(seq), &hash],
+                &[&to_db(r.seq), &r.hash],
             )
             .await
             .map_err(&err)?;
             tx.commit().await.map_err(&err)?;
             self.give_back(client);
-            Ok(Record {
-                seq,
-                time,
-                actor: new.actor.to_owned(),
-                action: new.action.to_owned(),
-                subject: new.subject.to_owned(),
-                details: new.details.clone(),
-                prev_hash,
-                hash,
-            })
+            Ok(r)
         })
     }
 

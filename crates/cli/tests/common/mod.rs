@@ -315,3 +315,15 @@ pub fn libfaketime() -> &'static str {
         .find(|p| Path::new(p).is_file())
         .expect("libfaketime is missing: apt-get install faketime (scripts/test does)")
 }
+
+/// An HTTPS agent trusting exactly the CA (or self-signed certificate) in `ca`, no proxy.
+pub fn https_agent(ca: &Path) -> ureq::Agent {
+    let tls = sealwright_client::tls::TlsOptions::default()
+        .with_ca_file(ca)
+        .unwrap();
+    let config = sealwright_client::fetch::HttpConfig {
+        proxy_from_env: false,
+        ..Default::default()
+    };
+    sealwright_client::fetch::https_agent(&config, &tls).unwrap()
+}

@@ -28,24 +28,7 @@ impl Published {
     /// Reads the current state of `DIR/published/metadata`.
     pub fn load(repo_dir: &Path) -> Result<Self, PublishError> {
         let dir = repo_dir.join(PUBLISHED_DIR).join("metadata");
-        let mut newest_root: Option<u64> = None;
-        match fs::read_dir(&dir) {
-            Ok(entries) => {
-                for e in entries {
-                    let e = e.map_err(io_err(&dir))?;
-                    let name = e.file_name();
-                    let name = name.to_string_lossy();
-                    if let Some(v) = name
-                        .strip_suffix(".root.json")
-                        .and_then(|v| v.parse::<u64>().ok())
-                    {
-                        newest_root = newest_root.max(Some(v));
-                    }
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&dir)(e)),
-        }
+        let newest_root = newest_root_version(&dir).map_err(io_err(&dir))?;
         let mut published = Published {
             dir,
             root: None,
@@ -116,4 +99,26 @@ impl Published {
             None => Ok(None),
         }
     }
+}
+
+/// The highest N of the `N.root.json` files in the metadata directory `dir` (none when there
+/// is none, or no directory).
+pub fn newest_root_version(dir: &Path) -> std::io::Result<Option<u64>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut newest = None;
+    for e in entries {
+        let name = e?.file_name();
+        if let Some(v) = name
+            .to_string_lossy()
+            .strip_suffix(".root.json")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            newest = newest.max(Some(v));
+        }
+    }
+    Ok(newest)
 }
