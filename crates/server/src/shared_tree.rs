@@ -110,7 +110,7 @@ impl Tree for SharedTree {
                 let local = self.cache_dir.join(&file.sha256);
                 if !tokio::fs::try_exists(&local).await.unwrap_or(false) {
                     self.store
-                        .object_to_file(&file.sha256, &local)
+                        .object_to_file(&file.sha256, &local, file.length)
                         .await
                         .map_err(io_err)?;
                 }

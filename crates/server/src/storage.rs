@@ -498,8 +498,11 @@ impl Session<'_> {
     pub fn blob_file(&mut self, sha256: &str) -> Result<PathBuf, PushError> {
         let path = staging::blob_path(self.dir(), sha256);
         if let Storage::Shared { store, .. } = self.storage {
-            if !path.is_file() && store.blob(sha256).map_err(store_err)?.is_some() {
-                block_on(store.object_to_file(sha256, &path)).map_err(store_err)?;
+            if !path.is_file() {
+                if let Some(blob) = store.blob(sha256).map_err(store_err)? {
+                    block_on(store.object_to_file(sha256, &path, blob.length))
+                        .map_err(store_err)?;
+                }
             }
         }
         Ok(path)

@@ -81,6 +81,9 @@ impl TokenHome<'_> {
         match self {
             TokenHome::Dir(dir) => Ok((Tokens::load(dir)?, None)),
             TokenHome::Shared(store) => match store.document(TOKENS_FILE).map_err(internal)? {
+                Some((bytes, _)) if bytes.len() as u64 > MAX_TOKENS_BYTES => Err(internal(
+                    format!("the shared push-tokens.toml is over {MAX_TOKENS_BYTES} bytes"),
+                )),
                 Some((bytes, version)) => Ok((
                     Tokens::parse(&bytes, "the shared push-tokens.toml")?,
                     Some(version),

@@ -628,9 +628,14 @@ impl Shared {
         Ok(bytes)
     }
 
-    /// Downloads the object named `sha256` into `dest` (atomically: a temporary file,
-    /// checked against the name, fsynced, renamed).
-    pub async fn object_to_file(&self, sha256: &str, dest: &Path) -> Result<(), StoreError> {
+    /// Downloads the object named `sha256`, of at most `max` bytes, into `dest` (atomically:
+    /// a temporary file, checked against the name, fsynced, renamed).
+    pub async fn object_to_file(
+        &self,
+        sha256: &str,
+        dest: &Path,
+        max: u64,
+    ) -> Result<(), StoreError> {
         let io = |e: std::io::Error| StoreError::Objects(format!("{}: {e}", dest.display()));
         let parent = dest.parent().unwrap_or(Path::new("."));
         tokio::fs::create_dir_all(parent).await.map_err(io)?;
@@ -647,6 +652,11 @@ impl Shared {
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(obj_err("reading an object"))?;
                 hasher.update(&chunk);
+                if hasher.length() > max {
+                    return Err(StoreError::Objects(format!(
+                        "object {sha256} is longer than the {max} bytes expected"
+                    )));
+                }
                 out.write_all(&chunk).await.map_err(io)?;
             }
             if hex::encode(hasher.finish().sha256) != sha256 {

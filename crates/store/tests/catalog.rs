@@ -260,7 +260,17 @@ fn objects_are_named_by_their_hash_and_checked_when_read() {
             .await
             .unwrap();
         let dest = dir.path().join("copy/big");
-        store.object_to_file(&big_sha, &dest).await.unwrap();
+        // Capped: one byte short of the object is refused, nothing left behind.
+        let capped = dir.path().join("copy/capped");
+        assert!(store
+            .object_to_file(&big_sha, &capped, big.len() as u64 - 1)
+            .await
+            .is_err());
+        assert!(!capped.exists());
+        store
+            .object_to_file(&big_sha, &dest, big.len() as u64)
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), big);
 
         // An object that does not hash to its name is refused when read, never kept.
@@ -270,7 +280,7 @@ fn objects_are_named_by_their_hash_and_checked_when_read() {
         store.put_file(&wrong, &small, 22).await.unwrap();
         assert!(store.object(&wrong, 100).await.is_err());
         let dest = dir.path().join("wrong");
-        assert!(store.object_to_file(&wrong, &dest).await.is_err());
+        assert!(store.object_to_file(&wrong, &dest, 100).await.is_err());
         assert!(!dest.exists());
     });
 }
