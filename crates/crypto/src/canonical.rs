@@ -90,6 +90,169 @@ pub(crate) fn write_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
 }
 
+/// Deepest nesting [`is_canonical`] follows (serde_json's own recursion limit).
+const MAX_DEPTH: usize = 128;
+
+/// Whether `bytes` is a JSON text already in canonical form: valid JSON (so every strict
+/// parser reads it), and exactly what [`to_canonical_json`] writes for the value it holds.
+///
+/// This lets a reader use received bytes as the signed message as they are, instead of
+/// parsing them into a tree and encoding that tree again — the cost that dominates reading
+/// a role with hundreds of thousands of targets. A `false` answer means only "not proven";
+/// the caller then takes the general path (parse, refuse duplicates, re-encode), so the
+/// check errs towards `false`:
+/// - keys must be strictly increasing by bytes (which also rules out duplicates) and free of
+///   escapes, so the order seen here is the order of the decoded keys;
+/// - strings may escape only `"` and `\` (the canonical writer's escapes), and hold no raw
+///   control characters (canonical, but not JSON);
+/// - numbers are integers in the canonical spelling: no `-0`, no leading zeros, no fraction
+///   or exponent, at most 18 digits (so they fit every 64-bit reading);
+/// - no whitespace anywhere, nesting at most 128 deep, valid UTF-8.
+pub fn is_canonical(bytes: &[u8]) -> bool {
+    if std::str::from_utf8(bytes).is_err() {
+        return false;
+    }
+    let mut scan = CanonicalScan { bytes, at: 0 };
+    scan.value(0) && scan.at == bytes.len()
+}
+
+/// The position of [`is_canonical`]'s single forward pass.
+struct CanonicalScan<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> CanonicalScan<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self
+            .bytes
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(word))
+        {
+            self.at += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'{') if depth < MAX_DEPTH => self.object(depth + 1),
+            Some(b'[') if depth < MAX_DEPTH => self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'n') => self.literal(b"null"),
+            Some(b'-' | b'0'..=b'9') => self.integer(),
+            _ => false,
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        self.at += 1;
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut previous: Option<&'a [u8]> = None;
+        loop {
+            let Some((key, escaped)) = self.string() else {
+                return false;
+            };
+            if escaped || previous.is_some_and(|p| p >= key) {
+                return false;
+            }
+            previous = Some(key);
+            if !self.eat(b':') || !self.value(depth) {
+                return false;
+            }
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        self.at += 1;
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            if self.eat(b']') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    /// A canonical string: its raw contents (between the quotes) and whether it held an
+    /// escape.
+    fn string(&mut self) -> Option<(&'a [u8], bool)> {
+        if !self.eat(b'"') {
+            return None;
+        }
+        let start = self.at;
+        let mut escaped = false;
+        loop {
+            match self.peek()? {
+                b'"' => {
+                    let bytes: &'a [u8] = self.bytes;
+                    let contents = bytes.get(start..self.at)?;
+                    self.at += 1;
+                    return Some((contents, escaped));
+                }
+                b'\\' => {
+                    self.at += 1;
+                    if !matches!(self.peek()?, b'"' | b'\\') {
+                        return None;
+                    }
+                    escaped = true;
+                    self.at += 1;
+                }
+                0..=0x1f => return None,
+                _ => self.at += 1,
+            }
+        }
+    }
+
+    fn integer(&mut self) -> bool {
+        let negative = self.eat(b'-');
+        let start = self.at;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+        let digits = self.bytes.get(start..self.at).unwrap_or_default();
+        let spelled_canonically = match digits {
+            [] => false,
+            [b'0'] => !negative,
+            [b'0', ..] => false,
+            _ => digits.len() <= 18,
+        };
+        spelled_canonically && !matches!(self.peek(), Some(b'.' | b'e' | b'E'))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +322,15 @@ mod tests {
             r#"{"alpha":null,"mid":{"a":true,"b":[1,"x"]},"zeta":1}"#
         );
         assert!(to_canonical_json_from(&1.5f64).is_err());
+
+        // A flattened map naming a field again is refused, not written twice.
+        let d = Doc {
+            zeta: 1,
+            alpha: None,
+            skipped: None,
+            extra: [("zeta".to_string(), json!(2))].into(),
+        };
+        assert!(to_canonical_json_from(&d).is_err());
     }
 
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
@@ -179,10 +351,109 @@ mod tests {
         })
     }
 
+    #[test]
+    fn recognises_canonical_text_only() {
+        for yes in [
+            r#"{"a":[true,null,"x\"y\\z"],"b":{"":-12,"c":0}}"#,
+            r#""é😀""#,
+            "[]",
+            "{}",
+            "999999999999999999",
+        ] {
+            assert!(is_canonical(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            r#"{"b":1,"a":2}"#, // keys out of order
+            r#"{"a":1,"a":2}"#, // duplicate
+            r#"{"a\"":1}"#,     // escaped key
+            r#"{"a": 1}"#,      // whitespace
+            r#"["\n"]"#,        // an escape the canonical writer never makes
+            r#"["\u0041"]"#,    // likewise
+            "[\"\u{1}\"]",      // raw control character: canonical, not JSON
+            "[-0]",
+            "[01]",
+            "[1.0]",
+            "[1e3]",
+            "1000000000000000000", // 19 digits: left to the general path
+            "[1,]",
+            "{\"a\":1",
+            "[1] ",
+            "tru",
+            "",
+        ] {
+            assert!(!is_canonical(no.as_bytes()), "{no}");
+        }
+        assert!(!is_canonical(b"[\"\xff\"]"));
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(!is_canonical(deep.as_bytes()));
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(is_canonical(ok.as_bytes()));
+    }
+
+    fn has_escaped_key(v: &Value) -> bool {
+        match v {
+            Value::Array(items) => items.iter().any(has_escaped_key),
+            Value::Object(map) => map
+                .iter()
+                .any(|(k, v)| k.contains(['"', '\\']) || has_escaped_key(v)),
+            _ => false,
+        }
+    }
+
+    /// JSON values whose canonical form is also a JSON text (no control characters) with
+    /// numbers [`is_canonical`] accepts.
+    fn arb_json_text() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        const MAX: i64 = 999_999_999_999_999_999;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            (-MAX..=MAX).prop_map(Value::from),
+            "[^\\x00-\\x1f]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("[^\\x00-\\x1f]{0,6}", inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
     proptest::proptest! {
         #[test]
         fn typed_encoding_equals_value_encoding(v in arb_json()) {
             proptest::prop_assert_eq!(to_canonical_json_from(&v).unwrap(), to_canonical_json(&v).unwrap());
+        }
+
+        #[test]
+        fn canonical_encodings_are_recognised(v in arb_json_text()) {
+            let bytes = to_canonical_json(&v).unwrap();
+            // Keys with `"` or `\\` are canonical but escaped, which the check leaves to the
+            // general path.
+            proptest::prop_assert!(is_canonical(&bytes) || has_escaped_key(&v));
+        }
+
+        /// The claim the fast path rests on: bytes it accepts are exactly the canonical
+        /// encoding of what a parser reads from them. Mutations of canonical texts probe
+        /// the edges (reordered keys, duplicates, escapes, whitespace, numbers).
+        #[test]
+        fn accepted_bytes_are_their_own_canonical_encoding(
+            v in arb_json_text(),
+            edits in proptest::collection::vec((proptest::prelude::any::<proptest::sample::Index>(), 0u8..=127), 0..4),
+        ) {
+            use proptest::prelude::*;
+            let mut bytes = to_canonical_json(&v).unwrap();
+            for (at, b) in edits {
+                if !bytes.is_empty() {
+                    let i = at.index(bytes.len());
+                    bytes[i] = b;
+                }
+            }
+            if is_canonical(&bytes) {
+                let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+                prop_assert_eq!(to_canonical_json(&parsed).unwrap(), bytes);
+            }
         }
 
         #[test]
@@ -363,10 +634,14 @@ mod ser {
             )))
         }
         fn serialize_map(self, len: Option<usize>) -> Result<Map<'a>, E> {
+            let start = self.out.len();
+            self.out.push(b'{');
             Ok(Map {
                 out: self.out,
+                start,
                 entries: Vec::with_capacity(len.unwrap_or(8)),
                 key: None,
+                in_order: true,
             })
         }
         fn serialize_struct(self, _: &'static str, len: usize) -> Result<Map<'a>, E> {
@@ -434,40 +709,77 @@ mod ser {
 
     /// Buffers entries (key, encoded value) and writes them sorted by key when complete:
     /// struct fields and flattened extras arrive in declaration order, not key order.
+    /// An object being written. Entries go straight into `out` as they come; if their keys
+    /// did not arrive in canonical order (struct fields, flattened maps), `finish` reorders
+    /// the written entries. Sorted maps — every `BTreeMap`, so every large one — are never
+    /// copied.
     pub(super) struct Map<'a> {
         out: &'a mut Vec<u8>,
-        entries: Vec<(String, Vec<u8>)>,
+        /// Where this object's `{` is in `out`.
+        start: usize,
+        /// Each entry's key and where its `"key":value` text begins in `out`.
+        entries: Vec<(String, usize)>,
         key: Option<String>,
+        /// Whether every key so far came after the one before it.
+        in_order: bool,
     }
 
     impl Map<'_> {
         fn finish(mut self) -> Result<(), E> {
-            self.entries
-                .sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            if self
-                .entries
-                .windows(2)
-                .any(|w| matches!(w, [a, b] if a.0 == b.0))
-            {
-                return Err(E::Unsupported("duplicate object key".into()));
-            }
-            self.out.push(b'{');
-            for (i, (k, v)) in self.entries.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(b',');
-                }
-                write_string(k, self.out);
-                self.out.push(b':');
-                self.out.extend_from_slice(v);
+            if !self.in_order {
+                self.reorder()?;
             }
             self.out.push(b'}');
             Ok(())
         }
 
+        /// Sorts the written entries by key (bytes, i.e. code points), refusing duplicates.
+        fn reorder(&mut self) -> Result<(), E> {
+            let body_start = self.start.saturating_add(1);
+            let body = self.out.split_off(body_start);
+            // Each entry runs from its start to the comma before the next one, or the end.
+            let ends = self
+                .entries
+                .iter()
+                .skip(1)
+                .map(|(_, next)| next.saturating_sub(1))
+                .chain(std::iter::once(body_start.saturating_add(body.len())));
+            let mut texts: Vec<(&[u8], &[u8])> = self
+                .entries
+                .iter()
+                .zip(ends)
+                .map(|((key, from), to)| {
+                    let text = body
+                        .get(from.saturating_sub(body_start)..to.saturating_sub(body_start))
+                        .unwrap_or_default();
+                    (key.as_bytes(), text)
+                })
+                .collect();
+            texts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            if texts.windows(2).any(|w| matches!(w, [a, b] if a.0 == b.0)) {
+                return Err(E::Unsupported("duplicate object key".into()));
+            }
+            for (written, (_, text)) in texts.into_iter().enumerate() {
+                if written > 0 {
+                    self.out.push(b',');
+                }
+                self.out.extend_from_slice(text);
+            }
+            Ok(())
+        }
+
         fn value<T: Serialize + ?Sized>(&mut self, key: String, v: &T) -> Result<(), E> {
-            let mut buf = Vec::new();
-            v.serialize(Canonical { out: &mut buf })?;
-            self.entries.push((key, buf));
+            if let Some((last, _)) = self.entries.last() {
+                if last.as_bytes() >= key.as_bytes() {
+                    self.in_order = false;
+                }
+                self.out.push(b',');
+            }
+            let at = self.out.len();
+            write_string(&key, self.out);
+            self.out.push(b':');
+            v.serialize(Canonical { out: self.out })?;
+            self.entries.push((key, at));
             Ok(())
         }
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use sealwright_tuf::engine::{EngineError, FoundTarget, Limits, TrustedMetadataSet};
-use sealwright_tuf::metadata::{Metadata, Snapshot, TargetFile, Targets};
+use sealwright_tuf::metadata::{Metadata, Received, Snapshot, TargetFile, Targets};
 
 use crate::fsutil;
 
@@ -82,6 +82,17 @@ pub enum CandidateError {
 /// published metadata).
 const CANDIDATE_MAX_ROLE: usize = 1024 * 1024 * 1024;
 
+/// A role of a [`Candidate`] that is not published yet.
+#[derive(Clone, Debug)]
+pub enum Fresh<'a> {
+    /// Its signed bytes.
+    Bytes(&'a [u8]),
+    /// Its bytes, already parsed by the caller (the server reads a pushed role before it
+    /// asks where searches land): the engine checks the same bytes without reading them
+    /// again.
+    Parsed(Received<'a, Targets>),
+}
+
 /// A repository state about to be published, as the client's trust engine will see it:
 /// the published roles with `fresh` ones (newly signed, not yet written) in their place,
 /// under the snapshot about to be signed. Questions are answered by
@@ -93,7 +104,7 @@ const CANDIDATE_MAX_ROLE: usize = 1024 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Candidate<'a> {
     set: TrustedMetadataSet,
-    fresh: BTreeMap<String, &'a [u8]>,
+    fresh: BTreeMap<String, Fresh<'a>>,
     published: &'a crate::publish::Published,
 }
 
@@ -103,7 +114,7 @@ impl<'a> Candidate<'a> {
     pub fn new(
         root_bytes: &[u8],
         snapshot: Snapshot,
-        fresh: BTreeMap<String, &'a [u8]>,
+        fresh: BTreeMap<String, Fresh<'a>>,
         published: &'a crate::publish::Published,
         now: DateTime<Utc>,
     ) -> Result<Self, EngineError> {
@@ -131,24 +142,27 @@ impl<'a> Candidate<'a> {
     /// it, expiry.
     fn load(
         set: &mut TrustedMetadataSet,
-        fresh: &BTreeMap<String, &[u8]>,
+        fresh: &BTreeMap<String, Fresh<'_>>,
         published: &crate::publish::Published,
         role: &str,
         delegator: &str,
     ) -> Result<(), CandidateError> {
-        let owned;
-        let bytes: &[u8] = match fresh.get(role) {
-            Some(bytes) => bytes,
+        match fresh.get(role) {
+            Some(Fresh::Parsed(received)) => {
+                set.update_delegated_targets_received(received, role, delegator)?;
+            }
+            Some(Fresh::Bytes(bytes)) => {
+                set.update_delegated_targets(bytes, role, delegator)?;
+            }
             None => {
                 let version = set
                     .role_version_in_snapshot(role)
                     .ok_or_else(|| CandidateError::NotPublished(role.to_owned()))?;
-                owned =
+                let bytes =
                     published.read_bytes(&sealwright_tuf::layout::metadata_file(role, version))?;
-                &owned
+                set.update_delegated_targets(&bytes, role, delegator)?;
             }
-        };
-        set.update_delegated_targets(bytes, role, delegator)?;
+        }
         Ok(())
     }
 

@@ -35,13 +35,13 @@ pub use crate::tokens::{TokenEntry, Tokens, TOKENS_FILE};
 use sealwright_repo::keyring::Keyring;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::publish::{
-    self, expiring, expiry, open_signers, sign_with, Published, SPEC_VERSION,
+    self, expiring, expiry, open_signers, sign_with, Published, RoleCache, SPEC_VERSION,
 };
 use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
 use sealwright_repo::staging::{self, validate_target_path};
-use sealwright_repo::verify::{changes, Candidate, CandidateError, Changes};
+use sealwright_repo::verify::{changes, Candidate, CandidateError, Changes, Fresh};
 use sealwright_tuf::metadata::{
-    MetaFile, Metadata, Root, Snapshot, TargetFile, Targets, Timestamp,
+    MetaFile, Metadata, Received, Root, Snapshot, TargetFile, Targets, Timestamp,
 };
 use sealwright_tuf::verify::verify_role;
 
@@ -231,6 +231,7 @@ pub fn accept(
     keyring: &Keyring<'_>,
     token: &TokenEntry,
     request: &PushRequest,
+    roles: &RoleCache,
     now: DateTime<Utc>,
 ) -> Result<(Accepted, Vec<RoleListing>), PushError> {
     if request.roles.is_empty() {
@@ -267,7 +268,7 @@ pub fn accept(
         ));
     };
 
-    let mut pushed: BTreeMap<String, (Metadata<Targets>, &[u8])> = BTreeMap::new();
+    let mut pushed: BTreeMap<String, Received<'_, Targets>> = BTreeMap::new();
     for (name, text) in &request.roles {
         if text.len() > MAX_ROLE_BYTES {
             return Err(PushError::TooLarge(format!(
@@ -275,26 +276,26 @@ pub fn accept(
                 text.len()
             )));
         }
-        let md = Metadata::<Targets>::from_bytes(text.as_bytes(), MAX_ROLE_BYTES)
+        let received = Received::<Targets>::parse(text.as_bytes(), MAX_ROLE_BYTES)
             .map_err(|e| PushError::Invalid(format!("{name}: {e}")))?;
+        let version = received.metadata().signed.version;
         if let Some(old) = published.role_version(name) {
-            if md.signed.version <= old {
+            if version <= old {
                 return Err(PushError::Replay(format!(
-                    "{name} version {} is not above the published version {old}",
-                    md.signed.version
+                    "{name} version {version} is not above the published version {old}"
                 )));
             }
         }
-        pushed.insert(name.clone(), (md, text.as_bytes()));
+        pushed.insert(name.clone(), received);
     }
 
     // The snapshot the server would sign, and the engine's view under it.
     let period = |role: &str| role_period(policy, role);
     let mut meta = snapshot.signed.meta.clone();
-    for (name, (md, _)) in &pushed {
+    for (name, received) in &pushed {
         meta.insert(
             sealwright_tuf::layout::meta_key(name),
-            MetaFile::new(md.signed.version),
+            MetaFile::new(received.metadata().signed.version),
         );
     }
     let mut new_snapshot = Metadata::new(Snapshot::new(
@@ -309,9 +310,9 @@ pub fn accept(
             root.signed.version,
         ))
         .map_err(internal)?;
-    let fresh: BTreeMap<String, &[u8]> = pushed
+    let fresh: BTreeMap<String, Fresh<'_>> = pushed
         .iter()
-        .map(|(name, (_, bytes))| (name.clone(), *bytes))
+        .map(|(name, received)| (name.clone(), Fresh::Parsed(received.clone())))
         .collect();
     let mut candidate = Candidate::new(
         &root_bytes,
@@ -324,9 +325,12 @@ pub fn accept(
 
     let mut blobs: Vec<(String, String, u64)> = Vec::new();
     let mut pointers: Vec<(&String, &TargetFile)> = Vec::new();
-    for (name, (md, _)) in &pushed {
-        let old = published.targets_role(name).map_err(internal)?;
-        let c = changes(old.as_ref(), md);
+    for (name, received) in &pushed {
+        let md = received.metadata();
+        let old = published
+            .targets_role_cached(name, roles)
+            .map_err(internal)?;
+        let c = changes(old.as_deref(), md);
         for (path, _) in &c.written {
             validate_target_path(path).map_err(|e| PushError::Invalid(e.to_string()))?;
         }
@@ -387,10 +391,10 @@ pub fn accept(
     // published — no snapshot the timestamp names lists it — and is replaced.)
     let mut files: Vec<(String, Vec<u8>)> = pushed
         .iter()
-        .map(|(name, (md, bytes))| {
+        .map(|(name, received)| {
             (
-                sealwright_tuf::layout::metadata_file(name, md.signed.version),
-                bytes.to_vec(),
+                sealwright_tuf::layout::metadata_file(name, received.metadata().signed.version),
+                received.bytes().to_vec(),
             )
         })
         .collect();
@@ -403,10 +407,15 @@ pub fn accept(
         .map(|(s, p, _)| (s.clone(), p.clone()))
         .collect();
     session.write(&links, &files, &timestamp_bytes)?;
+    // The next push to these roles compares against what was just published.
+    for (name, received) in &pushed {
+        let file = sealwright_tuf::layout::metadata_file(name, received.metadata().signed.version);
+        roles.insert(&file, received.bytes(), received.shared());
+    }
     let accepted = Accepted {
         roles: pushed
             .iter()
-            .map(|(n, (md, _))| (n.clone(), md.signed.version))
+            .map(|(n, received)| (n.clone(), received.metadata().signed.version))
             .collect(),
         artifacts: blobs.len(),
         snapshot_version: new_snapshot.signed.version,
@@ -416,7 +425,7 @@ pub fn accept(
     };
     let listings = pushed
         .iter()
-        .map(|(name, (md, _))| RoleListing::of(name, md))
+        .map(|(name, received)| RoleListing::of(name, received.metadata()))
         .collect();
     Ok((accepted, listings))
 }
@@ -508,7 +517,7 @@ fn sign_online<T: sealwright_tuf::metadata::RoleType>(
             "{e} (is the signer agent running and configured for {role}?)"
         ))
     })?;
-    md.to_bytes().map_err(internal)
+    md.file_bytes(&canonical).map_err(internal)
 }
 
 /// What [`renew_online_roles`] signed.
@@ -762,7 +771,15 @@ mod tests {
             if let Ok(request) = serde_json::from_slice::<PushRequest>(&body) {
                 let storage = crate::storage::Storage::embedded(&repo);
                 let mut session = storage.begin().unwrap();
-                let result = accept(&mut session, policy, &keyring, &token, &request, Utc::now());
+                let result = accept(
+                    &mut session,
+                    policy,
+                    &keyring,
+                    &token,
+                    &request,
+                    &RoleCache::default(),
+                    Utc::now(),
+                );
                 prop_assert!(result.is_err());
             }
             prop_assert_eq!(tree(&repo.join("published")), before);

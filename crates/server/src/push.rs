@@ -25,6 +25,7 @@ use axum::Router;
 use http_body_util::BodyExt as _;
 use serde_json::json;
 
+use sealwright_repo::publish::RoleCache;
 use sealwright_repo::push::{self, PushError, PushRequest};
 
 use crate::accept::{self, TokenEntry};
@@ -62,6 +63,8 @@ struct PushState {
     storage: Arc<Storage>,
     max_blob: u64,
     refusals: Arc<Refusals>,
+    /// Roles parsed by earlier pushes, for comparing the next push with them.
+    roles: Arc<RoleCache>,
 }
 
 /// How often refusals of unauthenticated requests are summarised into the audit log, and
@@ -199,6 +202,7 @@ pub fn routes(opts: &PushOptions, storage: Arc<Storage>, refusals: Arc<Refusals>
         storage,
         max_blob: opts.max_blob,
         refusals,
+        roles: Arc::default(),
     };
     Router::new()
         .route("/api/v1/blobs/{sha256}", put(upload_blob).get(blob_info))
@@ -671,6 +675,7 @@ async fn receive_blob(st: &PushState, sha256: &str, body: Body) -> Result<(u64, 
 async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Request) -> Response {
     let dir = Arc::clone(&st.repo_dir);
     let storage = Arc::clone(&st.storage);
+    let roles = Arc::clone(&st.roles);
     let token = match st
         .publisher(
             &headers,
@@ -716,7 +721,7 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             let store = Keyring::new(&dir, &accept::NoKeyFiles);
             let mut session = storage.begin()?;
             let (accepted, listings) =
-                accept::accept(&mut session, &policy, &store, &token, &request, chrono::Utc::now())?;
+                accept::accept(&mut session, &policy, &store, &token, &request, &roles, chrono::Utc::now())?;
             // Still under the publish lock: the index follows the order of publishes.
             index_update(storage.catalog(), |index| {
                 listings

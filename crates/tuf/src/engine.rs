@@ -70,6 +70,7 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sealwright_crypto::PublicKey;
@@ -77,7 +78,7 @@ use sealwright_crypto::PublicKey;
 use crate::delegation::roles_for_target;
 use crate::metadata::{
     expires_format, parse_envelope, LengthOrHashMismatch, MetaFile, Metadata, MetadataError,
-    RoleType, Root, Snapshot, TargetFile, Targets, Timestamp,
+    Received, RoleType, Root, Snapshot, TargetFile, Targets, Timestamp,
 };
 use crate::verify::{verify_role, ThresholdError};
 
@@ -214,7 +215,7 @@ fn pinned_err(role: &str) -> impl FnOnce(LengthOrHashMismatch) -> EngineError + 
 /// A verified targets role and the delegator it was verified against.
 #[derive(Debug)]
 struct TrustedTargets {
-    md: Metadata<Targets>,
+    md: Arc<Metadata<Targets>>,
     delegator: String,
 }
 
@@ -267,6 +268,9 @@ fn load_verified<T: RoleType>(
     )?;
     Metadata::<T>::from_envelope(env).map_err(md_err(role))
 }
+
+/// Keys, authorised key ids and threshold for one role.
+type KeysFor<'a> = (&'a BTreeMap<String, PublicKey>, &'a [String], u32);
 
 /// A size cap from a pinned length: the pin is exact, so nothing longer can be right.
 fn cap(pinned: Option<u64>, default: usize) -> usize {
@@ -368,7 +372,7 @@ impl TrustedMetadataSet {
 
     /// A trusted targets role, if loaded.
     pub fn targets_role(&self, name: &str) -> Option<&Metadata<Targets>> {
-        self.targets.get(name).map(|t| &t.md)
+        self.targets.get(name).map(|t| t.md.as_ref())
     }
 
     /// The delegator a trusted targets role was verified against (`root` for `targets`).
@@ -732,6 +736,47 @@ impl TrustedMetadataSet {
         name: &str,
         delegator: &str,
     ) -> Result<&Targets, EngineError> {
+        let pin = self.targets_pin(name, bytes)?;
+        let max = cap(pin.length, self.limits.targets);
+        let (keys, keyids, threshold) = self.targets_authority(name, delegator)?;
+        let new = load_verified::<Targets>(name, bytes, max, keys, keyids, threshold)?;
+        self.trust_targets(name, delegator, Arc::new(new), &pin)
+    }
+
+    /// [`Self::update_delegated_targets`] for a role its caller has already parsed (the
+    /// server, which read a pushed role to answer other questions first): the same checks,
+    /// against the same bytes, without reading them a second time.
+    pub fn update_delegated_targets_received(
+        &mut self,
+        received: &Received<'_, Targets>,
+        name: &str,
+        delegator: &str,
+    ) -> Result<&Targets, EngineError> {
+        let pin = self.targets_pin(name, received.bytes)?;
+        let max = cap(pin.length, self.limits.targets);
+        if received.bytes.len() > max {
+            return Err(md_err(name)(MetadataError::TooLarge(max)));
+        }
+        let (keys, keyids, threshold) = self.targets_authority(name, delegator)?;
+        let canonical = received
+            .md
+            .received_canonical()
+            .ok_or_else(|| EngineError::Order("a received role without its bytes".into()))?;
+        verify_role(
+            name,
+            canonical,
+            &received.md.signatures,
+            keys,
+            keyids,
+            threshold,
+        )?;
+        self.trust_targets(name, delegator, Arc::clone(&received.md), &pin)
+    }
+
+    /// Snapshot's pin for role `name`, checked against the role's exact bytes (length and
+    /// hashes where it gives them: a role swapped for other validly signed bytes is caught
+    /// here).
+    fn targets_pin(&self, name: &str, bytes: &[u8]) -> Result<MetaFile, EngineError> {
         let pin: MetaFile = self
             .check_final_snapshot()?
             .signed
@@ -742,28 +787,43 @@ impl TrustedMetadataSet {
                 EngineError::NotDelegated(format!("role {name} is not listed in snapshot"))
             })?;
         pin.verify(bytes).map_err(pinned_err(name))?;
-        let max = cap(pin.length, self.limits.targets);
-        let (keys, keyids, threshold) = if delegator == "root" {
+        Ok(pin)
+    }
+
+    /// The keys, key ids and threshold `delegator` grants role `name`: root's targets role for the
+    /// top-level targets, the delegator's delegation otherwise.
+    fn targets_authority(&self, name: &str, delegator: &str) -> Result<KeysFor<'_>, EngineError> {
+        if delegator == "root" {
             if name != "targets" {
                 return Err(EngineError::NotDelegated(format!(
                     "root does not delegate {name}"
                 )));
             }
             let (ids, t) = self.top_role("targets")?;
-            (&self.root.signed.keys, ids, t)
-        } else {
-            let parent = self.targets.get(delegator).ok_or_else(|| {
-                EngineError::Order(format!("delegator {delegator} is not trusted yet"))
-            })?;
-            let delegations = parent.md.signed.delegations.as_ref().ok_or_else(|| {
+            return Ok((&self.root.signed.keys, ids, t));
+        }
+        let parent = self.targets.get(delegator).ok_or_else(|| {
+            EngineError::Order(format!("delegator {delegator} is not trusted yet"))
+        })?;
+        let delegations =
+            parent.md.signed.delegations.as_ref().ok_or_else(|| {
                 EngineError::NotDelegated(format!("{delegator} delegates nothing"))
             })?;
-            let (ids, t) = delegations.authority_for(name).ok_or_else(|| {
-                EngineError::NotDelegated(format!("{delegator} does not delegate to {name}"))
-            })?;
-            (&delegations.keys, ids, t)
-        };
-        let new = load_verified::<Targets>(name, bytes, max, keys, keyids, threshold)?;
+        let (ids, t) = delegations.authority_for(name).ok_or_else(|| {
+            EngineError::NotDelegated(format!("{delegator} does not delegate to {name}"))
+        })?;
+        Ok((&delegations.keys, ids, t))
+    }
+
+    /// A role whose signatures checked out: the version snapshot pins, not expired, then
+    /// trusted as delegated by `delegator`.
+    fn trust_targets(
+        &mut self,
+        name: &str,
+        delegator: &str,
+        new: Arc<Metadata<Targets>>,
+        pin: &MetaFile,
+    ) -> Result<&Targets, EngineError> {
         if new.signed.version != pin.version {
             return Err(EngineError::VersionMismatch {
                 role: name.to_owned(),
@@ -1406,6 +1466,65 @@ mod tests {
         assert!(matches!(
             set.update_delegated_targets(&tg, "nope", "targets"),
             Err(EngineError::NotDelegated(_))
+        ));
+    }
+
+    #[test]
+    fn a_received_role_gets_the_same_checks_as_its_bytes() {
+        let r = Repo::new();
+        let tg = sign(Targets::new(2, later()), &[&r.targets]);
+        let mut set = TrustedMetadataSet::new(&r.root(1, &[]), now()).unwrap();
+        let snap = sign(
+            Snapshot::new(
+                1,
+                later(),
+                BTreeMap::from([("targets.json".to_owned(), pin(&tg, 2))]),
+            ),
+            &[&r.snapshot],
+        );
+        set.update_timestamp(&r.timestamp(1, &snap, 1)).unwrap();
+        set.update_snapshot(&snap).unwrap();
+        fn received(bytes: &[u8]) -> Received<'_, Targets> {
+            Received::parse(bytes, 1 << 20).unwrap()
+        }
+        let forged = sign(Targets::new(2, later()), &[&r.snapshot]);
+        assert!(matches!(
+            set.update_delegated_targets_received(&received(&forged), "targets", "root"),
+            Err(EngineError::Pinned { .. })
+        ));
+        let other = sign(Targets::new(3, later()), &[&r.targets]);
+        assert!(matches!(
+            set.update_delegated_targets_received(&received(&other), "targets", "root"),
+            Err(EngineError::Pinned { .. })
+        ));
+        assert!(set.targets_role("targets").is_none());
+        set.update_delegated_targets_received(&received(&tg), "targets", "root")
+            .unwrap();
+        assert_eq!(set.targets_role("targets").unwrap().signed.version, 2);
+    }
+
+    #[test]
+    fn a_received_role_is_verified_by_its_signatures() {
+        let r = Repo::new();
+        let forged = sign(Targets::new(2, later()), &[&r.snapshot]);
+        let mut meta = pin(&forged, 2);
+        meta.hashes = None;
+        meta.length = None;
+        let mut set = TrustedMetadataSet::new(&r.root(1, &[]), now()).unwrap();
+        let snap = sign(
+            Snapshot::new(
+                1,
+                later(),
+                BTreeMap::from([("targets.json".to_owned(), meta)]),
+            ),
+            &[&r.snapshot],
+        );
+        set.update_timestamp(&r.timestamp(1, &snap, 1)).unwrap();
+        set.update_snapshot(&snap).unwrap();
+        let received = Received::parse(&forged, 1 << 20).unwrap();
+        assert!(matches!(
+            set.update_delegated_targets_received(&received, "targets", "root"),
+            Err(EngineError::Threshold(_))
         ));
     }
 

@@ -14,6 +14,7 @@
 
 pub mod delegation;
 pub mod engine;
+mod known_fields;
 pub mod layout;
 pub mod metadata;
 pub mod verify;

@@ -64,7 +64,15 @@ impl Published {
         file: &str,
     ) -> Result<Metadata<T>, PublishError> {
         let bytes = self.read_bytes(file)?;
-        Metadata::<T>::from_bytes(&bytes, MAX_METADATA_BYTES as usize).map_err(|e| {
+        self.parse(file, &bytes)
+    }
+
+    fn parse<T: sealwright_tuf::metadata::RoleType>(
+        &self,
+        file: &str,
+        bytes: &[u8],
+    ) -> Result<Metadata<T>, PublishError> {
+        Metadata::<T>::from_bytes(bytes, MAX_METADATA_BYTES as usize).map_err(|e| {
             PublishError::Corrupt {
                 file: file.to_owned(),
                 reason: e.to_string(),
@@ -88,6 +96,27 @@ impl Published {
         self.roles_read.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// [`Self::targets_role`], through `cache`.
+    pub fn targets_role_cached(
+        &self,
+        name: &str,
+        cache: &RoleCache,
+    ) -> Result<Option<std::sync::Arc<Metadata<Targets>>>, PublishError> {
+        self.roles_read
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(version) = self.role_version(name) else {
+            return Ok(None);
+        };
+        let file = sealwright_tuf::layout::metadata_file(name, version);
+        let bytes = self.read_bytes(&file)?;
+        if let Some(md) = cache.get(&file, &bytes) {
+            return Ok(Some(md));
+        }
+        let md = std::sync::Arc::new(self.parse::<Targets>(&file, &bytes)?);
+        cache.insert(&file, &bytes, std::sync::Arc::clone(&md));
+        Ok(Some(md))
+    }
+
     /// Current metadata of targets role `name`, if published.
     pub fn targets_role(&self, name: &str) -> Result<Option<Metadata<Targets>>, PublishError> {
         self.roles_read
@@ -99,6 +128,64 @@ impl Published {
             None => Ok(None),
         }
     }
+}
+
+/// Targets roles this process has parsed, each under its file name and the SHA-256 of its
+/// bytes, for a process that compares every push with the role it replaces (the server):
+/// the role read back is, nearly always, the one it accepted a moment ago.
+///
+/// A hit needs the same bytes: the file is read and hashed each time (milliseconds for a
+/// 20 MB role, against a second to parse it), so a file replaced behind the process's back
+/// — by another replica's working copy, or a push that failed after writing it — is parsed
+/// afresh. What is cached was parsed from those bytes but is not trusted for it: callers
+/// verify as before. At most [`RoleCache::MAX_BYTES`] of role files are kept parsed.
+#[derive(Debug, Default)]
+pub struct RoleCache {
+    roles: std::sync::Mutex<std::collections::HashMap<String, CachedRole>>,
+}
+
+#[derive(Debug)]
+struct CachedRole {
+    sha256: [u8; 32],
+    len: usize,
+    md: std::sync::Arc<Metadata<Targets>>,
+}
+
+impl RoleCache {
+    /// Largest total size of the role files whose parsed form is kept.
+    pub const MAX_BYTES: usize = 256 * 1024 * 1024;
+
+    /// Remembers `md`, parsed from `bytes`, the contents of published file `file`.
+    pub fn insert(&self, file: &str, bytes: &[u8], md: std::sync::Arc<Metadata<Targets>>) {
+        let role = CachedRole {
+            sha256: sealwright_crypto::digest::sha256(bytes),
+            len: bytes.len(),
+            md,
+        };
+        let mut roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+        // Another version of the same role is never asked for again.
+        let role_name = role_of_file(file);
+        roles.retain(|f, _| role_of_file(f) != role_name);
+        let kept: usize = roles.values().map(|r| r.len).sum();
+        if kept + role.len > Self::MAX_BYTES {
+            roles.clear();
+        }
+        if role.len <= Self::MAX_BYTES {
+            roles.insert(file.to_owned(), role);
+        }
+    }
+
+    fn get(&self, file: &str, bytes: &[u8]) -> Option<std::sync::Arc<Metadata<Targets>>> {
+        let roles = self.roles.lock().unwrap_or_else(|e| e.into_inner());
+        let role = roles.get(file)?;
+        (role.len == bytes.len() && role.sha256 == sealwright_crypto::digest::sha256(bytes))
+            .then(|| std::sync::Arc::clone(&role.md))
+    }
+}
+
+/// `ROLE` of `N.ROLE.json`.
+fn role_of_file(file: &str) -> &str {
+    file.split_once('.').map_or(file, |(_, rest)| rest)
 }
 
 /// The highest N of the `N.root.json` files in the metadata directory `dir` (none when there
@@ -121,4 +208,32 @@ pub fn newest_root_version(dir: &Path) -> std::io::Result<Option<u64>> {
         }
     }
     Ok(newest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn role(version: u64) -> Arc<Metadata<Targets>> {
+        Arc::new(Metadata::new(Targets::new(version, chrono::Utc::now())))
+    }
+
+    #[test]
+    fn role_cache_hits_only_the_same_bytes_and_keeps_one_version_per_role() {
+        let cache = RoleCache::default();
+        let three = role(3);
+        cache.insert("3.team.json", b"bytes of three", Arc::clone(&three));
+        let hit = cache.get("3.team.json", b"bytes of three").unwrap();
+        assert!(Arc::ptr_eq(&hit, &three));
+        // Same name and length, other bytes (a file replaced behind the process's back).
+        assert!(cache.get("3.team.json", b"bytes of thref").is_none());
+        assert!(cache.get("3.other.json", b"bytes of three").is_none());
+
+        cache.insert("4.team.json", b"bytes of four", role(4));
+        assert!(cache.get("3.team.json", b"bytes of three").is_none());
+        assert!(cache.get("4.team.json", b"bytes of four").is_some());
+        cache.insert("1.other.json", b"other", role(1));
+        assert!(cache.get("4.team.json", b"bytes of four").is_some());
+    }
 }

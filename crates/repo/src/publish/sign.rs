@@ -128,7 +128,7 @@ pub(crate) fn sign_targets_roles(
                 name.clone(),
                 md.signed.version,
                 md.signed.expires.to_rfc3339(),
-                md.to_bytes().map_err(meta_err)?,
+                md.file_bytes(&enc).map_err(meta_err)?,
             ))
         })
         .collect();

@@ -113,7 +113,10 @@ pub fn execute(
         report
             .expires
             .insert("root".into(), root.signed.expires.to_rfc3339());
-        root_bytes = Some((root.signed.version, root.to_bytes().map_err(meta_err)?));
+        root_bytes = Some((
+            root.signed.version,
+            root.file_bytes(&enc).map_err(meta_err)?,
+        ));
     }
 
     let mut files = sign_targets_roles(&mut plan, &pending, &signers, policy, &mut report)?;
@@ -146,7 +149,7 @@ pub fn execute(
         snap_threshold,
         policy,
     )?;
-    let snapshot_bytes = snapshot.to_bytes().map_err(meta_err)?;
+    let snapshot_bytes = snapshot.file_bytes(&enc).map_err(meta_err)?;
     report
         .roles
         .insert("snapshot".into(), snapshot.signed.version);
@@ -178,7 +181,7 @@ pub fn execute(
         ts_threshold,
         policy,
     )?;
-    let timestamp_bytes = timestamp.to_bytes().map_err(meta_err)?;
+    let timestamp_bytes = timestamp.file_bytes(&enc).map_err(meta_err)?;
     report
         .roles
         .insert("timestamp".into(), timestamp.signed.version);
@@ -289,14 +292,14 @@ pub(super) fn check_reachable(
         .iter()
         .map(|(file, bytes)| (file.as_str(), bytes.as_slice()))
         .collect();
-    let fresh: BTreeMap<String, &[u8]> = plan
+    let fresh: BTreeMap<String, crate::verify::Fresh<'_>> = plan
         .targets
         .iter()
         .filter_map(|(name, md)| {
             let file = sealwright_tuf::layout::metadata_file(name, md.signed.version);
             by_file
                 .get(file.as_str())
-                .map(|bytes| (name.clone(), *bytes))
+                .map(|bytes| (name.clone(), crate::verify::Fresh::Bytes(bytes)))
         })
         .collect();
     let snapshot = Snapshot::new(

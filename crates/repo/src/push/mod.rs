@@ -26,6 +26,7 @@ use crate::publish::{
     self, meta_err, open_signers, write_tree, Pending, Plan, PublishError, PublishReport, Published,
 };
 use crate::staging::Staging;
+use crate::verify::{Candidate, Fresh};
 
 /// Largest metadata file a push may carry.
 pub const MAX_ROLE_BYTES: usize = 64 * 1024 * 1024;
@@ -297,17 +298,17 @@ fn fetch_others_roles(
         fetched.push((role.clone(), file.clone(), bytes));
     }
     let root_bytes = published_root_bytes(published)?;
-    let mut fresh: BTreeMap<String, &[u8]> = fetched
+    let mut fresh: BTreeMap<String, Fresh<'_>> = fetched
         .iter()
-        .map(|(role, _, bytes)| (role.clone(), bytes.as_slice()))
+        .map(|(role, _, bytes)| (role.clone(), Fresh::Bytes(bytes)))
         .collect();
     for (name, md) in &plan.targets {
         let file = sealwright_tuf::layout::metadata_file(name, md.signed.version);
         if let Some((_, bytes)) = ours.iter().find(|(f, _)| *f == file) {
-            fresh.insert(name.clone(), bytes.as_slice());
+            fresh.insert(name.clone(), Fresh::Bytes(bytes));
         }
     }
-    let mut candidate = crate::verify::Candidate::new(
+    let mut candidate = Candidate::new(
         &root_bytes,
         snapshot.signed.clone(),
         fresh,
