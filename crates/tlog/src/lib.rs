@@ -6,14 +6,18 @@
 //! - [`tile`]: c2sp.org/tlog-tiles paths, tile contents, proofs from tiles, entry bundles.
 //! - [`note`]: c2sp.org/signed-note (Ed25519) and tlog-cosignature/v1; verifier keys.
 //! - [`checkpoint`]: c2sp.org/tlog-checkpoint texts.
+//! - [`entry`]: what Sealwright logs (metadata files, targets, audit heads), one spelling each.
+//! - [`writer`]: growing a tiled log by a batch: the files to write and the root to sign.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The log writer,
 //! the server, the witness, the client and the monitor all use the same code.
 
 pub mod checkpoint;
+pub mod entry;
 pub mod merkle;
 pub mod note;
 pub mod tile;
+pub mod writer;
 
 pub use checkpoint::Checkpoint;
 pub use merkle::{Hash, ProofError};

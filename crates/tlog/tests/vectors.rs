@@ -339,3 +339,56 @@ fn checkpoints_have_one_spelling() {
         assert!(Checkpoint::parse(&bad).is_err(), "{bad:?}");
     }
 }
+
+/// Our writer, growing the log the way aics-tlog did (260 entries, then 255 more), writes
+/// the fixture's files byte for byte, partial tiles included, and the signed roots.
+#[test]
+fn growing_the_fixture_log_writes_its_files() {
+    let fx = Fixture::load();
+    let entries: Vec<Vec<u8>> = (0..515).map(|i| format!("leaf {i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = entries.iter().map(Vec::as_slice).collect();
+    let mut written: std::collections::HashMap<TilePath, Vec<u8>> = Default::default();
+    let mut empty = TileHashes::new(0, |t: &TilePath| Err(TileError::Missing(t.to_string())));
+    let first = sealwright_tlog::writer::grow(&mut empty, 0, &[], &refs[..260]).unwrap();
+    assert_eq!(first.root, fx.checkpoint(260).root);
+    written.extend(first.files);
+    let partial = written[&TilePath {
+        kind: TileKind::Entries,
+        index: 1,
+        width: 4,
+    }]
+        .clone();
+    let old_partial = decode_bundle(&partial).unwrap();
+    let snapshot = written.clone();
+    let mut old = TileHashes::new(260, |t: &TilePath| {
+        snapshot
+            .get(t)
+            .cloned()
+            .ok_or(TileError::Missing(t.to_string()))
+    });
+    let second = sealwright_tlog::writer::grow(&mut old, 260, &old_partial, &refs[260..]).unwrap();
+    assert_eq!(second.root, fx.checkpoint(515).root);
+    written.extend(second.files);
+    for (path, bytes) in &written {
+        assert_eq!(&fx.tile(path).unwrap(), bytes, "{path}");
+    }
+    // Every file of the fixture's log directory is one we wrote.
+    let mut on_disk = Vec::new();
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().to_str().unwrap().to_owned());
+            }
+        }
+    }
+    walk(&fx.dir.join("log/tile"), &fx.dir.join("log"), &mut on_disk);
+    for f in on_disk {
+        assert!(
+            written.contains_key(&TilePath::parse(&f).unwrap()),
+            "{f} not written"
+        );
+    }
+}
