@@ -20,6 +20,16 @@
 //!   verify --data DIR` detects an edited, removed or reordered record). A signature that
 //!   cannot be logged is not handed out.
 //!
+//! For the transparency log's key (role `log`, enforced in [`LogKey::sign_checkpoint`]):
+//! - it signs only checkpoints of its configured origin, under that name (c2sp.org
+//!   signed-note, Ed25519), without extension lines;
+//! - never a smaller tree than the last it signed, never another root at the same size, and
+//!   a larger tree only with a consistency proof from the last one it signed — so a
+//!   compromised server cannot obtain two checkpoints that fork the log's history (the
+//!   one thing a log must never sign); the last signed head is recorded atomically before
+//!   the signature leaves. Request `{"role": "log", "signed": {"checkpoint": TEXT,
+//!   "consistency": [BASE64…]}}`; the answer's `keyid` is the key's verifier key (vkey).
+//!
 //! Wire format: a 4-byte big-endian length, then that many bytes of JSON (at most
 //! [`MAX_FRAME`]). Request `{"role": R, "signed": {...}}`; answer
 //! `{"ok": true, "signatures": [{"keyid", "sig"}]}` or `{"ok": false, "error": "..."}`.
@@ -121,10 +131,14 @@ impl Default for MaxExpiry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
-    /// `timestamp` or `snapshot`.
+    /// `timestamp`, `snapshot` or `log`.
     pub role: String,
     /// The encrypted key file (as written by `sealwright key generate`).
     pub file: PathBuf,
+    /// For the `log` key only: the log's origin (its scheme-less URL), which is also the
+    /// key's name in signed notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 /// The agent's configuration file (TOML).
@@ -170,17 +184,46 @@ impl AgentConfig {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         for k in &config.keys {
-            if !ONLINE_ROLES.contains(&k.role.as_str()) {
-                return Err(format!(
-                    "the agent holds only online keys (timestamp, snapshot), not {}",
-                    k.role
-                ));
+            match (k.role.as_str(), &k.origin) {
+                (LOG_ROLE, Some(origin)) => {
+                    sealwright_tlog::note::Verifier::new(
+                        origin,
+                        sealwright_tlog::note::KeyKind::Ed25519,
+                        [0; 32],
+                    )
+                    .map_err(|_| {
+                        format!("the log origin {origin:?} is empty or has a space or '+'")
+                    })?;
+                }
+                (LOG_ROLE, None) => {
+                    return Err(
+                        "the log key needs origin = \"HOST/PATH\" (the log's scheme-less URL)"
+                            .into(),
+                    )
+                }
+                (role, None) if ONLINE_ROLES.contains(&role) => {}
+                (role, Some(_)) if ONLINE_ROLES.contains(&role) => {
+                    return Err(format!("origin is for the log key, not the {role} key"))
+                }
+                (role, _) => {
+                    return Err(format!(
+                        "the agent holds only online keys (timestamp, snapshot, log), not {role}"
+                    ))
+                }
             }
+        }
+        if config.keys.iter().filter(|k| k.role == LOG_ROLE).count() > 1 {
+            return Err("one log key per agent".into());
         }
         if config.callers.is_empty() {
             return Err("no [[callers]]: nobody could use the agent".to_owned());
         }
         Ok(config)
+    }
+
+    /// Where the last checkpoint the log key signed is kept: next to the socket.
+    pub fn log_state_path(&self) -> PathBuf {
+        self.socket.with_extension("log-state.json")
     }
 
     /// Where the highest signed versions are kept: next to the socket.
@@ -201,8 +244,11 @@ impl AgentConfig {
 /// loads as is (`sealwright server setup` writes one for you).
 pub const EXAMPLE_CONFIG: &str = include_str!("agent_example.toml");
 
-/// The roles an agent may hold keys for.
+/// The TUF roles an agent may hold keys for.
 pub const ONLINE_ROLES: [&str; 2] = ["timestamp", "snapshot"];
+
+/// The transparency log's checkpoint key, which an agent may also hold.
+pub const LOG_ROLE: &str = "log";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Request {
@@ -235,13 +281,24 @@ pub struct Agent {
     state_path: PathBuf,
     audit: Mutex<sealwright_store::AuditLog>,
     last_versions: Mutex<BTreeMap<String, u64>>,
+    log: Option<LogKey>,
 }
 
 impl Agent {
     /// An agent holding `keys` (role, key) for `config`.
     pub fn new(config: &AgentConfig, keys: Vec<(String, PrivateKey)>) -> Result<Self, AgentError> {
         let mut by_role: BTreeMap<String, Vec<PrivateKey>> = BTreeMap::new();
+        let mut log = None;
         for (role, key) in keys {
+            if role == LOG_ROLE {
+                let origin = config
+                    .keys
+                    .iter()
+                    .find_map(|k| k.origin.clone().filter(|_| k.role == LOG_ROLE))
+                    .ok_or_else(|| AgentError::Protocol("the log key has no origin".into()))?;
+                log = Some(LogKey::new(key, &origin, config.log_state_path())?);
+                continue;
+            }
             by_role.entry(role).or_default().push(key);
         }
         let state_path = config.state_path();
@@ -266,7 +323,13 @@ impl Agent {
                     .map_err(|e| AgentError::Protocol(e.to_string()))?,
             ),
             last_versions: Mutex::new(last_versions),
+            log,
         })
+    }
+
+    /// The log key's verifier key (`origin+id+key`), when this agent holds one.
+    pub fn log_vkey(&self) -> Option<String> {
+        self.log.as_ref().map(|l| l.verifier.vkey())
     }
 
     /// Signs `signed` as `role` for `uid`, or says why not; logs either way.
@@ -326,6 +389,13 @@ impl Agent {
             .any(|c| c.uid == uid && c.roles.iter().any(|r| r == role))
         {
             return Err(format!("uid {uid} may not have {role} signed"));
+        }
+        if role == LOG_ROLE {
+            let log = self
+                .log
+                .as_ref()
+                .ok_or_else(|| "this agent holds no log key".to_owned())?;
+            return log.sign_checkpoint(signed).map(|s| vec![s]);
         }
         let keys = self
             .keys
@@ -423,6 +493,175 @@ impl Agent {
         })
         .map(|_| ())
     }
+}
+
+/// The last checkpoint the log key signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct SignedHead {
+    origin: String,
+    size: u64,
+    /// Base64 root.
+    root: String,
+}
+
+/// The transparency log's key, and the last head it signed.
+#[derive(Debug)]
+struct LogKey {
+    key: PrivateKey,
+    verifier: sealwright_tlog::Verifier,
+    state_path: PathBuf,
+    last: Mutex<Option<SignedHead>>,
+}
+
+/// Most hashes in a consistency proof (a tree of 2^64 leaves needs fewer).
+const MAX_PROOF_HASHES: usize = 128;
+
+impl LogKey {
+    fn new(key: PrivateKey, origin: &str, state_path: PathBuf) -> Result<Self, AgentError> {
+        let public: [u8; 32] = match key.public_key().material() {
+            Some((sealwright_crypto::Algorithm::Ed25519, raw)) => raw.try_into().map_err(|_| {
+                AgentError::Protocol("the log key is not a 32-byte Ed25519 key".into())
+            })?,
+            _ => {
+                return Err(AgentError::Protocol(
+                    "the log key must be Ed25519 (checkpoints are c2sp.org/signed-note Ed25519)"
+                        .into(),
+                ))
+            }
+        };
+        let verifier =
+            sealwright_tlog::Verifier::new(origin, sealwright_tlog::note::KeyKind::Ed25519, public)
+                .map_err(|e| AgentError::Protocol(e.to_string()))?;
+        let last = match fsutil::read_capped(&state_path, 64 * 1024) {
+            Ok(bytes) => Some(serde_json::from_slice(&bytes).map_err(|e| {
+                AgentError::Protocol(format!(
+                    "{} is corrupt ({e}); it stops the log key from signing a fork, restore it rather than delete it",
+                    state_path.display()
+                ))
+            })?),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(format!("reading {}", state_path.display()))(e)),
+        };
+        Ok(LogKey {
+            key,
+            verifier,
+            state_path,
+            last: Mutex::new(last),
+        })
+    }
+
+    /// Signs the checkpoint in `request` if it extends the last one signed (module notes).
+    fn sign_checkpoint(&self, request: &Value) -> Result<WireSignature, String> {
+        use base64::Engine;
+        use sealwright_tlog::merkle;
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let text = request
+            .get("checkpoint")
+            .and_then(Value::as_str)
+            .ok_or("a log request carries a checkpoint")?;
+        let cp = sealwright_tlog::Checkpoint::parse(text).map_err(|e| e.to_string())?;
+        if cp.origin != self.verifier.name() {
+            return Err(format!(
+                "the checkpoint is for {}, this key signs only {}",
+                cp.origin,
+                self.verifier.name()
+            ));
+        }
+        if !cp.extensions.is_empty() {
+            return Err("checkpoints with extension lines are not signed".into());
+        }
+        let proof: Vec<merkle::Hash> = match request.get("consistency") {
+            None => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= MAX_PROOF_HASHES => items
+                .iter()
+                .map(|h| {
+                    h.as_str()
+                        .and_then(|h| b64.decode(h).ok())
+                        .and_then(|h| h.try_into().ok())
+                        .ok_or_else(|| "a consistency hash is not base64 of 32 bytes".to_owned())
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err("consistency is a list of at most 128 hashes".into()),
+        };
+        let mut last = self
+            .last
+            .lock()
+            .map_err(|_| "agent state poisoned".to_owned())?;
+        if cp.size == 0 && cp.root != merkle::empty_root() {
+            return Err("an empty tree has the empty root".into());
+        }
+        match last.as_ref() {
+            Some(prev) if prev.origin != cp.origin => {
+                return Err("the state file is for another origin".into());
+            }
+            Some(prev) if prev.size > 0 => {
+                let prev_root: merkle::Hash = b64
+                    .decode(&prev.root)
+                    .ok()
+                    .and_then(|r| r.try_into().ok())
+                    .ok_or("the log state's root is corrupt")?;
+                merkle::verify_consistency(prev.size, cp.size, &proof, &prev_root, &cp.root)
+                    .map_err(|e| {
+                        format!(
+                            "refusing to fork the log: size {} does not extend the last signed size {} ({e})",
+                            cp.size, prev.size
+                        )
+                    })?;
+            }
+            // Every tree extends the empty one; nothing to prove.
+            _ if !proof.is_empty() => {
+                return Err("a checkpoint after the empty tree carries no proof".into());
+            }
+            _ => {}
+        }
+        // The head is recorded before any signature leaves the agent.
+        let head = SignedHead {
+            origin: cp.origin.clone(),
+            size: cp.size,
+            root: b64.encode(cp.root),
+        };
+        let state = serde_json::to_vec_pretty(&head).map_err(|e| e.to_string())?;
+        fsutil::write_atomic(&self.state_path, &state)
+            .map_err(|e| format!("cannot record the signed checkpoint: {e}"))?;
+        *last = Some(head);
+        let sig = self.key.sign(text.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(WireSignature {
+            keyid: self.verifier.vkey(),
+            sig: hex::encode(sig),
+        })
+    }
+}
+
+/// Asks the agent at `socket` to sign `checkpoint` (which extends the last one it signed by
+/// `consistency`) with the log key `log`; returns the note's signature line, checked.
+pub fn request_checkpoint_signature(
+    socket: &Path,
+    log: &sealwright_tlog::Verifier,
+    checkpoint: &str,
+    consistency: &[sealwright_tlog::Hash],
+) -> Result<sealwright_tlog::note::NoteSignature, AgentError> {
+    use base64::Engine;
+    let b64 = &base64::engine::general_purpose::STANDARD;
+    let request = serde_json::json!({
+        "checkpoint": checkpoint,
+        "consistency": consistency.iter().map(|h| b64.encode(h)).collect::<Vec<_>>(),
+    });
+    let sigs = request_signatures(socket, LOG_ROLE, &request)?;
+    let (_, sig) = sigs
+        .into_iter()
+        .find(|(vkey, _)| *vkey == log.vkey())
+        .ok_or_else(|| AgentError::Protocol(format!("the agent does not hold {}", log.vkey())))?;
+    let line = sealwright_tlog::note::NoteSignature {
+        name: log.name().to_owned(),
+        key_id: log.key_id(),
+        signature: sig,
+    };
+    let mut note =
+        sealwright_tlog::Note::new(checkpoint).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    note.add_signature(line.clone());
+    note.verify(std::slice::from_ref(log))
+        .map_err(|e| AgentError::Protocol(format!("the agent's checkpoint signature: {e}")))?;
+    Ok(line)
 }
 
 /// A request frame's content: the role and the `signed` object to sign. Untrusted bytes
@@ -676,8 +915,119 @@ impl Signer for AgentSigner {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use sealwright_tlog::merkle::{consistency_proof, leaf_hash, tree_root, Hash};
+
+    const ORIGIN: &str = "example.com/log";
+
+    fn log_agent(dir: &Path, key: PrivateKey) -> Result<Agent, AgentError> {
+        let config = AgentConfig::parse(&format!(
+            "socket = {:?}\n[[keys]]\nrole = \"log\"\nfile = \"unused\"\norigin = \"{ORIGIN}\"\n[[callers]]\nuid = 1000\nroles = [\"log\"]\n",
+            dir.join("agent.sock")
+        ))
+        .unwrap();
+        Agent::new(&config, vec![("log".into(), key)])
+    }
+
+    /// The checkpoint of the first `size` entries of a log whose entries are `prefix i`, and
+    /// the consistency proof to it from `from`.
+    fn head(prefix: &str, from: u64, size: u64) -> Value {
+        let leaves: Vec<Hash> = (0..size)
+            .map(|i| leaf_hash(format!("{prefix} {i}").as_bytes()))
+            .collect();
+        let mut src: &[Hash] = &leaves;
+        let root = tree_root(&mut src, size).unwrap();
+        let proof = consistency_proof(&mut src, from, size).unwrap();
+        let b64 = &base64::engine::general_purpose::STANDARD;
+        let cp = sealwright_tlog::Checkpoint {
+            origin: ORIGIN.into(),
+            size,
+            root,
+            extensions: vec![],
+        };
+        serde_json::json!({
+            "checkpoint": cp.to_text(),
+            "consistency": proof.iter().map(|h| b64.encode(h)).collect::<Vec<_>>(),
+        })
+    }
+
+    fn sign(agent: &Agent, request: &Value) -> Result<(), String> {
+        let answer = agent.decide(1000, LOG_ROLE, request, Utc::now());
+        if !answer.ok {
+            return Err(answer.error.unwrap_or_default());
+        }
+        let vkey = sealwright_tlog::Verifier::from_vkey(&agent.log_vkey().unwrap()).unwrap();
+        let text = request["checkpoint"].as_str().unwrap();
+        let mut note = sealwright_tlog::Note::new(text).unwrap();
+        note.add_signature(sealwright_tlog::note::NoteSignature {
+            name: ORIGIN.into(),
+            key_id: vkey.key_id(),
+            signature: hex::decode(&answer.signatures[0].sig).unwrap(),
+        });
+        note.verify(&[vkey]).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_log_key_signs_only_extensions_of_what_it_signed() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKey::generate(sealwright_crypto::Algorithm::Ed25519).unwrap();
+        let der = key.to_pkcs8_v1_der().unwrap();
+        let agent = log_agent(dir.path(), key).unwrap();
+        sign(&agent, &head("a", 0, 0)).unwrap();
+        sign(&agent, &head("a", 0, 3)).unwrap();
+        // Same head again: fine. Same size, other root: a fork.
+        sign(&agent, &head("a", 3, 3)).unwrap();
+        assert!(sign(&agent, &head("b", 3, 3)).unwrap_err().contains("fork"));
+        // A larger tree with another history, with a proof that is valid for *its* history.
+        assert!(sign(&agent, &head("b", 3, 7)).unwrap_err().contains("fork"));
+        // Smaller, or without its proof.
+        assert!(sign(&agent, &head("a", 2, 2)).is_err());
+        let mut no_proof = head("a", 3, 7);
+        no_proof["consistency"] = serde_json::json!([]);
+        assert!(sign(&agent, &no_proof).is_err());
+        sign(&agent, &head("a", 3, 7)).unwrap();
+        // Another origin, extension lines, another caller.
+        let mut other = head("a", 7, 8);
+        other["checkpoint"] = Value::String(
+            other["checkpoint"]
+                .as_str()
+                .unwrap()
+                .replace(ORIGIN, "example.org/log"),
+        );
+        assert!(sign(&agent, &other).unwrap_err().contains("signs only"));
+        let mut ext = head("a", 7, 8);
+        ext["checkpoint"] =
+            Value::String(format!("{}extra\n", ext["checkpoint"].as_str().unwrap()));
+        assert!(sign(&agent, &ext).is_err());
+        assert!(
+            !agent
+                .decide(1001, LOG_ROLE, &head("a", 7, 8), Utc::now())
+                .ok
+        );
+        // Restarted, the agent still remembers size 7 and its root.
+        drop(agent);
+        let again = log_agent(dir.path(), PrivateKey::from_pkcs8_der(&der).unwrap()).unwrap();
+        assert!(sign(&again, &head("b", 7, 9)).unwrap_err().contains("fork"));
+        sign(&again, &head("a", 7, 9)).unwrap();
+    }
+
+    #[test]
+    fn the_log_key_is_ed25519_with_an_origin() {
+        let dir = tempfile::tempdir().unwrap();
+        let ecdsa = PrivateKey::generate(sealwright_crypto::Algorithm::EcdsaP256Sha256).unwrap();
+        assert!(log_agent(dir.path(), ecdsa).is_err());
+        let without = "socket = \"/tmp/x.sock\"\n[[keys]]\nrole = \"log\"\nfile = \"k\"\n[[callers]]\nuid = 1\nroles = [\"log\"]\n";
+        assert!(AgentConfig::parse(without).is_err());
+        let spaced = without.replace("file = \"k\"", "file = \"k\"\norigin = \"a b\"");
+        assert!(AgentConfig::parse(&spaced).is_err());
+        let on_timestamp = without
+            .replace("role = \"log\"", "role = \"timestamp\"")
+            .replace("file = \"k\"", "file = \"k\"\norigin = \"a\"");
+        assert!(AgentConfig::parse(&on_timestamp).is_err());
+    }
 
     #[test]
     #[allow(clippy::unwrap_used)]

@@ -294,6 +294,7 @@ fn build(
         keys.push(KeyConfig {
             role: role.clone(),
             file: dir.join(&relative),
+            origin: None,
         });
         if let Some(entry) = agent_policy.keys.get_mut(name) {
             entry.private = Some(format!("agent:{}", socket.display()));
