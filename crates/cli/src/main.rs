@@ -98,12 +98,16 @@ enum Command {
     /// Offline bundles: metadata chain + artifact in one file for air-gapped devices.
     #[command(subcommand)]
     Bundle(cmd::bundle::BundleCommand),
-    /// The signer agent: a separate process holding the online (timestamp, snapshot) keys.
+    /// The signer agent: a separate process holding the online (timestamp, snapshot) keys
+    /// and the transparency log's key.
     #[command(subcommand)]
     Signer(cmd::signer::SignerCommand),
     /// The repository's audit log: verify its hash chain, list records.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
+    /// The transparency log: its verifier key.
+    #[command(subcommand)]
+    Log(cmd::log::LogCommand),
     /// Demo: create a repository, publish a release and verify it, narrating each step.
     Quickstart(cmd::quickstart::Args),
 }
@@ -135,6 +139,7 @@ fn main() -> std::process::ExitCode {
         Command::Update(a) => cmd::update::run(&ctx, a),
         Command::Bundle(a) => cmd::bundle::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
+        Command::Log(a) => cmd::log::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };

@@ -167,6 +167,14 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
             cert.to_str().unwrap(),
         ]);
         assert_eq!(installed_version(&s, &device), "1.0.0");
+
+        // The agent also holds the transparency log's new key: `log key` prints it, and the
+        // agent signs a checkpoint of that origin with it.
+        let vkey = s.ok(&["--repo", dir.join("server").to_str().unwrap(), "log", "key"]);
+        let log = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
+        assert_eq!(log.name(), format!("127.0.0.1:{port}/log"));
+        let signed = sign_checkpoint(&dir, &log, b"entry a").unwrap();
+        assert_eq!(signed.name, log.name());
     }
     // Both services stopped (a reboot); started again from the same units they keep working:
     // same certificate, same agent state, same token.
@@ -174,8 +182,35 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
     release(&s, "1.1.0");
     push(&s);
     assert_eq!(installed_version(&s, &device), "1.1.0");
+    // The restarted agent remembers the head its log key signed: another tree of that size
+    // (a fork of the log) is refused.
+    let vkey = std::fs::read_to_string(dir.join("server/log.vkey")).unwrap();
+    let log = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
+    let forked = sign_checkpoint(&dir, &log, b"entry b").unwrap_err();
+    assert!(forked.to_string().contains("fork"), "{forked}");
+    sign_checkpoint(&dir, &log, b"entry a").unwrap();
     let records = common::audit_records(&s.repo());
     assert!(records.iter().any(|r| r["action"] == "server-setup"));
+}
+
+/// Asks the setup's agent to sign the checkpoint of a one-entry log holding `entry`.
+fn sign_checkpoint(
+    dir: &Path,
+    log: &sealwright_tlog::Verifier,
+    entry: &[u8],
+) -> Result<sealwright_tlog::note::NoteSignature, sealwright_repo::agent::AgentError> {
+    let checkpoint = sealwright_tlog::Checkpoint {
+        origin: log.name().to_owned(),
+        size: 1,
+        root: sealwright_tlog::merkle::leaf_hash(entry),
+        extensions: vec![],
+    };
+    sealwright_repo::agent::request_checkpoint_signature(
+        &dir.join("agent/run/agent.sock"),
+        log,
+        &checkpoint.to_text(),
+        &[],
+    )
 }
 
 #[test]

@@ -13,6 +13,10 @@ use crate::fsutil;
 use crate::policy::Policy;
 use crate::push::{check_online_keys_in_agent, PushError};
 
+/// The transparency log's verifier key (`origin+id+key`, one line) in a server directory:
+/// public, written by `server setup`, printed by `sealwright log key`.
+pub const LOG_VKEY_FILE: &str = "log.vkey";
+
 /// What [`create_server_dir`] copied.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ServerDir {

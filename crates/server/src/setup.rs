@@ -27,10 +27,11 @@ use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use sealwright_repo::agent::{AgentConfig, Caller, KeyConfig, MaxExpiry, ONLINE_ROLES};
+use sealwright_repo::agent::{AgentConfig, Caller, KeyConfig, MaxExpiry, LOG_ROLE, ONLINE_ROLES};
 use sealwright_repo::fsutil;
 use sealwright_repo::policy::Policy;
 use sealwright_repo::push::PushError;
+use sealwright_repo::server_dir::LOG_VKEY_FILE;
 use sealwright_repo::server_dir::{self, ServerDir};
 use serde::Serialize;
 use zeroize::Zeroizing;
@@ -144,6 +145,9 @@ pub struct Setup {
     /// The first push token, shown once (the server keeps only its SHA-256).
     #[serde(skip)]
     pub token: Zeroizing<String>,
+    /// The transparency log's verifier key (its name is the log's origin); the key itself
+    /// is in the agent.
+    pub log_key: String,
 }
 
 /// The unit files' names.
@@ -186,6 +190,71 @@ pub fn setup(opts: &SetupOptions) -> Result<Setup, SetupError> {
     }
     hand_keys_to_agent(&opts.repo, built.policy, &online, &dir)?;
     Ok(built.setup)
+}
+
+/// Where the agent's log key is written, under the setup directory.
+const LOG_KEY_FILE: &str = "agent/keys/log.pem";
+
+/// The name of the host clients reach the server by.
+fn server_host(opts: &SetupOptions) -> String {
+    opts.hosts.first().cloned().unwrap_or_else(|| {
+        if opts.listen.ip().is_unspecified() {
+            crate::host_name()
+        } else {
+            opts.listen.ip().to_string()
+        }
+    })
+}
+
+/// The server's URL.
+fn server_url(opts: &SetupOptions) -> String {
+    let host = server_host(opts);
+    match host.parse::<std::net::Ipv6Addr>() {
+        Ok(v6) => format!("https://[{v6}]:{}", opts.listen.port()),
+        Err(_) => format!("https://{host}:{}", opts.listen.port()),
+    }
+}
+
+/// A new Ed25519 key for the transparency log, encrypted like the other agent keys (with
+/// the passphrase the agent is started with), named after the log's origin: the server's
+/// URL without its scheme, then `/log` (c2sp.org/tlog-checkpoint).
+fn new_log_key(
+    opts: &SetupOptions,
+    url: &str,
+    partial: &Path,
+) -> Result<sealwright_tlog::Verifier, SetupError> {
+    let origin = format!("{}/log", url.trim_start_matches("https://"));
+    // Read as the agent reads it (`SEALWRIGHT_PASSPHRASE_FILE`): capped, kept zeroized.
+    let passphrase = fsutil::read_capped(&opts.passphrase_file, 64 * 1024)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+        SetupError::NotReady(format!(
+            "reading the agent's passphrase file {} ({e}): setup encrypts the new transparency-log key with it, as the agent's other keys are; create it first (or pass --passphrase-file)",
+            opts.passphrase_file.display()
+        ))
+    })?;
+    let passphrase = sealwright_crypto::Passphrase::new(
+        String::from_utf8(passphrase.to_vec())
+            .map_err(|_| SetupError::NotReady("the passphrase file is not UTF-8".into()))?,
+    );
+    let key = sealwright_crypto::PrivateKey::generate(sealwright_crypto::Algorithm::Ed25519)
+        .map_err(|e| SetupError::NotReady(format!("generating the log key: {e}")))?;
+    let pem = sealwright_crypto::keyfile::encrypt_private_key(
+        &key,
+        &passphrase,
+        sealwright_crypto::Kdf::Scrypt,
+    )
+    .map_err(|e| SetupError::NotReady(format!("encrypting the log key: {e}")))?;
+    fsutil::write_atomic_private(&partial.join(LOG_KEY_FILE), pem.as_bytes())
+        .map_err(io(format!("writing {LOG_KEY_FILE}")))?;
+    let public: [u8; 32] = match sealwright_crypto::Signer::public_key(&key).material() {
+        Some((sealwright_crypto::Algorithm::Ed25519, raw)) => raw
+            .try_into()
+            .map_err(|_| SetupError::NotReady("the log key is not 32 bytes".into()))?,
+        _ => return Err(SetupError::NotReady("the log key is not Ed25519".into())),
+    };
+    sealwright_tlog::Verifier::new(&origin, sealwright_tlog::note::KeyKind::Ed25519, public)
+        .map_err(|e| SetupError::NotReady(format!("the log's origin {origin}: {e}")))
 }
 
 /// `dir` does not exist, or is an empty directory.
@@ -300,12 +369,23 @@ fn build(
             entry.private = Some(format!("agent:{}", socket.display()));
         }
     }
+    let url = server_url(opts);
+    let log = new_log_key(opts, &url, partial)?;
+    keys.push(KeyConfig {
+        role: LOG_ROLE.to_owned(),
+        file: dir.join(LOG_KEY_FILE),
+        origin: Some(log.name().to_owned()),
+    });
     let config = AgentConfig {
         socket: socket.to_owned(),
         keys,
         callers: vec![Caller {
             uid,
-            roles: ONLINE_ROLES.map(str::to_owned).to_vec(),
+            roles: ONLINE_ROLES
+                .iter()
+                .chain(&[LOG_ROLE])
+                .map(|r| (*r).to_owned())
+                .collect(),
         }],
         max_expiry_days: MaxExpiry::default(),
         max_version_step: sealwright_repo::agent::DEFAULT_MAX_VERSION_STEP,
@@ -333,17 +413,12 @@ fn build(
         &[],
     )?;
 
-    let host = opts.hosts.first().cloned().unwrap_or_else(|| {
-        if opts.listen.ip().is_unspecified() {
-            crate::host_name()
-        } else {
-            opts.listen.ip().to_string()
-        }
-    });
-    let url = match host.parse::<std::net::Ipv6Addr>() {
-        Ok(v6) => format!("https://[{v6}]:{}", opts.listen.port()),
-        Err(_) => format!("https://{host}:{}", opts.listen.port()),
-    };
+    let host = server_host(opts);
+    fsutil::write_atomic(
+        &partial.join("server").join(LOG_VKEY_FILE),
+        format!("{}\n", log.vkey()).as_bytes(),
+    )
+    .map_err(io(format!("writing server/{LOG_VKEY_FILE}")))?;
     let (cert, key, self_signed) = match &opts.certificate {
         ServerCertificate::Files { cert, key } => (
             std::path::absolute(cert).map_err(io("resolving --cert"))?,
@@ -425,6 +500,7 @@ fn build(
         server_command,
         token_name: opts.token_name.clone(),
         token,
+        log_key: log.vkey(),
     };
     Ok(Built {
         setup,

@@ -7,6 +7,7 @@ pub mod client;
 pub mod delegate;
 pub mod init;
 pub mod key;
+pub mod log;
 pub mod offline;
 pub mod publish;
 pub mod push;

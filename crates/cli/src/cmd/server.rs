@@ -105,6 +105,10 @@ pub fn run(ctx: &Context, cmd: ServerCommand) -> anyhow::Result<()> {
         ctx.repo.join("keys").display()
     );
     println!(
+        "  log      {}  the transparency log's key, new, in the agent",
+        made.log_key
+    );
+    println!(
         "  server   {}  published tree and policy, no key",
         made.server.dir.display()
     );
