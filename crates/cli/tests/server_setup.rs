@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{wait_for_port, wait_for_socket, Killed, Scratch};
+use sealwright_tlog::entry::Entry;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -173,8 +174,19 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
         let vkey = s.ok(&["--repo", dir.join("server").to_str().unwrap(), "log", "key"]);
         let log = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
         assert_eq!(log.name(), format!("127.0.0.1:{port}/log"));
-        let signed = sign_checkpoint(&dir, &log, b"entry a").unwrap();
-        assert_eq!(signed.name, log.name());
+        let logged = logged_entries(&url, &cert, &log);
+        assert!(
+            logged
+                .iter()
+                .any(|e| matches!(e, Entry::Target { path, role, .. }
+                if path.starts_with("app/1.0.0/") && role == "targets")),
+            "{logged:?}"
+        );
+        for role in ["targets", "snapshot", "timestamp"] {
+            assert!(logged
+                .iter()
+                .any(|e| matches!(e, Entry::Metadata { role: r, .. } if r == role)));
+        }
     }
     // Both services stopped (a reboot); started again from the same units they keep working:
     // same certificate, same agent state, same token.
@@ -182,15 +194,56 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
     release(&s, "1.1.0");
     push(&s);
     assert_eq!(installed_version(&s, &device), "1.1.0");
-    // The restarted agent remembers the head its log key signed: another tree of that size
-    // (a fork of the log) is refused.
+    // The log grew by the second push, consistently (the agent signed it only with a proof
+    // from the first checkpoint), and the restarted agent still refuses a fork of it.
     let vkey = std::fs::read_to_string(dir.join("server/log.vkey")).unwrap();
     let log = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
+    let logged = logged_entries(&url, &cert, &log);
+    assert!(logged
+        .iter()
+        .any(|e| matches!(e, Entry::Target { path, .. } if path.starts_with("app/1.1.0/"))));
     let forked = sign_checkpoint(&dir, &log, b"entry b").unwrap_err();
     assert!(forked.to_string().contains("fork"), "{forked}");
-    sign_checkpoint(&dir, &log, b"entry a").unwrap();
     let records = common::audit_records(&s.repo());
     assert!(records.iter().any(|r| r["action"] == "server-setup"));
+}
+
+/// Every entry of the server's transparency log, read over HTTPS as a monitor would: the
+/// checkpoint verified with the log key, each entry from its bundle, each proven included
+/// in the signed tree from the served tiles.
+fn logged_entries(url: &str, ca: &Path, log: &sealwright_tlog::Verifier) -> Vec<Entry> {
+    use sealwright_tlog::tile::{TileError, TileHashes, TileKind, TilePath};
+    let agent = common::https_agent(ca);
+    let get = |p: &str| -> Vec<u8> {
+        let mut resp = agent.get(&format!("{url}/log/{p}")).call().unwrap();
+        resp.body_mut().read_to_vec().unwrap()
+    };
+    let note = sealwright_tlog::Note::parse(&get("checkpoint")).unwrap();
+    note.verify(std::slice::from_ref(log)).unwrap();
+    let cp = sealwright_tlog::Checkpoint::parse(note.text()).unwrap();
+    assert!(cp.size > 0 && cp.size < 256, "{}", cp.size);
+    let bundle = get(&TilePath {
+        kind: TileKind::Entries,
+        index: 0,
+        width: cp.size as u16,
+    }
+    .to_string());
+    let entries = sealwright_tlog::tile::decode_bundle(&bundle).unwrap();
+    let mut tiles = TileHashes::new(cp.size, |t: &TilePath| {
+        Ok::<_, TileError>(get(&t.to_string()))
+    });
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            let proof =
+                sealwright_tlog::merkle::inclusion_proof(&mut tiles, i as u64, cp.size).unwrap();
+            let leaf = sealwright_tlog::merkle::leaf_hash(bytes);
+            sealwright_tlog::merkle::verify_inclusion(i as u64, cp.size, &leaf, &proof, &cp.root)
+                .unwrap();
+            Entry::parse(bytes).unwrap()
+        })
+        .collect()
 }
 
 /// Asks the setup's agent to sign the checkpoint of a one-entry log holding `entry`.

@@ -40,6 +40,7 @@ use sealwright_repo::publish::{
 use sealwright_repo::push::{Accepted, PushError, PushRequest, MAX_ROLE_BYTES};
 use sealwright_repo::staging::{self, validate_target_path};
 use sealwright_repo::verify::{changes, Candidate, CandidateError, Changes, Fresh};
+use sealwright_tlog::entry::Entry;
 use sealwright_tuf::metadata::{
     MetaFile, Metadata, Received, Root, Snapshot, TargetFile, Targets, Timestamp,
 };
@@ -233,7 +234,7 @@ pub fn accept(
     request: &PushRequest,
     roles: &RoleCache,
     now: DateTime<Utc>,
-) -> Result<(Accepted, Vec<RoleListing>), PushError> {
+) -> Result<(Accepted, Vec<RoleListing>, Vec<Entry>), PushError> {
     if request.roles.is_empty() {
         return Err(PushError::Invalid(
             "a push carries at least one role".into(),
@@ -324,6 +325,9 @@ pub fn accept(
     .map_err(|e| PushError::NotReady(format!("the published root cannot be trusted: {e}")))?;
 
     let mut blobs: Vec<(String, String, u64)> = Vec::new();
+    // What the transparency log gets: each new target with the role that lists it, then
+    // each metadata file written.
+    let mut entries: Vec<Entry> = Vec::new();
     let mut pointers: Vec<(&String, &TargetFile)> = Vec::new();
     for (name, received) in &pushed {
         let md = received.metadata();
@@ -350,11 +354,14 @@ pub fn accept(
                     )))
                 }
             }
-            blobs.push((
-                check_artifact(session, path, file)?,
-                (*path).clone(),
-                file.length,
-            ));
+            let sha256 = check_artifact(session, path, file)?;
+            entries.push(Entry::Target {
+                path: (*path).clone(),
+                length: file.length,
+                sha256: sha256.clone(),
+                role: name.clone(),
+            });
+            blobs.push((sha256, (*path).clone(), file.length));
             if staging::is_channel_pointer(path) {
                 pointers.push((path, file));
             }
@@ -407,6 +414,29 @@ pub fn accept(
         .map(|(s, p, _)| (s.clone(), p.clone()))
         .collect();
     session.write(&links, &files, &timestamp_bytes)?;
+    for (role, version, bytes) in pushed
+        .iter()
+        .map(|(name, r)| (name.as_str(), r.metadata().signed.version, r.bytes()))
+        .chain([
+            (
+                "snapshot",
+                new_snapshot.signed.version,
+                snapshot_bytes.as_slice(),
+            ),
+            (
+                "timestamp",
+                new_timestamp.signed.version,
+                timestamp_bytes.as_slice(),
+            ),
+        ])
+    {
+        entries.push(Entry::Metadata {
+            role: role.to_owned(),
+            version,
+            length: bytes.len() as u64,
+            sha256: sealwright_crypto::digest::sha256_hex(bytes),
+        });
+    }
     // The next push to these roles compares against what was just published.
     for (name, received) in &pushed {
         let file = sealwright_tuf::layout::metadata_file(name, received.metadata().signed.version);
@@ -427,7 +457,7 @@ pub fn accept(
         .iter()
         .map(|(name, received)| RoleListing::of(name, received.metadata()))
         .collect();
-    Ok((accepted, listings))
+    Ok((accepted, listings, entries))
 }
 
 /// The uploaded blob for a new target: present, of the signed length, matching every

@@ -339,10 +339,14 @@ fn gzip_bytes(raw: &[u8]) -> std::io::Result<Vec<u8>> {
 
 fn content_type(path: &TreePath, kind: FileKind) -> &'static str {
     let name = path.file_name();
+    match kind {
+        FileKind::LogCheckpoint => return "text/plain; charset=utf-8",
+        FileKind::LogTile => return "application/octet-stream",
+        _ => {}
+    }
     if path.area() == Area::Metadata || name.ends_with(".json") {
         return "application/json";
     }
-    let _ = kind;
     if name.ends_with(".txt") {
         "text/plain; charset=utf-8"
     } else {

@@ -18,6 +18,7 @@ pub mod shared_tree;
 pub mod storage;
 pub mod tls;
 pub mod tokens;
+pub mod translog;
 pub mod tree;
 
 use std::future::Future;

@@ -18,6 +18,9 @@ pub enum Area {
     Metadata,
     /// `/targets/...` → `published/targets/...`.
     Targets,
+    /// `/log/...` → `published/log/...`: the transparency log (c2sp.org/tlog-tiles), only
+    /// `checkpoint` and tile paths in their one spelling.
+    Log,
 }
 
 /// Why a request path was refused.
@@ -51,6 +54,7 @@ impl TreePath {
         let area = match parts.next() {
             Some("metadata") => Area::Metadata,
             Some("targets") => Area::Targets,
+            Some("log") => Area::Log,
             _ => return Err(PathError::NotServed),
         };
         let mut segments = Vec::new();
@@ -58,6 +62,9 @@ impl TreePath {
             segments.push(decode_segment(part)?);
         }
         if segments.is_empty() {
+            return Err(PathError::NotServed);
+        }
+        if area == Area::Log && log_file(&segments).is_none() {
             return Err(PathError::NotServed);
         }
         Ok(TreePath { area, segments })
@@ -97,6 +104,7 @@ impl TreePath {
         let mut p = PathBuf::from(match self.area {
             Area::Metadata => "metadata",
             Area::Targets => "targets",
+            Area::Log => "log",
         });
         for s in &self.segments {
             p.push(s);
@@ -145,6 +153,19 @@ pub enum FileKind {
     ContentAddressedTarget,
     /// Any other target file.
     Target,
+    /// `log/checkpoint`: replaced at every append.
+    LogCheckpoint,
+    /// `log/tile/...`: a tile or entry bundle, whose bytes never change at its path (a
+    /// partial tile's width is in its name).
+    LogTile,
+}
+
+/// What a `/log/` path names: the checkpoint (`None` inside) or a tile.
+fn log_file(segments: &[String]) -> Option<Option<sealwright_tlog::tile::TilePath>> {
+    if segments == ["checkpoint"] {
+        return Some(None);
+    }
+    sealwright_tlog::tile::TilePath::parse(&segments.join("/")).map(Some)
 }
 
 impl FileKind {
@@ -171,16 +192,20 @@ impl FileKind {
                     FileKind::Target
                 }
             }
+            Area::Log => match log_file(path.segments()) {
+                Some(Some(_)) => FileKind::LogTile,
+                _ => FileKind::LogCheckpoint,
+            },
         }
     }
 
     /// The `Cache-Control` value for this kind.
     pub fn cache_control(self) -> &'static str {
         match self {
-            FileKind::VersionedMetadata | FileKind::ContentAddressedTarget => {
+            FileKind::VersionedMetadata | FileKind::ContentAddressedTarget | FileKind::LogTile => {
                 "public, max-age=31536000, immutable"
             }
-            FileKind::MutableMetadata => "no-cache",
+            FileKind::MutableMetadata | FileKind::LogCheckpoint => "no-cache",
             FileKind::Target => "public, max-age=60",
         }
     }

@@ -322,6 +322,33 @@ fn audit(storage: &Storage, actor: &str, action: &str, subject: &str, details: s
     }
 }
 
+/// Logs what a push published in the transparency log, and integrates it (the checkpoint
+/// is signed by the agent's log key). The push is published already: a failure here is
+/// reported (audit record, stderr), not returned, and entries that were sequenced are
+/// integrated by the next push. Replicas on a shared store have no log yet.
+fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog::entry::Entry]) {
+    let Storage::Embedded { dir, .. } = storage else {
+        return;
+    };
+    let result = crate::translog::TransparencyLog::open(dir, policy).and_then(|log| match log {
+        Some(log) => {
+            log.sequence(entries)?;
+            log.integrate().map(|_| ())
+        }
+        None => Ok(()),
+    });
+    if let Err(e) = result {
+        eprintln!("sealwright serve: the transparency log: {e}");
+        audit(
+            storage,
+            "server",
+            "log-failed",
+            "log",
+            json!({"error": e.to_string(), "entries": entries.len()}),
+        );
+    }
+}
+
 /// Applies `change` to the index. The index is derived data: a failure is reported on stderr
 /// (an embedded index is repaired by deleting `index.sqlite3`: it is rebuilt at the next
 /// start).
@@ -720,14 +747,16 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             push::check_online_keys_in_agent(&policy)?;
             let store = Keyring::new(&dir, &accept::NoKeyFiles);
             let mut session = storage.begin()?;
-            let (accepted, listings) =
+            let (accepted, listings, entries) =
                 accept::accept(&mut session, &policy, &store, &token, &request, &roles, chrono::Utc::now())?;
-            // Still under the publish lock: the index follows the order of publishes.
+            // Still under the publish lock: the index and the log follow the order of
+            // publishes.
             index_update(storage.catalog(), |index| {
                 listings
                     .iter()
                     .try_for_each(|l| index.replace_role(&l.role, l.version, &l.targets))
             });
+            append_to_log(&storage, &policy, &entries);
             drop(session);
             Ok(accepted)
         })();

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod index;
+pub mod log_sequence;
 pub mod shared;
 pub mod shared_audit;
 

@@ -1,0 +1,234 @@
+//! The server's transparency log (c2sp.org/tlog-tiles, served at `/log/`): every accepted
+//! push appends typed entries ([`Entry`]) for the metadata files and targets it published.
+//!
+//! Guarantees, each enforced in one function:
+//! - [`TransparencyLog::sequence`]: a batch gets its indices in one SQLite transaction
+//!   ([`LogSequence`]) before anything of it is written to the tree;
+//! - [`TransparencyLog::integrate`]: entry bundles and tiles are written (each atomically)
+//!   before the checkpoint that names their size, so a reader never finds a checkpoint its
+//!   tiles do not match, whenever the process is killed; a rerun after a kill writes the same
+//!   bytes ([`sealwright_tlog::writer`]); a full tile or bundle already present with other
+//!   bytes stops integration — corruption is reported, never overwritten;
+//! - the checkpoint is signed by the log key in the signer agent, which signs only
+//!   extensions of what it signed before: not even this process can fork the log.
+//!
+//! Not guaranteed: that a push is logged if the server dies after publishing it and before
+//! sequencing its entries (it is published, not logged; the audit log still has it).
+
+use std::path::{Path, PathBuf};
+
+use sealwright_repo::fsutil;
+use sealwright_repo::policy::Policy;
+use sealwright_repo::server_dir::LOG_VKEY_FILE;
+use sealwright_store::log_sequence::{LogSequence, LogSequenceError};
+use sealwright_tlog::entry::Entry;
+use sealwright_tlog::merkle::consistency_proof;
+use sealwright_tlog::tile::{decode_bundle, TileError, TileHashes, TileKind, TilePath, TILE_WIDTH};
+use sealwright_tlog::{Checkpoint, Note, Verifier};
+
+/// Where the log's files live, under the server directory (inside the published tree, so
+/// any static server serves them too).
+pub const LOG_DIR: &str = "published/log";
+/// Largest tile, bundle or checkpoint read back.
+const MAX_LOG_FILE: u64 = 64 * 1024 * 1024;
+
+/// Why the log could not be appended to or read.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The sequence database failed.
+    #[error(transparent)]
+    Sequence(#[from] LogSequenceError),
+    /// A file of the log could not be read or written.
+    #[error("log file {path}: {source}")]
+    Io {
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The log on disk is not what it must be (a tile rewritten with other bytes, a
+    /// checkpoint that does not verify).
+    #[error("the transparency log is damaged: {0}")]
+    Corrupt(String),
+    /// The signer agent would not sign.
+    #[error("signing the checkpoint: {0}")]
+    Sign(#[from] sealwright_repo::agent::AgentError),
+    /// The server has no log configured correctly.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl From<TileError> for LogError {
+    fn from(e: TileError) -> Self {
+        LogError::Corrupt(e.to_string())
+    }
+}
+
+/// The log of one server directory.
+#[derive(Debug)]
+pub struct TransparencyLog {
+    dir: PathBuf,
+    root: PathBuf,
+    key: Verifier,
+    agent: PathBuf,
+}
+
+impl TransparencyLog {
+    /// The log of server directory `dir`, if it has one (`server setup` made its key).
+    pub fn open(dir: &Path, policy: &Policy) -> Result<Option<Self>, LogError> {
+        let vkey_path = dir.join(LOG_VKEY_FILE);
+        let vkey = match fsutil::read_capped(&vkey_path, 64 * 1024) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| LogError::Config(format!("{} is not UTF-8", vkey_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(LogError::Io {
+                    path: vkey_path,
+                    source,
+                })
+            }
+        };
+        let key = Verifier::from_vkey(vkey.trim_end())
+            .map_err(|e| LogError::Config(format!("{}: {e}", vkey_path.display())))?;
+        let agent = policy
+            .keys
+            .values()
+            .find_map(|k| k.private.as_deref()?.strip_prefix("agent:"))
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                LogError::Config(
+                    "the log key is in a signer agent, but the policy names none".into(),
+                )
+            })?;
+        Ok(Some(TransparencyLog {
+            dir: dir.to_owned(),
+            root: dir.join(LOG_DIR),
+            key,
+            agent,
+        }))
+    }
+
+    /// The log's verifier key.
+    pub fn key(&self) -> &Verifier {
+        &self.key
+    }
+
+    fn file(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, LogError> {
+        let path = self.file(rel);
+        match fsutil::read_capped(&path, MAX_LOG_FILE) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LogError::Io { path, source }),
+        }
+    }
+
+    /// The current signed checkpoint, verified with the log key (none before the first).
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
+        let Some(bytes) = self.read("checkpoint")? else {
+            return Ok(None);
+        };
+        let note =
+            Note::parse(&bytes).map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?;
+        note.verify(std::slice::from_ref(&self.key))
+            .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?;
+        Checkpoint::parse(note.text())
+            .map(Some)
+            .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))
+    }
+
+    /// Gives `entries` their indices, durably.
+    pub fn sequence(&self, entries: &[Entry]) -> Result<(), LogError> {
+        let bytes = entries
+            .iter()
+            .map(Entry::to_bytes)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LogError::Corrupt(e.to_string()))?;
+        let size = self.checkpoint()?.map_or(0, |c| c.size);
+        LogSequence::open(&self.dir)?.append(size, &bytes)?;
+        Ok(())
+    }
+
+    /// Writes the sequenced entries into the tiles, then a signed checkpoint of them.
+    /// Returns the new checkpoint (none when nothing was pending and one exists).
+    pub fn integrate(&self) -> Result<Option<Checkpoint>, LogError> {
+        let old = self.checkpoint()?;
+        let old_size = old.as_ref().map_or(0, |c| c.size);
+        let sequence = LogSequence::open(&self.dir)?;
+        let pending = sequence.pending(old_size)?;
+        if pending.is_empty() && old.is_some() {
+            return Ok(None);
+        }
+        let partial_bundle = match old_size % TILE_WIDTH {
+            0 => Vec::new(),
+            width => {
+                let path = TilePath {
+                    kind: TileKind::Entries,
+                    index: old_size / TILE_WIDTH,
+                    width: width as u16,
+                };
+                self.read(&path.to_string())?
+                    .ok_or_else(|| LogError::Corrupt(format!("{path} is missing")))?
+            }
+        };
+        let old_partial = decode_bundle(&partial_bundle)?;
+        let refs: Vec<&[u8]> = pending.iter().map(Vec::as_slice).collect();
+        let mut old_tiles = TileHashes::new(old_size, |t: &TilePath| self.tile(t));
+        let growth = sealwright_tlog::writer::grow(&mut old_tiles, old_size, &old_partial, &refs)?;
+        for (path, bytes) in &growth.files {
+            self.write_tile(path, bytes)?;
+        }
+        let mut new_tiles = TileHashes::new(growth.size, |t: &TilePath| self.tile(t));
+        let proof = consistency_proof(&mut new_tiles, old_size, growth.size)?;
+        let checkpoint = Checkpoint {
+            origin: self.key.name().to_owned(),
+            size: growth.size,
+            root: growth.root,
+            extensions: Vec::new(),
+        };
+        let text = checkpoint.to_text();
+        let signature = sealwright_repo::agent::request_checkpoint_signature(
+            &self.agent,
+            &self.key,
+            &text,
+            &proof,
+        )?;
+        let mut note = Note::new(&text).map_err(|e| LogError::Corrupt(e.to_string()))?;
+        note.add_signature(signature);
+        let path = self.file("checkpoint");
+        fsutil::write_atomic(&path, &note.to_bytes())
+            .map_err(|source| LogError::Io { path, source })?;
+        sequence.forget_below(growth.size)?;
+        Ok(Some(checkpoint))
+    }
+
+    fn tile(&self, t: &TilePath) -> Result<Vec<u8>, LogError> {
+        self.read(&t.to_string())?
+            .ok_or_else(|| LogError::Corrupt(format!("{t} is missing")))
+    }
+
+    /// Writes one tile or bundle; a full one already there must hold the same bytes.
+    fn write_tile(&self, t: &TilePath, bytes: &[u8]) -> Result<(), LogError> {
+        if t.is_full() {
+            if let Some(existing) = self.read(&t.to_string())? {
+                if existing == bytes {
+                    return Ok(());
+                }
+                return Err(LogError::Corrupt(format!(
+                    "{t} exists with other bytes; a full tile never changes"
+                )));
+            }
+        }
+        let path = self.file(&t.to_string());
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| LogError::Io {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        fsutil::write_atomic(&path, bytes).map_err(|source| LogError::Io { path, source })
+    }
+}

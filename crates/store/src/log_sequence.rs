@@ -1,0 +1,188 @@
+//! The transparency log's sequence, in `DATA/log-sequence.sqlite3`: entries that have their
+//! index but are not in the log's tiles yet.
+//!
+//! Guarantees:
+//! - [`LogSequence::append`] gives a batch consecutive indices in one transaction: after it
+//!   returns, the entries survive a crash and keep their indices; after it fails, none of
+//!   them has one;
+//! - indices never go backwards or skip: the next index is one past the highest pending
+//!   entry, or the size of the integrated log when none is pending (the caller says which,
+//!   from its signed checkpoint);
+//! - [`LogSequence::pending`] returns entries from an index on, refusing a gap (which only
+//!   a damaged database could show).
+//!
+//! Entries leave the sequence ([`LogSequence::forget_below`]) only once a checkpoint of
+//! their tiles is written; until then the writer can always rebuild the same tiles.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The database file in the data directory.
+pub const LOG_SEQUENCE_FILE: &str = "log-sequence.sqlite3";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS log_pending (
+    idx     INTEGER PRIMARY KEY NOT NULL,
+    entry   BLOB NOT NULL
+);
+";
+
+/// The sequence could not be read or written, or is damaged.
+#[derive(Debug, thiserror::Error)]
+pub enum LogSequenceError {
+    /// SQLite failed.
+    #[error("log sequence {path}: {source}")]
+    Db {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        source: rusqlite::Error,
+    },
+    /// Indices are not consecutive.
+    #[error("log sequence: expected entry {expected}, found {found} (the database is damaged)")]
+    Gap {
+        /// The index that should come next.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
+}
+
+/// The pending part of the log.
+#[derive(Debug)]
+pub struct LogSequence {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl LogSequence {
+    /// Opens (creating) the sequence in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, LogSequenceError> {
+        let path = dir.join(LOG_SEQUENCE_FILE);
+        let db = |source| LogSequenceError::Db {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(db)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .map_err(db)?;
+        conn.execute_batch(SCHEMA).map_err(db)?;
+        Ok(LogSequence { path, conn })
+    }
+
+    fn db(&self) -> impl Fn(rusqlite::Error) -> LogSequenceError + '_ {
+        |source| LogSequenceError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Gives `entries` the next indices (from `integrated_size` when nothing is pending);
+    /// returns the first.
+    pub fn append(
+        &mut self,
+        integrated_size: u64,
+        entries: &[Vec<u8>],
+    ) -> Result<u64, LogSequenceError> {
+        let path = self.path.clone();
+        let db = |source| LogSequenceError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        let highest: Option<i64> = tx
+            .query_row("SELECT MAX(idx) FROM log_pending", [], |r| r.get(0))
+            .optional()
+            .map_err(db)?
+            .flatten();
+        let first = highest.map_or(integrated_size, |h| {
+            (h as u64).saturating_add(1).max(integrated_size)
+        });
+        for (i, e) in entries.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO log_pending (idx, entry) VALUES (?1, ?2)",
+                params![first.saturating_add(i as u64) as i64, e],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        Ok(first)
+    }
+
+    /// The pending entries from index `from` on, in order.
+    pub fn pending(&self, from: u64) -> Result<Vec<Vec<u8>>, LogSequenceError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, entry FROM log_pending WHERE idx >= ?1 ORDER BY idx")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![from as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, entry) = row.map_err(self.db())?;
+            let expected = from.saturating_add(out.len() as u64);
+            if idx != expected {
+                return Err(LogSequenceError::Gap {
+                    expected,
+                    found: idx,
+                });
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Drops the entries below `size`: a checkpoint of `size` is written.
+    pub fn forget_below(&self, size: u64) -> Result<(), LogSequenceError> {
+        self.conn
+            .execute(
+                "DELETE FROM log_pending WHERE idx < ?1",
+                params![size as i64],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_get_consecutive_indices_that_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seq = LogSequence::open(dir.path()).unwrap();
+        assert_eq!(seq.append(5, &[b"a".to_vec(), b"b".to_vec()]).unwrap(), 5);
+        assert_eq!(seq.append(5, &[b"c".to_vec()]).unwrap(), 7);
+        drop(seq);
+        let mut seq = LogSequence::open(dir.path()).unwrap();
+        assert_eq!(
+            seq.pending(5).unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]
+        );
+        assert_eq!(seq.pending(6).unwrap(), vec![b"b".to_vec(), b"c".to_vec()]);
+        seq.forget_below(7).unwrap();
+        assert_eq!(seq.pending(7).unwrap(), vec![b"c".to_vec()]);
+        // Nothing pending below the integrated size: the next index follows it.
+        seq.forget_below(8).unwrap();
+        assert_eq!(seq.append(8, &[b"d".to_vec()]).unwrap(), 8);
+        // A gap is damage, not something to paper over.
+        seq.conn
+            .execute(
+                "INSERT INTO log_pending (idx, entry) VALUES (10, x'00')",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            seq.pending(8),
+            Err(LogSequenceError::Gap {
+                expected: 9,
+                found: 10
+            })
+        ));
+    }
+}
