@@ -190,7 +190,29 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
     }
     // Both services stopped (a reboot); started again from the same units they keep working:
     // same certificate, same agent state, same token.
+    //
+    // A server killed after sequencing a push's entries and before their checkpoint leaves
+    // them pending: the restarted server integrates them before any push.
+    let server_dir = dir.join("server");
+    let policy = sealwright_repo::policy::Policy::load(&server_dir).unwrap();
+    let translog = sealwright_server::translog::TransparencyLog::open(&server_dir, &policy)
+        .unwrap()
+        .unwrap();
+    let before = translog.checkpoint().unwrap().unwrap().size;
+    let pending = Entry::AuditHead {
+        records: 1,
+        head: "00".repeat(32),
+    };
+    translog.sequence(std::slice::from_ref(&pending)).unwrap();
     let _services = start_services(&dir, port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while translog.checkpoint().unwrap().unwrap().size == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending entry was not integrated at start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     release(&s, "1.1.0");
     push(&s);
     assert_eq!(installed_version(&s, &device), "1.1.0");
@@ -202,6 +224,7 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
     assert!(logged
         .iter()
         .any(|e| matches!(e, Entry::Target { path, .. } if path.starts_with("app/1.1.0/"))));
+    assert!(logged.contains(&pending));
     let forked = sign_checkpoint(&dir, &log, b"entry b").unwrap_err();
     assert!(forked.to_string().contains("fork"), "{forked}");
     let records = common::audit_records(&s.repo());

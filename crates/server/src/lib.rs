@@ -379,7 +379,12 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
                     .map_err(|e| ServeError::PushNotReady(e.to_string()))?;
                 Some(shared)
             }
-            (Some(p), None) => Some(Arc::new(storage::Storage::embedded(&p.repo_dir))),
+            (Some(p), None) => {
+                let embedded = Arc::new(storage::Storage::embedded(&p.repo_dir));
+                let starting = Arc::clone(&embedded);
+                tokio::task::spawn_blocking(move || push::catch_up_log(&starting));
+                Some(embedded)
+            }
             (None, _) => None,
         };
         let tree: Arc<dyn Tree> = match (storage.as_deref(), files) {

@@ -349,6 +349,31 @@ fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog:
     }
 }
 
+/// At start, under the publish lock: integrates what a server killed between sequencing and
+/// its checkpoint left pending, or signs the empty log's first checkpoint, so `/log/checkpoint`
+/// exists before the first push. Failures (an agent not started yet) are reported; the next
+/// push tries again.
+pub fn catch_up_log(storage: &Storage) {
+    let Storage::Embedded { dir, .. } = storage else {
+        return;
+    };
+    let result = (|| -> Result<(), String> {
+        let _session = storage.begin().map_err(|e| e.to_string())?;
+        let policy = Policy::load(dir).map_err(|e| e.to_string())?;
+        if let Some(log) =
+            crate::translog::TransparencyLog::open(dir, &policy).map_err(|e| e.to_string())?
+        {
+            log.integrate().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        eprintln!(
+            "sealwright serve: the transparency log, at start: {e} (the next push tries again)"
+        );
+    }
+}
+
 /// Applies `change` to the index. The index is derived data: a failure is reported on stderr
 /// (an embedded index is repaired by deleting `index.sqlite3`: it is rebuilt at the next
 /// start).
