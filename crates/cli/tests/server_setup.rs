@@ -187,6 +187,33 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
                 .iter()
                 .any(|e| matches!(e, Entry::Metadata { role: r, .. } if r == role)));
         }
+        // A third-party verifier (aics-tlog) agrees over HTTPS: the checkpoint is signed by
+        // the key `log key` printed, and the release's entry is in the tree.
+        let index = logged
+            .iter()
+            .position(|e| matches!(e, Entry::Target { .. }))
+            .unwrap();
+        let leaf = s.path().join("leaf");
+        std::fs::write(&leaf, logged[index].to_bytes().unwrap()).unwrap();
+        let verdict = aics_tlog(
+            &[
+                "verify-inclusion",
+                "--tiles",
+                &format!("{url}/log/"),
+                "--log-key",
+                vkey.trim(),
+                "--origin",
+                log.name(),
+                "--index",
+                &index.to_string(),
+                "--leaf",
+                leaf.to_str().unwrap(),
+                "--save-checkpoint",
+                s.path().join("first.checkpoint").to_str().unwrap(),
+            ],
+            &cert,
+        );
+        assert_eq!(verdict["ok"], true, "{verdict}");
     }
     // Both services stopped (a reboot); started again from the same units they keep working:
     // same certificate, same agent state, same token.
@@ -225,6 +252,22 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
         .iter()
         .any(|e| matches!(e, Entry::Target { path, .. } if path.starts_with("app/1.1.0/"))));
     assert!(logged.contains(&pending));
+    // ... and aics-tlog finds the grown log consistent with the checkpoint it saved.
+    let verdict = aics_tlog(
+        &[
+            "verify-consistency",
+            "--old-checkpoint",
+            s.path().join("first.checkpoint").to_str().unwrap(),
+            "--tiles",
+            &format!("{url}/log/"),
+            "--log-key",
+            vkey.trim(),
+            "--origin",
+            log.name(),
+        ],
+        &cert,
+    );
+    assert_eq!(verdict["ok"], true, "{verdict}");
     let forked = sign_checkpoint(&dir, &log, b"entry b").unwrap_err();
     assert!(forked.to_string().contains("fork"), "{forked}");
     let records = common::audit_records(&s.repo());
@@ -267,6 +310,26 @@ fn logged_entries(url: &str, ca: &Path, log: &sealwright_tlog::Verifier) -> Vec<
             Entry::parse(bytes).unwrap()
         })
         .collect()
+}
+
+/// Runs the third-party `aics-tlog` (installed by scripts/test next to SEALWRIGHT_PYTHON)
+/// and returns its JSON verdict. Missing, it fails the test.
+fn aics_tlog(args: &[&str], ca: &Path) -> serde_json::Value {
+    let python = std::env::var("SEALWRIGHT_PYTHON")
+        .expect("SEALWRIGHT_PYTHON is not set: run scripts/test (it installs aics-tlog)");
+    let bin = Path::new(&python).parent().unwrap().join("aics-tlog");
+    let out = Command::new(&bin)
+        .args(args)
+        .env("SSL_CERT_FILE", ca)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/test installs aics-tlog)", bin.display()));
+    assert!(
+        out.status.success(),
+        "aics-tlog {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Asks the setup's agent to sign the checkpoint of a one-entry log holding `entry`.
