@@ -105,9 +105,13 @@ enum Command {
     /// The repository's audit log: verify its hash chain, list records.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
-    /// The transparency log: its verifier key.
+    /// The transparency log: its verifier key, its witnesses.
     #[command(subcommand)]
     Log(cmd::log::LogCommand),
+    /// Run a witness (c2sp.org/tlog-witness) that cosigns a log's checkpoints only when each
+    /// extends the last it cosigned.
+    #[command(subcommand)]
+    Witness(cmd::witness::WitnessCommand),
     /// Demo: create a repository, publish a release and verify it, narrating each step.
     Quickstart(cmd::quickstart::Args),
 }
@@ -140,6 +144,7 @@ fn main() -> std::process::ExitCode {
         Command::Bundle(a) => cmd::bundle::run(&ctx, a),
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Log(a) => cmd::log::run(&ctx, a),
+        Command::Witness(a) => cmd::witness::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };

@@ -11,63 +11,11 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::{wait_for_port, wait_for_socket, Killed, Scratch};
+use common::{start_services, Scratch};
 use sealwright_tlog::entry::Entry;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The value of `KEY=` in a unit file.
-fn unit_value(unit: &Path, key: &str) -> String {
-    let text = std::fs::read_to_string(unit).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("{} has no {key}=", unit.display()))
-        .to_owned()
-}
-
-/// Starts the command of a unit's `ExecStart=` (paths here hold no space or `%`).
-fn start_unit(unit: &Path, passphrase: Option<&Path>) -> Killed {
-    let exec = unit_value(unit, "ExecStart");
-    let words: Vec<&str> = exec.split(' ').collect();
-    let mut cmd = Command::new(words[0]);
-    cmd.args(&words[1..])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    if let Some(p) = passphrase {
-        cmd.env("SEALWRIGHT_PASSPHRASE_FILE", p);
-    }
-    Killed(cmd.spawn().unwrap())
-}
-
-struct Services {
-    _agent: Killed,
-    _server: Killed,
-}
-
-/// Starts agent and server as their units would, the agent reading the passphrase the
-/// unit hands it as a credential.
-fn start_services(dir: &Path, port: u16) -> Services {
-    let units = dir.join("systemd");
-    let credential = unit_value(&units.join("sealwright-agent.service"), "LoadCredential");
-    let passphrase = PathBuf::from(credential.strip_prefix("passphrase:").unwrap());
-    let agent = start_unit(&units.join("sealwright-agent.service"), Some(&passphrase));
-    wait_for_socket(&dir.join("agent/run/agent.sock"));
-    let server = start_unit(&units.join("sealwright-server.service"), None);
-    wait_for_port(port);
-    Services {
-        _agent: agent,
-        _server: server,
-    }
-}
 
 fn release(s: &Scratch, version: &str) {
     let app = s.path().join("app.sh");
@@ -96,21 +44,7 @@ fn installed_version(s: &Scratch, device: &Path) -> String {
 fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
     let s = Scratch::new();
     let repo = s.repo_arg();
-    s.ok(&["init", &repo]);
-    let dir = s.path().join("srv");
-    let port = free_port();
-    let token = s.path().join("ci.token");
-    s.ok(&[
-        "--repo",
-        &repo,
-        "server",
-        "setup",
-        dir.to_str().unwrap(),
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--token-out",
-        token.to_str().unwrap(),
-    ]);
+    let (dir, port, token) = common::init_and_set_up_server(&s);
 
     // The online keys left the repository for the agent; nothing under the server holds one.
     for key in ["timestamp-key", "snapshot-key"] {
@@ -315,9 +249,7 @@ fn logged_entries(url: &str, ca: &Path, log: &sealwright_tlog::Verifier) -> Vec<
 /// Runs the third-party `aics-tlog` (installed by scripts/test next to SEALWRIGHT_PYTHON)
 /// and returns its JSON verdict. Missing, it fails the test.
 fn aics_tlog(args: &[&str], ca: &Path) -> serde_json::Value {
-    let python = std::env::var("SEALWRIGHT_PYTHON")
-        .expect("SEALWRIGHT_PYTHON is not set: run scripts/test (it installs aics-tlog)");
-    let bin = Path::new(&python).parent().unwrap().join("aics-tlog");
+    let bin = common::aics("aics-tlog");
     let out = Command::new(&bin)
         .args(args)
         .env("SSL_CERT_FILE", ca)

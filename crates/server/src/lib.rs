@@ -20,6 +20,7 @@ pub mod tls;
 pub mod tokens;
 pub mod translog;
 pub mod tree;
+pub mod witness;
 
 use std::future::Future;
 use std::net::SocketAddr;

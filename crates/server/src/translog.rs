@@ -10,12 +10,16 @@
 //!   bytes ([`sealwright_tlog::writer`]); a full tile or bundle already present with other
 //!   bytes stops integration — corruption is reported, never overwritten;
 //! - the checkpoint is signed by the log key in the signer agent, which signs only
-//!   extensions of what it signed before: not even this process can fork the log.
+//!   extensions of what it signed before: not even this process can fork the log;
+//! - each witness of `DIR/witnesses.toml` is asked to cosign it (c2sp.org/tlog-witness), and
+//!   only cosignatures that verify with that witness's key are attached.
 //!
 //! Not guaranteed: that a push is logged if the server dies after publishing it and before
 //! sequencing its entries (it is published, not logged; the audit log still has it).
 
 use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use sealwright_repo::fsutil;
 use sealwright_repo::policy::Policy;
@@ -198,6 +202,15 @@ impl TransparencyLog {
         )?;
         let mut note = Note::new(&text).map_err(|e| LogError::Corrupt(e.to_string()))?;
         note.add_signature(signature);
+        // Witnesses cosign what they can check is an extension of what they cosigned; one
+        // that cannot be reached or refuses is reported, and the checkpoint is published
+        // with the cosignatures there are (devices decide what quorum they need).
+        for witness in &Witnesses::load(&self.dir)?.witness {
+            match cosign(witness, &note, old_size, growth.size, &mut new_tiles) {
+                Ok(cosignatures) => cosignatures.into_iter().for_each(|c| note.add_signature(c)),
+                Err(e) => eprintln!("sealwright serve: witness {}: {e}", witness.url),
+            }
+        }
         let path = self.file("checkpoint");
         fsutil::write_atomic(&path, &note.to_bytes())
             .map_err(|source| LogError::Io { path, source })?;
@@ -231,4 +244,145 @@ impl TransparencyLog {
         }
         fsutil::write_atomic(&path, bytes).map_err(|source| LogError::Io { path, source })
     }
+}
+
+/// The witnesses a server submits its checkpoints to, `DIR/witnesses.toml`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Witnesses {
+    /// Each witness: its `add-checkpoint` prefix and verifier key.
+    #[serde(default)]
+    pub witness: Vec<WitnessEntry>,
+}
+
+/// One witness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WitnessEntry {
+    /// Its submission prefix (`http://HOST:PORT`; `/add-checkpoint` is appended).
+    pub url: String,
+    /// Its cosignature verifier key.
+    pub vkey: String,
+}
+
+/// The witnesses file in a server directory.
+pub const WITNESSES_FILE: &str = "witnesses.toml";
+/// Largest answer read from a witness.
+const MAX_WITNESS_ANSWER: u64 = 64 * 1024;
+
+impl Witnesses {
+    /// The witnesses of server directory `dir` (none when it has no file).
+    pub fn load(dir: &Path) -> Result<Self, LogError> {
+        let path = dir.join(WITNESSES_FILE);
+        match fsutil::read_capped(&path, 1024 * 1024) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| LogError::Config(format!("{} is not UTF-8", path.display())))?;
+                toml::from_str(&text)
+                    .map_err(|e| LogError::Config(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Witnesses::default()),
+            Err(source) => Err(LogError::Io { path, source }),
+        }
+    }
+
+    /// Adds (or replaces, by URL) a witness, checking its key.
+    pub fn add(dir: &Path, url: &str, vkey: &str) -> Result<Verifier, LogError> {
+        let verifier =
+            Verifier::from_vkey(vkey).map_err(|e| LogError::Config(format!("--vkey: {e}")))?;
+        if verifier.kind() != sealwright_tlog::note::KeyKind::Cosignature {
+            return Err(LogError::Config(
+                "that is not a witness key (cosignature/v1, type 0x04)".into(),
+            ));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(LogError::Config(format!(
+                "{url}: give the witness's http(s) URL"
+            )));
+        }
+        let mut all = Self::load(dir)?;
+        all.witness.retain(|w| w.url != url);
+        all.witness.push(WitnessEntry {
+            url: url.trim_end_matches('/').to_owned(),
+            vkey: verifier.vkey(),
+        });
+        let text = toml::to_string_pretty(&all).map_err(|e| LogError::Config(e.to_string()))?;
+        let path = dir.join(WITNESSES_FILE);
+        fsutil::write_atomic(&path, text.as_bytes())
+            .map_err(|source| LogError::Io { path, source })?;
+        Ok(verifier)
+    }
+}
+
+/// Asks `witness` to cosign `note` (a checkpoint of `size`, signed by the log, whose
+/// previous checkpoint had `previous` entries); returns its checked cosignatures. A witness
+/// that last cosigned another size says so (409), and is asked once more with a proof from
+/// that size.
+fn cosign<S>(
+    witness: &WitnessEntry,
+    note: &Note,
+    previous: u64,
+    size: u64,
+    tiles: &mut S,
+) -> Result<Vec<sealwright_tlog::note::NoteSignature>, String>
+where
+    S: sealwright_tlog::merkle::SubtreeHashes,
+    S::Error: std::fmt::Display,
+{
+    let verifier = Verifier::from_vkey(&witness.vkey).map_err(|e| e.to_string())?;
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let url = format!("{}/add-checkpoint", witness.url);
+    let mut old = previous;
+    for _ in 0..2 {
+        if old > size {
+            return Err(format!(
+                "it cosigned size {old}, above this log's {size}: a fork, or another log"
+            ));
+        }
+        let proof = consistency_proof(tiles, old, size).map_err(|e| e.to_string())?;
+        let body = sealwright_tlog::witness::AddCheckpoint {
+            old_size: old,
+            proof,
+            checkpoint: note.to_bytes(),
+        }
+        .to_body();
+        let resp = agent
+            .post(&url)
+            .send(&body[..])
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let answer = resp
+            .into_body()
+            .with_config()
+            .limit(MAX_WITNESS_ANSWER)
+            .read_to_vec()
+            .map_err(|e| format!("{url}: {e}"))?;
+        match status {
+            200 => {
+                return sealwright_tlog::witness::cosignatures_from_answer(
+                    &answer,
+                    note.text(),
+                    &verifier,
+                )
+                .map_err(|e| format!("{url}: its cosignature: {e}"));
+            }
+            409 => {
+                old = std::str::from_utf8(&answer)
+                    .ok()
+                    .and_then(|t| t.trim_end().parse().ok())
+                    .ok_or_else(|| format!("{url}: 409 without a size"))?;
+            }
+            _ => {
+                return Err(format!(
+                    "{url}: {status} {}",
+                    String::from_utf8_lossy(&answer).trim_end()
+                ))
+            }
+        }
+    }
+    Err(format!("{url}: its size kept changing"))
 }

@@ -8,6 +8,8 @@
 //! - [`checkpoint`]: c2sp.org/tlog-checkpoint texts.
 //! - [`entry`]: what Sealwright logs (metadata files, targets, audit heads), one spelling each.
 //! - [`writer`]: growing a tiled log by a batch: the files to write and the root to sign.
+//! - [`witness`]: c2sp.org/tlog-witness `add-checkpoint`, the witness's checks and the
+//!   submitter's side.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The log writer,
 //! the server, the witness, the client and the monitor all use the same code.
@@ -17,6 +19,7 @@ pub mod entry;
 pub mod merkle;
 pub mod note;
 pub mod tile;
+pub mod witness;
 pub mod writer;
 
 pub use checkpoint::Checkpoint;

@@ -12,6 +12,17 @@ pub enum LogCommand {
     /// devices (`client init --log-key`), witnesses and monitors. Run on the server's
     /// directory (`--repo SERVER_DIR`); the private key stays in the signer agent.
     Key,
+    /// Have each new checkpoint cosigned by a witness (c2sp.org/tlog-witness): the server
+    /// submits it to URL/add-checkpoint with a consistency proof and publishes the
+    /// cosignatures that verify with VKEY. Run on the server's directory (`--repo`).
+    AddWitness {
+        /// The witness's submission prefix, e.g. http://witness.example:7380.
+        #[arg(long)]
+        url: String,
+        /// The witness's verifier key (`sealwright witness key`, or the witness's own tool).
+        #[arg(long)]
+        vkey: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -39,6 +50,29 @@ pub fn run(ctx: &Context, cmd: LogCommand) -> anyhow::Result<()> {
                 vkey: verifier.vkey(),
             };
             emit(ctx.json, &key, || println!("{}", key.vkey))
+        }
+        LogCommand::AddWitness { url, vkey } => {
+            if !ctx
+                .repo
+                .join(sealwright_repo::server_dir::LOG_VKEY_FILE)
+                .is_file()
+            {
+                anyhow::bail!(
+                    "{} has no transparency log (a server directory made by `sealwright server setup` has one)",
+                    ctx.repo.display()
+                );
+            }
+            let witness = sealwright_server::translog::Witnesses::add(&ctx.repo, &url, &vkey)?;
+            emit(
+                ctx.json,
+                &serde_json::json!({"url": url, "vkey": witness.vkey()}),
+                || {
+                    println!(
+                        "checkpoints will be submitted to {} ({url})",
+                        witness.name()
+                    )
+                },
+            )
         }
     }
 }

@@ -327,3 +327,94 @@ pub fn https_agent(ca: &Path) -> ureq::Agent {
     };
     sealwright_client::fetch::https_agent(&config, &tls).unwrap()
 }
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The value of `KEY=` in a unit file.
+pub fn unit_value(unit: &Path, key: &str) -> String {
+    let text = std::fs::read_to_string(unit).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{} has no {key}=", unit.display()))
+        .to_owned()
+}
+
+/// Starts the command of a unit's `ExecStart=` (paths here hold no space or `%`).
+pub fn start_unit(unit: &Path, passphrase: Option<&Path>) -> Killed {
+    let exec = unit_value(unit, "ExecStart");
+    let words: Vec<&str> = exec.split(' ').collect();
+    let mut cmd = std::process::Command::new(words[0]);
+    cmd.args(&words[1..])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if let Some(p) = passphrase {
+        cmd.env("SEALWRIGHT_PASSPHRASE_FILE", p);
+    }
+    Killed(cmd.spawn().unwrap())
+}
+
+/// The services of a `server setup` directory, killed on drop.
+pub struct Services {
+    _agent: Killed,
+    _server: Killed,
+}
+
+/// Starts agent and server as their units would, the agent reading the passphrase the
+/// unit hands it as a credential.
+pub fn start_services(dir: &Path, port: u16) -> Services {
+    let units = dir.join("systemd");
+    let credential = unit_value(&units.join("sealwright-agent.service"), "LoadCredential");
+    let passphrase = std::path::PathBuf::from(credential.strip_prefix("passphrase:").unwrap());
+    let agent = start_unit(&units.join("sealwright-agent.service"), Some(&passphrase));
+    wait_for_socket(&dir.join("agent/run/agent.sock"));
+    let server = start_unit(&units.join("sealwright-server.service"), None);
+    wait_for_port(port);
+    Services {
+        _agent: agent,
+        _server: server,
+    }
+}
+
+/// `init` a repository in the scratch directory and `server setup` it into `srv/` on a free
+/// port; returns the setup directory, the port and the push token file.
+pub fn init_and_set_up_server(s: &Scratch) -> (PathBuf, u16, PathBuf) {
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let dir = s.path().join("srv");
+    let port = free_port();
+    let token = s.path().join("ci.token");
+    s.ok(&[
+        "--repo",
+        &repo,
+        "server",
+        "setup",
+        dir.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--token-out",
+        token.to_str().unwrap(),
+    ]);
+    (dir, port, token)
+}
+
+/// A third-party transparency-log tool (`aics-tlog`, `aics-witness`) that scripts/test
+/// installs next to SEALWRIGHT_PYTHON. Missing, it fails the test.
+pub fn aics(tool: &str) -> PathBuf {
+    let python = std::env::var("SEALWRIGHT_PYTHON").expect(
+        "SEALWRIGHT_PYTHON is not set: run scripts/test (it installs aics-tlog and aics-witness)",
+    );
+    let bin = Path::new(&python).parent().unwrap().join(tool);
+    assert!(
+        bin.is_file(),
+        "{} is missing: run scripts/test",
+        bin.display()
+    );
+    bin
+}

@@ -1,0 +1,305 @@
+//! Witnesses (c2sp.org/tlog-witness): `sealwright witness serve` answers each check of the
+//! specification with its status, over HTTP, and remembers what it cosigned across a
+//! restart; a set-up server has its checkpoints cosigned by our witness and by the
+//! third-party `aics-witness`, and the third-party `aics-tlog` verifies the log with a
+//! quorum of both.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{free_port, start_services, wait_for_port, Killed, Scratch};
+use sealwright_tlog::merkle::{consistency_proof, leaf_hash, tree_root, Hash};
+use sealwright_tlog::note::{sign, Ed25519NoteKey, KeyKind, NoteSigner};
+use sealwright_tlog::witness::AddCheckpoint;
+use sealwright_tlog::{Checkpoint, Note, Verifier};
+
+fn start_witness(s: &Scratch, dir: &Path, port: u16) -> Killed {
+    let child = common::sealwright(None)
+        .args(["witness", "serve", dir.to_str().unwrap(), "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port);
+    Killed(child)
+}
+
+/// A checkpoint of the first `size` entries `prefix i`, signed by `log`, with the proof to
+/// it from `from`.
+fn request(
+    log: &Ed25519NoteKey,
+    prefix: &str,
+    old: u64,
+    from: u64,
+    size: u64,
+) -> (String, AddCheckpoint) {
+    let leaves: Vec<Hash> = (0..size)
+        .map(|i| leaf_hash(format!("{prefix} {i}").as_bytes()))
+        .collect();
+    let mut src: &[Hash] = &leaves;
+    let text = Checkpoint {
+        origin: log.verifier().name().to_owned(),
+        size,
+        root: tree_root(&mut src, size).unwrap(),
+        extensions: vec![],
+    }
+    .to_text();
+    let mut note = Note::new(&text).unwrap();
+    note.add_signature(sign(&text, log, 0).unwrap());
+    let proof = consistency_proof(&mut src, from, size).unwrap();
+    (
+        text,
+        AddCheckpoint {
+            old_size: old,
+            proof,
+            checkpoint: note.to_bytes(),
+        },
+    )
+}
+
+/// POSTs a request; returns the status, the content type and the body.
+fn submit(port: u16, req: &AddCheckpoint) -> (u16, String, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .post(&format!("http://127.0.0.1:{port}/add-checkpoint"))
+        .send(&req.to_body()[..])
+        .unwrap();
+    let status = resp.status().as_u16();
+    let ctype = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, ctype, resp.into_body().read_to_string().unwrap())
+}
+
+#[test]
+fn our_witness_cosigns_only_extensions_and_remembers() {
+    let s = Scratch::new();
+    let dir = s.path().join("witness");
+    let vkey = s.ok(&[
+        "witness",
+        "init",
+        dir.to_str().unwrap(),
+        "--name",
+        "witness.test/ours",
+    ]);
+    let witness = Verifier::from_vkey(vkey.trim()).unwrap();
+    assert_eq!(witness.kind(), KeyKind::Cosignature);
+    assert_eq!(s.ok(&["witness", "key", dir.to_str().unwrap()]), vkey);
+    let log = Ed25519NoteKey::from_seed("example.com/log", KeyKind::Ed25519, &[3; 32]).unwrap();
+    s.ok(&[
+        "witness",
+        "add-log",
+        dir.to_str().unwrap(),
+        "--vkey",
+        &log.verifier().vkey(),
+    ]);
+    let port = free_port();
+    let served = start_witness(&s, &dir, port);
+
+    let (text, first) = request(&log, "a", 0, 0, 3);
+    let (status, _, body) = submit(port, &first);
+    assert_eq!(status, 200, "{body}");
+    let cosigs =
+        sealwright_tlog::witness::cosignatures_from_answer(body.as_bytes(), &text, &witness)
+            .unwrap();
+    assert_eq!(cosigs.len(), 1);
+    // The cosignature's time is now, give or take.
+    let mut note = Note::parse(&first.checkpoint).unwrap();
+    note.add_signature(cosigs[0].clone());
+    let verified = note.verify(std::slice::from_ref(&witness)).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert!(verified[0].time.unwrap().abs_diff(now) < 60);
+
+    // Stale old size: 409 with the size, as the specification's content type.
+    let (status, ctype, body) = submit(port, &request(&log, "a", 0, 0, 5).1);
+    assert_eq!(
+        (status, ctype.as_str(), body.as_str()),
+        (409, "text/x.tlog.size", "3\n")
+    );
+    // A fork with a proof valid for its own history: 422. Same size, other root: 422.
+    assert_eq!(submit(port, &request(&log, "b", 3, 3, 5).1).0, 422);
+    assert_eq!(submit(port, &request(&log, "b", 3, 3, 3).1).0, 422);
+    // Another key under the log's name: 403. An unknown log: 404. Garbage: 400.
+    let impostor =
+        Ed25519NoteKey::from_seed("example.com/log", KeyKind::Ed25519, &[4; 32]).unwrap();
+    assert_eq!(submit(port, &request(&impostor, "a", 3, 3, 5).1).0, 403);
+    let stranger =
+        Ed25519NoteKey::from_seed("example.org/log", KeyKind::Ed25519, &[3; 32]).unwrap();
+    assert_eq!(submit(port, &request(&stranger, "a", 0, 0, 1).1).0, 404);
+    let mut garbage = request(&log, "a", 3, 3, 5).1;
+    garbage.checkpoint = b"not a note".to_vec();
+    assert_eq!(submit(port, &garbage).0, 400);
+    // The extension is cosigned.
+    assert_eq!(submit(port, &request(&log, "a", 3, 3, 5).1).0, 200);
+
+    // Restarted, the witness remembers size 5.
+    drop(served);
+    let _served = start_witness(&s, &dir, port);
+    let (status, _, body) = submit(port, &request(&log, "a", 3, 3, 7).1);
+    assert_eq!((status, body.as_str()), (409, "5\n"));
+    assert_eq!(submit(port, &request(&log, "b", 5, 5, 7).1).0, 422);
+    assert_eq!(submit(port, &request(&log, "a", 5, 5, 7).1).0, 200);
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    let (dir, port, token) = common::init_and_set_up_server(&s);
+    let server_dir = dir.join("server");
+    let log_vkey = s.ok(&["--repo", server_dir.to_str().unwrap(), "log", "key"]);
+    let log_vkey = log_vkey.trim();
+    let origin = Verifier::from_vkey(log_vkey).unwrap().name().to_owned();
+
+    // Our witness.
+    let ours = s.path().join("ours");
+    let ours_vkey = s.ok(&[
+        "witness",
+        "init",
+        ours.to_str().unwrap(),
+        "--name",
+        "witness.test/ours",
+    ]);
+    s.ok(&[
+        "witness",
+        "add-log",
+        ours.to_str().unwrap(),
+        "--vkey",
+        log_vkey,
+    ]);
+    let ours_port = free_port();
+    let _ours = start_witness(&s, &ours, ours_port);
+    // aics-witness, a third party's.
+    let theirs = s.path().join("theirs");
+    std::fs::create_dir_all(&theirs).unwrap();
+    let theirs_port = free_port();
+    let config = theirs.join("witness.json");
+    let init = run_ok(Command::new(common::aics("aics-witness")).args([
+        "init",
+        "--config",
+        config.to_str().unwrap(),
+        "--name",
+        "witness.test/aics",
+        "--listen",
+        &format!("127.0.0.1:{theirs_port}"),
+    ]));
+    let theirs_vkey = init.lines().last().unwrap().trim().to_owned();
+    run_ok(Command::new(common::aics("aics-witness")).args([
+        "add-log",
+        "--config",
+        config.to_str().unwrap(),
+        "--origin",
+        &origin,
+        "--vkey",
+        log_vkey,
+    ]));
+    let _theirs = Killed(
+        Command::new(common::aics("aics-witness"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(theirs_port);
+    for (port, vkey) in [
+        (ours_port, ours_vkey.trim()),
+        (theirs_port, theirs_vkey.as_str()),
+    ] {
+        s.ok(&[
+            "--repo",
+            server_dir.to_str().unwrap(),
+            "log",
+            "add-witness",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--vkey",
+            vkey,
+        ]);
+    }
+
+    let _services = start_services(&dir, port);
+
+    let url = format!("https://127.0.0.1:{port}");
+    let cert = dir.join("tls/cert.pem");
+    let witnesses = [
+        Verifier::from_vkey(ours_vkey.trim()).unwrap(),
+        Verifier::from_vkey(&theirs_vkey).unwrap(),
+    ];
+    for version in ["1.0.0", "1.1.0"] {
+        s.add_release(&repo, version.as_bytes(), "app", version);
+        s.ok(&[
+            "--repo",
+            &repo,
+            "push",
+            "--server",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+            "--ca",
+            cert.to_str().unwrap(),
+        ]);
+        // The served checkpoint carries both cosignatures, each verifying with its key.
+        let agent = common::https_agent(&cert);
+        let bytes = agent
+            .get(&format!("{url}/log/checkpoint"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_vec()
+            .unwrap();
+        let note = Note::parse(&bytes).unwrap();
+        let verified = note.verify(&witnesses).unwrap();
+        assert_eq!(verified.len(), 2, "{}", String::from_utf8_lossy(&bytes));
+        // aics-tlog agrees, requiring both witnesses.
+        let verdict = run_ok(
+            Command::new(common::aics("aics-tlog"))
+                .args([
+                    "verify-checkpoint",
+                    "--tiles",
+                    &format!("{url}/log/"),
+                    "--log-key",
+                    log_vkey,
+                    "--origin",
+                    &origin,
+                    "--witness-key",
+                    ours_vkey.trim(),
+                    "--witness-key",
+                    &theirs_vkey,
+                    "--quorum",
+                    "2",
+                ])
+                .env("SSL_CERT_FILE", &cert),
+        );
+        let verdict: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+        assert_eq!(verdict["ok"], true, "{verdict}");
+    }
+}
