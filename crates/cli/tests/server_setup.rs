@@ -148,6 +148,36 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
             &cert,
         );
         assert_eq!(verdict["ok"], true, "{verdict}");
+
+        // A server killed after the agent signed its next checkpoint and before writing it is
+        // not stuck: the agent names the size it signed, and the next integration proves
+        // consistency from there. (A copy of the server directory integrates — the agent
+        // signs — while the real one keeps its old checkpoint and the same pending entry.)
+        let server_dir = dir.join("server");
+        let policy = sealwright_repo::policy::Policy::load(&server_dir).unwrap();
+        let open = |d: &Path| {
+            sealwright_server::translog::TransparencyLog::open(d, &policy)
+                .unwrap()
+                .unwrap()
+        };
+        let translog = open(&server_dir);
+        let before = translog.checkpoint().unwrap().unwrap();
+        translog
+            .sequence(&[Entry::AuditHead {
+                records: 2,
+                head: "11".repeat(32),
+            }])
+            .unwrap();
+        let copy = s.path().join("server-copy");
+        let copied = Command::new("cp")
+            .args(["-a", server_dir.to_str().unwrap(), copy.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let signed_elsewhere = open(&copy).integrate().unwrap().unwrap();
+        let after = translog.integrate().unwrap().unwrap();
+        assert_eq!(after, signed_elsewhere);
+        assert_eq!(after.size, before.size + 1);
     }
     // Both services stopped (a reboot); started again from the same units they keep working:
     // same certificate, same agent state, same token.

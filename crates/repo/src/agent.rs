@@ -69,6 +69,15 @@ pub enum AgentError {
     /// The agent refused to sign.
     #[error("the signer agent refused: {0}")]
     Refused(String),
+    /// The agent refused a checkpoint; it last signed one of `signed_size` entries (a
+    /// caller that lost that checkpoint proves consistency from there).
+    #[error("the signer agent refused the checkpoint ({reason}); its log key last signed size {signed_size}")]
+    LogSigned {
+        /// Size of the last checkpoint the agent signed.
+        signed_size: u64,
+        /// The agent's reason.
+        reason: String,
+    },
     /// The agent's answer or configuration is unusable.
     #[error("signer agent: {0}")]
     Protocol(String),
@@ -263,6 +272,11 @@ struct Answer {
     signatures: Vec<WireSignature>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// With a refused log request: the size of the last checkpoint the log key signed, so
+    /// that a caller who lost it (killed after the signature, before writing the
+    /// checkpoint) can prove consistency from there instead of being stuck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -360,6 +374,7 @@ impl Agent {
                 ok: false,
                 signatures: vec![],
                 error: Some(format!("cannot write the agent log: {e}")),
+                log_size: None,
             };
         }
         match result {
@@ -367,11 +382,17 @@ impl Agent {
                 ok: true,
                 signatures,
                 error: None,
+                log_size: None,
             },
             Err(e) => Answer {
                 ok: false,
                 signatures: vec![],
                 error: Some(e),
+                log_size: self
+                    .log
+                    .as_ref()
+                    .filter(|_| role == LOG_ROLE)
+                    .and_then(LogKey::last_size),
             },
         }
     }
@@ -550,6 +571,11 @@ impl LogKey {
         })
     }
 
+    /// The size of the last checkpoint signed.
+    fn last_size(&self) -> Option<u64> {
+        self.last.lock().ok()?.as_ref().map(|h| h.size)
+    }
+
     /// Signs the checkpoint in `request` if it extends the last one signed (module notes).
     fn sign_checkpoint(&self, request: &Value) -> Result<WireSignature, String> {
         use base64::Engine;
@@ -646,7 +672,14 @@ pub fn request_checkpoint_signature(
         "checkpoint": checkpoint,
         "consistency": consistency.iter().map(|h| b64.encode(h)).collect::<Vec<_>>(),
     });
-    let sigs = request_signatures(socket, LOG_ROLE, &request)?;
+    let answer = exchange(socket, LOG_ROLE, &request)?;
+    if let (false, Some(signed_size)) = (answer.ok, answer.log_size) {
+        return Err(AgentError::LogSigned {
+            signed_size,
+            reason: answer.error.unwrap_or_default(),
+        });
+    }
+    let sigs = signatures_of(answer)?;
     let (_, sig) = sigs
         .into_iter()
         .find(|(vkey, _)| *vkey == log.vkey())
@@ -816,18 +849,15 @@ fn handle(agent: &Agent, mut stream: UnixStream) -> std::io::Result<()> {
                 ok: false,
                 signatures: vec![],
                 error: Some(reason),
+                log_size: None,
             }
         }
     };
     write_frame(&mut stream, &serde_json::to_vec(&answer)?)
 }
 
-/// Asks the agent at `socket` to sign `signed` as `role`; returns (keyid, signature bytes).
-pub fn request_signatures(
-    socket: &Path,
-    role: &str,
-    signed: &Value,
-) -> Result<Vec<(String, Vec<u8>)>, AgentError> {
+/// One request to the agent at `socket`, and its answer.
+fn exchange(socket: &Path, role: &str, signed: &Value) -> Result<Answer, AgentError> {
     let what = || format!("talking to the signer agent at {}", socket.display());
     let mut stream = UnixStream::connect(socket).map_err(io(what()))?;
     stream
@@ -839,8 +869,12 @@ pub fn request_signatures(
     })
     .map_err(|e| AgentError::Protocol(e.to_string()))?;
     write_frame(&mut stream, &req).map_err(io(what()))?;
-    let answer: Answer = serde_json::from_slice(&read_frame(&mut stream).map_err(io(what()))?)
-        .map_err(|e| AgentError::Protocol(format!("unreadable answer: {e}")))?;
+    serde_json::from_slice(&read_frame(&mut stream).map_err(io(what()))?)
+        .map_err(|e| AgentError::Protocol(format!("unreadable answer: {e}")))
+}
+
+/// The signatures of an answer: (keyid, signature bytes).
+fn signatures_of(answer: Answer) -> Result<Vec<(String, Vec<u8>)>, AgentError> {
     if !answer.ok {
         return Err(AgentError::Refused(
             answer.error.unwrap_or_else(|| "no reason given".into()),
@@ -855,6 +889,15 @@ pub fn request_signatures(
                 .map_err(|_| AgentError::Protocol("signature is not hex".into()))
         })
         .collect()
+}
+
+/// Asks the agent at `socket` to sign `signed` as `role`; returns (keyid, signature bytes).
+pub fn request_signatures(
+    socket: &Path,
+    role: &str,
+    signed: &Value,
+) -> Result<Vec<(String, Vec<u8>)>, AgentError> {
+    signatures_of(exchange(socket, role, signed)?)
 }
 
 /// A [`Signer`] whose private key lives in a signer agent: the publisher signs online roles

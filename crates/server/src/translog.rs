@@ -194,12 +194,26 @@ impl TransparencyLog {
             extensions: Vec::new(),
         };
         let text = checkpoint.to_text();
-        let signature = sealwright_repo::agent::request_checkpoint_signature(
-            &self.agent,
-            &self.key,
-            &text,
-            &proof,
-        )?;
+        let sign = |proof: &[sealwright_tlog::Hash]| {
+            sealwright_repo::agent::request_checkpoint_signature(
+                &self.agent,
+                &self.key,
+                &text,
+                proof,
+            )
+        };
+        let signature = match sign(&proof) {
+            // Killed after the agent signed a later checkpoint and before it was written:
+            // the agent asks for consistency from what it signed, which these tiles extend
+            // (the same sequenced entries give the same tree).
+            Err(sealwright_repo::agent::AgentError::LogSigned { signed_size, .. })
+                if signed_size != old_size && signed_size <= growth.size =>
+            {
+                let from_signed = consistency_proof(&mut new_tiles, signed_size, growth.size)?;
+                sign(&from_signed)?
+            }
+            other => other?,
+        };
         let mut note = Note::new(&text).map_err(|e| LogError::Corrupt(e.to_string()))?;
         note.add_signature(signature);
         // Witnesses cosign what they can check is an extension of what they cosigned; one
