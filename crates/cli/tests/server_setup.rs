@@ -116,6 +116,20 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
                 if path.starts_with("app/1.0.0/") && role == "targets")),
             "{logged:?}"
         );
+        // The server's audit log is anchored in the public log: a logged head is the hash of
+        // that record of the audit log.
+        let audit = sealwright_store::AuditLog::open(&dir.join("server"))
+            .unwrap()
+            .records(None)
+            .unwrap();
+        let anchored = logged
+            .iter()
+            .find_map(|e| match e {
+                Entry::AuditHead { records, head } => Some((*records, head.clone())),
+                _ => None,
+            })
+            .expect("an audit head is logged with a push");
+        assert_eq!(audit[anchored.0 as usize - 1].hash, anchored.1);
         for role in ["targets", "snapshot", "timestamp"] {
             assert!(logged
                 .iter()

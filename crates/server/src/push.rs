@@ -330,6 +330,19 @@ fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog:
     let Storage::Embedded { dir, .. } = storage else {
         return;
     };
+    // The audit log's head goes with each push: whoever later cuts its tail or rewrites its
+    // anchor contradicts what the public log shows.
+    let mut entries = entries.to_vec();
+    match sealwright_store::AuditLog::open(dir).and_then(|log| log.head()) {
+        Ok(Some((records, head))) if records != u64::MAX => {
+            entries.push(sealwright_tlog::entry::Entry::AuditHead { records, head });
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("sealwright serve: the audit log's head, for the transparency log: {e}")
+        }
+    }
+    let entries = entries.as_slice();
     let result = crate::translog::TransparencyLog::open(dir, policy).and_then(|log| match log {
         Some(log) => {
             log.sequence(entries)?;
