@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(request) = sealwright_tlog::witness::AddCheckpoint::parse(data) {
         assert_eq!(request.to_body(), data);
     }
+    if let Ok(proof) = sealwright_tlog::proof::TlogProof::parse(data) {
+        assert_eq!(proof.to_bytes(), data);
+    }
     if let Ok(entry) = sealwright_tlog::entry::Entry::parse(data) {
         assert_eq!(entry.to_bytes().unwrap(), data);
     }

@@ -301,5 +301,85 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
         );
         let verdict: serde_json::Value = serde_json::from_str(&verdict).unwrap();
         assert_eq!(verdict["ok"], true, "{verdict}");
+
+        // The release's entry has an offline proof (c2sp.org/tlog-proof) at /log/proof/:
+        // it verifies with the log key and both witnesses, and aics-tlog checks its path
+        // and checkpoint in its own offline mode.
+        let cp = sealwright_tlog::Checkpoint::parse(note.text()).unwrap();
+        let bundle = agent
+            .get(&format!("{url}/log/tile/entries/000.p/{}", cp.size))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_vec()
+            .unwrap();
+        let entries = sealwright_tlog::tile::decode_bundle(&bundle).unwrap();
+        let target = entries
+            .iter()
+            .rev()
+            .find(|e| e.starts_with(br#"{"kind":"target""#))
+            .unwrap();
+        let leaf = leaf_hash(target);
+        let text = agent
+            .get(&format!("{url}/log/proof/{}", hex::encode(leaf)))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_vec()
+            .unwrap();
+        let proof = sealwright_tlog::proof::TlogProof::parse(&text).unwrap();
+        let log = Verifier::from_vkey(log_vkey).unwrap();
+        assert_eq!(proof.verify(&leaf, &log, &witnesses, 2).unwrap(), cp);
+        assert!(proof
+            .verify(&leaf_hash(b"other"), &log, &witnesses, 2)
+            .is_err());
+        let files = s.path().join(format!("proof-{version}"));
+        std::fs::create_dir_all(&files).unwrap();
+        std::fs::write(files.join("leaf"), target).unwrap();
+        std::fs::write(files.join("checkpoint"), &proof.checkpoint).unwrap();
+        // (aics-tlog takes a path line as base64 or 64 hex digits.)
+        let path: String = proof
+            .path
+            .iter()
+            .map(|h| format!("{}\n", hex::encode(h)))
+            .collect();
+        std::fs::write(files.join("path"), path).unwrap();
+        let verdict = run_ok(Command::new(common::aics("aics-tlog")).args([
+            "verify-inclusion",
+            "--leaf",
+            files.join("leaf").to_str().unwrap(),
+            "--index",
+            &proof.index.to_string(),
+            "--size",
+            &cp.size.to_string(),
+            "--root",
+            note.text().lines().nth(2).unwrap(),
+            "--proof",
+            files.join("path").to_str().unwrap(),
+            "--checkpoint",
+            files.join("checkpoint").to_str().unwrap(),
+            "--log-key",
+            log_vkey,
+            "--witness-key",
+            ours_vkey.trim(),
+            "--witness-key",
+            &theirs_vkey,
+            "--quorum",
+            "2",
+        ]));
+        let verdict: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+        assert_eq!(verdict["ok"], true, "{verdict}");
+        assert_eq!(
+            agent
+                .get(&format!("{url}/log/proof/{}", "00".repeat(32)))
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .call()
+                .unwrap()
+                .status()
+                .as_u16(),
+            404
+        );
     }
 }

@@ -208,6 +208,7 @@ pub fn routes(opts: &PushOptions, storage: Arc<Storage>, refusals: Arc<Refusals>
         .route("/api/v1/blobs/{sha256}", put(upload_blob).get(blob_info))
         .route("/api/v1/push", post(push_roles))
         .route("/api/v1/targets", get(list_targets))
+        .route("/log/proof/{leaf}", get(log_proof))
         // Bodies are capped by each handler while streaming.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -359,6 +360,61 @@ fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog:
             "log",
             json!({"error": e.to_string(), "entries": entries.len()}),
         );
+    }
+}
+
+/// `GET /log/proof/LEAF`: the c2sp.org/tlog-proof of the logged entry whose leaf hash is
+/// LEAF (64 hex digits) at the current checkpoint — what a device or auditor checks offline
+/// against the log key and its witnesses. Public, like the log itself; 404 for an entry not
+/// in the log (yet).
+async fn log_proof(State(st): State<PushState>, UrlPath(leaf): UrlPath<String>) -> Response {
+    let Some(leaf) = hex::decode(&leaf)
+        .ok()
+        .and_then(|l| <[u8; 32]>::try_from(l).ok())
+        .filter(|_| {
+            leaf.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "a leaf hash is 64 lowercase hex digits\n",
+        )
+            .into_response();
+    };
+    let storage = Arc::clone(&st.storage);
+    let result = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, String> {
+        let Storage::Embedded { dir, .. } = storage.as_ref() else {
+            return Ok(None);
+        };
+        let policy = Policy::load(dir).map_err(|e| e.to_string())?;
+        let Some(log) =
+            crate::translog::TransparencyLog::open(dir, &policy).map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        Ok(log
+            .proof_for(&leaf)
+            .map_err(|e| e.to_string())?
+            .map(|p| p.to_bytes()))
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(proof))) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            proof,
+        )
+            .into_response(),
+        Ok(Ok(None)) => (StatusCode::NOT_FOUND, "no such entry in the log\n").into_response(),
+        Ok(Err(e)) => {
+            eprintln!("sealwright serve: a log proof: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 

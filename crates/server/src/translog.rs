@@ -27,6 +27,7 @@ use sealwright_repo::server_dir::LOG_VKEY_FILE;
 use sealwright_store::log_sequence::{LogSequence, LogSequenceError};
 use sealwright_tlog::entry::Entry;
 use sealwright_tlog::merkle::consistency_proof;
+use sealwright_tlog::proof::TlogProof;
 use sealwright_tlog::tile::{decode_bundle, TileError, TileHashes, TileKind, TilePath, TILE_WIDTH};
 use sealwright_tlog::{Checkpoint, Note, Verifier};
 
@@ -152,7 +153,7 @@ impl TransparencyLog {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LogError::Corrupt(e.to_string()))?;
         let size = self.checkpoint()?.map_or(0, |c| c.size);
-        LogSequence::open(&self.dir)?.append(size, &bytes)?;
+        LogSequence::open(&self.dir)?.append(size, &bytes, sealwright_tlog::merkle::leaf_hash)?;
         Ok(())
     }
 
@@ -230,6 +231,35 @@ impl TransparencyLog {
             .map_err(|source| LogError::Io { path, source })?;
         sequence.forget_below(growth.size)?;
         Ok(Some(checkpoint))
+    }
+
+    /// The c2sp.org/tlog-proof of the entry whose leaf hash is `leaf`, at the current
+    /// checkpoint (with its cosignatures); none when no such entry is in it yet.
+    pub fn proof_for(&self, leaf: &sealwright_tlog::Hash) -> Result<Option<TlogProof>, LogError> {
+        let Some(index) = LogSequence::open(&self.dir)?.index_of(leaf)? else {
+            return Ok(None);
+        };
+        let Some(note) = self.read("checkpoint")? else {
+            return Ok(None);
+        };
+        let size = Checkpoint::parse(
+            Note::parse(&note)
+                .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?
+                .text(),
+        )
+        .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?
+        .size;
+        if index >= size {
+            return Ok(None);
+        }
+        let mut tiles = TileHashes::new(size, |t: &TilePath| self.tile(t));
+        let path = sealwright_tlog::merkle::inclusion_proof(&mut tiles, index, size)?;
+        Ok(Some(TlogProof {
+            extra: None,
+            index,
+            path,
+            checkpoint: note,
+        }))
     }
 
     fn tile(&self, t: &TilePath) -> Result<Vec<u8>, LogError> {

@@ -26,6 +26,10 @@ CREATE TABLE IF NOT EXISTS log_pending (
     idx     INTEGER PRIMARY KEY NOT NULL,
     entry   BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS log_index (
+    leaf    BLOB PRIMARY KEY NOT NULL,
+    idx     INTEGER NOT NULL
+);
 ";
 
 /// The sequence could not be read or written, or is damaged.
@@ -80,10 +84,15 @@ impl LogSequence {
 
     /// Gives `entries` the next indices (from `integrated_size` when nothing is pending);
     /// returns the first.
+    ///
+    /// Each entry's leaf hash (`leaf_of`) is indexed in the same transaction, so an entry's
+    /// index can be found for a proof ([`LogSequence::index_of`]); an entry logged twice is
+    /// found at its first index.
     pub fn append(
         &mut self,
         integrated_size: u64,
         entries: &[Vec<u8>],
+        leaf_of: impl Fn(&[u8]) -> [u8; 32],
     ) -> Result<u64, LogSequenceError> {
         let path = self.path.clone();
         let db = |source| LogSequenceError::Db {
@@ -103,6 +112,11 @@ impl LogSequence {
             tx.execute(
                 "INSERT INTO log_pending (idx, entry) VALUES (?1, ?2)",
                 params![first.saturating_add(i as u64) as i64, e],
+            )
+            .map_err(db)?;
+            tx.execute(
+                "INSERT OR IGNORE INTO log_index (leaf, idx) VALUES (?1, ?2)",
+                params![&leaf_of(e)[..], first.saturating_add(i as u64) as i64],
             )
             .map_err(db)?;
         }
@@ -136,6 +150,19 @@ impl LogSequence {
         Ok(out)
     }
 
+    /// The index of the entry whose leaf hash is `leaf`, if one was sequenced.
+    pub fn index_of(&self, leaf: &[u8; 32]) -> Result<Option<u64>, LogSequenceError> {
+        self.conn
+            .query_row(
+                "SELECT idx FROM log_index WHERE leaf = ?1",
+                params![&leaf[..]],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()
+            .map(|i| i.map(|i| i as u64))
+            .map_err(self.db())
+    }
+
     /// Drops the entries below `size`: a checkpoint of `size` is written.
     pub fn forget_below(&self, size: u64) -> Result<(), LogSequenceError> {
         self.conn
@@ -152,12 +179,22 @@ impl LogSequence {
 mod tests {
     use super::*;
 
+    fn leaf(e: &[u8]) -> [u8; 32] {
+        let mut l = [0u8; 32];
+        l[..e.len()].copy_from_slice(e);
+        l
+    }
+
     #[test]
     fn batches_get_consecutive_indices_that_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let mut seq = LogSequence::open(dir.path()).unwrap();
-        assert_eq!(seq.append(5, &[b"a".to_vec(), b"b".to_vec()]).unwrap(), 5);
-        assert_eq!(seq.append(5, &[b"c".to_vec()]).unwrap(), 7);
+        assert_eq!(
+            seq.append(5, &[b"a".to_vec(), b"b".to_vec()], leaf)
+                .unwrap(),
+            5
+        );
+        assert_eq!(seq.append(5, &[b"c".to_vec()], leaf).unwrap(), 7);
         drop(seq);
         let mut seq = LogSequence::open(dir.path()).unwrap();
         assert_eq!(
@@ -169,19 +206,28 @@ mod tests {
         assert_eq!(seq.pending(7).unwrap(), vec![b"c".to_vec()]);
         // Nothing pending below the integrated size: the next index follows it.
         seq.forget_below(8).unwrap();
-        assert_eq!(seq.append(8, &[b"d".to_vec()]).unwrap(), 8);
+        assert_eq!(
+            seq.append(8, &[b"d".to_vec(), b"a".to_vec()], leaf)
+                .unwrap(),
+            8
+        );
+        // Entries are found by leaf hash, at their first index, after they left the queue.
+        assert_eq!(seq.index_of(&leaf(b"b")).unwrap(), Some(6));
+        assert_eq!(seq.index_of(&leaf(b"d")).unwrap(), Some(8));
+        assert_eq!(seq.index_of(&leaf(b"a")).unwrap(), Some(5));
+        assert_eq!(seq.index_of(&leaf(b"z")).unwrap(), None);
         // A gap is damage, not something to paper over.
         seq.conn
             .execute(
-                "INSERT INTO log_pending (idx, entry) VALUES (10, x'00')",
+                "INSERT INTO log_pending (idx, entry) VALUES (11, x'00')",
                 [],
             )
             .unwrap();
         assert!(matches!(
             seq.pending(8),
             Err(LogSequenceError::Gap {
-                expected: 9,
-                found: 10
+                expected: 10,
+                found: 11
             })
         ));
     }

@@ -6,6 +6,8 @@
 //! - [`tile`]: c2sp.org/tlog-tiles paths, tile contents, proofs from tiles, entry bundles.
 //! - [`note`]: c2sp.org/signed-note (Ed25519) and tlog-cosignature/v1; verifier keys.
 //! - [`checkpoint`]: c2sp.org/tlog-checkpoint texts.
+//! - [`proof`]: c2sp.org/tlog-proof@v1 files, verified offline against a log key and a
+//!   witness quorum.
 //! - [`entry`]: what Sealwright logs (metadata files, targets, audit heads), one spelling each.
 //! - [`writer`]: growing a tiled log by a batch: the files to write and the root to sign.
 //! - [`witness`]: c2sp.org/tlog-witness `add-checkpoint`, the witness's checks and the
@@ -16,8 +18,10 @@
 
 pub mod checkpoint;
 pub mod entry;
+mod lines;
 pub mod merkle;
 pub mod note;
+pub mod proof;
 pub mod tile;
 pub mod witness;
 pub mod writer;

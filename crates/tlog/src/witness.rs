@@ -17,8 +17,6 @@
 //! compare-and-store of the size atomic (two requests racing must not both pass the 409
 //! check), and signing the cosignature ([`crate::note::sign`] with a cosignature key).
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 
 use crate::checkpoint::Checkpoint;
 use crate::merkle::{empty_root, verify_consistency, Hash};
@@ -79,13 +77,8 @@ impl AddCheckpoint {
     /// Parses a request body.
     pub fn parse(body: &[u8]) -> Result<Self, Refusal> {
         let bad = |m: &str| Refusal::BadRequest(m.to_owned());
-        if body.len() > MAX_REQUEST_BYTES {
-            return Err(bad("the request is too large"));
-        }
-        let text = std::str::from_utf8(body).map_err(|_| bad("not UTF-8"))?;
-        let (head, checkpoint) = text
-            .split_once("\n\n")
-            .ok_or_else(|| bad("no blank line before the checkpoint"))?;
+        let (head, checkpoint) =
+            crate::lines::header_and_note(body, MAX_REQUEST_BYTES).map_err(bad)?;
         let mut lines = head.split('\n');
         let old = lines
             .next()
@@ -97,14 +90,7 @@ impl AddCheckpoint {
         let old_size = old
             .parse()
             .map_err(|_| bad("the old size is not a 64-bit decimal"))?;
-        let proof: Vec<Hash> = lines
-            .map(|l| {
-                B64.decode(l)
-                    .ok()
-                    .and_then(|h| h.try_into().ok())
-                    .ok_or_else(|| bad("a proof line is not base64 of 32 bytes"))
-            })
-            .collect::<Result<_, _>>()?;
+        let proof = crate::lines::hashes(lines).map_err(bad)?;
         if proof.len() > MAX_PROOF_LINES {
             return Err(bad("more than 63 proof lines"));
         }
@@ -118,10 +104,7 @@ impl AddCheckpoint {
     /// The request body.
     pub fn to_body(&self) -> Vec<u8> {
         let mut out = format!("old {}\n", self.old_size);
-        for h in &self.proof {
-            out.push_str(&B64.encode(h));
-            out.push('\n');
-        }
+        crate::lines::write_hashes(&mut out, &self.proof);
         out.push('\n');
         let mut out = out.into_bytes();
         out.extend_from_slice(&self.checkpoint);
