@@ -17,7 +17,6 @@
 //! compare-and-store of the size atomic (two requests racing must not both pass the 409
 //! check), and signing the cosignature ([`crate::note::sign`] with a cosignature key).
 
-
 use crate::checkpoint::Checkpoint;
 use crate::merkle::{empty_root, verify_consistency, Hash};
 use crate::note::{Note, NoteSignature, Verifier};
