@@ -255,7 +255,20 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
         Verifier::from_vkey(&theirs_vkey).unwrap(),
     ];
     for version in ["1.0.0", "1.1.0"] {
-        s.add_release(&repo, version.as_bytes(), "app", version);
+        let app = s.path().join("app.bin");
+        std::fs::write(&app, version.as_bytes()).unwrap();
+        s.ok(&[
+            "--repo",
+            &repo,
+            "add",
+            app.to_str().unwrap(),
+            "--name",
+            "app",
+            "--version",
+            version,
+            "--channel",
+            "stable",
+        ]);
         s.ok(&[
             "--repo",
             &repo,
@@ -382,4 +395,102 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
             404
         );
     }
+
+    // C6: a device that requires the log (and both witnesses) installs the release the log
+    // shows; one that trusts another log key, or wants a witness that never cosigned,
+    // installs nothing; a device that saw another history of the log (a split view) or a
+    // larger tree (a rollback) refuses.
+    let device = |name: &str, key: &str, witnesses: &[&str], quorum: usize| {
+        let dev = s.path().join(name);
+        let mut args = vec![
+            "client".to_owned(),
+            "init".into(),
+            "--dir".into(),
+            dev.to_str().unwrap().into(),
+            "--root".into(),
+            server_dir
+                .join("published/metadata/1.root.json")
+                .to_str()
+                .unwrap()
+                .into(),
+            "--url".into(),
+            url.clone(),
+            "--name".into(),
+            "app".into(),
+            "--ca".into(),
+            cert.to_str().unwrap().into(),
+            "--log-key".into(),
+            key.into(),
+            "--witness-quorum".into(),
+            quorum.to_string(),
+        ];
+        for w in witnesses {
+            args.extend(["--witness".to_owned(), (*w).to_owned()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        s.ok(&args);
+        dev
+    };
+    let update = |dev: &Path| s.run(&["update", "--dir", dev.to_str().unwrap(), "--json"]);
+    let installed = |dev: &Path| {
+        let out = update(dev);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        report["version"].as_str().unwrap().to_owned()
+    };
+    let refused = |dev: &Path, needle: &str| {
+        let out = update(dev);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(needle), "{stderr}");
+        assert!(!dev.join("current").exists());
+    };
+    let good = device("good", log_vkey, &[ours_vkey.trim(), &theirs_vkey], 2);
+    assert_eq!(installed(&good), "1.1.0");
+    let seen: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(good.join("log-checkpoint.json")).unwrap()).unwrap();
+    assert!(seen["size"].as_u64().unwrap() > 0);
+
+    let stranger = Ed25519NoteKey::from_seed(&origin, KeyKind::Ed25519, &[5; 32]).unwrap();
+    refused(
+        &device("other-log", &stranger.verifier().vkey(), &[], 0),
+        "transparency log",
+    );
+    let absent =
+        Ed25519NoteKey::from_seed("witness.test/absent", KeyKind::Cosignature, &[6; 32]).unwrap();
+    refused(
+        &device(
+            "three-witnesses",
+            log_vkey,
+            &[ours_vkey.trim(), &theirs_vkey, &absent.verifier().vkey()],
+            3,
+        ),
+        "witness cosignatures",
+    );
+    let split = device("split", log_vkey, &[], 0);
+    let size = seen["size"].as_u64().unwrap();
+    std::fs::write(
+        split.join("log-checkpoint.json"),
+        format!(
+            r#"{{"size": {}, "root": "{}"}}"#,
+            size - 1,
+            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        ),
+    )
+    .unwrap();
+    refused(&split, "split view");
+    let rolled = device("rollback", log_vkey, &[], 0);
+    std::fs::write(
+        rolled.join("log-checkpoint.json"),
+        format!(
+            r#"{{"size": {}, "root": "{}"}}"#,
+            size + 10,
+            seen["root"].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    refused(&rolled, "rollback");
 }

@@ -323,6 +323,7 @@ pub fn create_bundle<F: Fetcher>(
         pointer,
         pointer_entry,
         artifact: tf,
+        ..
     } = resolve_release(&mut updater, name, channel).map_err(berr)?;
     // The pointer file itself (for tools reading the bundle as a TUF tree).
     let mut sink = io::sink();

@@ -37,6 +37,9 @@ pub struct ClientConfig {
     /// SPKI pins (`sha256/BASE64`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spki_pins: Vec<String>,
+    /// When set, a release installs only if the transparency log shows it (C6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<super::LogPolicy>,
 }
 
 fn default_channel() -> String {
@@ -136,6 +139,7 @@ fn write_client(
         channel: channel.unwrap_or(DEFAULT_CHANNEL).to_owned(),
         ca_file,
         spki_pins: spki_pins.to_vec(),
+        log: None,
     };
     let save = |config: &ClientConfig| {
         let text =
@@ -246,6 +250,18 @@ pub(super) fn product_name(config: &ClientConfig) -> Result<String, InstallError
 }
 
 /// Reads `DIR/client.toml`.
+/// Makes the client in `dir` require the transparency log (`client init --log-key`).
+pub fn require_log(dir: &Path, policy: super::LogPolicy) -> Result<ClientConfig, InstallError> {
+    let config = ClientConfig {
+        log: Some(policy),
+        ..load_config(dir)?
+    };
+    let text = toml::to_string(&config).map_err(|e| InstallError::new("config", e.to_string()))?;
+    write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
+        .map_err(io_fail("config", "writing client.toml"))?;
+    Ok(config)
+}
+
 pub fn load_config(dir: &Path) -> Result<ClientConfig, InstallError> {
     let path = dir.join(CONFIG_FILE);
     let bytes = read_capped_if_exists(&path, MAX_CONFIG)

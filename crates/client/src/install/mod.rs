@@ -31,6 +31,7 @@
 mod config;
 mod download;
 mod health;
+mod log_check;
 mod pointer;
 mod self_replace;
 mod state;
@@ -50,8 +51,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use config::{
-    init_client, load_config, tls_options, ClientConfig, CONFIG_FILE, DEFAULT_CHANNEL,
+    init_client, load_config, require_log, tls_options, ClientConfig, CONFIG_FILE, DEFAULT_CHANNEL,
 };
+pub use log_check::{LogPolicy, SEEN_FILE as LOG_SEEN_FILE};
 pub use pointer::{parse_pointer, pointer_path, ChannelPointer};
 pub(crate) use pointer::{resolve_release, ResolvedRelease};
 pub use state::{load_state, log_failure, State, FAILURE_LOG, STATE_FILE};
@@ -203,8 +205,22 @@ fn run_update<F: Fetcher>(
     switch::clean_leftovers(dir);
     let mut updater = refresh_metadata(dir, config, fetcher, opts.now)?;
     let ResolvedRelease {
-        pointer, artifact, ..
+        pointer,
+        artifact,
+        artifact_role,
+        ..
     } = resolve_release(&mut updater, &name, &channel)?;
+    if let Some(policy) = &config.log {
+        require_in_log(
+            dir,
+            config,
+            policy,
+            &updater,
+            &pointer,
+            &artifact,
+            &artifact_role,
+        )?;
+    }
     let version = pointer::semantic_version(&pointer)?;
     let release = Release {
         name,
@@ -226,6 +242,61 @@ fn run_update<F: Fetcher>(
         Some(target) => replace_file(dir, target, verified, &release, &state, opts),
         None => install_release(dir, verified, &release, &state, opts),
     }
+}
+
+/// C6: the artifact's entry and the entry of the exact targets metadata that lists it are
+/// in the transparency log ([`log_check`]).
+fn require_in_log<F: Fetcher>(
+    dir: &Path,
+    config: &ClientConfig,
+    policy: &LogPolicy,
+    updater: &Updater<F>,
+    pointer: &ChannelPointer,
+    artifact: &sealwright_tuf::TargetFile,
+    role: &str,
+) -> Result<(), InstallError> {
+    let refuse = |m: String| InstallError::new("log", m).about(pointer);
+    let sha256 = artifact
+        .hashes
+        .get("sha256")
+        .ok_or_else(|| refuse("the artifact has no sha256 hash to look up in the log".into()))?
+        .clone();
+    let version = updater
+        .trusted()
+        .targets_role(role)
+        .map(|md| md.signed.version)
+        .ok_or_else(|| refuse(format!("role {role} is not loaded")))?;
+    let role_bytes = crate::metadata_dir::MetadataDir::new(dir.join("metadata"))
+        .load(role, updater.trusted().limits().targets)
+        .ok()
+        .flatten()
+        .ok_or_else(|| refuse(format!("the metadata of {role} is not stored")))?;
+    let entries = [
+        sealwright_tlog::entry::Entry::Target {
+            path: pointer.target.clone(),
+            length: artifact.length,
+            sha256,
+            role: role.to_owned(),
+        },
+        sealwright_tlog::entry::Entry::Metadata {
+            role: role.to_owned(),
+            version,
+            length: role_bytes.len() as u64,
+            sha256: sealwright_crypto::digest::sha256_hex(&role_bytes),
+        },
+    ];
+    let base = config
+        .metadata_url
+        .strip_suffix("metadata/")
+        .ok_or_else(|| refuse("the metadata URL does not end in metadata/".into()))?;
+    log_check::require_logged(
+        dir,
+        policy,
+        updater.fetcher(),
+        &format!("{base}log/"),
+        &entries,
+    )
+    .map_err(|e| e.about(pointer))
 }
 
 /// TUF §5: the whole chain from the pinned root, with expiry against `now`.

@@ -43,6 +43,8 @@ pub(crate) struct ResolvedRelease {
     /// The artifact's own signed entry: the only length and hashes a download is checked
     /// against.
     pub artifact: TargetFile,
+    /// The role whose signed metadata lists the artifact (found by the delegation search).
+    pub artifact_role: String,
 }
 
 /// Finds the release of `name` on `channel`: the pointer (a hint), then the artifact it
@@ -78,14 +80,15 @@ pub(crate) fn resolve_release<F: Fetcher>(
         )
         .about(p)
     };
-    let artifact = updater
+    let found_artifact = updater
         .get_targetinfo(&pointer.target)
         .map_err(|e| {
             InstallError::new("metadata", format!("looking up {}: {e}", pointer.target))
                 .about(&pointer)
         })?
-        .ok_or_else(|| refuse(&pointer, "no role trusted for that path signed it".into()))?
-        .target;
+        .ok_or_else(|| refuse(&pointer, "no role trusted for that path signed it".into()))?;
+    let artifact_role = found_artifact.role;
+    let artifact = found_artifact.target;
     if artifact.length != pointer.length || artifact.hashes != pointer.hashes {
         return Err(refuse(
             &pointer,
@@ -117,6 +120,7 @@ pub(crate) fn resolve_release<F: Fetcher>(
         pointer,
         pointer_entry: found.target,
         artifact,
+        artifact_role,
     })
 }
 
