@@ -493,4 +493,40 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
     )
     .unwrap();
     refused(&rolled, "rollback");
+
+    // Offline bundles carry the log's proofs: a device that requires the log (and both
+    // witnesses) installs from one with no network.
+    let bundle = s.path().join("app.bundle");
+    s.ok(&[
+        "bundle",
+        "create",
+        "--repo-url",
+        &format!("{url}/"),
+        "--root",
+        server_dir
+            .join("published/metadata/1.root.json")
+            .to_str()
+            .unwrap(),
+        "--ca",
+        cert.to_str().unwrap(),
+        "--name",
+        "app",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    let offline = device("offline", log_vkey, &[ours_vkey.trim(), &theirs_vkey], 2);
+    let out = s.run(&[
+        "update",
+        "--dir",
+        offline.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(offline.join("log-checkpoint.json").is_file());
 }

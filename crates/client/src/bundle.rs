@@ -323,7 +323,7 @@ pub fn create_bundle<F: Fetcher>(
         pointer,
         pointer_entry,
         artifact: tf,
-        ..
+        artifact_role,
     } = resolve_release(&mut updater, name, channel).map_err(berr)?;
     // The pointer file itself (for tools reading the bundle as a TUF tree).
     let mut sink = io::sink();
@@ -337,6 +337,11 @@ pub fn create_bundle<F: Fetcher>(
     rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;
     tf.check_digests(&hasher.0.finish())
         .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;
+    // The transparency log's proofs, when the repository serves them: a device that requires
+    // the log checks them from the bundle exactly as it would online.
+    if let Ok(entries) = crate::install::log_entries(&md, &updater, &pointer, &tf, &artifact_role) {
+        record_log_proofs(&rec, base, &entries);
+    }
     drop(updater);
 
     let files = rec.files.into_inner();
@@ -385,6 +390,45 @@ pub fn create_bundle<F: Fetcher>(
     tmp.persist(out).map_err(|e| berr(e.error))?;
     sealwright_fs::sync_dir(parent).map_err(berr)?;
     Ok(manifest)
+}
+
+/// Records the log's proof of each entry and every hash tile of the newest checkpoint among
+/// them (from which a device proves consistency with whatever checkpoint it saw before).
+/// Best effort: a repository without a log gives a bundle without proofs, which a device
+/// that requires the log refuses.
+fn record_log_proofs<F: Fetcher>(
+    rec: &Recording<'_, F>,
+    base: &str,
+    entries: &[sealwright_tlog::entry::Entry],
+) {
+    let mut size = 0;
+    for entry in entries {
+        let Ok(bytes) = entry.to_bytes() else { return };
+        let leaf = sealwright_tlog::merkle::leaf_hash(&bytes);
+        let url = format!("{base}log/proof/{}", hex::encode(leaf));
+        let Ok(proof) = rec.fetch(&url, sealwright_tlog::proof::MAX_PROOF_BYTES as u64) else {
+            return;
+        };
+        let Some(checkpoint) = sealwright_tlog::proof::TlogProof::parse(&proof)
+            .ok()
+            .and_then(|p| sealwright_tlog::Note::parse(&p.checkpoint).ok())
+            .and_then(|n| sealwright_tlog::Checkpoint::parse(n.text()).ok())
+        else {
+            return;
+        };
+        size = size.max(checkpoint.size);
+    }
+    for tile in sealwright_tlog::tile::tiles_between(0, size) {
+        if matches!(tile.kind, sealwright_tlog::tile::TileKind::Hashes(_)) {
+            let url = format!("{base}log/{tile}");
+            if rec
+                .fetch(&url, sealwright_tlog::tile::FULL_TILE_BYTES as u64)
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
 }
 
 fn append(

@@ -255,6 +255,33 @@ fn require_in_log<F: Fetcher>(
     artifact: &sealwright_tuf::TargetFile,
     role: &str,
 ) -> Result<(), InstallError> {
+    let entries = log_entries(&dir.join("metadata"), updater, pointer, artifact, role)?;
+    let base = config
+        .metadata_url
+        .strip_suffix("metadata/")
+        .ok_or_else(|| {
+            InstallError::new("log", "the metadata URL does not end in metadata/").about(pointer)
+        })?;
+    log_check::require_logged(
+        dir,
+        policy,
+        updater.fetcher(),
+        &format!("{base}log/"),
+        &entries,
+    )
+    .map_err(|e| e.about(pointer))
+}
+
+/// What the transparency log must show for a release: the artifact's entry (path, length,
+/// SHA-256, the role listing it) and the entry of the exact targets metadata file that lists
+/// it, as verified and stored in `metadata_dir`.
+pub(crate) fn log_entries<F: Fetcher>(
+    metadata_dir: &Path,
+    updater: &Updater<F>,
+    pointer: &ChannelPointer,
+    artifact: &sealwright_tuf::TargetFile,
+    role: &str,
+) -> Result<[sealwright_tlog::entry::Entry; 2], InstallError> {
     let refuse = |m: String| InstallError::new("log", m).about(pointer);
     let sha256 = artifact
         .hashes
@@ -266,12 +293,12 @@ fn require_in_log<F: Fetcher>(
         .targets_role(role)
         .map(|md| md.signed.version)
         .ok_or_else(|| refuse(format!("role {role} is not loaded")))?;
-    let role_bytes = crate::metadata_dir::MetadataDir::new(dir.join("metadata"))
+    let role_bytes = crate::metadata_dir::MetadataDir::new(metadata_dir)
         .load(role, updater.trusted().limits().targets)
         .ok()
         .flatten()
         .ok_or_else(|| refuse(format!("the metadata of {role} is not stored")))?;
-    let entries = [
+    Ok([
         sealwright_tlog::entry::Entry::Target {
             path: pointer.target.clone(),
             length: artifact.length,
@@ -284,19 +311,7 @@ fn require_in_log<F: Fetcher>(
             length: role_bytes.len() as u64,
             sha256: sealwright_crypto::digest::sha256_hex(&role_bytes),
         },
-    ];
-    let base = config
-        .metadata_url
-        .strip_suffix("metadata/")
-        .ok_or_else(|| refuse("the metadata URL does not end in metadata/".into()))?;
-    log_check::require_logged(
-        dir,
-        policy,
-        updater.fetcher(),
-        &format!("{base}log/"),
-        &entries,
-    )
-    .map_err(|e| e.about(pointer))
+    ])
 }
 
 /// TUF §5: the whole chain from the pinned root, with expiry against `now`.
