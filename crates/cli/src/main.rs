@@ -108,6 +108,10 @@ enum Command {
     /// The transparency log: its verifier key, its witnesses.
     #[command(subcommand)]
     Log(cmd::log::LogCommand),
+    /// Decide offline whether an artifact is a published release: the TUF chain from a root
+    /// you trust, the artifact's signed entry, and (with --log-key) the transparency log's
+    /// proofs, from evidence (an offline bundle). Explains each check.
+    VerifyRelease(cmd::verify_release::Args),
     /// Run a witness (c2sp.org/tlog-witness) that cosigns a log's checkpoints only when each
     /// extends the last it cosigned.
     #[command(subcommand)]
@@ -145,6 +149,7 @@ fn main() -> std::process::ExitCode {
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Log(a) => cmd::log::run(&ctx, a),
         Command::Witness(a) => cmd::witness::run(&ctx, a),
+        Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),
     };

@@ -529,4 +529,50 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(offline.join("log-checkpoint.json").is_file());
+
+    // O3: the same bundle is evidence an auditor decides on offline: the artifact is the
+    // published release, and the log (with both witnesses) shows it; other bytes, or another
+    // log key, are refused.
+    let root = server_dir.join("published/metadata/1.root.json");
+    let artifact = s.path().join("app.bin");
+    let verify = |artifact: &Path, key: &str| {
+        s.run(&[
+            "verify-release",
+            "--root",
+            root.to_str().unwrap(),
+            "--evidence",
+            bundle.to_str().unwrap(),
+            "--log-key",
+            key,
+            "--witness",
+            ours_vkey.trim(),
+            "--witness",
+            &theirs_vkey,
+            "--witness-quorum",
+            "2",
+            artifact.to_str().unwrap(),
+        ])
+    };
+    let out = verify(&artifact, log_vkey);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for said in [
+        "root:",
+        "listed by role targets",
+        "every signed hash match",
+        "transparency log:",
+        "version 1.1.0 as published",
+    ] {
+        assert!(stdout.contains(said), "{stdout}");
+    }
+    let forged = s.path().join("forged.bin");
+    std::fs::write(&forged, b"1.1.1").unwrap();
+    assert!(!verify(&forged, log_vkey).status.success());
+    assert!(!verify(&artifact, &stranger.verifier().vkey())
+        .status
+        .success());
 }

@@ -260,7 +260,7 @@ impl Write for Tee<'_> {
 }
 
 /// What went into a bundle.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct BundleManifest {
     /// Format version.
     pub format: u32,
@@ -456,6 +456,117 @@ impl Write for HashSink {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// What [`verify_release`] checked, in the order it checked it.
+#[derive(Debug, Serialize)]
+pub struct ReleaseVerification {
+    /// The artifact's target path.
+    pub target: String,
+    /// The release's version.
+    pub version: String,
+    /// One line per check that passed.
+    pub checks: Vec<String>,
+}
+
+/// O3: decides offline — no network at all — whether `artifact` is the release that
+/// `evidence` (an offline bundle) carries, trusting only `root`: the TUF chain from that root
+/// (expiry at `now`), the artifact's own signed entry found by the client's delegation
+/// search, its length and hashes; and with `log`, the transparency log's proofs of the
+/// artifact's entry and of the metadata that lists it, against the log key and the witness
+/// quorum. The bundle's manifest only says which release to look up; nothing in it is
+/// trusted.
+pub fn verify_release(
+    root: &[u8],
+    evidence: &Path,
+    artifact: &Path,
+    log: Option<&crate::install::LogPolicy>,
+    now: chrono::DateTime<Utc>,
+) -> Result<ReleaseVerification, InstallError> {
+    let fail = |stage: &'static str| move |e: String| InstallError::new(stage, e);
+    let work = tempfile::tempdir().map_err(|e| fail("evidence")(e.to_string()))?;
+    let md = work.path().join("metadata");
+    crate::updater::init(&md, root).map_err(|e| fail("metadata")(e.to_string()))?;
+    let fetcher = BundleFetcher::open(evidence).map_err(|e| fail("evidence")(e.to_string()))?;
+    let manifest: BundleManifest = fetcher
+        .fetch(&format!("{BUNDLE_BASE}{MANIFEST}"), 16 * 1024 * 1024)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| fail("evidence")(format!("its manifest: {e}")))?;
+    let config = UpdaterConfig::new(&md, format!("{BUNDLE_BASE}metadata/"))
+        .with_targets(work.path().join("t"), format!("{BUNDLE_BASE}targets/"));
+    let mut updater =
+        Updater::new(config, &fetcher, now).map_err(|e| fail("metadata")(e.to_string()))?;
+    updater
+        .refresh()
+        .map_err(|e| fail("metadata")(format!("the metadata chain does not verify: {e}")))?;
+    let mut checks = Vec::new();
+    let trusted = updater.trusted();
+    checks.push(format!(
+        "root: the chain from the given root verifies up to version {}",
+        trusted.root().signed.version
+    ));
+    if let (Some(ts), Some(snap)) = (trusted.timestamp(), trusted.snapshot()) {
+        checks.push(format!(
+            "timestamp version {} and snapshot version {}: signed by the root's keys, unexpired at {}",
+            ts.signed.version,
+            snap.signed.version,
+            now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    let ResolvedRelease {
+        pointer,
+        artifact: entry,
+        artifact_role,
+        ..
+    } = resolve_release(&mut updater, &manifest.name, &manifest.channel)?;
+    checks.push(format!(
+        "{}: listed by role {artifact_role}, reached by the delegation search for its path",
+        pointer.target
+    ));
+    let mut file =
+        File::open(artifact).map_err(|e| fail("verify")(format!("{}: {e}", artifact.display())))?;
+    let mut hasher = HashSink(entry.hasher());
+    let len = io::copy(&mut file, &mut hasher)
+        .map_err(|e| fail("verify")(format!("{}: {e}", artifact.display())))?;
+    if len != entry.length {
+        return Err(fail("verify")(format!(
+            "{} is {len} bytes; the signed entry says {}",
+            artifact.display(),
+            entry.length
+        )));
+    }
+    entry
+        .check_digests(&hasher.0.finish())
+        .map_err(|e| fail("verify")(format!("{}: {e}", artifact.display())))?;
+    checks.push(format!(
+        "{}: {len} bytes and every signed hash match",
+        artifact.display()
+    ));
+    if let Some(policy) = log {
+        let entries = crate::install::log_entries(&md, &updater, &pointer, &entry, &artifact_role)?;
+        crate::install::log_check::require_logged(
+            work.path(),
+            policy,
+            updater.fetcher(),
+            &format!("{BUNDLE_BASE}log/"),
+            &entries,
+        )?;
+        checks.push(format!(
+            "transparency log: the artifact's entry and role {artifact_role}'s are included in a checkpoint signed by {}{}",
+            policy.key.split('+').next().unwrap_or_default(),
+            if policy.quorum > 0 {
+                format!(", cosigned by {} of the given witnesses", policy.quorum)
+            } else {
+                String::new()
+            }
+        ));
+    }
+    Ok(ReleaseVerification {
+        target: pointer.target.clone(),
+        version: pointer.version.clone(),
+        checks,
+    })
 }
 
 /// Applies the bundle at `bundle` to the client directory `dir` with exactly the checks of

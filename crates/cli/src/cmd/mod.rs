@@ -21,6 +21,7 @@ pub mod status;
 pub mod token;
 pub mod update;
 pub mod verify;
+pub mod verify_release;
 pub mod witness;
 
 use std::path::PathBuf;

@@ -31,7 +31,7 @@
 mod config;
 mod download;
 mod health;
-mod log_check;
+pub(crate) mod log_check;
 mod pointer;
 mod self_replace;
 mod state;

@@ -1,0 +1,62 @@
+//! `sealwright verify-release`: decide offline whether an artifact is a published release,
+//! from evidence (an offline bundle) and a root you trust, explaining each check.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use super::Context;
+use crate::output::emit;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The root.json you trust (e.g. the repository's 1.root.json, obtained out of band).
+    #[arg(long)]
+    root: PathBuf,
+    /// The evidence: an offline bundle (`sealwright bundle create`), which carries the
+    /// metadata chain and, from a server with a transparency log, the log's proofs.
+    #[arg(long)]
+    evidence: PathBuf,
+    /// Also require the transparency log with this key (`sealwright log key`).
+    #[arg(long, value_name = "VKEY")]
+    log_key: Option<String>,
+    /// A witness whose cosignature counts towards --witness-quorum; repeatable.
+    #[arg(long = "witness", value_name = "VKEY", requires = "log_key")]
+    witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned.
+    #[arg(long, default_value_t = 0, requires = "log_key")]
+    witness_quorum: usize,
+    /// The artifact to decide about.
+    artifact: PathBuf,
+}
+
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let root = std::fs::read(&args.root)
+        .with_context(|| format!("reading the trusted root {}", args.root.display()))?;
+    let log = args
+        .log_key
+        .as_deref()
+        .map(|key| {
+            sealwright_client::install::LogPolicy::new(key, &args.witnesses, args.witness_quorum)
+        })
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let report = sealwright_client::bundle::verify_release(
+        &root,
+        &args.evidence,
+        &args.artifact,
+        log.as_ref(),
+        chrono::Utc::now(),
+    )?;
+    emit(ctx.json, &report, || {
+        for check in &report.checks {
+            println!("ok  {check}");
+        }
+        println!(
+            "{} is {} version {} as published",
+            args.artifact.display(),
+            report.target,
+            report.version
+        );
+    })
+}
