@@ -52,17 +52,10 @@ pub struct InitArgs {
     /// Channel to follow.
     #[arg(long, default_value = "stable")]
     channel: String,
-    /// Require the transparency log: install a release only when the log with this key
-    /// (`sealwright log key` on the server) shows the artifact and the metadata listing it,
-    /// in a checkpoint consistent with the last one this device saw.
-    #[arg(long, value_name = "VKEY")]
-    log_key: Option<String>,
-    /// A witness whose cosignature counts towards --witness-quorum; repeatable.
-    #[arg(long = "witness", value_name = "VKEY", requires = "log_key")]
-    witnesses: Vec<String>,
-    /// How many of the --witness keys must have cosigned the log's checkpoint.
-    #[arg(long, default_value_t = 0, requires = "log_key")]
-    witness_quorum: usize,
+    /// (With --log-key, `update` also requires the checkpoint to extend the last one this
+    /// device saw.)
+    #[command(flatten)]
+    log: super::log::RequireLogArgs,
 }
 
 #[derive(Serialize)]
@@ -86,14 +79,7 @@ pub fn run(ctx: &Context, cmd: ClientCommand) -> anyhow::Result<()> {
         .map(|p| std::fs::read(p).with_context(|| format!("reading the CA file {}", p.display())))
         .transpose()?;
     // Checked before anything is written.
-    let log = args
-        .log_key
-        .as_deref()
-        .map(|key| {
-            sealwright_client::install::LogPolicy::new(key, &args.witnesses, args.witness_quorum)
-        })
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let log = args.log.policy()?;
     let mut config = sealwright_client::install::init_client(
         &args.dir,
         &root,

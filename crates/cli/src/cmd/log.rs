@@ -25,6 +25,39 @@ pub enum LogCommand {
     },
 }
 
+/// What a device or auditor requires of the transparency log: one set of options for
+/// `client init` and `verify-release`.
+#[derive(Debug, clap::Args)]
+pub struct RequireLogArgs {
+    /// Require the transparency log with this key (`sealwright log key` on the server): a
+    /// release counts only when the log shows the artifact and the metadata listing it.
+    #[arg(long, value_name = "VKEY")]
+    log_key: Option<String>,
+    /// A witness whose cosignature counts towards --witness-quorum; repeatable.
+    #[arg(long = "witness", value_name = "VKEY", requires = "log_key")]
+    witnesses: Vec<String>,
+    /// How many of the --witness keys must have cosigned the log's checkpoint.
+    #[arg(long, default_value_t = 0, requires = "log_key")]
+    witness_quorum: usize,
+}
+
+impl RequireLogArgs {
+    /// The policy these options give (none without --log-key), checked.
+    pub fn policy(&self) -> anyhow::Result<Option<sealwright_client::install::LogPolicy>> {
+        self.log_key
+            .as_deref()
+            .map(|key| {
+                sealwright_client::install::LogPolicy::new(
+                    key,
+                    &self.witnesses,
+                    self.witness_quorum,
+                )
+            })
+            .transpose()
+            .map_err(anyhow::Error::msg)
+    }
+}
+
 #[derive(Serialize)]
 struct LogKey {
     origin: String,

@@ -17,15 +17,8 @@ pub struct Args {
     /// metadata chain and, from a server with a transparency log, the log's proofs.
     #[arg(long)]
     evidence: PathBuf,
-    /// Also require the transparency log with this key (`sealwright log key`).
-    #[arg(long, value_name = "VKEY")]
-    log_key: Option<String>,
-    /// A witness whose cosignature counts towards --witness-quorum; repeatable.
-    #[arg(long = "witness", value_name = "VKEY", requires = "log_key")]
-    witnesses: Vec<String>,
-    /// How many of the --witness keys must have cosigned.
-    #[arg(long, default_value_t = 0, requires = "log_key")]
-    witness_quorum: usize,
+    #[command(flatten)]
+    log: super::log::RequireLogArgs,
     /// The artifact to decide about.
     artifact: PathBuf,
 }
@@ -33,14 +26,7 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let root = std::fs::read(&args.root)
         .with_context(|| format!("reading the trusted root {}", args.root.display()))?;
-    let log = args
-        .log_key
-        .as_deref()
-        .map(|key| {
-            sealwright_client::install::LogPolicy::new(key, &args.witnesses, args.witness_quorum)
-        })
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
+    let log = args.log.policy()?;
     let report = sealwright_client::bundle::verify_release(
         &root,
         &args.evidence,
