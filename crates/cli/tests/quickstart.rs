@@ -55,6 +55,12 @@ fn quickstart_installs_updates_and_refuses_both_attacks() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(stdout.matches("REFUSED").count(), 2, "{stdout}");
+    // The banner names the transparency log and its key, which the key file holds.
+    let vkey = std::fs::read_to_string(demo.join("serving/server/log.vkey")).unwrap();
+    assert!(
+        stdout.contains(&format!("/log/ (key {}", vkey.trim())),
+        "{stdout}"
+    );
     for version in ["1.0.0", "1.1.0", "1.2.0"] {
         assert!(
             stdout.contains(&format!("installed hello {version}")),

@@ -161,6 +161,10 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         made.cert.display(),
         server.fingerprint
     );
+    println!(
+        "    transparency log {}/log/ (key {}; every push is logged there)",
+        server.url, made.log_key
+    );
     let tls = sealwright_client::tls::TlsOptions::default().with_ca_file(&made.cert)?;
     let http = sealwright_client::fetch::https_agent(
         &sealwright_client::fetch::HttpConfig {

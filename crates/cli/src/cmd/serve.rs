@@ -130,6 +130,12 @@ fn announce(
     }
     println!("Serving {} at {}", published.display(), r.url);
     println!("Certificate SHA-256 fingerprint: {}", r.fingerprint);
+    let log_vkey = published
+        .parent()
+        .map(|dir| dir.join(sealwright_repo::server_dir::LOG_VKEY_FILE));
+    if let Some(Ok(vkey)) = log_vkey.map(std::fs::read_to_string) {
+        println!("Transparency log: {}/log/ (key {})", r.url, vkey.trim());
+    }
     let ca = match &r.dev_ca {
         Some(ca) => {
             println!(
