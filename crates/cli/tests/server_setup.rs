@@ -177,9 +177,11 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
         let translog = open(&server_dir);
         let before = translog.checkpoint().unwrap().unwrap();
         translog
-            .sequence(&[Entry::AuditHead {
-                records: 2,
-                head: "11".repeat(32),
+            .sequence(&[Entry::Metadata {
+                role: "test-entry".into(),
+                version: 2,
+                length: 0,
+                sha256: "11".repeat(32),
             }])
             .unwrap();
         let copy = s.path().join("server-copy");
@@ -204,9 +206,11 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
         .unwrap()
         .unwrap();
     let before = translog.checkpoint().unwrap().unwrap().size;
-    let pending = Entry::AuditHead {
-        records: 1,
-        head: "00".repeat(32),
+    let pending = Entry::Metadata {
+        role: "test-entry".into(),
+        version: 1,
+        length: 0,
+        sha256: "00".repeat(32),
     };
     translog.sequence(std::slice::from_ref(&pending)).unwrap();
     let _services = start_services(&dir, port);
@@ -246,6 +250,69 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
         &cert,
     );
     assert_eq!(verdict["ok"], true, "{verdict}");
+    // The audit log is anchored in the transparency log: `audit verify --log` finds every
+    // head the log recorded. Truncated with its anchor rewritten consistently (what someone
+    // with the server's disk can do), the local check still passes; the log's does not.
+    let server_dir_arg = dir.join("server");
+    let verify_audit = |against_log: bool| {
+        let mut args = vec![
+            "audit",
+            "verify",
+            "--data",
+            server_dir_arg.to_str().unwrap(),
+        ];
+        let log_url = format!("{url}/log/");
+        if against_log {
+            args.extend([
+                "--log",
+                &log_url,
+                "--log-key",
+                vkey.trim(),
+                "--ca",
+                cert.to_str().unwrap(),
+            ]);
+        }
+        s.run(&args)
+    };
+    let out = verify_audit(true);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("matches the transparency log"));
+    let audit = sealwright_store::AuditLog::open(&server_dir_arg)
+        .unwrap()
+        .records(None)
+        .unwrap();
+    let keep = &audit[0];
+    let (python, _) = common::python();
+    let truncated = Command::new(python)
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c = sqlite3.connect({:?}); c.execute('DROP TRIGGER audit_no_delete'); c.execute('DELETE FROM audit WHERE seq > {}'); c.commit()",
+            server_dir_arg.join("audit.sqlite3").to_str().unwrap(),
+            keep.seq
+        ))
+        .status()
+        .unwrap();
+    assert!(truncated.success());
+    std::fs::write(
+        server_dir_arg.join("audit.head"),
+        format!("{} {}\n", keep.seq, keep.hash),
+    )
+    .unwrap();
+    assert!(
+        verify_audit(false).status.success(),
+        "a consistent truncation passes the local check"
+    );
+    let out = verify_audit(true);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("records were removed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let forked = sign_checkpoint(&dir, &log, b"entry b").unwrap_err();
     assert!(forked.to_string().contains("fork"), "{forked}");
     let records = common::audit_records(&s.repo());

@@ -15,8 +15,16 @@ pub enum AuditCommand {
     /// record that was edited, removed or reordered.
     ///
     /// Copy the printed head hash somewhere else (a ticket, a monitor, a backup): with it, not
-    /// even someone able to rewrite the whole log and its anchor can go unnoticed.
-    Verify(Where),
+    /// even someone able to rewrite the whole log and its anchor can go unnoticed. A server's
+    /// transparency log keeps those heads for you: with --log, every audit head it recorded
+    /// must still be in this audit log, so a truncated log with a consistently rewritten anchor
+    /// is caught too.
+    Verify {
+        #[command(flatten)]
+        at: Where,
+        #[command(flatten)]
+        against: AgainstLog,
+    },
     /// Show the newest records.
     List {
         #[command(flatten)]
@@ -25,6 +33,112 @@ pub enum AuditCommand {
         #[arg(long, default_value_t = 20)]
         limit: u64,
     },
+}
+
+/// The transparency log to check an audit log against.
+#[derive(Debug, clap::Args)]
+pub struct AgainstLog {
+    /// The server's transparency log, e.g. https://updates.example.com:8443/log/
+    #[arg(long, value_name = "URL", requires = "log_key")]
+    log: Option<String>,
+    /// Its verifier key (`sealwright log key`), obtained out of band.
+    #[arg(long, value_name = "VKEY", requires = "log")]
+    log_key: Option<String>,
+    /// CA certificate(s) for --log (default: the Mozilla roots).
+    #[arg(long, value_name = "CA.pem", requires = "log")]
+    ca: Option<PathBuf>,
+}
+
+/// Every audit head the transparency log at `against` recorded is in `records` (the whole
+/// local audit log, in order); returns how many heads were checked. The log's entries are
+/// read from its bundles and authenticated together: the tree they make must have the
+/// checkpoint's signed root.
+fn check_against_log(
+    records: &[sealwright_store::Record],
+    url: &str,
+    vkey: &str,
+    ca: Option<&std::path::Path>,
+) -> anyhow::Result<usize> {
+    use sealwright_tlog::tile::{decode_bundle, TileKind, TilePath, TILE_WIDTH};
+    let key = sealwright_tlog::Verifier::from_vkey(vkey).context("--log-key")?;
+    let mut tls = sealwright_client::tls::TlsOptions::default();
+    if let Some(ca) = ca {
+        tls = tls.with_ca_file(ca)?;
+    }
+    let agent = sealwright_client::fetch::https_agent(
+        &sealwright_client::fetch::HttpConfig {
+            proxy_from_env: false,
+            ..Default::default()
+        },
+        &tls,
+    )?;
+    let base = if url.ends_with('/') {
+        url.to_owned()
+    } else {
+        format!("{url}/")
+    };
+    let get = |path: &str| -> anyhow::Result<Vec<u8>> {
+        let mut resp = agent
+            .get(&format!("{base}{path}"))
+            .call()
+            .with_context(|| format!("fetching {base}{path}"))?;
+        Ok(resp
+            .body_mut()
+            .with_config()
+            .limit(16 * 1024 * 1024)
+            .read_to_vec()?)
+    };
+    let note = sealwright_tlog::Note::parse(&get("checkpoint")?)?;
+    note.verify(std::slice::from_ref(&key))
+        .context("the log's checkpoint is not signed by --log-key")?;
+    let checkpoint = sealwright_tlog::Checkpoint::parse(note.text())?;
+    let mut entries = Vec::new();
+    for index in 0..checkpoint.size.div_ceil(TILE_WIDTH) {
+        let width = (checkpoint.size - index * TILE_WIDTH).min(TILE_WIDTH) as u16;
+        let bundle = get(&TilePath {
+            kind: TileKind::Entries,
+            index,
+            width,
+        }
+        .to_string())?;
+        entries.extend(decode_bundle(&bundle)?.into_iter().map(<[u8]>::to_vec));
+    }
+    let leaves: Vec<sealwright_tlog::Hash> = entries
+        .iter()
+        .map(|e| sealwright_tlog::merkle::leaf_hash(e))
+        .collect();
+    let mut source: &[sealwright_tlog::Hash] = &leaves;
+    if leaves.len() as u64 != checkpoint.size
+        || sealwright_tlog::merkle::tree_root(&mut source, checkpoint.size)? != checkpoint.root
+    {
+        anyhow::bail!("the log's entries do not make its signed checkpoint's tree");
+    }
+    let mut checked = 0;
+    for entry in entries
+        .iter()
+        .filter_map(|e| sealwright_tlog::entry::Entry::parse(e).ok())
+    {
+        let sealwright_tlog::entry::Entry::AuditHead { records: n, head } = entry else {
+            continue;
+        };
+        let Some(record) = usize::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| records.get(i))
+        else {
+            anyhow::bail!(
+                "the transparency log shows this audit log had {n} records (head {head}); it has {} now: records were removed",
+                records.len()
+            );
+        };
+        if record.hash != head {
+            anyhow::bail!(
+                "audit record {n} is not the one the transparency log recorded (head {head}): the log was rewritten"
+            );
+        }
+        checked += 1;
+    }
+    Ok(checked)
 }
 
 #[derive(Debug, clap::Args)]
@@ -51,11 +165,23 @@ fn open(ctx: &Context, at: &Where) -> anyhow::Result<sealwright_store::AuditLog>
 
 pub fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Verify(at) => {
+        AuditCommand::Verify { at, against } => {
             let verified = match at.shared.open()? {
                 Some(s) => s.store().verify_audit()?,
                 None => open(ctx, &at)?.verify()?,
             };
+            if let (Ok(_), Some(url), Some(vkey)) = (&verified, &against.log, &against.log_key) {
+                if at.shared.open()?.is_some() {
+                    anyhow::bail!(
+                        "--log checks a local audit log (--data or --repo), not the shared one"
+                    );
+                }
+                let records = open(ctx, &at)?.records(None)?;
+                let checked = check_against_log(&records, url, vkey, against.ca.as_deref())?;
+                if !ctx.json {
+                    println!("audit log matches the transparency log: {checked} recorded head(s) found in it");
+                }
+            }
             match verified {
                 Ok(v) => emit(
                     ctx.json,
