@@ -82,7 +82,11 @@ impl TlogProof {
         let index = lines
             .next()
             .and_then(|l| l.strip_prefix("index "))
-            .filter(|n| !n.is_empty() && (n.len() == 1 || !n.starts_with('0')))
+            .filter(|n| {
+                !n.is_empty()
+                    && (n.len() == 1 || !n.starts_with('0'))
+                    && n.bytes().all(|b| b.is_ascii_digit())
+            })
             .and_then(|n| n.parse().ok())
             .ok_or_else(|| bad("no 'index N' line"))?;
         let path = crate::lines::hashes(lines).map_err(bad)?;
@@ -212,6 +216,7 @@ mod tests {
         for bad in [
             &b"c2sp.org/tlog-proof@v2\nindex 1\n\nx"[..],
             b"c2sp.org/tlog-proof@v1\nindex 01\n\nx",
+            b"c2sp.org/tlog-proof@v1\nindex +1\n\nx",
             b"nothing",
         ] {
             assert!(TlogProof::parse(bad).is_err());

@@ -83,7 +83,10 @@ impl AddCheckpoint {
             .next()
             .and_then(|l| l.strip_prefix("old "))
             .ok_or_else(|| bad("the first line is not 'old SIZE'"))?;
-        if old.is_empty() || (old.len() > 1 && old.starts_with('0')) {
+        if old.is_empty()
+            || (old.len() > 1 && old.starts_with('0'))
+            || !old.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad("the old size is not a decimal without leading zeros"));
         }
         let old_size = old
@@ -312,6 +315,7 @@ mod tests {
         for body in [
             &b"old 01\n\n"[..],
             b"old x\n\n",
+            b"old +5\n\n",
             b"nothing",
             b"old 1\nnot-base64\n\n",
         ] {
