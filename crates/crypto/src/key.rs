@@ -219,6 +219,15 @@ impl PublicKey {
         self.verifier_input().ok()
     }
 
+    /// The raw 32-byte public key of an Ed25519 key (what signed notes and cosignatures
+    /// carry); `None` for any other algorithm or undecodable material.
+    pub fn ed25519_bytes(&self) -> Option<[u8; 32]> {
+        match self.material()? {
+            (Algorithm::Ed25519, raw) => raw.try_into().ok(),
+            _ => None,
+        }
+    }
+
     /// Checks that this key's public material parses for its algorithm.
     pub fn validate(&self) -> Result<(), KeyError> {
         let (alg, bytes) = self.verifier_input()?;

@@ -539,17 +539,11 @@ const MAX_PROOF_HASHES: usize = 128;
 
 impl LogKey {
     fn new(key: PrivateKey, origin: &str, state_path: PathBuf) -> Result<Self, AgentError> {
-        let public: [u8; 32] = match key.public_key().material() {
-            Some((sealwright_crypto::Algorithm::Ed25519, raw)) => raw.try_into().map_err(|_| {
-                AgentError::Protocol("the log key is not a 32-byte Ed25519 key".into())
-            })?,
-            _ => {
-                return Err(AgentError::Protocol(
-                    "the log key must be Ed25519 (checkpoints are c2sp.org/signed-note Ed25519)"
-                        .into(),
-                ))
-            }
-        };
+        let public = key.public_key().ed25519_bytes().ok_or_else(|| {
+            AgentError::Protocol(
+                "the log key must be Ed25519 (checkpoints are c2sp.org/signed-note Ed25519)".into(),
+            )
+        })?;
         let verifier =
             sealwright_tlog::Verifier::new(origin, sealwright_tlog::note::KeyKind::Ed25519, public)
                 .map_err(|e| AgentError::Protocol(e.to_string()))?;

@@ -368,13 +368,10 @@ fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog:
 /// against the log key and its witnesses. Public, like the log itself; 404 for an entry not
 /// in the log (yet).
 async fn log_proof(State(st): State<PushState>, UrlPath(leaf): UrlPath<String>) -> Response {
-    let Some(leaf) = hex::decode(&leaf)
-        .ok()
+    let Some(leaf) = Some(&leaf)
+        .filter(|l| sealwright_crypto::digest::is_sha256_hex(l))
+        .and_then(|l| hex::decode(l).ok())
         .and_then(|l| <[u8; 32]>::try_from(l).ok())
-        .filter(|_| {
-            leaf.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
     else {
         return (
             StatusCode::BAD_REQUEST,

@@ -247,12 +247,9 @@ fn new_log_key(
     .map_err(|e| SetupError::NotReady(format!("encrypting the log key: {e}")))?;
     fsutil::write_atomic_private(&partial.join(LOG_KEY_FILE), pem.as_bytes())
         .map_err(io(format!("writing {LOG_KEY_FILE}")))?;
-    let public: [u8; 32] = match sealwright_crypto::Signer::public_key(&key).material() {
-        Some((sealwright_crypto::Algorithm::Ed25519, raw)) => raw
-            .try_into()
-            .map_err(|_| SetupError::NotReady("the log key is not 32 bytes".into()))?,
-        _ => return Err(SetupError::NotReady("the log key is not Ed25519".into())),
-    };
+    let public = sealwright_crypto::Signer::public_key(&key)
+        .ed25519_bytes()
+        .ok_or_else(|| SetupError::NotReady("the log key is not Ed25519".into()))?;
     sealwright_tlog::Verifier::new(&origin, sealwright_tlog::note::KeyKind::Ed25519, public)
         .map_err(|e| SetupError::NotReady(format!("the log's origin {origin}: {e}")))
 }

@@ -133,16 +133,21 @@ impl TransparencyLog {
 
     /// The current signed checkpoint, verified with the log key (none before the first).
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, LogError> {
+        Ok(self.checkpoint_note()?.map(|(_, checkpoint)| checkpoint))
+    }
+
+    /// The current checkpoint note as served (with its cosignatures), and what it says,
+    /// verified with the log key.
+    fn checkpoint_note(&self) -> Result<Option<(Vec<u8>, Checkpoint)>, LogError> {
         let Some(bytes) = self.read("checkpoint")? else {
             return Ok(None);
         };
-        let note =
-            Note::parse(&bytes).map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?;
+        let corrupt = |e: sealwright_tlog::NoteError| LogError::Corrupt(format!("checkpoint: {e}"));
+        let note = Note::parse(&bytes).map_err(corrupt)?;
         note.verify(std::slice::from_ref(&self.key))
-            .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?;
-        Checkpoint::parse(note.text())
-            .map(Some)
-            .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))
+            .map_err(corrupt)?;
+        let checkpoint = Checkpoint::parse(note.text()).map_err(corrupt)?;
+        Ok(Some((bytes, checkpoint)))
     }
 
     /// Gives `entries` their indices, durably.
@@ -239,16 +244,9 @@ impl TransparencyLog {
         let Some(index) = LogSequence::open(&self.dir)?.index_of(leaf)? else {
             return Ok(None);
         };
-        let Some(note) = self.read("checkpoint")? else {
+        let Some((note, Checkpoint { size, .. })) = self.checkpoint_note()? else {
             return Ok(None);
         };
-        let size = Checkpoint::parse(
-            Note::parse(&note)
-                .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?
-                .text(),
-        )
-        .map_err(|e| LogError::Corrupt(format!("checkpoint: {e}")))?
-        .size;
         if index >= size {
             return Ok(None);
         }

@@ -92,12 +92,10 @@ pub struct CosignerKey {
 impl CosignerKey {
     /// `key` (Ed25519) as the cosigner `name`.
     pub fn new(name: &str, key: PrivateKey) -> Result<Self, WitnessError> {
-        let public: [u8; 32] = match key.public_key().material() {
-            Some((sealwright_crypto::Algorithm::Ed25519, raw)) => raw
-                .try_into()
-                .map_err(|_| WitnessError::Invalid("the witness key is not 32 bytes".into()))?,
-            _ => return Err(WitnessError::Invalid("a witness key is Ed25519".into())),
-        };
+        let public = key
+            .public_key()
+            .ed25519_bytes()
+            .ok_or_else(|| WitnessError::Invalid("a witness key is Ed25519".into()))?;
         let verifier = Verifier::new(name, KeyKind::Cosignature, public)
             .map_err(|e| WitnessError::Invalid(e.to_string()))?;
         Ok(CosignerKey { key, verifier })
