@@ -250,6 +250,29 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
         &cert,
     );
     assert_eq!(verdict["ok"], true, "{verdict}");
+    // ... and so does Go's golang.org/x/mod/sumdb/tlog and note: every entry's inclusion and
+    // the consistency with the first checkpoint, from the served tiles.
+    let go = Command::new(common::go_tlog_verifier(s.path()))
+        .args([
+            "-tiles",
+            &format!("{url}/log/"),
+            "-log-key",
+            vkey.trim(),
+            "-ca",
+            cert.to_str().unwrap(),
+            "-old-checkpoint",
+            s.path().join("first.checkpoint").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&go.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&go.stderr)));
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["entries_verified"], logged.len(), "{verdict}");
+    assert!(
+        verdict["consistent_from"].as_u64().unwrap() > 0,
+        "{verdict}"
+    );
     // The audit log is anchored in the transparency log: `audit verify --log` finds every
     // head the log recorded. Truncated with its anchor rewritten consistently (what someone
     // with the server's disk can do), the local check still passes; the log's does not.

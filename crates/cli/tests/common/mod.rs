@@ -418,3 +418,26 @@ pub fn aics(tool: &str) -> PathBuf {
     );
     bin
 }
+
+/// Builds `tests/interop/go-tlog` — a verifier written against Go's own
+/// `golang.org/x/mod/sumdb/{note,tlog}` (Debian golang-go and golang-golang-x-mod-dev, which
+/// scripts/test installs) — and returns the binary. Missing Go fails the test.
+pub fn go_tlog_verifier(scratch: &Path) -> PathBuf {
+    let (_, interop) = python();
+    let out = scratch.join("go-tlog-verify");
+    let built = std::process::Command::new("go")
+        .args(["build", "-o", out.to_str().unwrap(), "main.go"])
+        .current_dir(interop.join("go-tlog"))
+        .env("GOPATH", "/usr/share/gocode")
+        .env("GO111MODULE", "off")
+        .env("GOFLAGS", "")
+        .env("GOCACHE", scratch.join("go-cache"))
+        .output()
+        .unwrap_or_else(|e| panic!("go: {e} (scripts/test installs golang-go)"));
+    assert!(
+        built.status.success(),
+        "building the Go verifier failed (scripts/test installs golang-golang-x-mod-dev):\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    out
+}
