@@ -369,17 +369,23 @@ pub struct Services {
 /// Starts agent and server as their units would, the agent reading the passphrase the
 /// unit hands it as a credential.
 pub fn start_services(dir: &Path, port: u16) -> Services {
-    let units = dir.join("systemd");
-    let credential = unit_value(&units.join("sealwright-agent.service"), "LoadCredential");
-    let passphrase = std::path::PathBuf::from(credential.strip_prefix("passphrase:").unwrap());
-    let agent = start_unit(&units.join("sealwright-agent.service"), Some(&passphrase));
-    wait_for_socket(&dir.join("agent/run/agent.sock"));
-    let server = start_unit(&units.join("sealwright-server.service"), None);
+    let agent = start_setup_agent(dir);
+    let server = start_unit(&dir.join("systemd/sealwright-server.service"), None);
     wait_for_port(port);
     Services {
         _agent: agent,
         _server: server,
     }
+}
+
+/// Starts only the agent of a `server setup` directory, as its unit would.
+pub fn start_setup_agent(dir: &Path) -> Killed {
+    let unit = dir.join("systemd/sealwright-agent.service");
+    let credential = unit_value(&unit, "LoadCredential");
+    let passphrase = std::path::PathBuf::from(credential.strip_prefix("passphrase:").unwrap());
+    let agent = start_unit(&unit, Some(&passphrase));
+    wait_for_socket(&dir.join("agent/run/agent.sock"));
+    agent
 }
 
 /// `init` a repository in the scratch directory and `server setup` it into `srv/` on a free
