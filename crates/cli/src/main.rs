@@ -108,6 +108,11 @@ enum Command {
     /// The transparency log: its verifier key, its witnesses.
     #[command(subcommand)]
     Log(cmd::log::LogCommand),
+    /// Watch a repository and its transparency log; report (JSON lines, webhook, exit
+    /// status) a log that is not append-only, unknown signing keys, versions published but
+    /// not logged or logged but not published, version jumps, re-pointed artifacts and an
+    /// audit log that went backwards.
+    Monitor(cmd::monitor::Args),
     /// Decide offline whether an artifact is a published release: the TUF chain from a root
     /// you trust, the artifact's signed entry, and (with --log-key) the transparency log's
     /// proofs, from evidence (an offline bundle). Explains each check.
@@ -149,6 +154,7 @@ fn main() -> std::process::ExitCode {
         Command::Audit(a) => cmd::audit::run(&ctx, a),
         Command::Log(a) => cmd::log::run(&ctx, a),
         Command::Witness(a) => cmd::witness::run(&ctx, a),
+        Command::Monitor(a) => cmd::monitor::run(&ctx, a),
         Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),

@@ -42,7 +42,10 @@
 pub mod bundle;
 pub mod fetch;
 pub mod install;
+pub mod log_reader;
 pub mod metadata_dir;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 pub mod tls;
 pub mod updater;
 

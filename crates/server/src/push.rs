@@ -229,7 +229,13 @@ pub async fn renew_online_roles(storage: Arc<Storage>, metrics: Arc<crate::Metri
             let store = Keyring::new(dir, &accept::NoKeyFiles);
             let now = chrono::Utc::now();
             let r = storage.begin().and_then(|mut session| {
-                accept::renew_online_roles(&mut session, &policy, &store, now)
+                let renewed = accept::renew_online_roles(&mut session, &policy, &store, now)?;
+                if renewed.timestamp.is_some() {
+                    // Renewed versions are published versions: the log holds them too.
+                    append_to_log(&storage, &policy, &[]);
+                }
+                drop(session);
+                Ok(renewed)
             });
             match &r {
                 Ok(renewed) if renewed.timestamp.is_some() => audit(
@@ -347,6 +353,7 @@ fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog:
     let result = crate::translog::TransparencyLog::open(dir, policy).and_then(|log| match log {
         Some(log) => {
             log.sequence(entries)?;
+            log.sequence(&log.unlogged_published()?)?;
             log.integrate().map(|_| ())
         }
         None => Ok(()),
@@ -429,6 +436,8 @@ pub fn catch_up_log(storage: &Storage) {
         if let Some(log) =
             crate::translog::TransparencyLog::open(dir, &policy).map_err(|e| e.to_string())?
         {
+            log.sequence(&log.unlogged_published().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
             log.integrate().map_err(|e| e.to_string())?;
         }
         Ok(())

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use sealwright_repo::fsutil;
 use sealwright_repo::policy::Policy;
+use sealwright_repo::publish::PUBLISHED_DIR;
 use sealwright_repo::server_dir::LOG_VKEY_FILE;
 use sealwright_store::log_sequence::{LogSequence, LogSequenceError};
 use sealwright_tlog::entry::Entry;
@@ -152,6 +153,9 @@ impl TransparencyLog {
 
     /// Gives `entries` their indices, durably.
     pub fn sequence(&self, entries: &[Entry]) -> Result<(), LogError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let bytes = entries
             .iter()
             .map(Entry::to_bytes)
@@ -160,6 +164,75 @@ impl TransparencyLog {
         let size = self.checkpoint()?.map_or(0, |c| c.size);
         LogSequence::open(&self.dir)?.append(size, &bytes, sealwright_tlog::merkle::leaf_hash)?;
         Ok(())
+    }
+
+    /// The top-level metadata files the server publishes — every root version, and the
+    /// timestamp, snapshot and targets it serves now — that the log does not hold yet: what
+    /// `server setup`, offline signing and the renewal of online roles published outside a
+    /// push. Logging them too makes the log hold every version a client can be shown.
+    pub fn unlogged_published(&self) -> Result<Vec<Entry>, LogError> {
+        use sealwright_tuf::{Metadata, Snapshot, Timestamp};
+        let metadata = self.dir.join(PUBLISHED_DIR).join("metadata");
+        let read = |name: &str| -> Result<Option<Vec<u8>>, LogError> {
+            let path = metadata.join(name);
+            match fsutil::read_capped(&path, MAX_LOG_FILE) {
+                Ok(b) => Ok(Some(b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(source) => Err(LogError::Io { path, source }),
+            }
+        };
+        let corrupt = |name: &str, e: sealwright_tuf::MetadataError| {
+            LogError::Corrupt(format!("published {name}: {e}"))
+        };
+        let mut files = Vec::new();
+        for version in 1.. {
+            let name = sealwright_tuf::layout::metadata_file("root", version);
+            let Some(bytes) = read(&name)? else { break };
+            files.push(("root", version, bytes));
+        }
+        if let Some(bytes) = read("timestamp.json")? {
+            let timestamp = Metadata::<Timestamp>::from_bytes(&bytes, MAX_LOG_FILE as usize)
+                .map_err(|e| corrupt("timestamp.json", e))?;
+            if let Some(snapshot_version) = timestamp
+                .signed
+                .meta
+                .get("snapshot.json")
+                .map(|m| m.version)
+            {
+                let name = sealwright_tuf::layout::metadata_file("snapshot", snapshot_version);
+                if let Some(snapshot_bytes) = read(&name)? {
+                    let snapshot =
+                        Metadata::<Snapshot>::from_bytes(&snapshot_bytes, MAX_LOG_FILE as usize)
+                            .map_err(|e| corrupt(&name, e))?;
+                    if let Some(targets) = snapshot.signed.meta.get("targets.json") {
+                        let name =
+                            sealwright_tuf::layout::metadata_file("targets", targets.version);
+                        if let Some(b) = read(&name)? {
+                            files.push(("targets", targets.version, b));
+                        }
+                    }
+                    files.push(("snapshot", snapshot_version, snapshot_bytes));
+                }
+            }
+            files.push(("timestamp", timestamp.signed.version, bytes));
+        }
+        let sequence = LogSequence::open(&self.dir)?;
+        let mut unlogged = Vec::new();
+        for (role, version, bytes) in files {
+            let entry = Entry::Metadata {
+                role: role.to_owned(),
+                version,
+                length: bytes.len() as u64,
+                sha256: sealwright_crypto::digest::sha256_hex(&bytes),
+            };
+            let leaf = entry
+                .leaf_hash()
+                .map_err(|e| LogError::Corrupt(e.to_string()))?;
+            if sequence.index_of(&leaf)?.is_none() {
+                unlogged.push(entry);
+            }
+        }
+        Ok(unlogged)
     }
 
     /// Writes the sequenced entries into the tiles, then a signed checkpoint of them.

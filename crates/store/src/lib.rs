@@ -10,6 +10,7 @@ pub mod audit;
 pub mod catalog;
 pub mod index;
 pub mod log_sequence;
+pub mod monitor_state;
 pub mod shared;
 pub mod shared_audit;
 

@@ -359,6 +359,74 @@ fn subproof<S: SubtreeHashes>(
     Ok(())
 }
 
+/// The right edge of a tree, enough to extend it leaf by leaf and compute its root: the
+/// roots of its perfect subtrees, largest first (one per 1 bit of the size). A monitor keeps
+/// it between runs so it rebuilds the tree from the entries it reads, with work and state
+/// that follow the number of new entries and log2 of the size, never the whole log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Frontier {
+    size: u64,
+    peaks: Vec<Hash>,
+}
+
+impl Frontier {
+    /// The empty tree's.
+    pub fn new() -> Self {
+        Frontier::default()
+    }
+
+    /// Leaves in the tree.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends the leaf whose hash is `leaf`.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut hash = leaf;
+        let mut size = self.size;
+        // Each trailing 1 bit of the size is a perfect subtree of the new leaf's height,
+        // which the new leaf completes into one twice as large.
+        while size & 1 == 1 {
+            if let Some(left) = self.peaks.pop() {
+                hash = node_hash(&left, &hash);
+            }
+            size >>= 1;
+        }
+        self.peaks.push(hash);
+        self.size += 1;
+    }
+
+    /// The tree's root (RFC 6962 MTH).
+    pub fn root(&self) -> Hash {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(last) = peaks.next() else {
+            return empty_root();
+        };
+        peaks.fold(*last, |acc, left| node_hash(left, &acc))
+    }
+
+    /// The size (8 bytes, big-endian) and then each peak.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.size.to_be_bytes().to_vec();
+        self.peaks.iter().for_each(|p| out.extend_from_slice(p));
+        out
+    }
+
+    /// Reads [`Frontier::to_bytes`]; none unless it holds exactly the peaks its size needs.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (size, rest) = bytes.split_first_chunk::<8>()?;
+        let size = u64::from_be_bytes(*size);
+        if rest.len() != 32 * size.count_ones() as usize {
+            return None;
+        }
+        let peaks = rest
+            .chunks_exact(32)
+            .map(|c| c.try_into().ok())
+            .collect::<Option<Vec<Hash>>>()?;
+        Some(Frontier { size, peaks })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +472,28 @@ mod tests {
                 proptest::prop_assert!(verify_consistency(old, size, &c, &forged_old, &root).is_err());
             }
         }
+    }
+
+    #[test]
+    fn a_frontier_gives_the_root_of_every_size_and_survives_a_round_trip() {
+        let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut frontier = Frontier::new();
+        assert_eq!(frontier.root(), empty_root());
+        for (i, leaf) in leaves.iter().enumerate() {
+            frontier.push(*leaf);
+            let mut source: &[Hash] = &leaves;
+            assert_eq!(
+                frontier.root(),
+                tree_root(&mut source, i as u64 + 1).unwrap(),
+                "size {}",
+                i + 1
+            );
+            let back = Frontier::from_bytes(&frontier.to_bytes()).unwrap();
+            assert_eq!(back, frontier);
+        }
+        let mut bytes = frontier.to_bytes();
+        bytes.pop();
+        assert!(Frontier::from_bytes(&bytes).is_none());
+        assert!(Frontier::from_bytes(&[0; 7]).is_none());
     }
 }

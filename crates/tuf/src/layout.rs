@@ -31,6 +31,24 @@ pub fn target_file(path: &str, sha256: &str) -> String {
     }
 }
 
+/// The fixed target path of the channel pointer of `name` on `channel`:
+/// `NAME/channels/CHANNEL.json`. It has the same depth as the artifacts
+/// (`NAME/VERSION/FILE`), so a delegation pattern like `app/*/*` covers both, and `channels`
+/// is never a semantic version, so it cannot collide with a release directory.
+pub fn channel_pointer_path(name: &str, channel: &str) -> String {
+    format!("{name}/channels/{channel}.json")
+}
+
+/// Whether `path` is a channel pointer: the only kind of target a later publish replaces
+/// with other bytes (every artifact path keeps its bytes forever).
+pub fn is_channel_pointer(path: &str) -> bool {
+    let mut parts = path.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(n), Some("channels"), Some(c), None) if !n.is_empty() && c.len() > ".json".len() && c.ends_with(".json")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

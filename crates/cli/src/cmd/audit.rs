@@ -59,50 +59,17 @@ fn check_against_log(
     vkey: &str,
     ca: Option<&std::path::Path>,
 ) -> anyhow::Result<usize> {
-    use sealwright_tlog::tile::{decode_bundle, TileKind, TilePath, TILE_WIDTH};
     let key = sealwright_tlog::Verifier::from_vkey(vkey).context("--log-key")?;
     let mut tls = sealwright_client::tls::TlsOptions::default();
     if let Some(ca) = ca {
         tls = tls.with_ca_file(ca)?;
     }
-    let agent = sealwright_client::fetch::https_agent(
-        &sealwright_client::fetch::HttpConfig {
-            proxy_from_env: false,
-            ..Default::default()
-        },
-        &tls,
-    )?;
-    let base = if url.ends_with('/') {
-        url.to_owned()
-    } else {
-        format!("{url}/")
-    };
-    let get = |path: &str| -> anyhow::Result<Vec<u8>> {
-        let mut resp = agent
-            .get(&format!("{base}{path}"))
-            .call()
-            .with_context(|| format!("fetching {base}{path}"))?;
-        Ok(resp
-            .body_mut()
-            .with_config()
-            .limit(16 * 1024 * 1024)
-            .read_to_vec()?)
-    };
-    let note = sealwright_tlog::Note::parse(&get("checkpoint")?)?;
-    note.verify(std::slice::from_ref(&key))
+    let fetcher = sealwright_client::HttpFetcher::with_tls(url, &tls)?;
+    let log = sealwright_client::log_reader::LogReader::new(fetcher, url, key);
+    let (_, checkpoint) = log
+        .checkpoint()
         .context("the log's checkpoint is not signed by --log-key")?;
-    let checkpoint = sealwright_tlog::Checkpoint::parse(note.text())?;
-    let mut entries = Vec::new();
-    for index in 0..checkpoint.size.div_ceil(TILE_WIDTH) {
-        let width = (checkpoint.size - index * TILE_WIDTH).min(TILE_WIDTH) as u16;
-        let bundle = get(&TilePath {
-            kind: TileKind::Entries,
-            index,
-            width,
-        }
-        .to_string())?;
-        entries.extend(decode_bundle(&bundle)?.into_iter().map(<[u8]>::to_vec));
-    }
+    let entries = log.entries(0, checkpoint.size)?;
     let leaves: Vec<sealwright_tlog::Hash> = entries
         .iter()
         .map(|e| sealwright_tlog::merkle::leaf_hash(e))

@@ -8,6 +8,7 @@ pub mod delegate;
 pub mod init;
 pub mod key;
 pub mod log;
+pub mod monitor;
 pub mod offline;
 pub mod publish;
 pub mod push;

@@ -29,10 +29,7 @@ pub struct ChannelPointer {
     pub recovery: bool,
 }
 
-/// The target path of the pointer of `name` on `channel`.
-pub fn pointer_path(name: &str, channel: &str) -> String {
-    format!("{name}/channels/{channel}.json")
-}
+pub use sealwright_tuf::layout::channel_pointer_path as pointer_path;
 
 /// A release found through its channel pointer and confirmed by the artifact's own entry.
 pub(crate) struct ResolvedRelease {
