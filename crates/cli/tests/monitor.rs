@@ -133,6 +133,58 @@ fn logged(server_dir: &Path) -> Vec<Entry> {
     out
 }
 
+/// The log's private key, taken from the agent's key file with the passphrase its unit
+/// hands it: what an attacker who stole both would hold.
+struct StolenLogKey {
+    key: sealwright_crypto::PrivateKey,
+    verifier: sealwright_tlog::Verifier,
+}
+
+impl StolenLogKey {
+    fn from_setup(dir: &Path, vkey: &str) -> Self {
+        let unit = dir.join("systemd/sealwright-agent.service");
+        let credential = common::unit_value(&unit, "LoadCredential");
+        let passphrase =
+            std::fs::read_to_string(credential.strip_prefix("passphrase:").unwrap()).unwrap();
+        let pem = std::fs::read_to_string(dir.join("agent/keys/log.pem")).unwrap();
+        let key = sealwright_crypto::keyfile::read_private_key(
+            &pem,
+            Some(&sealwright_crypto::keyfile::Passphrase::new(
+                passphrase.trim_end().to_owned(),
+            )),
+        )
+        .unwrap();
+        StolenLogKey {
+            key,
+            verifier: sealwright_tlog::Verifier::from_vkey(vkey).unwrap(),
+        }
+    }
+
+    /// A checkpoint note of `size` entries and `root`, signed with the log key.
+    fn checkpoint(&self, size: u64, root: [u8; 32]) -> Vec<u8> {
+        let text = sealwright_tlog::Checkpoint {
+            origin: self.verifier.name().to_owned(),
+            size,
+            root,
+            extensions: vec![],
+        }
+        .to_text();
+        let mut note = sealwright_tlog::Note::new(&text).unwrap();
+        note.add_signature(sealwright_tlog::note::sign(&text, self, 0).unwrap());
+        note.to_bytes()
+    }
+}
+
+impl sealwright_tlog::note::NoteSigner for StolenLogKey {
+    fn verifier(&self) -> &sealwright_tlog::Verifier {
+        &self.verifier
+    }
+    fn sign_message(&self, message: &[u8]) -> Result<[u8; 64], sealwright_tlog::NoteError> {
+        use sealwright_crypto::Signer as _;
+        Ok(self.key.sign(message).unwrap().try_into().unwrap())
+    }
+}
+
 /// A one-shot HTTP endpoint on 127.0.0.1: the body of the first POST it receives.
 fn webhook() -> (String, std::thread::JoinHandle<String>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -279,6 +331,21 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
     watch.finds(&s, "log-not-append-only", &[]);
     std::fs::write(&checkpoint, &current).unwrap();
     watch.quiet(&s, "the log restored");
+
+    // Whoever stole the log key (the agent itself refuses to sign a fork) signs another tree
+    // of the same size: a fork, reported; then a larger tree the served tiles cannot prove
+    // an extension of.
+    let stolen = StolenLogKey::from_setup(&dir, &watch.vkey);
+    let honest =
+        sealwright_tlog::Checkpoint::parse(sealwright_tlog::Note::parse(&current).unwrap().text())
+            .unwrap();
+    for (size, what) in [(honest.size, "a fork"), (honest.size + 5, "a larger tree")] {
+        std::fs::write(&checkpoint, stolen.checkpoint(size, [7; 32])).unwrap();
+        let run = watch.finds(&s, "log-not-append-only", &[]);
+        assert_eq!(run.kinds(), ["log-not-append-only"], "{what}");
+    }
+    std::fs::write(&checkpoint, &current).unwrap();
+    watch.quiet(&s, "the log restored again");
 
     // A push the server published but could not log (its log unreadable for a moment): the
     // published versions are missing from the log; once the log works again, the next push's
