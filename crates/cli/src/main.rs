@@ -113,9 +113,12 @@ enum Command {
     /// not logged or logged but not published, version jumps, re-pointed artifacts and an
     /// audit log that went backwards.
     Monitor(cmd::monitor::Args),
+    /// Write the evidence for one release: the metadata chain that lists its artifact and the
+    /// transparency log's proofs, checked offline by `verify-release`.
+    Evidence(cmd::evidence::Args),
     /// Decide offline whether an artifact is a published release: the TUF chain from a root
     /// you trust, the artifact's signed entry, and (with --log-key) the transparency log's
-    /// proofs, from evidence (an offline bundle). Explains each check.
+    /// proofs, from evidence (`evidence`, or an offline bundle). Explains each check.
     VerifyRelease(cmd::verify_release::Args),
     /// Run a witness (c2sp.org/tlog-witness) that cosigns a log's checkpoints only when each
     /// extends the last it cosigned.
@@ -155,6 +158,7 @@ fn main() -> std::process::ExitCode {
         Command::Log(a) => cmd::log::run(&ctx, a),
         Command::Witness(a) => cmd::witness::run(&ctx, a),
         Command::Monitor(a) => cmd::monitor::run(&ctx, a),
+        Command::Evidence(a) => cmd::evidence::run(&ctx, a),
         Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),

@@ -535,13 +535,13 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
     // log key, are refused.
     let root = server_dir.join("published/metadata/1.root.json");
     let artifact = s.path().join("app.bin");
-    let verify = |artifact: &Path, key: &str| {
+    let verify_with = |evidence: &Path, artifact: &Path, key: &str| {
         s.run(&[
             "verify-release",
             "--root",
             root.to_str().unwrap(),
             "--evidence",
-            bundle.to_str().unwrap(),
+            evidence.to_str().unwrap(),
             "--log-key",
             key,
             "--witness",
@@ -553,6 +553,7 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
             artifact.to_str().unwrap(),
         ])
     };
+    let verify = |artifact: &Path, key: &str| verify_with(&bundle, artifact, key);
     let out = verify(&artifact, log_vkey);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -575,4 +576,57 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
     assert!(!verify(&artifact, &stranger.verifier().vkey())
         .status
         .success());
+
+    // `evidence` for one release, not only the newest: the chain that lists its path and
+    // the log's proofs, without the artifact; decided offline the same way.
+    let evidence = s.path().join("app-1.0.0.evidence");
+    let made: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "--json",
+        "evidence",
+        "app/1.0.0/app.bin",
+        "--repo-url",
+        &format!("{url}/"),
+        "--root",
+        root.to_str().unwrap(),
+        "--ca",
+        cert.to_str().unwrap(),
+        "-o",
+        evidence.to_str().unwrap(),
+    ]))
+    .unwrap();
+    let files: Vec<&str> = made["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f[0].as_str().unwrap())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.starts_with("log/proof/")),
+        "{files:?}"
+    );
+    assert!(
+        !files.iter().any(|f| f.starts_with("targets/")),
+        "{files:?}"
+    );
+    let old = s.path().join("old.bin");
+    std::fs::write(&old, b"1.0.0").unwrap();
+    let decide = |artifact: &Path| verify_with(&evidence, artifact, log_vkey);
+    let out = decide(&old);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for said in [
+        "app/1.0.0/app.bin: listed by role targets",
+        "transparency log:",
+        "version 1.0.0 as published",
+    ] {
+        assert!(stdout.contains(said), "{stdout}");
+    }
+    assert!(
+        !decide(&artifact).status.success(),
+        "the 1.1.0 artifact is not the 1.0.0 release"
+    );
 }

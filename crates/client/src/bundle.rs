@@ -214,21 +214,22 @@ impl Fetcher for DirFetcher {
 }
 
 /// Records every file fetched through it (into temporary files).
-struct Recording<'a, F> {
+struct Recording<F> {
     inner: F,
     base: String,
-    dir: &'a Path,
+    /// Scratch space: recorded files in `files/`, the client's metadata in `metadata/`.
+    work: tempfile::TempDir,
     files: RefCell<Vec<(String, PathBuf)>>,
 }
 
-impl<F: Fetcher> Fetcher for Recording<'_, F> {
+impl<F: Fetcher> Fetcher for Recording<F> {
     fn fetch_to(&self, url: &str, max_len: u64, sink: &mut dyn Write) -> Result<u64, FetchError> {
         let io_err = |source| FetchError::Io {
             url: url.to_owned(),
             source,
         };
         let n_files = self.files.borrow().len();
-        let path = self.dir.join(format!("{n_files}"));
+        let path = self.work.path().join("files").join(format!("{n_files}"));
         let mut file = File::create(&path).map_err(io_err)?;
         let mut tee = Tee {
             a: sink,
@@ -290,32 +291,9 @@ pub fn create_bundle<F: Fetcher>(
     channel: &str,
     out: &Path,
 ) -> Result<BundleManifest, BundleError> {
-    let work = tempfile::tempdir().map_err(berr)?;
-    let recorded = work.path().join("files");
-    std::fs::create_dir_all(&recorded).map_err(berr)?;
-    let md = work.path().join("metadata");
-    crate::updater::init(&md, root).map_err(berr)?;
-    let rec = Recording {
-        inner: fetcher,
-        base: base.to_owned(),
-        dir: &recorded,
-        files: RefCell::new(Vec::new()),
-    };
-    let metadata_url = format!("{base}metadata/");
-    let targets_url = format!("{base}targets/");
-    // Root version 1 first (a device may be pinned to it); a repository without versioned
-    // root files is refused by the engine later anyway.
-    let mut sink = io::sink();
-    rec.fetch_to(
-        &format!("{metadata_url}1.root.json"),
-        512 * 1024 * 1024,
-        &mut sink,
-    )
-    .map_err(berr)?;
-    let config =
-        UpdaterConfig::new(&md, &metadata_url).with_targets(work.path().join("t"), &targets_url);
-    let mut updater = Updater::new(config, &rec, Utc::now()).map_err(berr)?;
-    updater.refresh().map_err(berr)?;
+    let rec = Recording::new(fetcher, base)?;
+    let mut updater = rec.refresh(root)?;
+    let md = rec.metadata_dir();
     let ptr_path = pointer_path(name, channel);
     // The same resolution a device runs: the artifact's own entry, found by the delegation
     // search for its path, so the bundle carries every role on both search paths.
@@ -339,25 +317,127 @@ pub fn create_bundle<F: Fetcher>(
         .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;
     // The transparency log's proofs, when the repository serves them: a device that requires
     // the log checks them from the bundle exactly as it would online.
-    if let Ok(entries) = crate::install::log_entries(&md, &updater, &pointer, &tf, &artifact_role) {
+    if let Ok(entries) =
+        crate::install::log_entries(&md, &updater, &pointer.target, &tf, &artifact_role)
+    {
         record_log_proofs(&rec, base, &entries);
     }
     drop(updater);
 
-    let files = rec.files.into_inner();
-    let mut listed = Vec::new();
-    for (n, p) in &files {
-        listed.push((n.clone(), std::fs::metadata(p).map_err(berr)?.len()));
-    }
     let manifest = BundleManifest {
         format: 1,
         name: name.to_owned(),
         channel: channel.to_owned(),
         version: pointer.version.clone(),
         target: pointer.target.clone(),
-        created: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        files: listed,
+        created: String::new(),
+        files: Vec::new(),
     };
+    write_bundle(out, manifest, &rec.files.into_inner())
+}
+
+/// Makes the evidence for the release whose artifact is `target_path` (O3): the files a
+/// client fetches to verify that path — the metadata chain from root version 1 through the
+/// role that lists it — and the transparency log's proofs of its entry and of that role's
+/// metadata, with the hash tiles to prove consistency; not the artifact itself (the auditor
+/// has it). `verify-release` decides from it with no network. Written atomically to `out`.
+pub fn create_evidence<F: Fetcher>(
+    fetcher: F,
+    base: &str,
+    root: &[u8],
+    target_path: &str,
+    out: &Path,
+) -> Result<BundleManifest, BundleError> {
+    let rec = Recording::new(fetcher, base)?;
+    let mut updater = rec.refresh(root)?;
+    let md = rec.metadata_dir();
+    let found = updater
+        .get_targetinfo(target_path)
+        .map_err(berr)?
+        .ok_or_else(|| {
+            BundleError(format!(
+                "{target_path} is not in the signed metadata: no role trusted for that path lists it"
+            ))
+        })?;
+    let entries =
+        crate::install::log_entries(&md, &updater, target_path, &found.target, &found.role)
+            .map_err(berr)?;
+    if !record_log_proofs(&rec, base, &entries) {
+        eprintln!("note: the repository serves no transparency-log proof for {target_path}; the evidence holds the metadata chain only");
+    }
+    let signed = |k: &str| {
+        found
+            .target
+            .custom
+            .as_ref()
+            .and_then(|c| c.get("sealwright")?.get(k)?.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    drop(updater);
+    let manifest = BundleManifest {
+        format: 1,
+        name: signed("name"),
+        channel: String::new(),
+        version: signed("version"),
+        target: target_path.to_owned(),
+        created: String::new(),
+        files: Vec::new(),
+    };
+    write_bundle(out, manifest, &rec.files.into_inner())
+}
+
+impl<F: Fetcher> Recording<F> {
+    fn new(inner: F, base: &str) -> Result<Self, BundleError> {
+        let work = tempfile::tempdir().map_err(berr)?;
+        std::fs::create_dir_all(work.path().join("files")).map_err(berr)?;
+        Ok(Recording {
+            inner,
+            base: base.to_owned(),
+            work,
+            files: RefCell::new(Vec::new()),
+        })
+    }
+
+    fn metadata_dir(&self) -> PathBuf {
+        self.work.path().join("metadata")
+    }
+
+    /// Runs the client's refresh from `root`, recording every file, root version 1 included
+    /// (a device may be pinned to it; a repository without versioned root files is refused
+    /// by the engine later anyway).
+    fn refresh(&self, root: &[u8]) -> Result<Updater<&Self>, BundleError> {
+        let md = self.metadata_dir();
+        crate::updater::init(&md, root).map_err(berr)?;
+        let metadata_url = format!("{}metadata/", self.base);
+        let mut sink = io::sink();
+        self.fetch_to(
+            &format!("{metadata_url}1.root.json"),
+            512 * 1024 * 1024,
+            &mut sink,
+        )
+        .map_err(berr)?;
+        let config = UpdaterConfig::new(&md, &metadata_url)
+            .with_targets(self.work.path().join("t"), format!("{}targets/", self.base));
+        let mut updater = Updater::new(config, self, Utc::now()).map_err(berr)?;
+        updater.refresh().map_err(berr)?;
+        Ok(updater)
+    }
+}
+
+/// Writes the recorded `files` (bundle path, file) and `manifest` (its file list and time
+/// filled in here) as a bundle at `out`, atomically.
+fn write_bundle(
+    out: &Path,
+    mut manifest: BundleManifest,
+    files: &[(String, PathBuf)],
+) -> Result<BundleManifest, BundleError> {
+    for (n, p) in files {
+        manifest
+            .files
+            .push((n.clone(), std::fs::metadata(p).map_err(berr)?.len()));
+    }
+    manifest.created = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -376,7 +456,7 @@ pub fn create_bundle<F: Fetcher>(
             mbytes.len() as u64,
         )?;
         let mut seen = std::collections::HashSet::new();
-        for (n, p) in &files {
+        for (n, p) in files {
             if !seen.insert(n.clone()) {
                 continue;
             }
@@ -393,28 +473,30 @@ pub fn create_bundle<F: Fetcher>(
 }
 
 /// Records the log's proof of each entry and every hash tile of the newest checkpoint among
-/// them (from which a device proves consistency with whatever checkpoint it saw before).
-/// Best effort: a repository without a log gives a bundle without proofs, which a device
-/// that requires the log refuses.
+/// them (from which a device proves consistency with whatever checkpoint it saw before);
+/// whether it could. Best effort: a repository without a log gives a bundle without proofs,
+/// which a device that requires the log refuses.
 fn record_log_proofs<F: Fetcher>(
-    rec: &Recording<'_, F>,
+    rec: &Recording<F>,
     base: &str,
     entries: &[sealwright_tlog::entry::Entry],
-) {
+) -> bool {
     let mut size = 0;
     for entry in entries {
-        let Ok(bytes) = entry.to_bytes() else { return };
+        let Ok(bytes) = entry.to_bytes() else {
+            return false;
+        };
         let leaf = sealwright_tlog::merkle::leaf_hash(&bytes);
         let url = format!("{base}log/proof/{}", hex::encode(leaf));
         let Ok(proof) = rec.fetch(&url, sealwright_tlog::proof::MAX_PROOF_BYTES as u64) else {
-            return;
+            return false;
         };
         let Some(checkpoint) = sealwright_tlog::proof::TlogProof::parse(&proof)
             .ok()
             .and_then(|p| sealwright_tlog::Note::parse(&p.checkpoint).ok())
             .and_then(|n| sealwright_tlog::Checkpoint::parse(n.text()).ok())
         else {
-            return;
+            return false;
         };
         size = size.max(checkpoint.size);
     }
@@ -425,10 +507,11 @@ fn record_log_proofs<F: Fetcher>(
                 .fetch(&url, sealwright_tlog::tile::FULL_TILE_BYTES as u64)
                 .is_err()
             {
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 fn append(
@@ -514,15 +597,38 @@ pub fn verify_release(
             now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         ));
     }
-    let ResolvedRelease {
-        pointer,
-        artifact: entry,
-        artifact_role,
-        ..
-    } = resolve_release(&mut updater, &manifest.name, &manifest.channel)?;
+    // A bundle names a product and channel (the release its pointer names); evidence
+    // names one target path. Either way the artifact's entry comes from the delegation
+    // search, never from the manifest.
+    let (target, version, entry, artifact_role) = if manifest.channel.is_empty() {
+        let found = updater
+            .get_targetinfo(&manifest.target)
+            .map_err(|e| fail("metadata")(format!("looking up {}: {e}", manifest.target)))?
+            .ok_or_else(|| {
+                fail("verify")(format!(
+                    "{} is not in the signed metadata: no role trusted for that path lists it",
+                    manifest.target
+                ))
+            })?;
+        let version = found
+            .target
+            .custom
+            .as_ref()
+            .and_then(|c| c.get("sealwright")?.get("version")?.as_str())
+            .unwrap_or("(none signed)")
+            .to_owned();
+        (manifest.target.clone(), version, found.target, found.role)
+    } else {
+        let ResolvedRelease {
+            pointer,
+            artifact,
+            artifact_role,
+            ..
+        } = resolve_release(&mut updater, &manifest.name, &manifest.channel)?;
+        (pointer.target, pointer.version, artifact, artifact_role)
+    };
     checks.push(format!(
-        "{}: listed by role {artifact_role}, reached by the delegation search for its path",
-        pointer.target
+        "{target}: listed by role {artifact_role}, reached by the delegation search for its path"
     ));
     let mut file =
         File::open(artifact).map_err(|e| fail("verify")(format!("{}: {e}", artifact.display())))?;
@@ -544,7 +650,7 @@ pub fn verify_release(
         artifact.display()
     ));
     if let Some(policy) = log {
-        let entries = crate::install::log_entries(&md, &updater, &pointer, &entry, &artifact_role)?;
+        let entries = crate::install::log_entries(&md, &updater, &target, &entry, &artifact_role)?;
         crate::install::log_check::require_logged(
             work.path(),
             policy,
@@ -563,8 +669,8 @@ pub fn verify_release(
         ));
     }
     Ok(ReleaseVerification {
-        target: pointer.target.clone(),
-        version: pointer.version.clone(),
+        target,
+        version,
         checks,
     })
 }

@@ -27,15 +27,8 @@ pub enum BundleCommand {
 
 #[derive(Debug, clap::Args)]
 pub struct CreateArgs {
-    /// Fetch from this served repository instead of --repo's published/ tree.
-    #[arg(long, value_name = "URL")]
-    repo_url: Option<String>,
-    /// Trusted root for --repo-url (default with --repo: published/metadata/1.root.json).
-    #[arg(long)]
-    root: Option<PathBuf>,
-    /// CA certificate(s) for --repo-url (default: the Mozilla roots).
-    #[arg(long, value_name = "CA.pem")]
-    ca: Option<PathBuf>,
+    #[command(flatten)]
+    source: Source,
     /// Product.
     #[arg(long)]
     name: String,
@@ -47,59 +40,77 @@ pub struct CreateArgs {
     output: PathBuf,
 }
 
+/// Where a bundle or evidence is made from: a served repository, or --repo's published tree.
+#[derive(Debug, clap::Args)]
+pub struct Source {
+    /// Fetch from this served repository instead of --repo's published/ tree.
+    #[arg(long, value_name = "URL")]
+    repo_url: Option<String>,
+    /// Trusted root for --repo-url (default with --repo: published/metadata/1.root.json).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// CA certificate(s) for --repo-url (default: the Mozilla roots).
+    #[arg(long, value_name = "CA.pem")]
+    ca: Option<PathBuf>,
+}
+
+impl Source {
+    /// The fetcher, its base URL and the root to start from.
+    pub fn open(
+        &self,
+        ctx: &Context,
+    ) -> anyhow::Result<(Box<dyn sealwright_client::fetch::Fetcher>, String, Vec<u8>)> {
+        match &self.repo_url {
+            Some(url) => {
+                let root_path = self
+                    .root
+                    .as_ref()
+                    .context("--repo-url needs --root ROOT.json (the root you trust)")?;
+                let root = std::fs::read(root_path)
+                    .with_context(|| format!("reading {}", root_path.display()))?;
+                let base = if url.ends_with('/') {
+                    url.clone()
+                } else {
+                    format!("{url}/")
+                };
+                let mut tls = sealwright_client::tls::TlsOptions::default();
+                if let Some(ca) = &self.ca {
+                    tls = tls.with_ca_file(ca)?;
+                }
+                let fetcher = sealwright_client::HttpFetcher::with_tls(&base, &tls)?;
+                Ok((Box::new(fetcher), base, root))
+            }
+            None => {
+                let published = ctx.repo.join("published");
+                let root_path = self
+                    .root
+                    .clone()
+                    .unwrap_or_else(|| published.join("metadata/1.root.json"));
+                let root = std::fs::read(&root_path).with_context(|| {
+                    format!(
+                        "reading {} (publish the repository first, or pass --repo-url)",
+                        root_path.display()
+                    )
+                })?;
+                let base = "repo:";
+                let fetcher = sealwright_client::bundle::DirFetcher::new(base, &published);
+                Ok((Box::new(fetcher), base.to_owned(), root))
+            }
+        }
+    }
+}
+
 pub fn run(ctx: &Context, cmd: BundleCommand) -> anyhow::Result<()> {
     let BundleCommand::Create(args) = cmd;
-    let manifest = match &args.repo_url {
-        Some(url) => {
-            let root_path = args
-                .root
-                .as_ref()
-                .context("--repo-url needs --root ROOT.json (the root you trust)")?;
-            let root = std::fs::read(root_path)
-                .with_context(|| format!("reading {}", root_path.display()))?;
-            let base = if url.ends_with('/') {
-                url.clone()
-            } else {
-                format!("{url}/")
-            };
-            let mut tls = sealwright_client::tls::TlsOptions::default();
-            if let Some(ca) = &args.ca {
-                tls = tls.with_ca_file(ca)?;
-            }
-            let fetcher = sealwright_client::HttpFetcher::with_tls(&base, &tls)?;
-            sealwright_client::bundle::create_bundle(
-                fetcher,
-                &base,
-                &root,
-                &args.name,
-                &args.channel,
-                &args.output,
-            )?
-        }
-        None => {
-            let published = ctx.repo.join("published");
-            let root_path = args
-                .root
-                .clone()
-                .unwrap_or_else(|| published.join("metadata/1.root.json"));
-            let root = std::fs::read(&root_path).with_context(|| {
-                format!(
-                    "reading {} (publish the repository first, or pass --repo-url)",
-                    root_path.display()
-                )
-            })?;
-            let base = "repo:";
-            let fetcher = sealwright_client::bundle::DirFetcher::new(base, &published);
-            sealwright_client::bundle::create_bundle(
-                fetcher,
-                base,
-                &root,
-                &args.name,
-                &args.channel,
-                &args.output,
-            )?
-        }
-    };
+    let (fetcher, base, root) = args.source.open(ctx)?;
+    let manifest = sealwright_client::bundle::create_bundle(
+        &*fetcher,
+        &base,
+        &root,
+        &args.name,
+        &args.channel,
+        &args.output,
+    )?;
     emit(ctx.json, &manifest, || {
         println!(
             "bundle {} holds {} {} ({} files); apply it with `sealwright update --dir DIR --bundle {}`",

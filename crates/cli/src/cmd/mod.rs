@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bundle;
 pub mod client;
 pub mod delegate;
+pub mod evidence;
 pub mod init;
 pub mod key;
 pub mod log;

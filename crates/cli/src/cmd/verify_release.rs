@@ -13,8 +13,8 @@ pub struct Args {
     /// The root.json you trust (e.g. the repository's 1.root.json, obtained out of band).
     #[arg(long)]
     root: PathBuf,
-    /// The evidence: an offline bundle (`sealwright bundle create`), which carries the
-    /// metadata chain and, from a server with a transparency log, the log's proofs.
+    /// The evidence: `sealwright evidence PATH` (one release's metadata chain and the
+    /// transparency log's proofs) or an offline bundle (`sealwright bundle create`).
     #[arg(long)]
     evidence: PathBuf,
     #[command(flatten)]

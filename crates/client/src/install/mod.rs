@@ -255,7 +255,14 @@ fn require_in_log<F: Fetcher>(
     artifact: &sealwright_tuf::TargetFile,
     role: &str,
 ) -> Result<(), InstallError> {
-    let entries = log_entries(&dir.join("metadata"), updater, pointer, artifact, role)?;
+    let entries = log_entries(
+        &dir.join("metadata"),
+        updater,
+        &pointer.target,
+        artifact,
+        role,
+    )
+    .map_err(|e| e.about(pointer))?;
     let base = config
         .metadata_url
         .strip_suffix("metadata/")
@@ -278,11 +285,11 @@ fn require_in_log<F: Fetcher>(
 pub(crate) fn log_entries<F: Fetcher>(
     metadata_dir: &Path,
     updater: &Updater<F>,
-    pointer: &ChannelPointer,
+    target_path: &str,
     artifact: &sealwright_tuf::TargetFile,
     role: &str,
 ) -> Result<[sealwright_tlog::entry::Entry; 2], InstallError> {
-    let refuse = |m: String| InstallError::new("log", m).about(pointer);
+    let refuse = |m: String| InstallError::new("log", m);
     let sha256 = artifact
         .hashes
         .get("sha256")
@@ -300,7 +307,7 @@ pub(crate) fn log_entries<F: Fetcher>(
         .ok_or_else(|| refuse(format!("the metadata of {role} is not stored")))?;
     Ok([
         sealwright_tlog::entry::Entry::Target {
-            path: pointer.target.clone(),
+            path: target_path.to_owned(),
             length: artifact.length,
             sha256,
             role: role.to_owned(),
