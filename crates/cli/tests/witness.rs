@@ -11,6 +11,10 @@
 )]
 
 mod common;
+// The attack suite's hostile mirror (this binary uses part of it).
+#[path = "attacks/mirror.rs"]
+#[allow(dead_code)]
+mod mirror;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -400,36 +404,40 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
     // shows; one that trusts another log key, or wants a witness that never cosigned,
     // installs nothing; a device that saw another history of the log (a split view) or a
     // larger tree (a rollback) refuses.
+    let device_at =
+        |name: &str, url: &str, ca: &Path, key: &str, witnesses: &[&str], quorum: usize| {
+            let dev = s.path().join(name);
+            let mut args = vec![
+                "client".to_owned(),
+                "init".into(),
+                "--dir".into(),
+                dev.to_str().unwrap().into(),
+                "--root".into(),
+                server_dir
+                    .join("published/metadata/1.root.json")
+                    .to_str()
+                    .unwrap()
+                    .into(),
+                "--url".into(),
+                url.into(),
+                "--name".into(),
+                "app".into(),
+                "--ca".into(),
+                ca.to_str().unwrap().into(),
+                "--log-key".into(),
+                key.into(),
+                "--witness-quorum".into(),
+                quorum.to_string(),
+            ];
+            for w in witnesses {
+                args.extend(["--witness".to_owned(), (*w).to_owned()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            s.ok(&args);
+            dev
+        };
     let device = |name: &str, key: &str, witnesses: &[&str], quorum: usize| {
-        let dev = s.path().join(name);
-        let mut args = vec![
-            "client".to_owned(),
-            "init".into(),
-            "--dir".into(),
-            dev.to_str().unwrap().into(),
-            "--root".into(),
-            server_dir
-                .join("published/metadata/1.root.json")
-                .to_str()
-                .unwrap()
-                .into(),
-            "--url".into(),
-            url.clone(),
-            "--name".into(),
-            "app".into(),
-            "--ca".into(),
-            cert.to_str().unwrap().into(),
-            "--log-key".into(),
-            key.into(),
-            "--witness-quorum".into(),
-            quorum.to_string(),
-        ];
-        for w in witnesses {
-            args.extend(["--witness".to_owned(), (*w).to_owned()]);
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        s.ok(&args);
-        dev
+        device_at(name, &url, &cert, key, witnesses, quorum)
     };
     let update = |dev: &Path| s.run(&["update", "--dir", dev.to_str().unwrap(), "--json"]);
     let installed = |dev: &Path| {
@@ -493,6 +501,60 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
     )
     .unwrap();
     refused(&rolled, "rollback");
+
+    // Through the attack suite's hostile mirror, serving the server's published tree (the
+    // log's checkpoint and tiles included) but not its proofs: the release is missing from
+    // the log; then the artifact's proof swapped for another entry's genuine proof (a proof
+    // for other bytes); then the genuine proofs, and the device installs.
+    let mirror = mirror::Mirror::start(&server_dir.join("published"), s.path());
+    let witnesses = [ours_vkey.trim(), theirs_vkey.as_str()];
+    let via = device_at(
+        "via-mirror",
+        &mirror.url,
+        &mirror.ca_pem,
+        log_vkey,
+        &witnesses,
+        2,
+    );
+    let real = |path: &str| -> Vec<u8> {
+        let mut resp = common::https_agent(&cert)
+            .get(&format!("{url}/{path}"))
+            .call()
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        resp.body_mut().read_to_vec().unwrap()
+    };
+    let proof_requested = |mirror: &mirror::Mirror| -> String {
+        mirror
+            .take_requests()
+            .into_iter()
+            .rfind(|p| p.starts_with("log/proof/"))
+            .expect("the device asked for no proof")
+    };
+    mirror.take_requests();
+    refused(&via, "is not in the transparency log");
+    let artifact_proof = proof_requested(&mirror);
+    mirror.tamper(
+        &artifact_proof,
+        mirror::Behaviour::Bytes(real(&artifact_proof)),
+    );
+    refused(&via, "is not in the transparency log");
+    let metadata_proof = proof_requested(&mirror);
+    assert_ne!(artifact_proof, metadata_proof);
+    mirror.tamper(
+        &metadata_proof,
+        mirror::Behaviour::Bytes(real(&metadata_proof)),
+    );
+    mirror.tamper(
+        &artifact_proof,
+        mirror::Behaviour::Bytes(real(&metadata_proof)),
+    );
+    refused(&via, "the transparency log's proof for the artifact");
+    mirror.tamper(
+        &artifact_proof,
+        mirror::Behaviour::Bytes(real(&artifact_proof)),
+    );
+    assert_eq!(installed(&via), "1.1.0");
 
     // Offline bundles carry the log's proofs: a device that requires the log (and both
     // witnesses) installs from one with no network.
