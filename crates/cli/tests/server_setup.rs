@@ -190,8 +190,8 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
             .status()
             .unwrap();
         assert!(copied.success());
-        let signed_elsewhere = open(&copy).integrate().unwrap().unwrap();
-        let after = translog.integrate().unwrap().unwrap();
+        let signed_elsewhere = open(&copy).integrate().unwrap().unwrap().checkpoint;
+        let after = translog.integrate().unwrap().unwrap().checkpoint;
         assert_eq!(after, signed_elsewhere);
         assert_eq!(after.size, before.size + 1);
     }

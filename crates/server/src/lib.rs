@@ -378,6 +378,8 @@ pub fn serve_blocking(opts: ServeOptions, on_ready: impl FnOnce(&Ready)) -> Resu
                     .await
                     .map_err(std::io::Error::other)?
                     .map_err(|e| ServeError::PushNotReady(e.to_string()))?;
+                let catching_up = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || push::catch_up_log(&catching_up));
                 Some(shared)
             }
             (Some(p), None) => {

@@ -232,7 +232,7 @@ pub async fn renew_online_roles(storage: Arc<Storage>, metrics: Arc<crate::Metri
                 let renewed = accept::renew_online_roles(&mut session, &policy, &store, now)?;
                 if renewed.timestamp.is_some() {
                     // Renewed versions are published versions: the log holds them too.
-                    append_to_log(&storage, &policy, &[]);
+                    append_to_log(&storage, &mut session, &policy, &[]);
                 }
                 drop(session);
                 Ok(renewed)
@@ -330,44 +330,67 @@ fn audit(storage: &Storage, actor: &str, action: &str, subject: &str, details: s
 }
 
 /// Logs what a push published in the transparency log, and integrates it (the checkpoint
-/// is signed by the agent's log key). The push is published already: a failure here is
+/// is signed by the agent's log key) — with the published top-level metadata the log does
+/// not hold yet. Runs under the publish lock of `session`; a shared store publishes the
+/// log's new files for every replica. The push is published already: a failure here is
 /// reported (audit record, stderr), not returned, and entries that were sequenced are
-/// integrated by the next push. Replicas on a shared store have no log yet.
-fn append_to_log(storage: &Storage, policy: &Policy, entries: &[sealwright_tlog::entry::Entry]) {
-    let Storage::Embedded { dir, .. } = storage else {
-        return;
-    };
-    // The audit log's head goes with each push: whoever later cuts its tail or rewrites its
-    // anchor contradicts what the public log shows.
+/// integrated by the next push.
+fn append_to_log(
+    storage: &Storage,
+    session: &mut crate::storage::Session<'_>,
+    policy: &Policy,
+    entries: &[sealwright_tlog::entry::Entry],
+) {
     let mut entries = entries.to_vec();
-    match sealwright_store::AuditLog::open(dir).and_then(|log| log.head()) {
-        Ok(Some((records, head))) if records != u64::MAX => {
-            entries.push(sealwright_tlog::entry::Entry::AuditHead { records, head });
-        }
-        Ok(_) => {}
-        Err(e) => {
-            eprintln!("sealwright serve: the audit log's head, for the transparency log: {e}")
+    if let Storage::Embedded { dir, .. } = storage {
+        // The audit log's head goes with each push: whoever later cuts its tail or rewrites
+        // its anchor contradicts what the public log shows. (A shared store's audit log is
+        // in its database, not on a replica's disk.)
+        match sealwright_store::AuditLog::open(dir).and_then(|log| log.head()) {
+            Ok(Some((records, head))) if records != u64::MAX => {
+                entries.push(sealwright_tlog::entry::Entry::AuditHead { records, head });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("sealwright serve: the audit log's head, for the transparency log: {e}")
+            }
         }
     }
-    let entries = entries.as_slice();
-    let result = crate::translog::TransparencyLog::open(dir, policy).and_then(|log| match log {
-        Some(log) => {
-            log.sequence(entries)?;
-            log.sequence(&log.unlogged_published()?)?;
-            log.integrate().map(|_| ())
-        }
-        None => Ok(()),
-    });
-    if let Err(e) = result {
+    if let Err(e) = log_and_publish(session, policy, &entries) {
         eprintln!("sealwright serve: the transparency log: {e}");
         audit(
             storage,
             "server",
             "log-failed",
             "log",
-            json!({"error": e.to_string(), "entries": entries.len()}),
+            json!({"error": e, "entries": entries.len()}),
         );
     }
+}
+
+/// Sequences `entries` and the unlogged published metadata, integrates them and publishes
+/// the log's new files. Nothing when the server has no log.
+fn log_and_publish(
+    session: &mut crate::storage::Session<'_>,
+    policy: &Policy,
+    entries: &[sealwright_tlog::entry::Entry],
+) -> Result<(), String> {
+    let dir = session.log_dir_for_writing().map_err(|e| e.to_string())?;
+    let Some(log) =
+        crate::translog::TransparencyLog::open(&dir, policy).map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let fail = |e: crate::translog::LogError| e.to_string();
+    log.sequence(entries).map_err(fail)?;
+    log.sequence(&log.unlogged_published().map_err(fail)?)
+        .map_err(fail)?;
+    if let Some(integrated) = log.integrate().map_err(fail)? {
+        session
+            .publish_log(&integrated)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// `GET /log/proof/LEAF`: the c2sp.org/tlog-proof of the logged entry whose leaf hash is
@@ -388,17 +411,15 @@ async fn log_proof(State(st): State<PushState>, UrlPath(leaf): UrlPath<String>) 
     };
     let storage = Arc::clone(&st.storage);
     let result = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, String> {
-        let Storage::Embedded { dir, .. } = storage.as_ref() else {
-            return Ok(None);
-        };
+        let dir = storage.dir();
         let policy = Policy::load(dir).map_err(|e| e.to_string())?;
         let Some(log) =
             crate::translog::TransparencyLog::open(dir, &policy).map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
-        Ok(log
-            .proof_for(&leaf)
+        Ok(storage
+            .log_proof(&log, &leaf)
             .map_err(|e| e.to_string())?
             .map(|p| p.to_bytes()))
     })
@@ -423,24 +444,15 @@ async fn log_proof(State(st): State<PushState>, UrlPath(leaf): UrlPath<String>) 
 }
 
 /// At start, under the publish lock: integrates what a server killed between sequencing and
-/// its checkpoint left pending, or signs the empty log's first checkpoint, so `/log/checkpoint`
-/// exists before the first push. Failures (an agent not started yet) are reported; the next
-/// push tries again.
+/// its checkpoint left pending, and the published top-level metadata no push logged (or
+/// signs the empty log's first checkpoint), so `/log/checkpoint` exists before the first
+/// push; a replica publishes it to the shared store. Failures (an agent not started yet) are
+/// reported; the next push tries again.
 pub fn catch_up_log(storage: &Storage) {
-    let Storage::Embedded { dir, .. } = storage else {
-        return;
-    };
     let result = (|| -> Result<(), String> {
-        let _session = storage.begin().map_err(|e| e.to_string())?;
-        let policy = Policy::load(dir).map_err(|e| e.to_string())?;
-        if let Some(log) =
-            crate::translog::TransparencyLog::open(dir, &policy).map_err(|e| e.to_string())?
-        {
-            log.sequence(&log.unlogged_published().map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-            log.integrate().map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        let mut session = storage.begin().map_err(|e| e.to_string())?;
+        let policy = Policy::load(storage.dir()).map_err(|e| e.to_string())?;
+        log_and_publish(&mut session, &policy, &[])
     })();
     if let Err(e) = result {
         eprintln!(
@@ -856,7 +868,7 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
                     .iter()
                     .try_for_each(|l| index.replace_role(&l.role, l.version, &l.targets))
             });
-            append_to_log(&storage, &policy, &entries);
+            append_to_log(&storage, &mut session, &policy, &entries);
             drop(session);
             Ok(accepted)
         })();

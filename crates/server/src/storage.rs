@@ -206,6 +206,42 @@ impl Storage {
     }
 }
 
+impl Storage {
+    /// The c2sp.org/tlog-proof of the logged entry whose leaf hash is `leaf`, at the
+    /// current checkpoint: from this server's files, or from the shared store (whichever
+    /// replica logged the entry). Blocking.
+    pub fn log_proof(
+        &self,
+        log: &crate::translog::TransparencyLog,
+        leaf: &sealwright_tlog::Hash,
+    ) -> Result<Option<sealwright_tlog::proof::TlogProof>, crate::translog::LogError> {
+        use crate::translog::LogError;
+        match self {
+            Storage::Embedded { .. } => match log.index_of(leaf)? {
+                Some(index) => log.proof_of(index, &|rel| log.local_file(rel)),
+                None => Ok(None),
+            },
+            Storage::Shared { store, .. } => {
+                let shared = |e: StoreError| LogError::Config(format!("the shared store: {e}"));
+                let Some(index) = block_on(store.log_index_of(leaf)).map_err(shared)? else {
+                    return Ok(None);
+                };
+                let read = |rel: &str| -> Result<Option<Vec<u8>>, LogError> {
+                    match block_on(store.resolve(&format!("log/{rel}"))).map_err(shared)? {
+                        Some(f) => Ok(Some(
+                            block_on(store.object(&f.sha256, f.length))
+                                .map_err(shared)?
+                                .to_vec(),
+                        )),
+                        None => Ok(None),
+                    }
+                };
+                log.proof_of(index, &read)
+            }
+        }
+    }
+}
+
 /// A shared store opened outside any async runtime (for commands such as `token add`):
 /// owns the runtime its connections run on.
 #[derive(Debug)]
@@ -281,6 +317,40 @@ fn import_tree(dir: &Path, store: &Shared) -> Result<Vec<PublishedFile>, PushErr
         }
     }
     Ok(files)
+}
+
+/// Brings the transparency log's files among `files` into the working copy, tiles before
+/// the checkpoint (the order the writer keeps). Pulled from scratch, the local log is
+/// replaced whole: files a killed session wrote and never committed must not survive to
+/// contradict what other replicas committed since.
+fn pull_log(
+    dir: &Path,
+    store: &Shared,
+    files: &[PublishedFile],
+    from_scratch: bool,
+) -> Result<(), PushError> {
+    let log_dir = dir.join(crate::translog::LOG_DIR);
+    if from_scratch {
+        match std::fs::remove_dir_all(&log_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(internal(format!("{}: {e}", log_dir.display()))),
+        }
+    }
+    let mut wanted: Vec<(&str, &PublishedFile)> = files
+        .iter()
+        .filter_map(|f| Some((f.path.strip_prefix("log/")?, f)))
+        .collect();
+    wanted.sort_by_key(|(rel, _)| *rel == "checkpoint");
+    for (rel, f) in wanted {
+        if rel != "checkpoint" && sealwright_tlog::tile::TilePath::parse(rel).is_none() {
+            return Err(internal(format!("the shared store lists {}", f.path)));
+        }
+        let bytes: Bytes =
+            block_on(store.object(&f.sha256, crate::translog::MAX_LOG_FILE)).map_err(store_err)?;
+        fsutil::write_atomic(&log_dir.join(rel), &bytes).map_err(internal)?;
+    }
+    Ok(())
 }
 
 /// Holds the embedded publish lock (`DIR/.publish.lock`) until dropped.
@@ -436,7 +506,9 @@ impl Session<'_> {
         if files.is_empty() {
             return Ok(());
         }
+        let from_scratch = synced(dir) == 0;
         forget_synced(dir)?;
+        pull_log(dir, store, &files, from_scratch)?;
         let metadata = dir.join(PUBLISHED_DIR).join("metadata");
         std::fs::create_dir_all(&metadata).map_err(internal)?;
         // Versioned files first, then root.json, and timestamp.json last: the order a
@@ -506,6 +578,55 @@ impl Session<'_> {
             }
         }
         Ok(path)
+    }
+
+    /// The data directory, about to have the transparency log's files written into its
+    /// working copy: a shared session forgets its synchronised state first, so a replica
+    /// killed before [`Session::publish_log`] commits them resynchronises from scratch.
+    pub fn log_dir_for_writing(&mut self) -> Result<PathBuf, PushError> {
+        let dir = self.dir().to_path_buf();
+        if let Held::Shared(_) = self.held {
+            forget_synced(&dir)?;
+        }
+        Ok(dir)
+    }
+
+    /// Publishes what the transparency log just wrote into the working copy: for an
+    /// embedded store those are the served files already; a shared store gets them
+    /// uploaded and committed in one transaction with the new entries' index, so every
+    /// replica serves one log and answers proofs of every entry.
+    pub fn publish_log(
+        &mut self,
+        integrated: &crate::translog::Integrated,
+    ) -> Result<(), PushError> {
+        let dir = self.dir().to_path_buf();
+        let (Held::Shared(lock), Storage::Shared { store, .. }) = (&mut self.held, self.storage)
+        else {
+            return Ok(());
+        };
+        let shas = block_on(
+            store.put_objects(
+                integrated
+                    .files
+                    .iter()
+                    .map(|(_, b)| Bytes::copy_from_slice(b))
+                    .collect(),
+            ),
+        )
+        .map_err(store_err)?;
+        let files: Vec<PublishedFile> = integrated
+            .files
+            .iter()
+            .zip(shas)
+            .map(|((rel, bytes), sha256)| PublishedFile {
+                path: format!("log/{rel}"),
+                sha256,
+                length: bytes.len() as u64,
+            })
+            .collect();
+        let seq =
+            block_on(store.commit_with_log(lock, &files, &integrated.leaves)).map_err(store_err)?;
+        record_synced(&dir, seq)
     }
 
     /// Makes a signed state live: targets (`blobs`: SHA-256 and target path), versioned

@@ -36,7 +36,7 @@ use sealwright_tlog::{Checkpoint, Note, Verifier};
 /// any static server serves them too).
 pub const LOG_DIR: &str = "published/log";
 /// Largest tile, bundle or checkpoint read back.
-const MAX_LOG_FILE: u64 = 64 * 1024 * 1024;
+pub const MAX_LOG_FILE: u64 = 64 * 1024 * 1024;
 
 /// Why the log could not be appended to or read.
 #[derive(Debug, thiserror::Error)]
@@ -140,15 +140,7 @@ impl TransparencyLog {
     /// The current checkpoint note as served (with its cosignatures), and what it says,
     /// verified with the log key.
     fn checkpoint_note(&self) -> Result<Option<(Vec<u8>, Checkpoint)>, LogError> {
-        let Some(bytes) = self.read("checkpoint")? else {
-            return Ok(None);
-        };
-        let corrupt = |e: sealwright_tlog::NoteError| LogError::Corrupt(format!("checkpoint: {e}"));
-        let note = Note::parse(&bytes).map_err(corrupt)?;
-        note.verify(std::slice::from_ref(&self.key))
-            .map_err(corrupt)?;
-        let checkpoint = Checkpoint::parse(note.text()).map_err(corrupt)?;
-        Ok(Some((bytes, checkpoint)))
+        verified_checkpoint(&self.key, &|rel| self.read(rel))
     }
 
     /// Gives `entries` their indices, durably.
@@ -236,8 +228,9 @@ impl TransparencyLog {
     }
 
     /// Writes the sequenced entries into the tiles, then a signed checkpoint of them.
-    /// Returns the new checkpoint (none when nothing was pending and one exists).
-    pub fn integrate(&self) -> Result<Option<Checkpoint>, LogError> {
+    /// Returns what it wrote (none when nothing was pending and a checkpoint exists): a
+    /// shared store publishes the same files for every replica.
+    pub fn integrate(&self) -> Result<Option<Integrated>, LogError> {
         let old = self.checkpoint()?;
         let old_size = old.as_ref().map_or(0, |c| c.size);
         let sequence = LogSequence::open(&self.dir)?;
@@ -305,25 +298,44 @@ impl TransparencyLog {
             }
         }
         let path = self.file("checkpoint");
-        fsutil::write_atomic(&path, &note.to_bytes())
-            .map_err(|source| LogError::Io { path, source })?;
+        let note_bytes = note.to_bytes();
+        fsutil::write_atomic(&path, &note_bytes).map_err(|source| LogError::Io { path, source })?;
         sequence.forget_below(growth.size)?;
-        Ok(Some(checkpoint))
+        let leaves = pending
+            .iter()
+            .zip(old_size..)
+            .map(|(entry, index)| (sealwright_tlog::merkle::leaf_hash(entry), index))
+            .collect();
+        let mut files: Vec<(String, Vec<u8>)> = growth
+            .files
+            .into_iter()
+            .map(|(path, bytes)| (path.to_string(), bytes))
+            .collect();
+        files.push(("checkpoint".to_owned(), note_bytes));
+        Ok(Some(Integrated {
+            checkpoint,
+            files,
+            leaves,
+        }))
     }
 
-    /// The c2sp.org/tlog-proof of the entry whose leaf hash is `leaf`, at the current
-    /// checkpoint (with its cosignatures); none when no such entry is in it yet.
-    pub fn proof_for(&self, leaf: &sealwright_tlog::Hash) -> Result<Option<TlogProof>, LogError> {
-        let Some(index) = LogSequence::open(&self.dir)?.index_of(leaf)? else {
-            return Ok(None);
-        };
-        let Some((note, Checkpoint { size, .. })) = self.checkpoint_note()? else {
+    /// The c2sp.org/tlog-proof of entry `index` at the current checkpoint (with its
+    /// cosignatures), from the log's files as `read` gives them (this server's, or the
+    /// shared store every replica writes); none when the entry is not in it yet.
+    pub fn proof_of(
+        &self,
+        index: u64,
+        read: &ReadLogFile<'_>,
+    ) -> Result<Option<TlogProof>, LogError> {
+        let Some((note, Checkpoint { size, .. })) = verified_checkpoint(&self.key, read)? else {
             return Ok(None);
         };
         if index >= size {
             return Ok(None);
         }
-        let mut tiles = TileHashes::new(size, |t: &TilePath| self.tile(t));
+        let mut tiles = TileHashes::new(size, |t: &TilePath| {
+            read(&t.to_string())?.ok_or_else(|| LogError::Corrupt(format!("{t} is missing")))
+        });
         let path = sealwright_tlog::merkle::inclusion_proof(&mut tiles, index, size)?;
         Ok(Some(TlogProof {
             extra: None,
@@ -331,6 +343,16 @@ impl TransparencyLog {
             path,
             checkpoint: note,
         }))
+    }
+
+    /// The index of the entry whose leaf hash is `leaf`, as this server sequenced it.
+    pub fn index_of(&self, leaf: &sealwright_tlog::Hash) -> Result<Option<u64>, LogError> {
+        Ok(LogSequence::open(&self.dir)?.index_of(leaf)?)
+    }
+
+    /// A file of the log in this server's directory (`checkpoint`, a tile path).
+    pub fn local_file(&self, rel: &str) -> Result<Option<Vec<u8>>, LogError> {
+        self.read(rel)
     }
 
     fn tile(&self, t: &TilePath) -> Result<Vec<u8>, LogError> {
@@ -359,6 +381,38 @@ impl TransparencyLog {
         }
         fsutil::write_atomic(&path, bytes).map_err(|source| LogError::Io { path, source })
     }
+}
+
+/// Reads a file of the log by its path under the log (`checkpoint`, a tile path); none
+/// when it does not exist.
+pub type ReadLogFile<'a> = dyn Fn(&str) -> Result<Option<Vec<u8>>, LogError> + 'a;
+
+/// What one integration wrote.
+#[derive(Debug)]
+pub struct Integrated {
+    /// The new checkpoint.
+    pub checkpoint: Checkpoint,
+    /// Every file written, by its path under the log (tiles and bundles first, `checkpoint`
+    /// last), with its bytes.
+    pub files: Vec<(String, Vec<u8>)>,
+    /// The new entries' leaf hashes and indices.
+    pub leaves: Vec<(sealwright_tlog::Hash, u64)>,
+}
+
+/// The checkpoint `read` gives, verified with `key`: its note bytes as served and what it
+/// says; none before the first.
+fn verified_checkpoint(
+    key: &Verifier,
+    read: &ReadLogFile<'_>,
+) -> Result<Option<(Vec<u8>, Checkpoint)>, LogError> {
+    let Some(bytes) = read("checkpoint")? else {
+        return Ok(None);
+    };
+    let corrupt = |e: sealwright_tlog::NoteError| LogError::Corrupt(format!("checkpoint: {e}"));
+    let note = Note::parse(&bytes).map_err(corrupt)?;
+    note.verify(std::slice::from_ref(key)).map_err(corrupt)?;
+    let checkpoint = Checkpoint::parse(note.text()).map_err(corrupt)?;
+    Ok(Some((bytes, checkpoint)))
 }
 
 /// The witnesses a server submits its checkpoints to, `DIR/witnesses.toml`.

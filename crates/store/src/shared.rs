@@ -41,7 +41,11 @@ use crate::index::{Blob, Target, MAX_LISTING};
 
 /// Paths whose bytes change from one publish to the next; every other path, once
 /// published, names the same bytes forever.
-pub const MUTABLE_PATHS: [&str; 2] = ["metadata/timestamp.json", "metadata/root.json"];
+pub const MUTABLE_PATHS: [&str; 3] = [
+    "metadata/timestamp.json",
+    "metadata/root.json",
+    "log/checkpoint",
+];
 
 /// Key of the advisory lock held while publishing.
 const PUBLISH_LOCK: i64 = 0x5ea1_0001;
@@ -102,6 +106,10 @@ CREATE OR REPLACE FUNCTION sealwright_audit_append_only() RETURNS trigger LANGUA
     $f$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $f$;
 CREATE OR REPLACE TRIGGER sealwright_audit_no_change BEFORE UPDATE OR DELETE ON sealwright_audit
     FOR EACH ROW EXECUTE FUNCTION sealwright_audit_append_only();
+CREATE TABLE IF NOT EXISTS sealwright_log_index (
+    leaf     BYTEA PRIMARY KEY,
+    idx      BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sealwright_documents (
     name     TEXT PRIMARY KEY,
     content  BYTEA NOT NULL,
@@ -456,6 +464,18 @@ impl Shared {
         lock: &mut PublishLock,
         files: &[PublishedFile],
     ) -> Result<u64, StoreError> {
+        self.commit_with_log(lock, files, &[]).await
+    }
+
+    /// [`Shared::commit`] of a transparency log's files, recording in the same transaction
+    /// the index of each new entry by its leaf hash (for [`Shared::log_index_of`]); an entry
+    /// logged twice keeps its first index.
+    pub async fn commit_with_log(
+        &self,
+        lock: &mut PublishLock,
+        files: &[PublishedFile],
+        leaves: &[([u8; 32], u64)],
+    ) -> Result<u64, StoreError> {
         let err = db_err("committing the publish");
         let client = lock
             .client
@@ -511,8 +531,34 @@ impl Shared {
         )
         .await
         .map_err(&err)?;
+        if !leaves.is_empty() {
+            let hashes: Vec<&[u8]> = leaves.iter().map(|(l, _)| &l[..]).collect();
+            let indices: Vec<i64> = leaves.iter().map(|(_, i)| to_db(*i)).collect();
+            tx.execute(
+                "INSERT INTO sealwright_log_index (leaf, idx)
+                 SELECT leaf, idx FROM UNNEST($1::bytea[], $2::bigint[]) AS n(leaf, idx)
+                 ON CONFLICT (leaf) DO NOTHING",
+                &[&hashes, &indices],
+            )
+            .await
+            .map_err(&err)?;
+        }
         tx.commit().await.map_err(&err)?;
         Ok(from_db(seq))
+    }
+
+    /// The index of the logged entry whose leaf hash is `leaf` (its first, if logged twice).
+    pub async fn log_index_of(&self, leaf: &[u8; 32]) -> Result<Option<u64>, StoreError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT idx FROM sealwright_log_index WHERE leaf = $1",
+                &[&&leaf[..]],
+            )
+            .await
+            .map_err(db_err("looking up a log entry"))?;
+        Ok(row.map(|r| from_db(r.get(0))))
     }
 
     /// What `path` names in the published tree now.
