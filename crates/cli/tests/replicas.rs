@@ -146,23 +146,22 @@ impl Replica {
 }
 
 fn start_replica(f: &Fleet, which: usize) -> (Replica, Killed) {
-    let dir = &f.dirs[which];
+    start_replica_of(&f.dirs[which], &f.config)
+}
+
+/// `serve --push` of data directory `dir` on the shared store of `config`.
+fn start_replica_of(dir: &Path, config: &SharedConfig) -> (Replica, Killed) {
     let ca = dir.with_extension("ca.pem");
     let mut command = sealwright(None);
     command
         .args(["--repo", dir.to_str().unwrap(), "--json", "serve", "--push"])
         .args(["--listen", "127.0.0.1:0", "--dev-cert-out"])
         .arg(&ca)
-        .args([
-            "--store",
-            &f.config.database,
-            "--objects",
-            &f.config.objects,
-        ])
+        .args(["--store", &config.database, "--objects", &config.objects])
         .env_remove("SEALWRIGHT_REPO")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    for (name, value) in &f.config.object_options {
+    for (name, value) in &config.object_options {
         command.env(name, value);
     }
     let mut child = command.spawn().unwrap();
@@ -175,7 +174,11 @@ fn start_replica(f: &Fleet, which: usize) -> (Replica, Killed) {
     });
     let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
     let process = Killed(child);
-    assert!(!line.trim().is_empty(), "replica {which} did not start");
+    assert!(
+        !line.trim().is_empty(),
+        "the replica of {} did not start",
+        dir.display()
+    );
     let v: Value = serde_json::from_str(&line).unwrap();
     let replica = Replica {
         url: v["url"].as_str().unwrap().to_owned(),
@@ -699,4 +702,114 @@ fn a_root_copied_into_one_replica_reaches_clients_through_every_replica_a_forged
         b.get("/metadata/2.root.json").1
     );
     python_tuf(&f, &a, &[format!("team-0/v{}/app.bin", version + 1)]);
+}
+
+/// Two replicas of a `server setup` directory (its agent holds the log key) on one shared
+/// store: pushes through either land in one transparency log that both serve, from whose
+/// entries the signed tree rebuilds, whose proofs either replica answers, and that aics-tlog
+/// finds consistent across the two.
+#[test]
+fn replicas_share_one_transparency_log() {
+    use sealwright_tlog::entry::Entry;
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    let (dir, _, token) = common::init_and_set_up_server(&s);
+    let _agent = common::start_setup_agent(&dir);
+    let first = dir.join("server");
+    let second = s.path().join("replica-b");
+    assert!(Command::new("cp")
+        .arg("-a")
+        .arg(&first)
+        .arg(&second)
+        .status()
+        .unwrap()
+        .success());
+    let config = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(testing::fresh())
+        .unwrap();
+    let (a, _a) = start_replica_of(&first, &config);
+    let (b, _b) = start_replica_of(&second, &config);
+    let vkey = std::fs::read_to_string(first.join("log.vkey")).unwrap();
+    let key = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
+    let push = |r: &Replica, version: &str| {
+        s.add_release(&repo, version.as_bytes(), "app", version);
+        s.ok(&[
+            "--repo",
+            &repo,
+            "push",
+            "--server",
+            &r.url,
+            "--token-file",
+            token.to_str().unwrap(),
+            "--ca",
+            r.ca.to_str().unwrap(),
+        ]);
+    };
+    push(&a, "1.0.0");
+    let (status, early) = a.get("/log/checkpoint");
+    assert_eq!(status, 200);
+    let early_checkpoint = s.path().join("early.checkpoint");
+    std::fs::write(&early_checkpoint, &early).unwrap();
+    push(&b, "1.1.0");
+
+    // One log: both serve the same checkpoint; read through the other replica, its entries
+    // make the signed tree and hold both releases.
+    assert_eq!(a.get("/log/checkpoint"), b.get("/log/checkpoint"));
+    let tls = sealwright_client::tls::TlsOptions::default()
+        .with_ca_file(&a.ca)
+        .unwrap();
+    let reader = sealwright_client::log_reader::LogReader::new(
+        sealwright_client::HttpFetcher::with_tls(&a.url, &tls).unwrap(),
+        &format!("{}/log/", a.url),
+        key.clone(),
+    );
+    let (_, checkpoint) = reader.checkpoint().unwrap();
+    let entries = reader.entries(0, checkpoint.size).unwrap();
+    let mut tree = sealwright_tlog::merkle::Frontier::new();
+    entries
+        .iter()
+        .for_each(|e| tree.push(sealwright_tlog::merkle::leaf_hash(e)));
+    assert_eq!(tree.root(), checkpoint.root);
+    let logged: Vec<Entry> = entries.iter().map(|e| Entry::parse(e).unwrap()).collect();
+    for version in ["1.0.0", "1.1.0"] {
+        assert!(
+            logged.iter().any(|e| matches!(e, Entry::Target { path, .. } if path == &format!("app/{version}/app.bin"))),
+            "{version} is not logged: {logged:?}"
+        );
+    }
+    // The entry of the release pushed through B is proven by A.
+    let pushed_through_b = logged
+        .iter()
+        .find(|e| matches!(e, Entry::Target { path, .. } if path == "app/1.1.0/app.bin"))
+        .unwrap();
+    let leaf = sealwright_tlog::merkle::leaf_hash(&pushed_through_b.to_bytes().unwrap());
+    let (status, proof) = a.get(&format!("/log/proof/{}", hex::encode(leaf)));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&proof));
+    let proven = sealwright_tlog::proof::TlogProof::parse(&proof)
+        .unwrap()
+        .verify(&leaf, &key, &[], 0)
+        .unwrap();
+    assert_eq!(proven.size, checkpoint.size);
+    // And a third-party verifier agrees the log B serves extends what A served earlier.
+    let out = Command::new(common::aics("aics-tlog"))
+        .args([
+            "verify-consistency",
+            "--old-checkpoint",
+            early_checkpoint.to_str().unwrap(),
+            "--tiles",
+            &format!("{}/log/", b.url),
+            "--log-key",
+            vkey.trim(),
+            "--origin",
+            key.name(),
+        ])
+        .env("SSL_CERT_FILE", &b.ca)
+        .output()
+        .unwrap();
+    let verdict: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(verdict["ok"], true, "{verdict}");
 }
