@@ -35,7 +35,8 @@ impl Run {
 struct Watch {
     url: String,
     vkey: String,
-    root: PathBuf,
+    /// The root given on the command line; none: the log vouches for the repository's.
+    root: Option<PathBuf>,
     cert: PathBuf,
     state: PathBuf,
 }
@@ -51,8 +52,6 @@ impl Watch {
             &self.vkey,
             "--repo-url",
             &self.url,
-            "--root",
-            self.root.to_str().unwrap(),
             "--state",
             self.state.to_str().unwrap(),
             "--ca",
@@ -60,6 +59,9 @@ impl Watch {
             "--grace",
             "1",
         ];
+        if let Some(root) = &self.root {
+            args.extend(["--root", root.to_str().unwrap()]);
+        }
         args.extend_from_slice(extra);
         let out = s.run(&args);
         let stdout = String::from_utf8(out.stdout).unwrap();
@@ -243,9 +245,17 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
             .unwrap()
             .trim()
             .to_owned(),
-        root: server_dir.join("published/metadata/1.root.json"),
+        root: Some(server_dir.join("published/metadata/1.root.json")),
         cert: cert.clone(),
         state: s.path().join("monitor-state"),
+    };
+    // A second monitor given no root: the log vouches for the repository's 1.root.json.
+    let vouched = Watch {
+        root: None,
+        state: s.path().join("vouched-state"),
+        url: watch.url.clone(),
+        vkey: watch.vkey.clone(),
+        cert: cert.clone(),
     };
     let checkpoint = server_dir
         .join(sealwright_server::translog::LOG_DIR)
@@ -255,6 +265,7 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
     // which reads only the entries added since.
     push("1.0.0");
     let first = watch.quiet(&s, "the first run");
+    vouched.quiet(&s, "the first run, the root vouched for by the log");
     let early_checkpoint = std::fs::read(&checkpoint).unwrap();
     push("1.1.0");
     let second = watch.quiet(&s, "after a second push");
@@ -424,24 +435,25 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
         ["logged-not-published"]
     );
 
-    // A state directory the monitor cannot start from is refused with what to do.
-    let fresh = s.run(&[
-        "monitor",
-        "--log",
-        &format!("{url}/log/"),
-        "--key",
-        &watch.vkey,
-        "--repo-url",
-        &url,
-        "--state",
-        s.path().join("fresh-state").to_str().unwrap(),
-        "--ca",
-        cert.to_str().unwrap(),
-    ]);
-    assert!(!fresh.status.success());
+    // Without --root, a repository showing another 1.root.json than the log holds is not
+    // trusted; the monitor says what to do.
+    let root_file = server_dir.join("published/metadata/1.root.json");
+    let mut other_root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&root_file).unwrap()).unwrap();
+    other_root["signatures"] = serde_json::json!([]);
+    std::fs::write(&root_file, serde_json::to_vec(&other_root).unwrap()).unwrap();
+    let fresh = Watch {
+        root: None,
+        state: s.path().join("fresh-state"),
+        url: watch.url.clone(),
+        vkey: watch.vkey.clone(),
+        cert: cert.clone(),
+    }
+    .run(&s, &[]);
+    assert!(!fresh.success);
     assert!(
-        String::from_utf8_lossy(&fresh.stderr).contains("--root"),
+        fresh.stderr.contains("another root than the log") && fresh.stderr.contains("--root"),
         "{}",
-        String::from_utf8_lossy(&fresh.stderr)
+        fresh.stderr
     );
 }

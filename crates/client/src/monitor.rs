@@ -121,7 +121,9 @@ pub struct MonitorConfig {
     pub log_key: Verifier,
     /// The repository (its metadata at URL/metadata/).
     pub repo_url: String,
-    /// The root to trust on the first run (later runs use the one in the state).
+    /// The root to trust on the first run (later runs use the one in the state). Without
+    /// it, the first run trusts the repository's `1.root.json` only if the log holds those
+    /// exact bytes as root version 1.
     pub initial_root: Option<Vec<u8>>,
     /// HTTPS trust for both.
     pub tls: TlsOptions,
@@ -171,6 +173,8 @@ struct Run {
     log_stopped: bool,
     /// Entries of the checkpoint left for the next run.
     log_behind: u64,
+    /// SHA-256 of each root version logged this run.
+    logged_roots: BTreeMap<u64, String>,
 }
 
 impl Run {
@@ -206,13 +210,7 @@ impl Monitor {
             .load("root", Limits::default().root)
             .map_err(|e| io("reading", e))?
             .is_some();
-        if !has_root {
-            let root = config.initial_root.as_deref().ok_or_else(|| {
-                MonitorError::Config(format!(
-                    "{} has no trusted root yet: pass --root ROOT.json the first time (the repository's 1.root.json, obtained out of band)",
-                    config.state_dir.display()
-                ))
-            })?;
+        if let (false, Some(root)) = (has_root, config.initial_root.as_deref()) {
             crate::updater::init(metadata.dir(), root)
                 .map_err(|e| MonitorError::Config(format!("the root to trust: {e}")))?;
         }
@@ -470,6 +468,11 @@ impl Monitor {
                         );
                     }
                 }
+                if role == "root" {
+                    run.logged_roots
+                        .entry(version)
+                        .or_insert_with(|| sha256.clone());
+                }
                 let is_newest = before.as_ref().is_none_or(|b| version > b.version);
                 run.logged_files
                     .push((index, role.clone(), version, sha256.clone()));
@@ -518,6 +521,7 @@ impl Monitor {
 
     /// Step 2: the repository, verified by the TUF client workflow from the stored root.
     fn read_repository(&self, run: &mut Run) -> Result<Option<Published>, MonitorError> {
+        self.trust_root_from_log(run)?;
         let metadata_dir = self.config.state_dir.join(METADATA_DIR);
         let config = UpdaterConfig::new(&metadata_dir, self.metadata_url());
         let mut updater = Updater::new(config, &self.repo, chrono::Utc::now())
@@ -575,6 +579,37 @@ impl Monitor {
             root,
             delegations,
         }))
+    }
+
+    /// Without a root given, the first run trusts the repository's `1.root.json` only if
+    /// the log — trusted through its key — holds exactly those bytes as root version 1:
+    /// the log vouches for the root, and a repository showing the monitor another root is
+    /// caught at once.
+    fn trust_root_from_log(&self, run: &Run) -> Result<(), MonitorError> {
+        let metadata = MetadataDir::new(self.config.state_dir.join(METADATA_DIR));
+        let cap = Limits::default().root;
+        let stored = metadata
+            .load("root", cap)
+            .map_err(|e| MonitorError::Config(format!("reading the trusted root: {e}")))?;
+        if stored.is_some() {
+            return Ok(());
+        }
+        let url = format!("{}1.root.json", self.metadata_url());
+        let bytes = self
+            .repo
+            .fetch(&url, cap as u64)
+            .map_err(|e| MonitorError::Repository(e.to_string()))?;
+        let sha256 = sealwright_crypto::digest::sha256_hex(&bytes);
+        match run.logged_roots.get(&1) {
+            Some(logged) if *logged == sha256 => crate::updater::init(metadata.dir(), &bytes)
+                .map_err(|e| MonitorError::Config(format!("{url}: {e}"))),
+            Some(logged) => Err(MonitorError::Config(format!(
+                "{url} has SHA-256 {sha256}, but the log holds root version 1 as {logged}: the repository shows another root than the log; pass --root ROOT.json (obtained out of band) to decide"
+            ))),
+            None => Err(MonitorError::Config(format!(
+                "no trusted root yet and the log holds no root version 1 to vouch for {url}: pass --root ROOT.json (the repository's 1.root.json, obtained out of band) the first time"
+            ))),
+        }
     }
 
     fn metadata_url(&self) -> String {

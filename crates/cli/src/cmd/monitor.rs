@@ -22,7 +22,7 @@ Exit status (without --every): 0 nothing found, 1 findings or the run failed.
 
 Example, from cron or a systemd timer:
   sealwright monitor --log https://updates.example.com/log/ --key \"$(cat log.vkey)\" \\
-      --repo-url https://updates.example.com --root 1.root.json --state /var/lib/sealwright-monitor")]
+      --repo-url https://updates.example.com --state /var/lib/sealwright-monitor")]
 pub struct Args {
     /// The transparency log's URL (its checkpoint is at URL/checkpoint).
     #[arg(long, value_name = "URL")]
@@ -34,7 +34,9 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     repo_url: String,
     /// The root.json to trust on the first run (the repository's 1.root.json, obtained out
-    /// of band); later runs follow the root chain from the state.
+    /// of band); later runs follow the root chain from the state. Without it, the first run
+    /// trusts the repository's 1.root.json only if the log holds exactly those bytes as
+    /// root version 1.
     #[arg(long, value_name = "ROOT.json")]
     root: Option<PathBuf>,
     /// Where the monitor keeps what it has seen (checkpoint, tree edge, newest versions):
