@@ -268,7 +268,7 @@ fn log_killed_at_random_points_always_verifies() {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_micros(seed % 120_000));
+        std::thread::sleep(Duration::from_micros(seed % 80_000));
         if let Some(status) = child.try_wait().unwrap() {
             let mut err = String::new();
             std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
