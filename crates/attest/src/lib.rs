@@ -1,0 +1,14 @@
+//! Attestations for Sealwright releases, in the formats the supply-chain tools share:
+//!
+//! - [`dsse`]: DSSE v1 envelopes (secure-systems-lab/dsse) — the pre-authentication
+//!   encoding, signing with any [`sealwright_crypto::Signer`], verifying a threshold of
+//!   unique trusted keys;
+//! - [`statement`]: in-toto Statement v1 — subjects matched by digest, one spelling out;
+//! - [`slsa`]: the SLSA Provenance v1 predicate.
+//!
+//! Nothing here does I/O or reads the clock: bytes in, decisions out. The builder, the
+//! server's upload check, devices and `verify-release` use the same functions.
+
+pub mod dsse;
+pub mod slsa;
+pub mod statement;
