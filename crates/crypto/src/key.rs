@@ -131,20 +131,14 @@ impl PublicKey {
     /// Builds a key from a DER SubjectPublicKeyInfo (as written by OpenSSL or python-cryptography).
     pub fn from_spki_der(algorithm: Algorithm, spki: &[u8]) -> Result<Self, KeyError> {
         let public = match algorithm {
-            Algorithm::Ed25519 => {
-                // Ed25519 SPKI = fixed 12-byte prefix + 32-byte key.
-                const PREFIX: [u8; 12] = [
-                    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-                ];
-                match spki.strip_prefix(&PREFIX[..]) {
-                    Some(raw) if raw.len() == 32 => hex::encode(raw),
-                    _ => {
-                        return Err(KeyError::Malformed(
-                            "not an Ed25519 SubjectPublicKeyInfo".into(),
-                        ))
-                    }
+            Algorithm::Ed25519 => match spki.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
+                Some(raw) if raw.len() == 32 => hex::encode(raw),
+                _ => {
+                    return Err(KeyError::Malformed(
+                        "not an Ed25519 SubjectPublicKeyInfo".into(),
+                    ))
                 }
-            }
+            },
             Algorithm::EcdsaP256Sha256 | Algorithm::RsaPssSha256 => pem_encode("PUBLIC KEY", spki),
         };
         let key = PublicKey::new(algorithm, public);
@@ -219,6 +213,19 @@ impl PublicKey {
         self.verifier_input().ok()
     }
 
+    /// The key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), as OpenSSL, securesystemslib
+    /// and Sigstore read it; `None` for undecodable material.
+    pub fn to_spki_pem(&self) -> Option<String> {
+        match self.material()? {
+            (Algorithm::Ed25519, raw) => {
+                let mut der = ED25519_SPKI_PREFIX.to_vec();
+                der.extend_from_slice(&raw);
+                Some(pem_encode("PUBLIC KEY", &der))
+            }
+            (_, spki) => Some(pem_encode("PUBLIC KEY", &spki)),
+        }
+    }
+
     /// The raw 32-byte public key of an Ed25519 key (what signed notes and cosignatures
     /// carry); `None` for any other algorithm or undecodable material.
     pub fn ed25519_bytes(&self) -> Option<[u8; 32]> {
@@ -268,6 +275,11 @@ impl PublicKey {
         result.map_err(|_| SignatureError::Invalid)
     }
 }
+
+/// The DER SubjectPublicKeyInfo of an Ed25519 key: this fixed 12-byte prefix, then the key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 /// PEM with 64-column lines and a trailing newline, as python-cryptography writes it (so a key
 /// we generate is byte-identical in metadata to the same key written by securesystemslib).

@@ -125,17 +125,7 @@ fn openssl_verifies_our_signatures() {
     ] {
         let key = PrivateKey::generate(alg).unwrap();
         let pubfile = dir.path().join("pub.pem");
-        let spki_pem = match alg {
-            // Ed25519 keyval is raw hex; rebuild the SPKI PEM for OpenSSL.
-            Algorithm::Ed25519 => {
-                let mut der = vec![
-                    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-                ];
-                der.extend(hex::decode(&key.public_key().keyval.public).unwrap());
-                sealwright_crypto::key::pem_encode("PUBLIC KEY", &der)
-            }
-            _ => key.public_key().keyval.public.clone(),
-        };
+        let spki_pem = key.public_key().to_spki_pem().unwrap();
         std::fs::write(&pubfile, spki_pem).unwrap();
         let sigfile = dir.path().join("sig");
         std::fs::write(&sigfile, key.sign(b"signed by sealwright").unwrap()).unwrap();
