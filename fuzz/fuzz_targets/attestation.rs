@@ -1,5 +1,6 @@
-//! DSSE envelopes and in-toto statements: untrusted bytes from a release's evidence or a
-//! push. Parsing and verifying never panic; what parses re-encodes and parses to itself.
+//! DSSE envelopes, in-toto statements and lockfiles: untrusted bytes from a release's
+//! evidence, a push or a contributor's change. Parsing and verifying never panic; what
+//! parses re-encodes and parses to itself; any parsed lockfile makes an SBOM.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -18,5 +19,18 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(statement) = Statement::parse(data) {
         assert_eq!(Statement::parse(&statement.to_bytes()).as_ref(), Ok(&statement));
         let _ = statement.subjects_with_sha256(&"00".repeat(32));
+    }
+    for name in ["Cargo.lock", "package-lock.json", "requirements.txt", "poetry.lock", "uv.lock"] {
+        if let Ok(components) = sealwright_attest::lockfile::parse(name, data) {
+            let release = sealwright_attest::sbom::Release {
+                name: "app".into(),
+                version: "1".into(),
+                artifacts: vec![],
+                components,
+            };
+            let cdx = sealwright_attest::sbom::cyclonedx(&release, "2026-01-01T00:00:00Z", "0");
+            assert!(serde_json::from_slice::<serde_json::Value>(&cdx).is_ok());
+            let _ = sealwright_attest::sbom::spdx(&release, "2026-01-01T00:00:00Z", "0");
+        }
     }
 });

@@ -4,11 +4,15 @@
 //!   encoding, signing with any [`sealwright_crypto::Signer`], verifying a threshold of
 //!   unique trusted keys;
 //! - [`statement`]: in-toto Statement v1 — subjects matched by digest, one spelling out;
-//! - [`slsa`]: the SLSA Provenance v1 predicate.
+//! - [`slsa`]: the SLSA Provenance v1 predicate;
+//! - [`lockfile`]: the components a build resolved, from Cargo, npm and Python lockfiles;
+//! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The builder, the
 //! server's upload check, devices and `verify-release` use the same functions.
 
 pub mod dsse;
+pub mod lockfile;
+pub mod sbom;
 pub mod slsa;
 pub mod statement;

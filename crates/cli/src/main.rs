@@ -124,6 +124,9 @@ enum Command {
     /// extends the last it cosigned.
     #[command(subcommand)]
     Witness(cmd::witness::WitnessCommand),
+    /// The software bill of materials of a release (CycloneDX 1.6 or SPDX 2.3): its
+    /// artifacts and every component its lockfiles resolved.
+    Sbom(cmd::sbom::Args),
     /// Demo: create a repository, publish a release and verify it, narrating each step.
     Quickstart(cmd::quickstart::Args),
 }
@@ -159,6 +162,7 @@ fn main() -> std::process::ExitCode {
         Command::Witness(a) => cmd::witness::run(&ctx, a),
         Command::Monitor(a) => cmd::monitor::run(&ctx, a),
         Command::Evidence(a) => cmd::evidence::run(&ctx, a),
+        Command::Sbom(a) => cmd::sbom::run(&ctx, a),
         Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),

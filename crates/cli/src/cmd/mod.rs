@@ -14,6 +14,7 @@ pub mod offline;
 pub mod publish;
 pub mod push;
 pub mod quickstart;
+pub mod sbom;
 pub mod serve;
 pub mod server;
 pub mod server_init;
