@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use crate::lockfile::{Component, Source};
 
 /// An artifact of the release.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct Artifact {
     /// Its file name (or target path).
     pub name: String,

@@ -124,6 +124,13 @@ enum Command {
     /// extends the last it cosigned.
     #[command(subcommand)]
     Witness(cmd::witness::WitnessCommand),
+    /// Run a release build in a clean environment (bubblewrap when available) and, only if
+    /// it succeeds, sign SLSA provenance of its products; writes the products, the
+    /// provenance, the build log and an SBOM.
+    Build(cmd::build::Args),
+    /// Decide offline whether an artifact is what a trusted builder built, from its signed
+    /// provenance.
+    VerifyProvenance(cmd::verify_provenance::Args),
     /// The software bill of materials of a release (CycloneDX 1.6 or SPDX 2.3): its
     /// artifacts and every component its lockfiles resolved.
     Sbom(cmd::sbom::Args),
@@ -163,6 +170,8 @@ fn main() -> std::process::ExitCode {
         Command::Monitor(a) => cmd::monitor::run(&ctx, a),
         Command::Evidence(a) => cmd::evidence::run(&ctx, a),
         Command::Sbom(a) => cmd::sbom::run(&ctx, a),
+        Command::Build(a) => cmd::build::run(&ctx, a),
+        Command::VerifyProvenance(a) => cmd::verify_provenance::run(&ctx, a),
         Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),
         Command::Quickstart(a) => cmd::quickstart::run(&ctx, a),

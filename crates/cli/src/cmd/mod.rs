@@ -2,6 +2,7 @@
 
 pub mod add;
 pub mod audit;
+pub mod build;
 pub mod bundle;
 pub mod client;
 pub mod delegate;
@@ -24,6 +25,7 @@ pub mod status;
 pub mod token;
 pub mod update;
 pub mod verify;
+pub mod verify_provenance;
 pub mod verify_release;
 pub mod witness;
 

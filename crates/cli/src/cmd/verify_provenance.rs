@@ -1,0 +1,108 @@
+//! `sealwright verify-provenance`: decide whether an artifact is what a trusted builder
+//! built, from its signed provenance — offline.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use sealwright_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
+use sealwright_attest::slsa::{Provenance, PROVENANCE_V1};
+use sealwright_attest::statement::Statement;
+
+use super::Context;
+use crate::output::emit;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A builder's public key (PEM SubjectPublicKeyInfo); repeatable.
+    #[arg(long = "key", value_name = "PUB.pem", required = true)]
+    keys: Vec<PathBuf>,
+    /// How many of the --key builders must have signed.
+    #[arg(long, default_value_t = 1)]
+    threshold: usize,
+    /// The provenance (DSSE envelope, `provenance.intoto.json`).
+    provenance: PathBuf,
+    /// The artifact to decide about.
+    artifact: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Report {
+    artifact: String,
+    sha256: String,
+    signed_by: Vec<String>,
+    builder: String,
+    build_type: String,
+    source: Vec<String>,
+}
+
+pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
+    let keys = args
+        .keys
+        .iter()
+        .map(|p| {
+            let pem =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            sealwright_crypto::keyfile::read_public_key(&pem)
+                .with_context(|| format!("{}", p.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bytes = sealwright_repo::fsutil::read_capped(
+        &args.provenance,
+        sealwright_attest::dsse::MAX_ENVELOPE_BYTES as u64,
+    )
+    .with_context(|| format!("reading {}", args.provenance.display()))?;
+    let envelope = Envelope::parse(&bytes)?;
+    let verified = envelope
+        .verify(&keys, args.threshold)
+        .context("the provenance is not signed by the given builder keys")?;
+    anyhow::ensure!(
+        verified.payload_type == IN_TOTO_PAYLOAD_TYPE,
+        "the envelope carries {:?}, not an in-toto statement",
+        verified.payload_type
+    );
+    let statement = Statement::parse(verified.payload)?;
+    anyhow::ensure!(
+        statement.predicate_type == PROVENANCE_V1,
+        "the statement is {:?}, not SLSA Provenance v1",
+        statement.predicate_type
+    );
+    let provenance: Provenance = serde_json::from_value(statement.predicate.clone())
+        .context("the SLSA Provenance v1 predicate does not parse")?;
+    let file = std::fs::File::open(&args.artifact)
+        .with_context(|| format!("reading {}", args.artifact.display()))?;
+    let sha256 = hex::encode(
+        sealwright_crypto::digest::Hasher::sha256_only()
+            .consume(file)?
+            .sha256,
+    );
+    anyhow::ensure!(
+        !statement.subjects_with_sha256(&sha256).is_empty(),
+        "{} (sha256 {sha256}) is not a subject of this provenance: other bytes than were built",
+        args.artifact.display()
+    );
+    let report = Report {
+        artifact: args.artifact.display().to_string(),
+        sha256,
+        signed_by: verified.keyids,
+        builder: provenance.run_details.builder.id,
+        build_type: provenance.build_definition.build_type,
+        source: provenance
+            .build_definition
+            .resolved_dependencies
+            .iter()
+            .filter_map(|d| Some(format!("{} {}", d.uri, d.digest.get("gitCommit")?)))
+            .collect(),
+    };
+    emit(ctx.json, &report, || {
+        println!(
+            "ok  {} is a product of {} (build type {}), signed by {} trusted builder key(s); source: {}",
+            report.artifact,
+            report.builder,
+            report.build_type,
+            report.signed_by.len(),
+            report.source.join(", ")
+        );
+    })
+}

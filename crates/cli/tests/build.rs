@@ -1,0 +1,215 @@
+//! `sealwright build` (P6): a small C project built twice — from two clones in different
+//! directories, at different times — gives the same bytes (SOURCE_DATE_EPOCH from the
+//! commit; the compiler's __DATE__ follows it), and its signed provenance is accepted by
+//! securesystemslib and in-toto-attestation and by `verify-provenance`; the build runs in
+//! bubblewrap (a write outside the source fails it); a failed build signs nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::Scratch;
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A git repository with a C program that prints its build date.
+fn project(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("hello.c"),
+        "#include <stdio.h>\nint main(void) { printf(\"hello, built %s %s\\n\", __DATE__, __TIME__); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "hello: hello.c\n\tcc -O2 -o hello hello.c\n",
+    )
+    .unwrap();
+    let git = |args: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(args)
+                .env("GIT_AUTHOR_DATE", "2026-01-02T03:04:05Z")
+                .env("GIT_COMMITTER_DATE", "2026-01-02T03:04:05Z")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com"),
+        )
+    };
+    git(&["init", "-q"]);
+    git(&["add", "hello.c", "Makefile"]);
+    git(&["commit", "-q", "-m", "hello"]);
+}
+
+#[test]
+fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothing() {
+    let s = Scratch::new();
+    let key = s.path().join("builder.pem");
+    let public = s.path().join("builder.pub.pem");
+    run_ok(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key),
+    );
+    run_ok(
+        Command::new("openssl")
+            .arg("pkey")
+            .arg("-in")
+            .arg(&key)
+            .arg("-pubout")
+            .arg("-out")
+            .arg(&public),
+    );
+    let first = s.path().join("a/src");
+    project(&first);
+    let second = s.path().join("elsewhere/deeper/src");
+    run_ok(
+        Command::new("git")
+            .arg("clone")
+            .arg("-q")
+            .arg(&first)
+            .arg(&second),
+    );
+
+    let build = |source: &Path, out: &Path, command: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "build",
+            "--name",
+            "hello",
+            "--version",
+            "1.0.0",
+            "--output",
+            "hello",
+            "--key",
+            key.to_str().unwrap(),
+            "--source",
+            source.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--",
+        ];
+        args.extend_from_slice(command);
+        s.run(&args)
+    };
+    let out1 = s.path().join("out1");
+    let made = build(&first, &out1, &["make", "hello"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(
+        report["sandbox"], "bubblewrap",
+        "scripts/test installs bubblewrap"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out2 = s.path().join("out2");
+    let again = build(&second, &out2, &["make", "hello"]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let product = std::fs::read(out1.join("hello")).unwrap();
+    assert_eq!(
+        product,
+        std::fs::read(out2.join("hello")).unwrap(),
+        "not reproducible"
+    );
+    let ran = run_ok(&mut Command::new(out1.join("hello")));
+    assert!(ran.contains("Jan  2 2026 03:04:05"), "{ran}");
+
+    // Other people's verifiers accept the provenance, over the product.
+    let (python, interop) = common::python();
+    let verdict: serde_json::Value = serde_json::from_str(&run_ok(
+        Command::new(&python)
+            .arg(interop.join("dsse_verify.py"))
+            .arg(out1.join("provenance.intoto.json"))
+            .arg(out1.join("hello"))
+            .arg(&public),
+    ))
+    .unwrap();
+    assert_eq!(verdict["builder"], "https://sealwright.dev/builders/local");
+    // So does ours; and it names the commit, the clean environment and the sandbox.
+    let ok = s.ok(&[
+        "verify-provenance",
+        "--key",
+        public.to_str().unwrap(),
+        out1.join("provenance.intoto.json").to_str().unwrap(),
+        out1.join("hello").to_str().unwrap(),
+    ]);
+    let head = run_ok(
+        Command::new("git")
+            .arg("-C")
+            .arg(&first)
+            .args(["rev-parse", "HEAD"]),
+    );
+    assert!(ok.contains(head.trim()), "{ok}");
+    let envelope = sealwright_attest::dsse::Envelope::parse(
+        &std::fs::read(out1.join("provenance.intoto.json")).unwrap(),
+    )
+    .unwrap();
+    let statement: serde_json::Value = serde_json::from_slice(&envelope.payload).unwrap();
+    let internal = &statement["predicate"]["buildDefinition"]["internalParameters"];
+    assert_eq!(internal["environment"]["SOURCE_DATE_EPOCH"], "1767323045");
+    assert_eq!(internal["sandbox"], "bubblewrap");
+    assert!(internal["toolchain"]["make"]
+        .as_str()
+        .unwrap()
+        .contains("Make"));
+    assert!(out1.join("build.log").is_file() && out1.join("sbom.cdx.json").is_file());
+    // Other bytes are not what was built.
+    let other = s.path().join("other");
+    std::fs::write(&other, b"not the product").unwrap();
+    assert!(!s
+        .run(&[
+            "verify-provenance",
+            "--key",
+            public.to_str().unwrap(),
+            out1.join("provenance.intoto.json").to_str().unwrap(),
+            other.to_str().unwrap(),
+        ])
+        .status
+        .success());
+
+    // A failed build — here, one that tries to write outside its source, which the sandbox
+    // forbids — signs nothing and says why.
+    let out3 = s.path().join("out3");
+    let failed = build(
+        &first,
+        &out3,
+        &[
+            "sh",
+            "-c",
+            "touch /etc/sealwright-build-escape && make hello",
+        ],
+    );
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("nothing was signed") && stderr.contains("Read-only"),
+        "{stderr}"
+    );
+    assert!(!out3.join("provenance.intoto.json").exists());
+    assert!(!Path::new("/etc/sealwright-build-escape").exists());
+}
