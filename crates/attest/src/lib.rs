@@ -6,11 +6,13 @@
 //! - [`statement`]: in-toto Statement v1 — subjects matched by digest, one spelling out;
 //! - [`slsa`]: the SLSA Provenance v1 predicate;
 //! - [`lockfile`]: the components a build resolved, from Cargo, npm and Python lockfiles;
-//! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release.
+//! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release;
+//! - [`deps`]: the dependency policy — sources, digests, dependency confusion.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The builder, the
 //! server's upload check, devices and `verify-release` use the same functions.
 
+pub mod deps;
 pub mod dsse;
 pub mod lockfile;
 pub mod sbom;

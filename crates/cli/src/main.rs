@@ -131,6 +131,10 @@ enum Command {
     /// Decide offline whether an artifact is what a trusted builder built, from its signed
     /// provenance.
     VerifyProvenance(cmd::verify_provenance::Args),
+    /// The dependency policy: lockfiles checked for unlisted sources, missing or weak
+    /// checksums, dependency confusion and look-alike names.
+    #[command(subcommand)]
+    Deps(cmd::deps::DepsCommand),
     /// The software bill of materials of a release (CycloneDX 1.6 or SPDX 2.3): its
     /// artifacts and every component its lockfiles resolved.
     Sbom(cmd::sbom::Args),
@@ -170,6 +174,7 @@ fn main() -> std::process::ExitCode {
         Command::Monitor(a) => cmd::monitor::run(&ctx, a),
         Command::Evidence(a) => cmd::evidence::run(&ctx, a),
         Command::Sbom(a) => cmd::sbom::run(&ctx, a),
+        Command::Deps(a) => cmd::deps::run(&ctx, a),
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::VerifyProvenance(a) => cmd::verify_provenance::run(&ctx, a),
         Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),

@@ -212,4 +212,22 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
     );
     assert!(!out3.join("provenance.intoto.json").exists());
     assert!(!Path::new("/etc/sealwright-build-escape").exists());
+
+    // With a dependency policy in the source, a lockfile it refuses stops the build before
+    // anything runs.
+    std::fs::write(
+        first.join("sealwright-deps.toml"),
+        "[pypi]\nregistries = [\"https://pypi.org/simple\"]\n",
+    )
+    .unwrap();
+    std::fs::write(first.join("requirements.txt"), "requests==2.32.3\n").unwrap();
+    let out4 = s.path().join("out4");
+    let refused = build(&first, &out4, &["make", "hello"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("dependency policy") && stderr.contains("pkg:pypi/requests@2.32.3"),
+        "{stderr}"
+    );
+    assert!(!out4.join("provenance.intoto.json").exists() && !out4.join("build.log").exists());
 }

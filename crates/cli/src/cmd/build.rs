@@ -66,6 +66,8 @@ pub struct Args {
     command: Vec<String>,
 }
 
+/// The dependency policy `build` applies when the source has one (`sealwright deps check`).
+pub const DEPS_POLICY_FILE: &str = "sealwright-deps.toml";
 /// The template the provenance's parameters follow (docs/provenance.md).
 pub const BUILD_TYPE: &str = "https://sealwright.dev/build/v1";
 /// Largest build log kept.
@@ -238,6 +240,28 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             .into(),
             ..ResourceDescriptor::default()
         });
+    }
+
+    // The dependency policy, when the source has one, before anything runs.
+    let policy_path = source.join(DEPS_POLICY_FILE);
+    if policy_path.is_file() {
+        let text = std::fs::read_to_string(&policy_path)
+            .with_context(|| format!("reading {}", policy_path.display()))?;
+        let policy: sealwright_attest::deps::Policy =
+            toml::from_str(&text).with_context(|| format!("{}", policy_path.display()))?;
+        let findings = sealwright_attest::deps::check(&policy, &components);
+        if !findings.is_empty() {
+            let lines: Vec<String> = findings
+                .iter()
+                .map(|f| format!("  {}: {}", f.component, f.message))
+                .collect();
+            anyhow::bail!(
+                "the dependency policy ({}) refuses {} component(s); nothing was built or signed:\n{}",
+                policy_path.display(),
+                findings.len(),
+                lines.join("\n")
+            );
+        }
     }
 
     // The clean environment.

@@ -6,6 +6,7 @@ pub mod build;
 pub mod bundle;
 pub mod client;
 pub mod delegate;
+pub mod deps;
 pub mod evidence;
 pub mod init;
 pub mod key;
