@@ -51,8 +51,8 @@ fn lockfile_lint() -> PathBuf {
     path
 }
 
-/// Our findings (kinds) for `lockfile`, and whether we refused it.
-fn ours(s: &Scratch, policy: &Path, lockfile: &Path) -> (bool, Vec<String>) {
+/// Whether we refused `lockfile`, and our findings: (kind, component).
+fn ours_in_full(s: &Scratch, policy: &Path, lockfile: &Path) -> (bool, Vec<(String, String)>) {
     let out = s.run(&[
         "--json",
         "deps",
@@ -63,13 +63,24 @@ fn ours(s: &Scratch, policy: &Path, lockfile: &Path) -> (bool, Vec<String>) {
     ]);
     let findings: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
-    let kinds = findings
+    let found = findings
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| f["finding"].as_str().unwrap().to_owned())
+        .map(|f| {
+            (
+                f["finding"].as_str().unwrap().to_owned(),
+                f["component"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
-    (!out.status.success(), kinds)
+    (!out.status.success(), found)
+}
+
+/// Whether we refused `lockfile`, and the kinds of our findings.
+fn ours(s: &Scratch, policy: &Path, lockfile: &Path) -> (bool, Vec<String>) {
+    let (refused, found) = ours_in_full(s, policy, lockfile);
+    (refused, found.into_iter().map(|(kind, _)| kind).collect())
 }
 
 #[test]
@@ -197,27 +208,8 @@ checksum = "{c}"
         ),
     )
     .unwrap();
-    let out = s.run(&[
-        "--json",
-        "deps",
-        "check",
-        "--policy",
-        policy.to_str().unwrap(),
-        cargo.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    let findings: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let found: Vec<(String, String)> = findings
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| {
-            (
-                f["finding"].as_str().unwrap().to_owned(),
-                f["component"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let (refused, found) = ours_in_full(&s, &policy, &cargo);
+    assert!(refused);
     for (kind, component) in [
         ("missing-checksum", "pkg:cargo/nochecksum@1.0.0"),
         ("source-not-allowed", "pkg:cargo/elsewhere@1.0.0"),
