@@ -231,3 +231,179 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
     );
     assert!(!out4.join("provenance.intoto.json").exists() && !out4.join("build.log").exists());
 }
+
+/// C7: a device that requires provenance from a builder installs a release `build --stage`
+/// published, and refuses one with no provenance, one whose provenance another builder
+/// signed, and one whose (genuine) provenance is about other bytes.
+#[test]
+fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let keypair = |name: &str| {
+        let key = s.path().join(format!("{name}.pem"));
+        let public = s.path().join(format!("{name}.pub.pem"));
+        run_ok(
+            Command::new("openssl")
+                .args(["genpkey", "-algorithm", "ed25519", "-out"])
+                .arg(&key),
+        );
+        run_ok(
+            Command::new("openssl")
+                .arg("pkey")
+                .arg("-in")
+                .arg(&key)
+                .arg("-pubout")
+                .arg("-out")
+                .arg(&public),
+        );
+        (key, public)
+    };
+    let (key, public) = keypair("builder");
+    let (_, stranger) = keypair("stranger");
+    let source = s.path().join("src");
+    project(&source);
+    let build = |version: &str, out: &Path, stage: bool| {
+        let mut args = vec![
+            "--repo",
+            &repo,
+            "build",
+            "--name",
+            "hello",
+            "--version",
+            version,
+            "--output",
+            "hello",
+            "--key",
+            key.to_str().unwrap(),
+            "--source",
+            source.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+        ];
+        if stage {
+            args.push("--stage");
+        }
+        args.extend(["--", "make", "hello"]);
+        s.ok(&args);
+    };
+    let device = |name: &str, builder: &Path| {
+        let dir = s.path().join(name);
+        s.ok(&[
+            "client",
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--root",
+            s.repo()
+                .join("published/metadata/1.root.json")
+                .to_str()
+                .unwrap(),
+            "--url",
+            "https://updates.invalid/",
+            "--name",
+            "hello",
+            "--builder-key",
+            builder.to_str().unwrap(),
+        ]);
+        dir
+    };
+    let bundle = |n: &str| {
+        let file = s.path().join(format!("{n}.bundle"));
+        s.ok(&[
+            "--repo",
+            &repo,
+            "bundle",
+            "create",
+            "--name",
+            "hello",
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        file
+    };
+    let update = |dir: &Path, bundle: &Path| {
+        s.run(&[
+            "update",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--json",
+        ])
+    };
+
+    build("1.0.0", &s.path().join("out-1.0.0"), true);
+    s.ok(&["--repo", &repo, "publish"]);
+    let trusting = device("trusting", &public);
+    let suspicious = device("suspicious", &stranger);
+    let b1 = bundle("1.0.0");
+    let out = update(&trusting, &b1);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["version"], "1.0.0");
+    let out = update(&suspicious, &b1);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("not signed by the builders this device trusts"));
+
+    // A release added without a build: no provenance.
+    s.add_release(&repo, b"unbuilt", "hello", "1.1.0");
+    s.ok(&["--repo", &repo, "publish"]);
+    let out = update(&trusting, &bundle("1.1.0"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("has no provenance"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Someone who can stage (the targets key) but is not the builder links a genuine
+    // provenance to other bytes.
+    let genuine = s.path().join("out-genuine");
+    build("1.2.0", &genuine, false);
+    let evil = s.path().join("evil/hello");
+    std::fs::create_dir_all(evil.parent().unwrap()).unwrap();
+    std::fs::write(&evil, b"#!/bin/sh\necho evil\n").unwrap();
+    let provenance = genuine.join("provenance.intoto.json");
+    let release = sealwright_repo::staging::Release::new("hello", "1.2.0", None)
+        .unwrap()
+        .with_evidence(
+            [(
+                "provenance".to_owned(),
+                sealwright_repo::staging::EvidenceFile {
+                    path: "hello/1.2.0/provenance.intoto.json".into(),
+                    sha256: sealwright_crypto::digest::sha256_hex(
+                        &std::fs::read(&provenance).unwrap(),
+                    ),
+                },
+            )]
+            .into(),
+        );
+    let policy = sealwright_repo::Policy::load(&s.repo()).unwrap();
+    sealwright_repo::staging::add_artifacts(
+        &s.repo(),
+        &policy,
+        "targets",
+        &[evil, provenance],
+        &release,
+        &|_| {},
+    )
+    .unwrap();
+    s.ok(&["--repo", &repo, "publish"]);
+    let out = update(&trusting, &bundle("1.2.0"));
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("about other bytes"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing but the built release was ever installed.
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(trusting.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["current_version"], "1.0.0", "{state}");
+}

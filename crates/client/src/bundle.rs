@@ -315,6 +315,20 @@ pub fn create_bundle<F: Fetcher>(
     rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;
     tf.check_digests(&hasher.0.finish())
         .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;
+    // The release's provenance, when its signed entry links one: a device that requires
+    // provenance checks it from the bundle exactly as it would online.
+    if let Some(path) = tf.custom.as_ref().and_then(|c| {
+        c.get("sealwright")?
+            .get("evidence")?
+            .get("provenance")?
+            .get("path")?
+            .as_str()
+    }) {
+        if let Some(found) = updater.get_targetinfo(path).map_err(berr)? {
+            let url = updater.target_url(&found.target, path).map_err(berr)?;
+            rec.fetch(&url, found.target.length).map_err(berr)?;
+        }
+    }
     // The transparency log's proofs, when the repository serves them: a device that requires
     // the log checks them from the bundle exactly as it would online.
     if let Ok(entries) =

@@ -61,6 +61,17 @@ pub struct Args {
     /// The builder's identity in the provenance (a URI).
     #[arg(long, default_value = "https://sealwright.dev/builders/local")]
     builder_id: String,
+    /// Stage the products with their evidence (provenance, build log, SBOM) in the
+    /// repository (--repo) for the next `publish` or `push`, the evidence bound to the
+    /// artifacts in the signed targets metadata.
+    #[arg(long)]
+    stage: bool,
+    /// Channel of the staged release (with --stage).
+    #[arg(long, requires = "stage")]
+    channel: Option<String>,
+    /// Stage for this delegated role instead of the top-level targets role.
+    #[arg(long, value_name = "ROLE", requires = "stage")]
+    delegation: Option<String>,
     /// The build command and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -77,6 +88,7 @@ const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbi
 
 #[derive(Serialize)]
 struct Report {
+    staged: bool,
     products: Vec<Artifact>,
     provenance: PathBuf,
     build_log: PathBuf,
@@ -463,7 +475,50 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         &sbom_path,
         &sbom::cyclonedx(&release, &created, env!("CARGO_PKG_VERSION")),
     )?;
+    let staged = if args.stage {
+        let mut files: Vec<PathBuf> = products.iter().map(|p| out_dir.join(&p.name)).collect();
+        let release = sealwright_repo::staging::Release::new(
+            &args.name,
+            &args.version,
+            args.channel.as_deref(),
+        )?;
+        let mut evidence = std::collections::BTreeMap::new();
+        for (kind, path) in [
+            ("provenance", &provenance_path),
+            ("build-log", &log_path),
+            ("sbom", &sbom_path),
+        ] {
+            let file_name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes = std::fs::read(path)?;
+            evidence.insert(
+                kind.to_owned(),
+                sealwright_repo::staging::EvidenceFile {
+                    path: format!("{}/{file_name}", release.prefix()),
+                    sha256: sealwright_crypto::digest::sha256_hex(&bytes),
+                },
+            );
+            files.push(path.clone());
+        }
+        let release = release.with_evidence(evidence);
+        let policy = ctx.policy()?;
+        let role = args.delegation.as_deref().unwrap_or("targets");
+        sealwright_repo::staging::add_artifacts(
+            &ctx.repo,
+            &policy,
+            role,
+            &files,
+            &release,
+            &|_| {},
+        )?;
+        true
+    } else {
+        false
+    };
     let report = Report {
+        staged,
         products,
         provenance: provenance_path,
         build_log: log_path,
@@ -482,5 +537,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             report.build_log.display(),
             report.sbom.display()
         );
+        if report.staged {
+            println!("staged with its evidence; run `sealwright publish` (or `sealwright push`)");
+        }
     })
 }

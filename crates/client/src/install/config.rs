@@ -40,6 +40,9 @@ pub struct ClientConfig {
     /// When set, a release installs only if the transparency log shows it (C6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<super::LogPolicy>,
+    /// When set, a release installs only with provenance from trusted builders (C7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<super::ProvenancePolicy>,
 }
 
 fn default_channel() -> String {
@@ -140,6 +143,7 @@ fn write_client(
         ca_file,
         spki_pins: spki_pins.to_vec(),
         log: None,
+        provenance: None,
     };
     let save = |config: &ClientConfig| {
         let text =
@@ -256,6 +260,22 @@ pub fn require_log(dir: &Path, policy: super::LogPolicy) -> Result<ClientConfig,
         log: Some(policy),
         ..load_config(dir)?
     };
+    save_config(dir, config)
+}
+
+/// Makes the client in `dir` require provenance from trusted builders (C7).
+pub fn require_provenance(
+    dir: &Path,
+    policy: super::ProvenancePolicy,
+) -> Result<ClientConfig, InstallError> {
+    let config = ClientConfig {
+        provenance: Some(policy),
+        ..load_config(dir)?
+    };
+    save_config(dir, config)
+}
+
+fn save_config(dir: &Path, config: ClientConfig) -> Result<ClientConfig, InstallError> {
     let text = toml::to_string(&config).map_err(|e| InstallError::new("config", e.to_string()))?;
     write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())
         .map_err(io_fail("config", "writing client.toml"))?;

@@ -33,6 +33,7 @@ mod download;
 mod health;
 pub(crate) mod log_check;
 mod pointer;
+pub(crate) mod provenance_check;
 mod self_replace;
 mod state;
 mod switch;
@@ -51,11 +52,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub use config::{
-    init_client, load_config, require_log, tls_options, ClientConfig, CONFIG_FILE, DEFAULT_CHANNEL,
+    init_client, load_config, require_log, require_provenance, tls_options, ClientConfig,
+    CONFIG_FILE, DEFAULT_CHANNEL,
 };
 pub use log_check::{LogPolicy, SEEN_FILE as LOG_SEEN_FILE};
 pub use pointer::{parse_pointer, pointer_path, ChannelPointer};
 pub(crate) use pointer::{resolve_release, ResolvedRelease};
+pub use provenance_check::ProvenancePolicy;
 pub use state::{load_state, log_failure, State, FAILURE_LOG, STATE_FILE};
 pub use switch::switch_current;
 pub use unpack::{unpack, MAX_ARCHIVE_ENTRIES, MAX_UNPACKED_BYTES};
@@ -220,6 +223,10 @@ fn run_update<F: Fetcher>(
             &artifact,
             &artifact_role,
         )?;
+    }
+    if let Some(policy) = &config.provenance {
+        provenance_check::require_provenance(&mut updater, &pointer.target, &artifact, policy)
+            .map_err(|e| e.about(&pointer))?;
     }
     let version = pointer::semantic_version(&pointer)?;
     let release = Release {

@@ -233,8 +233,13 @@ pub fn add_artifacts(
     let release_index = staged.release_index(&release.custom());
     let entries = staging::hash_and_copy(repo_dir, &inputs, release_index, &|| progress(0))?;
     // A single-file release also moves its channel pointer, so clients find the newest
-    // release with one target lookup (one bin in a hash-binned repository).
-    let pointer = match entries.as_slice() {
+    // release with one target lookup (one bin in a hash-binned repository). Evidence
+    // files beside it (provenance, log, SBOM) are not what the pointer names.
+    let artifacts: Vec<&(String, StagedTarget)> = entries
+        .iter()
+        .filter(|(path, _)| !release.is_evidence(path))
+        .collect();
+    let pointer = match artifacts.as_slice() {
         [(artifact, entry)] => {
             let path = staging::channel_pointer_path(&release.name, release.pointer_channel());
             if path_allowed(policy, role, &path) {

@@ -118,6 +118,20 @@ pub struct Release {
     /// run (the only signed way to roll a fleet back, PRODUCT.md C3).
     #[serde(default)]
     pub recovery: bool,
+    /// Evidence published beside the release's artifacts and bound to them in the signed
+    /// `custom` field: kind (`provenance`, `build-log`, `sbom`) → its target path and
+    /// SHA-256. A device that requires provenance follows this, and only this, link.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub evidence: BTreeMap<String, EvidenceFile>,
+}
+
+/// One evidence file of a release.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceFile {
+    /// Its target path.
+    pub path: String,
+    /// SHA-256 of its bytes, lowercase hex.
+    pub sha256: String,
 }
 
 impl Release {
@@ -137,7 +151,19 @@ impl Release {
             version,
             channel: channel.map(str::to_owned),
             recovery: false,
+            evidence: BTreeMap::new(),
         })
+    }
+
+    /// Binds evidence files to this release.
+    pub fn with_evidence(mut self, evidence: BTreeMap<String, EvidenceFile>) -> Self {
+        self.evidence = evidence;
+        self
+    }
+
+    /// Whether `path` is one of this release's evidence files (not an artifact).
+    pub fn is_evidence(&self, path: &str) -> bool {
+        self.evidence.values().any(|e| e.path == path)
     }
 
     /// Marks (or unmarks) this release as a recovery release.
@@ -161,6 +187,12 @@ impl Release {
         }
         if self.recovery {
             m.insert("recovery".into(), Value::Bool(true));
+        }
+        if !self.evidence.is_empty() {
+            m.insert(
+                "evidence".into(),
+                serde_json::to_value(&self.evidence).unwrap_or_default(),
+            );
         }
         serde_json::json!({ "sealwright": m })
     }
