@@ -7,7 +7,8 @@
 //! - [`slsa`]: the SLSA Provenance v1 predicate;
 //! - [`lockfile`]: the components a build resolved, from Cargo, npm and Python lockfiles;
 //! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release;
-//! - [`deps`]: the dependency policy — sources, digests, dependency confusion.
+//! - [`deps`]: the dependency policy — sources, digests, dependency confusion;
+//! - [`reproduction`]: the predicate a rebuilder signs when it got the same bytes.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The builder, the
 //! server's upload check, devices and `verify-release` use the same functions.
@@ -15,6 +16,7 @@
 pub mod deps;
 pub mod dsse;
 pub mod lockfile;
+pub mod reproduction;
 pub mod sbom;
 pub mod slsa;
 pub mod statement;

@@ -27,6 +27,27 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// An Ed25519 key pair made by OpenSSL: the private key (PKCS#8 PEM) and its public key.
+fn keypair(s: &Scratch, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let key = s.path().join(format!("{name}.pem"));
+    let public = s.path().join(format!("{name}.pub.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args(["genpkey", "-algorithm", "ed25519", "-out"])
+            .arg(&key),
+    );
+    run_ok(
+        Command::new("openssl")
+            .arg("pkey")
+            .arg("-in")
+            .arg(&key)
+            .arg("-pubout")
+            .arg("-out")
+            .arg(&public),
+    );
+    (key, public)
+}
+
 /// A git repository with a C program that prints its build date.
 fn project(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -62,22 +83,7 @@ fn project(dir: &Path) {
 #[test]
 fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothing() {
     let s = Scratch::new();
-    let key = s.path().join("builder.pem");
-    let public = s.path().join("builder.pub.pem");
-    run_ok(
-        Command::new("openssl")
-            .args(["genpkey", "-algorithm", "ed25519", "-out"])
-            .arg(&key),
-    );
-    run_ok(
-        Command::new("openssl")
-            .arg("pkey")
-            .arg("-in")
-            .arg(&key)
-            .arg("-pubout")
-            .arg("-out")
-            .arg(&public),
-    );
+    let (key, public) = keypair(&s, "builder");
     let first = s.path().join("a/src");
     project(&first);
     let second = s.path().join("elsewhere/deeper/src");
@@ -240,27 +246,8 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
     let s = Scratch::new();
     let repo = s.repo_arg();
     s.ok(&["init", &repo]);
-    let keypair = |name: &str| {
-        let key = s.path().join(format!("{name}.pem"));
-        let public = s.path().join(format!("{name}.pub.pem"));
-        run_ok(
-            Command::new("openssl")
-                .args(["genpkey", "-algorithm", "ed25519", "-out"])
-                .arg(&key),
-        );
-        run_ok(
-            Command::new("openssl")
-                .arg("pkey")
-                .arg("-in")
-                .arg(&key)
-                .arg("-pubout")
-                .arg("-out")
-                .arg(&public),
-        );
-        (key, public)
-    };
-    let (key, public) = keypair("builder");
-    let (_, stranger) = keypair("stranger");
+    let (key, public) = keypair(&s, "builder");
+    let (_, stranger) = keypair(&s, "stranger");
     let source = s.path().join("src");
     project(&source);
     let build = |version: &str, out: &Path, stage: bool| {
@@ -406,4 +393,124 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(trusting.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["current_version"], "1.0.0", "{state}");
+}
+
+/// P7: a rebuilder rebuilds from the provenance alone (the recorded commit, cloned afresh;
+/// the recorded command) and, the bytes matching, signs a reproduction attestation that
+/// securesystemslib and in-toto-attestation accept over the product; a deliberately
+/// non-deterministic build is reported as not reproducible and nothing is signed.
+#[test]
+fn rebuilds_reproduce_a_deterministic_build_and_report_a_nondeterministic_one() {
+    let s = Scratch::new();
+    let (builder, builder_pub) = keypair(&s, "builder");
+    let (rebuilder, rebuilder_pub) = keypair(&s, "rebuilder");
+    let source = s.path().join("src");
+    project(&source);
+    let out = s.path().join("out");
+    s.ok(&[
+        "build",
+        "--name",
+        "hello",
+        "--version",
+        "1.0.0",
+        "--output",
+        "hello",
+        "--key",
+        builder.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--",
+        "make",
+        "hello",
+    ]);
+    let provenance = out.join("provenance.intoto.json");
+    let again = s.path().join("again");
+    let report: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "--json",
+        "rebuild",
+        provenance.to_str().unwrap(),
+        "--key",
+        rebuilder.to_str().unwrap(),
+        "--builder-key",
+        builder_pub.to_str().unwrap(),
+        "--out-dir",
+        again.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(report["reproduced"], serde_json::json!(["hello"]));
+    let (python, interop) = common::python();
+    let verdict: serde_json::Value = serde_json::from_str(&run_ok(
+        Command::new(&python)
+            .arg(interop.join("dsse_verify.py"))
+            .arg(again.join("reproduction.intoto.json"))
+            .arg(out.join("hello"))
+            .arg(&rebuilder_pub),
+    ))
+    .unwrap();
+    assert_eq!(
+        verdict["predicate_type"],
+        "https://sealwright.dev/reproduction/v1"
+    );
+
+    // A build that stamps the clock into its output does not reproduce.
+    let noisy = s.path().join("noisy");
+    std::fs::create_dir_all(&noisy).unwrap();
+    std::fs::write(noisy.join("Makefile"), "stamp:\n\tdate +%s%N > stamp\n").unwrap();
+    let git = |args: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(&noisy)
+                .args(args)
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com"),
+        )
+    };
+    git(&["init", "-q"]);
+    git(&["add", "Makefile"]);
+    git(&["commit", "-q", "-m", "noisy"]);
+    let noisy_out = s.path().join("noisy-out");
+    s.ok(&[
+        "build",
+        "--name",
+        "noisy",
+        "--version",
+        "1.0.0",
+        "--output",
+        "stamp",
+        "--key",
+        builder.to_str().unwrap(),
+        "--source",
+        noisy.to_str().unwrap(),
+        "--out-dir",
+        noisy_out.to_str().unwrap(),
+        "--",
+        "make",
+        "stamp",
+    ]);
+    let retry = s.path().join("retry");
+    let failed = s.run(&[
+        "rebuild",
+        noisy_out.join("provenance.intoto.json").to_str().unwrap(),
+        "--key",
+        rebuilder.to_str().unwrap(),
+        "--out-dir",
+        retry.to_str().unwrap(),
+    ]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("not reproducible") && stderr.contains("stamp: rebuilt sha256"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("diffoscope"), "{stderr}");
+    assert!(!retry.join("reproduction.intoto.json").exists());
+    assert!(
+        retry.join("rebuilt/stamp").is_file(),
+        "the rebuilt file is kept"
+    );
 }

@@ -106,7 +106,8 @@ struct GitSource {
     remote: Option<String>,
 }
 
-fn git(source: &Path, args: &[&str]) -> anyhow::Result<String> {
+/// `git -C DIR ARGS`, its output trimmed; its stderr in the error.
+pub(crate) fn git(source: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(source)
@@ -183,7 +184,10 @@ fn bubblewrap_works() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn open_key(ctx: &Context, path: &Path) -> anyhow::Result<sealwright_crypto::PrivateKey> {
+pub(crate) fn open_key(
+    ctx: &Context,
+    path: &Path,
+) -> anyhow::Result<sealwright_crypto::PrivateKey> {
     let pem = sealwright_repo::fsutil::read_secret(path, 64 * 1024)
         .with_context(|| format!("reading {}", path.display()))?;
     let pem = String::from_utf8(pem).context("the key file is not UTF-8")?;
@@ -205,10 +209,6 @@ fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let (program, program_args) = args
-        .command
-        .split_first()
-        .context("give the build command after --")?;
     let key = open_key(ctx, &args.key)?;
     let source = std::fs::canonicalize(&args.source)
         .with_context(|| format!("the source {}", args.source.display()))?;
@@ -276,107 +276,15 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         }
     }
 
-    // The clean environment.
-    let scratch = tempfile::Builder::new()
-        .prefix("sealwright-build-")
-        .tempdir()
-        .context("creating the build's temporary directory")?;
-    let home = scratch.path().join("home");
-    let tmp = scratch.path().join("tmp");
-    std::fs::create_dir_all(&home)?;
-    std::fs::create_dir_all(&tmp)?;
-    let environment: Vec<(String, String)> = vec![
-        ("PATH".into(), BUILD_PATH.into()),
-        ("HOME".into(), home.display().to_string()),
-        ("TMPDIR".into(), tmp.display().to_string()),
-        ("LANG".into(), "C.UTF-8".into()),
-        ("LC_ALL".into(), "C.UTF-8".into()),
-        ("TZ".into(), "UTC".into()),
-        ("SOURCE_DATE_EPOCH".into(), git.time.to_string()),
-    ];
-    let sandbox = if bubblewrap_works() {
-        "bubblewrap"
-    } else {
-        "none"
-    };
-    let mut command = if sandbox == "bubblewrap" {
-        let mut c = Command::new("bwrap");
-        c.args(["--die-with-parent", "--unshare-all", "--ro-bind", "/", "/"])
-            .args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"])
-            .arg("--bind")
-            .arg(&source)
-            .arg(&source)
-            .arg("--bind")
-            .arg(scratch.path())
-            .arg(scratch.path())
-            .arg("--chdir")
-            .arg(&source)
-            .arg("--")
-            .args(&args.command);
-        c
-    } else {
-        eprintln!(
-            "warning: bubblewrap is not available here (apt-get install bubblewrap): the build runs without a sandbox, with network, and the provenance says so"
-        );
-        let mut c = Command::new(program);
-        c.args(program_args).current_dir(&source);
-        c
-    };
-    let log_path = out_dir.join("build.log");
-    let log = std::fs::File::create(&log_path)
-        .with_context(|| format!("creating {}", log_path.display()))?;
-    command
-        .env_clear()
-        .envs(environment.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    eprintln!(
-        "building in {} ({sandbox} sandbox): {}",
-        source.display(),
-        args.command.join(" ")
-    );
-    let started = chrono::Utc::now();
-    let status = command
-        .status()
-        .with_context(|| format!("running {program}"))?;
-    let finished = chrono::Utc::now();
-    let log_bytes = sealwright_repo::fsutil::read_capped(&log_path, MAX_LOG)
-        .with_context(|| format!("reading {}", log_path.display()))?;
-    if !status.success() {
-        let text = String::from_utf8_lossy(&log_bytes);
-        let tail: Vec<&str> = text.lines().rev().take(20).collect();
-        anyhow::bail!(
-            "the build failed ({status}); nothing was signed. Last lines of {}:\n{}",
-            log_path.display(),
-            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-        );
-    }
-
-    // Products: each must exist; copied beside the evidence.
-    let mut products = Vec::new();
-    for output in &args.outputs {
-        let path = source.join(output);
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "the build succeeded but did not produce {}: nothing was signed",
-                path.display()
-            )
-        })?;
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .with_context(|| format!("{} names no file", output.display()))?;
-        let copy = out_dir.join(&name);
-        sealwright_repo::fsutil::write_atomic(&copy, &bytes)?;
-        // An executable product stays executable.
-        std::fs::set_permissions(&copy, std::fs::metadata(&path)?.permissions())?;
-        products.push(Artifact {
-            name,
-            sha256: sealwright_crypto::digest::sha256_hex(&bytes),
-            length: bytes.len() as u64,
-        });
-    }
+    let Built {
+        products,
+        environment,
+        sandbox,
+        started,
+        finished,
+        log_path,
+        log_bytes,
+    } = clean_build(&source, &args.command, &args.outputs, &out_dir, git.time)?;
 
     let mut resolved = vec![ResourceDescriptor {
         uri: match &git.remote {
@@ -540,5 +448,150 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         if report.staged {
             println!("staged with its evidence; run `sealwright publish` (or `sealwright push`)");
         }
+    })
+}
+
+/// What one clean build made.
+pub struct Built {
+    /// The products, copied into the output directory.
+    pub products: Vec<Artifact>,
+    /// The environment the command ran with (all of it).
+    pub environment: Vec<(String, String)>,
+    /// `bubblewrap` or `none`.
+    pub sandbox: &'static str,
+    /// Start of the command.
+    pub started: chrono::DateTime<chrono::Utc>,
+    /// End of the command.
+    pub finished: chrono::DateTime<chrono::Utc>,
+    /// The build log, in the output directory.
+    pub log_path: PathBuf,
+    /// Its bytes.
+    pub log_bytes: Vec<u8>,
+}
+
+/// Runs `command` in `source` in the clean environment (bubblewrap when it works here),
+/// its output logged to `out_dir/build.log`; on success copies each of `outputs` into
+/// `out_dir`. Fails, signing nothing, when the command fails or an output is missing.
+pub fn clean_build(
+    source: &Path,
+    argv: &[String],
+    outputs: &[PathBuf],
+    out_dir: &Path,
+    source_date_epoch: i64,
+) -> anyhow::Result<Built> {
+    let (program, program_args) = argv
+        .split_first()
+        .context("give the build command after --")?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    // The clean environment.
+    let scratch = tempfile::Builder::new()
+        .prefix("sealwright-build-")
+        .tempdir()
+        .context("creating the build's temporary directory")?;
+    let home = scratch.path().join("home");
+    let tmp = scratch.path().join("tmp");
+    std::fs::create_dir_all(&home)?;
+    std::fs::create_dir_all(&tmp)?;
+    let environment: Vec<(String, String)> = vec![
+        ("PATH".into(), BUILD_PATH.into()),
+        ("HOME".into(), home.display().to_string()),
+        ("TMPDIR".into(), tmp.display().to_string()),
+        ("LANG".into(), "C.UTF-8".into()),
+        ("LC_ALL".into(), "C.UTF-8".into()),
+        ("TZ".into(), "UTC".into()),
+        ("SOURCE_DATE_EPOCH".into(), source_date_epoch.to_string()),
+    ];
+    let sandbox = if bubblewrap_works() {
+        "bubblewrap"
+    } else {
+        "none"
+    };
+    let mut command = if sandbox == "bubblewrap" {
+        let mut c = Command::new("bwrap");
+        c.args(["--die-with-parent", "--unshare-all", "--ro-bind", "/", "/"])
+            .args(["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"])
+            .arg("--bind")
+            .arg(source)
+            .arg(source)
+            .arg("--bind")
+            .arg(scratch.path())
+            .arg(scratch.path())
+            .arg("--chdir")
+            .arg(source)
+            .arg("--")
+            .args(argv);
+        c
+    } else {
+        eprintln!(
+            "warning: bubblewrap is not available here (apt-get install bubblewrap): the build runs without a sandbox, with network, and the provenance says so"
+        );
+        let mut c = Command::new(program);
+        c.args(program_args).current_dir(source);
+        c
+    };
+    let log_path = out_dir.join("build.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    command
+        .env_clear()
+        .envs(environment.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    eprintln!(
+        "building in {} ({sandbox} sandbox): {}",
+        source.display(),
+        argv.join(" ")
+    );
+    let started = chrono::Utc::now();
+    let status = command
+        .status()
+        .with_context(|| format!("running {program}"))?;
+    let finished = chrono::Utc::now();
+    let log_bytes = sealwright_repo::fsutil::read_capped(&log_path, MAX_LOG)
+        .with_context(|| format!("reading {}", log_path.display()))?;
+    if !status.success() {
+        let text = String::from_utf8_lossy(&log_bytes);
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        anyhow::bail!(
+            "the build failed ({status}); nothing was signed. Last lines of {}:\n{}",
+            log_path.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+
+    // Products: each must exist; copied beside the evidence.
+    let mut products = Vec::new();
+    for output in outputs {
+        let path = source.join(output);
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "the build succeeded but did not produce {}: nothing was signed",
+                path.display()
+            )
+        })?;
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{} names no file", output.display()))?;
+        let copy = out_dir.join(&name);
+        sealwright_repo::fsutil::write_atomic(&copy, &bytes)?;
+        // An executable product stays executable.
+        std::fs::set_permissions(&copy, std::fs::metadata(&path)?.permissions())?;
+        products.push(Artifact {
+            name,
+            sha256: sealwright_crypto::digest::sha256_hex(&bytes),
+            length: bytes.len() as u64,
+        });
+    }
+
+    Ok(Built {
+        products,
+        environment,
+        sandbox,
+        started,
+        finished,
+        log_path,
+        log_bytes,
     })
 }

@@ -16,6 +16,7 @@ pub mod offline;
 pub mod publish;
 pub mod push;
 pub mod quickstart;
+pub mod rebuild;
 pub mod sbom;
 pub mod serve;
 pub mod server;
