@@ -338,6 +338,46 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("not signed by the builders this device trusts"));
 
+    // An auditor decides offline from the release's evidence, which carries the provenance:
+    // the built artifact passes with the builder's key and not with another.
+    let evidence = s.path().join("hello-1.0.0.evidence");
+    s.ok(&[
+        "--repo",
+        &repo,
+        "evidence",
+        "hello/1.0.0/hello",
+        "-o",
+        evidence.to_str().unwrap(),
+    ]);
+    let decide = |builder: &Path| {
+        s.run(&[
+            "verify-release",
+            "--root",
+            s.repo()
+                .join("published/metadata/1.root.json")
+                .to_str()
+                .unwrap(),
+            "--evidence",
+            evidence.to_str().unwrap(),
+            "--builder-key",
+            builder.to_str().unwrap(),
+            s.path().join("out-1.0.0/hello").to_str().unwrap(),
+        ])
+    };
+    let ok = decide(&public);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout)
+            .contains("provenance: SLSA Provenance v1 over these bytes"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(!decide(&stranger).status.success());
+
     // A release added without a build: no provenance.
     s.add_release(&repo, b"unbuilt", "hello", "1.1.0");
     s.ok(&["--repo", &repo, "publish"]);

@@ -315,20 +315,7 @@ pub fn create_bundle<F: Fetcher>(
     rec.fetch_to(&url, tf.length, &mut hasher).map_err(berr)?;
     tf.check_digests(&hasher.0.finish())
         .map_err(|e| BundleError(format!("{}: {e}", pointer.target)))?;
-    // The release's provenance, when its signed entry links one: a device that requires
-    // provenance checks it from the bundle exactly as it would online.
-    if let Some(path) = tf.custom.as_ref().and_then(|c| {
-        c.get("sealwright")?
-            .get("evidence")?
-            .get("provenance")?
-            .get("path")?
-            .as_str()
-    }) {
-        if let Some(found) = updater.get_targetinfo(path).map_err(berr)? {
-            let url = updater.target_url(&found.target, path).map_err(berr)?;
-            rec.fetch(&url, found.target.length).map_err(berr)?;
-        }
-    }
+    record_provenance(&rec, &mut updater, &tf)?;
     // The transparency log's proofs, when the repository serves them: a device that requires
     // the log checks them from the bundle exactly as it would online.
     if let Ok(entries) =
@@ -373,6 +360,7 @@ pub fn create_evidence<F: Fetcher>(
                 "{target_path} is not in the signed metadata: no role trusted for that path lists it"
             ))
         })?;
+    record_provenance(&rec, &mut updater, &found.target)?;
     let entries =
         crate::install::log_entries(&md, &updater, target_path, &found.target, &found.role)
             .map_err(berr)?;
@@ -437,6 +425,29 @@ impl<F: Fetcher> Recording<F> {
         updater.refresh().map_err(berr)?;
         Ok(updater)
     }
+}
+
+/// Records the release's provenance when the artifact's signed entry links one, so a device
+/// or auditor that requires provenance checks it from the file exactly as it would online.
+fn record_provenance<F: Fetcher>(
+    rec: &Recording<F>,
+    updater: &mut Updater<&Recording<F>>,
+    artifact: &sealwright_tuf::TargetFile,
+) -> Result<(), BundleError> {
+    let Some(path) = artifact.custom.as_ref().and_then(|c| {
+        c.get("sealwright")?
+            .get("evidence")?
+            .get("provenance")?
+            .get("path")?
+            .as_str()
+    }) else {
+        return Ok(());
+    };
+    if let Some(found) = updater.get_targetinfo(path).map_err(berr)? {
+        let url = updater.target_url(&found.target, path).map_err(berr)?;
+        rec.fetch(&url, found.target.length).map_err(berr)?;
+    }
+    Ok(())
 }
 
 /// Writes the recorded `files` (bundle path, file) and `manifest` (its file list and time
@@ -578,6 +589,7 @@ pub fn verify_release(
     evidence: &Path,
     artifact: &Path,
     log: Option<&crate::install::LogPolicy>,
+    provenance: Option<&crate::install::ProvenancePolicy>,
     now: chrono::DateTime<Utc>,
 ) -> Result<ReleaseVerification, InstallError> {
     let fail = |stage: &'static str| move |e: String| InstallError::new(stage, e);
@@ -663,6 +675,18 @@ pub fn verify_release(
         "{}: {len} bytes and every signed hash match",
         artifact.display()
     ));
+    if let Some(policy) = provenance {
+        let builder = crate::install::provenance_check::require_provenance(
+            &mut updater,
+            &target,
+            &entry,
+            policy,
+        )?;
+        checks.push(format!(
+            "provenance: SLSA Provenance v1 over these bytes, built by {builder}, signed by {} of the given builder keys",
+            policy.threshold
+        ));
+    }
     if let Some(policy) = log {
         let entries = crate::install::log_entries(&md, &updater, &target, &entry, &artifact_role)?;
         crate::install::log_check::require_logged(

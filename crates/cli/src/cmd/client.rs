@@ -56,13 +56,8 @@ pub struct InitArgs {
     /// device saw.)
     #[command(flatten)]
     log: super::log::RequireLogArgs,
-    /// Require provenance signed by this builder (its public key, PEM): a release installs
-    /// only when its signed entry links SLSA provenance over its exact bytes; repeatable.
-    #[arg(long = "builder-key", value_name = "PUB.pem")]
-    builder_keys: Vec<PathBuf>,
-    /// How many of the --builder-key builders must have signed the provenance.
-    #[arg(long, default_value_t = 1, requires = "builder_keys")]
-    builder_threshold: usize,
+    #[command(flatten)]
+    provenance: super::verify_provenance::RequireProvenanceArgs,
 }
 
 #[derive(Serialize)]
@@ -87,19 +82,7 @@ pub fn run(ctx: &Context, cmd: ClientCommand) -> anyhow::Result<()> {
         .transpose()?;
     // Checked before anything is written.
     let log = args.log.policy()?;
-    let provenance = if args.builder_keys.is_empty() {
-        None
-    } else {
-        let pems = args
-            .builder_keys
-            .iter()
-            .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        Some(
-            sealwright_client::install::ProvenancePolicy::new(pems, args.builder_threshold)
-                .map_err(anyhow::Error::msg)?,
-        )
-    };
+    let provenance = args.provenance.policy()?;
     let mut config = sealwright_client::install::init_client(
         &args.dir,
         &root,

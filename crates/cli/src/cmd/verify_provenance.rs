@@ -106,3 +106,33 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         );
     })
 }
+
+/// What a device or auditor requires of provenance: one set of options for `client init`
+/// and `verify-release`.
+#[derive(Debug, clap::Args)]
+pub struct RequireProvenanceArgs {
+    /// Require provenance signed by this builder (its public key, PEM): a release counts
+    /// only when its signed entry links SLSA provenance over its exact bytes; repeatable.
+    #[arg(long = "builder-key", value_name = "PUB.pem")]
+    builder_keys: Vec<PathBuf>,
+    /// How many of the --builder-key builders must have signed the provenance.
+    #[arg(long, default_value_t = 1, requires = "builder_keys")]
+    builder_threshold: usize,
+}
+
+impl RequireProvenanceArgs {
+    /// The policy these options give (none without --builder-key), checked.
+    pub fn policy(&self) -> anyhow::Result<Option<sealwright_client::install::ProvenancePolicy>> {
+        if self.builder_keys.is_empty() {
+            return Ok(None);
+        }
+        let pems = self
+            .builder_keys
+            .iter()
+            .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        sealwright_client::install::ProvenancePolicy::new(pems, self.builder_threshold)
+            .map(Some)
+            .map_err(anyhow::Error::msg)
+    }
+}

@@ -19,6 +19,8 @@ pub struct Args {
     evidence: PathBuf,
     #[command(flatten)]
     log: super::log::RequireLogArgs,
+    #[command(flatten)]
+    provenance: super::verify_provenance::RequireProvenanceArgs,
     /// The artifact to decide about.
     artifact: PathBuf,
 }
@@ -32,6 +34,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         &args.evidence,
         &args.artifact,
         log.as_ref(),
+        args.provenance.policy()?.as_ref(),
         chrono::Utc::now(),
     )?;
     emit(ctx.json, &report, || {
