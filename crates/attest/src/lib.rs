@@ -8,7 +8,8 @@
 //! - [`lockfile`]: the components a build resolved, from Cargo, npm and Python lockfiles;
 //! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release;
 //! - [`deps`]: the dependency policy — sources, digests, dependency confusion;
-//! - [`reproduction`]: the predicate a rebuilder signs when it got the same bytes.
+//! - [`reproduction`]: the predicate a rebuilder signs when it got the same bytes;
+//! - [`sigstore`]: the same envelope as a keyed Sigstore bundle v0.3.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The builder, the
 //! server's upload check, devices and `verify-release` use the same functions.
@@ -18,5 +19,6 @@ pub mod dsse;
 pub mod lockfile;
 pub mod reproduction;
 pub mod sbom;
+pub mod sigstore;
 pub mod slsa;
 pub mod statement;

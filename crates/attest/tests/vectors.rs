@@ -119,3 +119,31 @@ fn garbage_never_panics() {
         );
     }
 }
+
+#[test]
+fn our_keyed_sigstore_bundle_of_the_vector_envelope_is_the_reference_bundle() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/dsse");
+    let reference: Value = serde_json::from_slice(
+        &std::fs::read(format!(
+            "{dir}/sigstore-bundle-v0.3-keyed-dsse-ed25519.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let vector = vectors()
+        .into_iter()
+        .find(|v| v["name"] == "ed25519-statement")
+        .unwrap();
+    let envelope = Envelope::parse(&serde_json::to_vec(&vector["envelope"]).unwrap()).unwrap();
+    let key = read_public_key(&std::fs::read_to_string(format!("{dir}/ed25519.pub.pem")).unwrap())
+        .unwrap();
+    let ours: Value = serde_json::from_slice(
+        &sealwright_attest::sigstore::keyed_dsse_bundle(&envelope, &key).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(ours, reference);
+    // Another key: refused before anything is written.
+    let other =
+        sealwright_crypto::PrivateKey::generate(sealwright_crypto::Algorithm::Ed25519).unwrap();
+    assert!(sealwright_attest::sigstore::keyed_dsse_bundle(&envelope, other.public_key()).is_err());
+}

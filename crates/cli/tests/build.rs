@@ -156,6 +156,42 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
     ))
     .unwrap();
     assert_eq!(verdict["builder"], "https://sealwright.dev/builders/local");
+    // Sigstore's own verifier accepts the keyed bundle of the same envelope.
+    let der = s.path().join("builder.spki.der");
+    run_ok(
+        Command::new("openssl")
+            .arg("pkey")
+            .arg("-pubin")
+            .arg("-in")
+            .arg(&public)
+            .args(["-outform", "DER", "-out"])
+            .arg(&der),
+    );
+    let modules = std::env::var_os("SEALWRIGHT_NODE_MODULES").expect(
+        "SEALWRIGHT_NODE_MODULES is not set: run scripts/test (it installs @sigstore/verify)",
+    );
+    let sigstore = |bundle: &Path| {
+        Command::new("node")
+            .arg(interop.join("sigstore_verify.js"))
+            .arg(bundle)
+            .arg(&der)
+            .env("NODE_PATH", &modules)
+            .output()
+            .unwrap()
+    };
+    let verified = sigstore(&out1.join("provenance.sigstore.json"));
+    assert!(
+        verified.status.success() && String::from_utf8_lossy(&verified.stdout).contains("OK"),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let mut tampered: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out1.join("provenance.sigstore.json")).unwrap())
+            .unwrap();
+    tampered["dsseEnvelope"]["payloadType"] = "application/json".into();
+    let tampered_path = s.path().join("tampered.sigstore.json");
+    std::fs::write(&tampered_path, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    assert!(!sigstore(&tampered_path).status.success());
     // So does ours; and it names the commit, the clean environment and the sandbox.
     let ok = s.ok(&[
         "verify-provenance",

@@ -216,13 +216,19 @@ impl PublicKey {
     /// The key as a PEM `PUBLIC KEY` (SubjectPublicKeyInfo), as OpenSSL, securesystemslib
     /// and Sigstore read it; `None` for undecodable material.
     pub fn to_spki_pem(&self) -> Option<String> {
+        Some(pem_encode("PUBLIC KEY", &self.to_spki_der()?))
+    }
+
+    /// The key as a DER SubjectPublicKeyInfo (what Sigstore's key hint hashes); `None` for
+    /// undecodable material.
+    pub fn to_spki_der(&self) -> Option<Vec<u8>> {
         match self.material()? {
             (Algorithm::Ed25519, raw) => {
                 let mut der = ED25519_SPKI_PREFIX.to_vec();
                 der.extend_from_slice(&raw);
-                Some(pem_encode("PUBLIC KEY", &der))
+                Some(der)
             }
-            (_, spki) => Some(pem_encode("PUBLIC KEY", &spki)),
+            (_, spki) => Some(spki),
         }
     }
 

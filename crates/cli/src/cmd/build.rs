@@ -37,7 +37,8 @@ use crate::output::emit;
   sealwright build --name app --version 1.2.0 --output app --key builder.pem -- make app
 
 Writes dist/app-1.2.0/: the products, provenance.intoto.json (DSSE, in-toto Statement v1,
-SLSA Provenance v1), build.log and sbom.cdx.json. Verify with
+SLSA Provenance v1), the same as a keyed Sigstore bundle (provenance.sigstore.json),
+build.log and sbom.cdx.json. Verify with
   sealwright verify-provenance --key builder.pub.pem dist/app-1.2.0/provenance.intoto.json PRODUCT")]
 pub struct Args {
     /// Product name.
@@ -369,6 +370,14 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_bytes(), &[&key])?;
     let provenance_path = out_dir.join("provenance.intoto.json");
     sealwright_repo::fsutil::write_atomic(&provenance_path, &envelope.to_json())?;
+    // The same envelope as a keyed Sigstore bundle, for cosign and sigstore-go users.
+    sealwright_repo::fsutil::write_atomic(
+        &out_dir.join("provenance.sigstore.json"),
+        &sealwright_attest::sigstore::keyed_dsse_bundle(
+            &envelope,
+            sealwright_crypto::Signer::public_key(&key),
+        )?,
+    )?;
     let created = chrono::DateTime::from_timestamp(git.time, 0)
         .map(rfc3339)
         .unwrap_or_else(|| rfc3339(started));
