@@ -5,6 +5,7 @@
 //!   unique trusted keys;
 //! - [`statement`]: in-toto Statement v1 — subjects matched by digest, one spelling out;
 //! - [`slsa`]: the SLSA Provenance v1 predicate;
+//! - [`provenance`]: the one check of signed provenance every consumer runs;
 //! - [`lockfile`]: the components a build resolved, from Cargo, npm and Python lockfiles;
 //! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release;
 //! - [`deps`]: the dependency policy — sources, digests, dependency confusion;
@@ -17,6 +18,7 @@
 pub mod deps;
 pub mod dsse;
 pub mod lockfile;
+pub mod provenance;
 pub mod reproduction;
 pub mod sbom;
 pub mod sigstore;

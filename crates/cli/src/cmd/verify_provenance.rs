@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use sealwright_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE};
-use sealwright_attest::slsa::{Provenance, PROVENANCE_V1};
-use sealwright_attest::statement::Statement;
+use sealwright_attest::dsse::Envelope;
+use sealwright_attest::provenance::check_provenance;
 
 use super::Context;
 use crate::output::emit;
@@ -54,22 +53,6 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     )
     .with_context(|| format!("reading {}", args.provenance.display()))?;
     let envelope = Envelope::parse(&bytes)?;
-    let verified = envelope
-        .verify(&keys, args.threshold)
-        .context("the provenance is not signed by the given builder keys")?;
-    anyhow::ensure!(
-        verified.payload_type == IN_TOTO_PAYLOAD_TYPE,
-        "the envelope carries {:?}, not an in-toto statement",
-        verified.payload_type
-    );
-    let statement = Statement::parse(verified.payload)?;
-    anyhow::ensure!(
-        statement.predicate_type == PROVENANCE_V1,
-        "the statement is {:?}, not SLSA Provenance v1",
-        statement.predicate_type
-    );
-    let provenance: Provenance = serde_json::from_value(statement.predicate.clone())
-        .context("the SLSA Provenance v1 predicate does not parse")?;
     let file = std::fs::File::open(&args.artifact)
         .with_context(|| format!("reading {}", args.artifact.display()))?;
     let sha256 = hex::encode(
@@ -77,15 +60,19 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             .consume(file)?
             .sha256,
     );
-    anyhow::ensure!(
-        !statement.subjects_with_sha256(&sha256).is_empty(),
-        "{} (sha256 {sha256}) is not a subject of this provenance: other bytes than were built",
-        args.artifact.display()
-    );
+    let accepted =
+        check_provenance(&envelope, &keys, args.threshold, &sha256).with_context(|| {
+            format!(
+                "{} (sha256 {sha256}) is not attested by the given builders",
+                args.artifact.display()
+            )
+        })?;
+    let provenance = accepted.provenance;
+    let verified_keyids = accepted.signed_by;
     let report = Report {
         artifact: args.artifact.display().to_string(),
         sha256,
-        signed_by: verified.keyids,
+        signed_by: verified_keyids,
         builder: provenance.run_details.builder.id,
         build_type: provenance.build_definition.build_type,
         source: provenance

@@ -18,9 +18,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use sealwright_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, MAX_ENVELOPE_BYTES};
-use sealwright_attest::slsa::PROVENANCE_V1;
-use sealwright_attest::statement::Statement;
+use sealwright_attest::dsse::{Envelope, MAX_ENVELOPE_BYTES};
+use sealwright_attest::provenance::{check_provenance, ProvenanceError};
 use sealwright_crypto::PublicKey;
 
 use super::InstallError;
@@ -128,38 +127,19 @@ pub(crate) fn require_provenance<F: Fetcher>(
         .map_err(|e| refuse(format!("the provenance {path}: {e}{nothing}")))?;
     let envelope = Envelope::parse(&bytes)
         .map_err(|e| refuse(format!("the provenance {path}: {e}{nothing}")))?;
-    let verified = envelope.verify(&policy.keys()?, policy.threshold).map_err(|e| {
-        refuse(format!(
-            "the provenance of {artifact_path} is not signed by the builders this device trusts ({e}){nothing}"
-        ))
-    })?;
-    if verified.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(refuse(format!(
-            "the provenance carries {:?}, not an in-toto statement{nothing}",
-            verified.payload_type
-        )));
-    }
-    let statement = Statement::parse(verified.payload)
-        .map_err(|e| refuse(format!("the provenance: {e}{nothing}")))?;
-    if statement.predicate_type != PROVENANCE_V1 {
-        return Err(refuse(format!(
-            "the provenance is {:?}, not SLSA Provenance v1{nothing}",
-            statement.predicate_type
-        )));
-    }
     let sha256 = artifact
         .hashes
         .get("sha256")
         .ok_or_else(|| refuse(format!("{artifact_path} has no sha256 to match{nothing}")))?;
-    if statement.subjects_with_sha256(sha256).is_empty() {
-        return Err(refuse(format!(
-            "the provenance is about other bytes than {artifact_path} (sha256 {sha256}){nothing}"
-        )));
-    }
-    Ok(statement
-        .predicate
-        .get("runDetails")
-        .and_then(|r| r.get("builder")?.get("id")?.as_str())
-        .unwrap_or_default()
-        .to_owned())
+    let accepted = check_provenance(&envelope, &policy.keys()?, policy.threshold, sha256)
+        .map_err(|e| match e {
+            ProvenanceError::Envelope(e) => refuse(format!(
+                "the provenance of {artifact_path} is not signed by the builders this device trusts ({e}){nothing}"
+            )),
+            ProvenanceError::OtherBytes(_) => refuse(format!(
+                "the provenance is about other bytes than {artifact_path} (sha256 {sha256}){nothing}"
+            )),
+            other => refuse(format!("the provenance {path}: {other}{nothing}")),
+        })?;
+    Ok(accepted.provenance.run_details.builder.id)
 }
