@@ -427,6 +427,14 @@ impl Monitor {
         })
     }
 
+    /// The newest logged version of `role`: learned this run, else stored by an earlier one.
+    fn logged_role(&self, run: &Run, role: &str) -> Result<Option<LoggedRole>, MonitorError> {
+        match run.advance.roles.get(role) {
+            Some(r) => Ok(Some(r.clone())),
+            None => Ok(self.state.role(role)?),
+        }
+    }
+
     /// One entry, against the newest statement before it about the same thing.
     fn judge(&self, run: &mut Run, index: u64, bytes: &[u8]) -> Result<(), MonitorError> {
         let entry = match Entry::parse(bytes) {
@@ -443,10 +451,7 @@ impl Monitor {
                 sha256,
                 ..
             } => {
-                let before = match run.advance.roles.get(&role) {
-                    Some(r) => Some(r.clone()),
-                    None => self.state.role(&role)?,
-                };
+                let before = self.logged_role(run, &role)?;
                 if let Some(before) = &before {
                     if version == before.version && sha256 == before.sha256 {
                         return Ok(());
@@ -693,10 +698,7 @@ impl Monitor {
     ) -> Result<Vec<(String, u64)>, MonitorError> {
         let mut missing = Vec::new();
         for (role, (version, _)) in &published.versions {
-            let logged = match run.advance.roles.get(role) {
-                Some(r) => Some(r.version),
-                None => self.state.role(role)?.map(|r| r.version),
-            };
+            let logged = self.logged_role(run, role)?.map(|r| r.version);
             if logged.is_none_or(|l| l < *version) {
                 missing.push((role.clone(), *version));
             }
@@ -712,10 +714,7 @@ impl Monitor {
     ) -> Result<(), MonitorError> {
         for (role, (version, sha)) in &published.versions {
             let Some(sha) = sha else { continue };
-            let logged = match run.advance.roles.get(role) {
-                Some(r) => Some(r.clone()),
-                None => self.state.role(role)?,
-            };
+            let logged = self.logged_role(run, role)?;
             if let Some(l) = logged.filter(|l| l.version == *version && l.sha256 != *sha) {
                 run.find(
                     FindingKind::PublishedDiffersFromLog,

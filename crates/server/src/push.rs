@@ -382,9 +382,15 @@ fn log_and_publish(
         return Ok(());
     };
     let fail = |e: crate::translog::LogError| e.to_string();
-    log.sequence(entries).map_err(fail)?;
-    log.sequence(&log.unlogged_published().map_err(fail)?)
-        .map_err(fail)?;
+    // The push's own metadata entries are not indexed yet: they are left out of the
+    // unlogged ones here rather than logged twice.
+    let mut all = entries.to_vec();
+    for entry in log.unlogged_published().map_err(fail)? {
+        if !all.contains(&entry) {
+            all.push(entry);
+        }
+    }
+    log.sequence(&all).map_err(fail)?;
     if let Some(integrated) = log.integrate().map_err(fail)? {
         session
             .publish_log(&integrated)

@@ -125,11 +125,8 @@ impl TransparencyLog {
 
     fn read(&self, rel: &str) -> Result<Option<Vec<u8>>, LogError> {
         let path = self.file(rel);
-        match fsutil::read_capped(&path, MAX_LOG_FILE) {
-            Ok(b) => Ok(Some(b)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LogError::Io { path, source }),
-        }
+        fsutil::read_capped_if_exists(&path, MAX_LOG_FILE)
+            .map_err(|source| LogError::Io { path, source })
     }
 
     /// The current signed checkpoint, verified with the log key (none before the first).
@@ -167,11 +164,8 @@ impl TransparencyLog {
         let metadata = self.dir.join(PUBLISHED_DIR).join("metadata");
         let read = |name: &str| -> Result<Option<Vec<u8>>, LogError> {
             let path = metadata.join(name);
-            match fsutil::read_capped(&path, MAX_LOG_FILE) {
-                Ok(b) => Ok(Some(b)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(LogError::Io { path, source }),
-            }
+            fsutil::read_capped_if_exists(&path, MAX_LOG_FILE)
+                .map_err(|source| LogError::Io { path, source })
         };
         let corrupt = |name: &str, e: sealwright_tuf::MetadataError| {
             LogError::Corrupt(format!("published {name}: {e}"))
