@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Statement::parse(&statement.to_bytes()).as_ref(), Ok(&statement));
         let _ = statement.subjects_with_sha256(&"00".repeat(32));
     }
-    for name in ["Cargo.lock", "package-lock.json", "requirements.txt", "poetry.lock", "uv.lock"] {
+    for name in sealwright_attest::lockfile::LOCKFILE_NAMES {
         if let Ok(components) = sealwright_attest::lockfile::parse(name, data) {
             let release = sealwright_attest::sbom::Release {
                 name: "app".into(),

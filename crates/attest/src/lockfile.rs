@@ -15,6 +15,15 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::Deserialize;
 
+/// The lockfile names a project keeps at its top, one per format [`parse`] reads.
+pub const LOCKFILE_NAMES: [&str; 5] = [
+    "Cargo.lock",
+    "package-lock.json",
+    "requirements.txt",
+    "poetry.lock",
+    "uv.lock",
+];
+
 /// Largest lockfile read.
 pub const MAX_LOCKFILE_BYTES: usize = 64 * 1024 * 1024;
 

@@ -48,19 +48,41 @@ fn keypair(s: &Scratch, name: &str) -> (std::path::PathBuf, std::path::PathBuf) 
     (key, public)
 }
 
-/// A git repository with a C program that prints its build date.
-fn project(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(
-        dir.join("hello.c"),
-        "#include <stdio.h>\nint main(void) { printf(\"hello, built %s %s\\n\", __DATE__, __TIME__); return 0; }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("Makefile"),
-        "hello: hello.c\n\tcc -O2 -o hello hello.c\n",
-    )
-    .unwrap();
+/// `sealwright build` of NAME VERSION's product `output` from `source` into `out`, signed
+/// with `key`; the caller adds options, then `--` and the command.
+fn build_args(
+    name: &str,
+    version: &str,
+    output: &str,
+    key: &Path,
+    source: &Path,
+    out: &Path,
+) -> Vec<String> {
+    [
+        "build",
+        "--name",
+        name,
+        "--version",
+        version,
+        "--output",
+        output,
+        "--key",
+        key.to_str().unwrap(),
+        "--source",
+        source.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Commits `files` of `dir` into a new git repository, at a fixed date.
+fn commit_all(dir: &Path, files: &[&str]) {
     let git = |args: &[&str]| {
         run_ok(
             Command::new("git")
@@ -76,8 +98,26 @@ fn project(dir: &Path) {
         )
     };
     git(&["init", "-q"]);
-    git(&["add", "hello.c", "Makefile"]);
-    git(&["commit", "-q", "-m", "hello"]);
+    let mut add = vec!["add"];
+    add.extend_from_slice(files);
+    git(&add);
+    git(&["commit", "-q", "-m", "release"]);
+}
+
+/// A git repository with a C program that prints its build date.
+fn project(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("hello.c"),
+        "#include <stdio.h>\nint main(void) { printf(\"hello, built %s %s\\n\", __DATE__, __TIME__); return 0; }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Makefile"),
+        "hello: hello.c\n\tcc -O2 -o hello hello.c\n",
+    )
+    .unwrap();
+    commit_all(dir, &["hello.c", "Makefile"]);
 }
 
 #[test]
@@ -96,25 +136,11 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
     );
 
     let build = |source: &Path, out: &Path, command: &[&str]| {
-        let mut args = vec![
-            "--json",
-            "build",
-            "--name",
-            "hello",
-            "--version",
-            "1.0.0",
-            "--output",
-            "hello",
-            "--key",
-            key.to_str().unwrap(),
-            "--source",
-            source.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-            "--",
-        ];
-        args.extend_from_slice(command);
-        s.run(&args)
+        let mut args = vec!["--json".to_owned()];
+        args.extend(build_args("hello", "1.0.0", "hello", &key, source, out));
+        args.push("--".to_owned());
+        args.extend(command.iter().map(|c| (*c).to_owned()));
+        s.run(&strs(&args))
     };
     let out1 = s.path().join("out1");
     let made = build(&first, &out1, &["make", "hello"]);
@@ -287,28 +313,13 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
     let source = s.path().join("src");
     project(&source);
     let build = |version: &str, out: &Path, stage: bool| {
-        let mut args = vec![
-            "--repo",
-            &repo,
-            "build",
-            "--name",
-            "hello",
-            "--version",
-            version,
-            "--output",
-            "hello",
-            "--key",
-            key.to_str().unwrap(),
-            "--source",
-            source.to_str().unwrap(),
-            "--out-dir",
-            out.to_str().unwrap(),
-        ];
+        let mut args = vec!["--repo".to_owned(), repo.clone()];
+        args.extend(build_args("hello", version, "hello", &key, &source, out));
         if stage {
-            args.push("--stage");
+            args.push("--stage".to_owned());
         }
-        args.extend(["--", "make", "hello"]);
-        s.ok(&args);
+        args.extend(["--", "make", "hello"].map(str::to_owned));
+        s.ok(&strs(&args));
     };
     let device = |name: &str, builder: &Path| {
         let dir = s.path().join(name);
@@ -483,24 +494,9 @@ fn rebuilds_reproduce_a_deterministic_build_and_report_a_nondeterministic_one() 
     let source = s.path().join("src");
     project(&source);
     let out = s.path().join("out");
-    s.ok(&[
-        "build",
-        "--name",
-        "hello",
-        "--version",
-        "1.0.0",
-        "--output",
-        "hello",
-        "--key",
-        builder.to_str().unwrap(),
-        "--source",
-        source.to_str().unwrap(),
-        "--out-dir",
-        out.to_str().unwrap(),
-        "--",
-        "make",
-        "hello",
-    ]);
+    let mut args = build_args("hello", "1.0.0", "hello", &builder, &source, &out);
+    args.extend(["--", "make", "hello"].map(str::to_owned));
+    s.ok(&strs(&args));
     let provenance = out.join("provenance.intoto.json");
     let again = s.path().join("again");
     let report: serde_json::Value = serde_json::from_str(&s.ok(&[
@@ -534,40 +530,11 @@ fn rebuilds_reproduce_a_deterministic_build_and_report_a_nondeterministic_one() 
     let noisy = s.path().join("noisy");
     std::fs::create_dir_all(&noisy).unwrap();
     std::fs::write(noisy.join("Makefile"), "stamp:\n\tdate +%s%N > stamp\n").unwrap();
-    let git = |args: &[&str]| {
-        run_ok(
-            Command::new("git")
-                .arg("-C")
-                .arg(&noisy)
-                .args(args)
-                .env("GIT_AUTHOR_NAME", "t")
-                .env("GIT_AUTHOR_EMAIL", "t@example.com")
-                .env("GIT_COMMITTER_NAME", "t")
-                .env("GIT_COMMITTER_EMAIL", "t@example.com"),
-        )
-    };
-    git(&["init", "-q"]);
-    git(&["add", "Makefile"]);
-    git(&["commit", "-q", "-m", "noisy"]);
+    commit_all(&noisy, &["Makefile"]);
     let noisy_out = s.path().join("noisy-out");
-    s.ok(&[
-        "build",
-        "--name",
-        "noisy",
-        "--version",
-        "1.0.0",
-        "--output",
-        "stamp",
-        "--key",
-        builder.to_str().unwrap(),
-        "--source",
-        noisy.to_str().unwrap(),
-        "--out-dir",
-        noisy_out.to_str().unwrap(),
-        "--",
-        "make",
-        "stamp",
-    ]);
+    let mut args = build_args("noisy", "1.0.0", "stamp", &builder, &noisy, &noisy_out);
+    args.extend(["--", "make", "stamp"].map(str::to_owned));
+    s.ok(&strs(&args));
     let retry = s.path().join("retry");
     let failed = s.run(&[
         "rebuild",

@@ -227,17 +227,7 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
     let _services = start_services(&dir, port);
     let push = |version: &str| {
         s.add_release(&repo, version.as_bytes(), "app", version);
-        s.ok(&[
-            "--repo",
-            &repo,
-            "push",
-            "--server",
-            &url,
-            "--token-file",
-            token.to_str().unwrap(),
-            "--ca",
-            cert.to_str().unwrap(),
-        ]);
+        s.push_to(&url, &token, &cert);
     };
     let watch = Watch {
         url: url.clone(),

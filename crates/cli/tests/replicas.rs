@@ -736,17 +736,7 @@ fn replicas_share_one_transparency_log() {
     let key = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
     let push = |r: &Replica, version: &str| {
         s.add_release(&repo, version.as_bytes(), "app", version);
-        s.ok(&[
-            "--repo",
-            &repo,
-            "push",
-            "--server",
-            &r.url,
-            "--token-file",
-            token.to_str().unwrap(),
-            "--ca",
-            r.ca.to_str().unwrap(),
-        ]);
+        s.push_to(&r.url, &token, &r.ca);
     };
     push(&a, "1.0.0");
     let (status, early) = a.get("/log/checkpoint");

@@ -43,7 +43,6 @@ fn installed_version(s: &Scratch, device: &Path) -> String {
 #[test]
 fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
     let s = Scratch::new();
-    let repo = s.repo_arg();
     let (dir, port, token) = common::init_and_set_up_server(&s);
 
     // The online keys left the repository for the agent; nothing under the server holds one.
@@ -67,19 +66,7 @@ fn one_setup_gives_a_keyless_server_that_survives_a_restart_of_both_services() {
 
     let url = format!("https://127.0.0.1:{port}");
     let cert = dir.join("tls/cert.pem");
-    let push = |s: &Scratch| {
-        s.ok(&[
-            "--repo",
-            &repo,
-            "push",
-            "--server",
-            &url,
-            "--token-file",
-            token.to_str().unwrap(),
-            "--ca",
-            cert.to_str().unwrap(),
-        ])
-    };
+    let push = |s: &Scratch| s.push_to(&url, &token, &cert);
     let device = s.path().join("device");
     {
         let _services = start_services(&dir, port);

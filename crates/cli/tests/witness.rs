@@ -273,17 +273,7 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
             "--channel",
             "stable",
         ]);
-        s.ok(&[
-            "--repo",
-            &repo,
-            "push",
-            "--server",
-            &url,
-            "--token-file",
-            token.to_str().unwrap(),
-            "--ca",
-            cert.to_str().unwrap(),
-        ]);
+        s.push_to(&url, &token, &cert);
         // The served checkpoint carries both cosignatures, each verifying with its key.
         let agent = common::https_agent(&cert);
         let bytes = agent

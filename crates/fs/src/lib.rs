@@ -66,6 +66,23 @@ pub fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
     dest.sync_all()
 }
 
+/// Copies `from` to `path` atomically (temp, fsync, rename, fsync dir), streaming, with
+/// `from`'s permissions: a reader finds the old file or the whole new one — with its mode
+/// already set — never a part.
+pub fn copy_atomic(from: &Path, path: &Path) -> io::Result<()> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir)?;
+    let tmp = temp_name(path);
+    let copied = copy_new(from, &tmp)
+        .and_then(|()| fs::set_permissions(&tmp, fs::metadata(from)?.permissions()))
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = copied {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(dir)
+}
+
 /// Opens (creating it if needed) the lock file `path` and waits for an exclusive `flock` on
 /// it, held until the returned file is dropped — or its process dies, so a crash never
 /// leaves a lock behind.
@@ -185,6 +202,25 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
         sync_filesystem(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn atomic_copy_replaces_keeps_the_mode_and_leaves_no_temp() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("src");
+        fs::write(&from, b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(&from, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let to = out.join("copy");
+        fs::write(&to, b"old").unwrap();
+        copy_atomic(&from, &to).unwrap();
+        assert_eq!(fs::read(&to).unwrap(), b"#!/bin/sh\n");
+        assert_eq!(fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
+        assert!(copy_atomic(&dir.path().join("missing"), &to).is_err());
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 1, "no temporary file left");
     }
 
     #[test]

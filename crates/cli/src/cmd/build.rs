@@ -185,32 +185,12 @@ fn bubblewrap_works() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-pub(crate) fn open_key(
-    ctx: &Context,
-    path: &Path,
-) -> anyhow::Result<sealwright_crypto::PrivateKey> {
-    let pem = sealwright_repo::fsutil::read_secret(path, 64 * 1024)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let pem = String::from_utf8(pem).context("the key file is not UTF-8")?;
-    let passphrase = if sealwright_crypto::keyfile::is_encrypted(&pem) {
-        Some(sealwright_repo::keyring::PassphraseSource::existing(
-            &ctx.passphrases()?,
-            "builder",
-            0,
-        )?)
-    } else {
-        None
-    };
-    sealwright_crypto::keyfile::read_private_key(&pem, passphrase.as_ref())
-        .with_context(|| format!("opening {}", path.display()))
-}
-
 fn rfc3339(t: chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let key = open_key(ctx, &args.key)?;
+    let key = ctx.open_private_key(&args.key, "builder")?;
     let source = std::fs::canonicalize(&args.source)
         .with_context(|| format!("the source {}", args.source.display()))?;
     let git = git_source(&source)?;
@@ -230,16 +210,13 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     // Materials: every lockfile at the top of the source.
     let mut lockfiles = Vec::new();
     let mut components = Vec::new();
-    for name in [
-        "Cargo.lock",
-        "package-lock.json",
-        "requirements.txt",
-        "poetry.lock",
-        "uv.lock",
-    ] {
+    for name in lockfile::LOCKFILE_NAMES {
         let path = source.join(name);
-        let Ok(bytes) =
-            sealwright_repo::fsutil::read_capped(&path, lockfile::MAX_LOCKFILE_BYTES as u64)
+        let Some(bytes) = sealwright_repo::fsutil::read_capped_if_exists(
+            &path,
+            lockfile::MAX_LOCKFILE_BYTES as u64,
+        )
+        .with_context(|| format!("reading {}", path.display()))?
         else {
             continue;
         };
@@ -258,10 +235,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     // The dependency policy, when the source has one, before anything runs.
     let policy_path = source.join(DEPS_POLICY_FILE);
     if policy_path.is_file() {
-        let text = std::fs::read_to_string(&policy_path)
-            .with_context(|| format!("reading {}", policy_path.display()))?;
-        let policy: sealwright_attest::deps::Policy =
-            toml::from_str(&text).with_context(|| format!("{}", policy_path.display()))?;
+        let policy = super::deps::load_policy(&policy_path)?;
         let findings = sealwright_attest::deps::check(&policy, &components);
         if !findings.is_empty() {
             let lines: Vec<String> = findings
@@ -369,7 +343,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     );
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_bytes(), &[&key])?;
     let provenance_path = out_dir.join("provenance.intoto.json");
-    sealwright_repo::fsutil::write_atomic(&provenance_path, &envelope.to_json())?;
+    let provenance_bytes = envelope.to_json();
+    sealwright_repo::fsutil::write_atomic(&provenance_path, &provenance_bytes)?;
     // The same envelope as a keyed Sigstore bundle, for cosign and sigstore-go users.
     sealwright_repo::fsutil::write_atomic(
         &out_dir.join("provenance.sigstore.json"),
@@ -388,10 +363,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         components,
     };
     let sbom_path = out_dir.join("sbom.cdx.json");
-    sealwright_repo::fsutil::write_atomic(
-        &sbom_path,
-        &sbom::cyclonedx(&release, &created, env!("CARGO_PKG_VERSION")),
-    )?;
+    let sbom_bytes = sbom::cyclonedx(&release, &created, env!("CARGO_PKG_VERSION"));
+    sealwright_repo::fsutil::write_atomic(&sbom_path, &sbom_bytes)?;
     let staged = if args.stage {
         let mut files: Vec<PathBuf> = products.iter().map(|p| out_dir.join(&p.name)).collect();
         let release = sealwright_repo::staging::Release::new(
@@ -400,21 +373,20 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             args.channel.as_deref(),
         )?;
         let mut evidence = std::collections::BTreeMap::new();
-        for (kind, path) in [
-            ("provenance", &provenance_path),
-            ("build-log", &log_path),
-            ("sbom", &sbom_path),
+        for (kind, path, bytes) in [
+            ("provenance", &provenance_path, &provenance_bytes),
+            ("build-log", &log_path, &log_bytes),
+            ("sbom", &sbom_path, &sbom_bytes),
         ] {
             let file_name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let bytes = std::fs::read(path)?;
             evidence.insert(
                 kind.to_owned(),
                 sealwright_repo::staging::EvidenceFile {
                     path: format!("{}/{file_name}", release.prefix()),
-                    sha256: sealwright_crypto::digest::sha256_hex(&bytes),
+                    sha256: sealwright_crypto::digest::sha256_hex(bytes),
                 },
             );
             files.push(path.clone());
@@ -573,24 +545,25 @@ pub fn clean_build(
     let mut products = Vec::new();
     for output in outputs {
         let path = source.join(output);
-        let bytes = std::fs::read(&path).with_context(|| {
+        let name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{} names no file", output.display()))?;
+        // The copy is what is signed and shipped: it is hashed, not the build's file.
+        let copy = out_dir.join(&name);
+        sealwright_repo::fsutil::copy_atomic(&path, &copy).with_context(|| {
             format!(
                 "the build succeeded but did not produce {}: nothing was signed",
                 path.display()
             )
         })?;
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .with_context(|| format!("{} names no file", output.display()))?;
-        let copy = out_dir.join(&name);
-        sealwright_repo::fsutil::write_atomic(&copy, &bytes)?;
-        // An executable product stays executable.
-        std::fs::set_permissions(&copy, std::fs::metadata(&path)?.permissions())?;
+        let digests = sealwright_crypto::digest::Hasher::sha256_only()
+            .consume(std::fs::File::open(&copy)?)
+            .with_context(|| format!("reading {}", copy.display()))?;
         products.push(Artifact {
             name,
-            sha256: sealwright_crypto::digest::sha256_hex(&bytes),
-            length: bytes.len() as u64,
+            sha256: hex::encode(digests.sha256),
+            length: digests.length,
         });
     }
 

@@ -42,12 +42,15 @@ pub enum DepsCommand {
     },
 }
 
+/// The dependency policy file at `path`.
+pub fn load_policy(path: &std::path::Path) -> anyhow::Result<deps::Policy> {
+    toml::from_str(&Context::read_text(path)?)
+        .with_context(|| format!("the dependency policy {}", path.display()))
+}
+
 pub fn run(ctx: &Context, cmd: DepsCommand) -> anyhow::Result<()> {
     let DepsCommand::Check { policy, lockfiles } = cmd;
-    let text = std::fs::read_to_string(&policy)
-        .with_context(|| format!("reading the policy {}", policy.display()))?;
-    let policy: deps::Policy =
-        toml::from_str(&text).with_context(|| format!("{}", policy.display()))?;
+    let policy = load_policy(&policy)?;
     let mut components = Vec::new();
     for path in &lockfiles {
         let bytes = sealwright_repo::fsutil::read_capped(path, lockfile::MAX_LOCKFILE_BYTES as u64)

@@ -37,6 +37,9 @@ use anyhow::Context as _;
 
 use crate::passphrase::CliPassphrase;
 
+/// Largest policy or public-key file read ([`Context::read_text`]).
+const MAX_TEXT_FILE: u64 = 1024 * 1024;
+
 /// Global options every command sees.
 #[derive(Debug)]
 pub struct Context {
@@ -52,6 +55,36 @@ impl Context {
     /// The passphrase source for this invocation.
     pub fn passphrases(&self) -> anyhow::Result<CliPassphrase> {
         CliPassphrase::from_env(self.passphrase_env.as_deref())
+    }
+
+    /// A small text file given on the command line (a policy, a public key), size-capped.
+    pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
+        let bytes = sealwright_repo::fsutil::read_capped(path, MAX_TEXT_FILE)
+            .with_context(|| format!("reading {}", path.display()))?;
+        String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", path.display()))
+    }
+
+    /// A private key file (PKCS#8 PEM, read as a secret): an encrypted one is opened with
+    /// the passphrase for `what` from the usual sources, a plain one as it is.
+    pub fn open_private_key(
+        &self,
+        path: &std::path::Path,
+        what: &str,
+    ) -> anyhow::Result<sealwright_crypto::PrivateKey> {
+        let pem = sealwright_repo::fsutil::read_secret(path, 64 * 1024)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let pem = String::from_utf8(pem).context("the key file is not UTF-8")?;
+        let passphrase = if sealwright_crypto::keyfile::is_encrypted(&pem) {
+            Some(sealwright_repo::keyring::PassphraseSource::existing(
+                &self.passphrases()?,
+                what,
+                0,
+            )?)
+        } else {
+            None
+        };
+        sealwright_crypto::keyfile::read_private_key(&pem, passphrase.as_ref())
+            .with_context(|| format!("opening {}", path.display()))
     }
 
     /// The repository's policy, with a hint when the directory is not a repository.

@@ -79,14 +79,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         eprintln!("note: the provenance's signature is not checked (give --builder-key)");
         envelope.payload.clone()
     } else {
-        let keys = args
-            .builder_keys
-            .iter()
-            .map(|p| {
-                let pem = std::fs::read_to_string(p)?;
-                Ok(sealwright_crypto::keyfile::read_public_key(&pem)?)
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        let keys = super::verify_provenance::read_public_keys(&args.builder_keys)?;
         envelope
             .verify(&keys, 1)
             .context("the provenance is not signed by the given builder keys")?
@@ -216,7 +209,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         REPRODUCTION_V1,
         serde_json::to_value(&predicate)?,
     );
-    let key = super::build::open_key(ctx, &args.key)?;
+    let key = ctx.open_private_key(&args.key, "rebuilder")?;
     let signed = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, attestation.to_bytes(), &[&key])?;
     let path = out_dir.join("reproduction.intoto.json");
     sealwright_repo::fsutil::write_atomic(&path, &signed.to_json())?;

@@ -133,7 +133,7 @@ fn announce(
     let log_vkey = published
         .parent()
         .map(|dir| dir.join(sealwright_repo::server_dir::LOG_VKEY_FILE));
-    if let Some(Ok(vkey)) = log_vkey.map(std::fs::read_to_string) {
+    if let Some(Ok(vkey)) = log_vkey.as_deref().map(super::Context::read_text) {
         println!("Transparency log: {}/log/ (key {})", r.url, vkey.trim());
     }
     let ca = match &r.dev_ca {

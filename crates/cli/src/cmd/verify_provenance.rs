@@ -37,16 +37,7 @@ struct Report {
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let keys = args
-        .keys
-        .iter()
-        .map(|p| {
-            let pem =
-                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-            sealwright_crypto::keyfile::read_public_key(&pem)
-                .with_context(|| format!("{}", p.display()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let keys = read_public_keys(&args.keys)?;
     let bytes = sealwright_repo::fsutil::read_capped(
         &args.provenance,
         sealwright_attest::dsse::MAX_ENVELOPE_BYTES as u64,
@@ -94,6 +85,17 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     })
 }
 
+/// Public keys (PEM SubjectPublicKeyInfo files) given on the command line.
+pub fn read_public_keys(paths: &[PathBuf]) -> anyhow::Result<Vec<sealwright_crypto::PublicKey>> {
+    paths
+        .iter()
+        .map(|p| {
+            sealwright_crypto::keyfile::read_public_key(&Context::read_text(p)?)
+                .with_context(|| format!("{}", p.display()))
+        })
+        .collect()
+}
+
 /// What a device or auditor requires of provenance: one set of options for `client init`
 /// and `verify-release`.
 #[derive(Debug, clap::Args)]
@@ -116,7 +118,7 @@ impl RequireProvenanceArgs {
         let pems = self
             .builder_keys
             .iter()
-            .map(|p| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display())))
+            .map(|p| Context::read_text(p))
             .collect::<anyhow::Result<Vec<_>>>()?;
         sealwright_client::install::ProvenancePolicy::new(pems, self.builder_threshold)
             .map(Some)

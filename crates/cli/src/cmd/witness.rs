@@ -56,14 +56,7 @@ struct WitnessKey {
 }
 
 fn open_key(ctx: &Context, dir: &std::path::Path) -> anyhow::Result<sealwright_crypto::PrivateKey> {
-    let path = dir.join(witness::KEY_FILE);
-    let pem = sealwright_repo::fsutil::read_secret(&path, 64 * 1024)
-        .with_context(|| format!("reading {}", path.display()))?;
-    let pem = String::from_utf8(pem.to_vec()).context("the witness key file is not UTF-8")?;
-    let passphrase =
-        sealwright_repo::keyring::PassphraseSource::existing(&ctx.passphrases()?, "witness", 0)?;
-    sealwright_crypto::keyfile::read_private_key(&pem, Some(&passphrase))
-        .with_context(|| format!("opening {}", path.display()))
+    ctx.open_private_key(&dir.join(witness::KEY_FILE), "witness")
 }
 
 fn key_of(ctx: &Context, dir: &std::path::Path) -> anyhow::Result<WitnessKey> {

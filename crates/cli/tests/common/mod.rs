@@ -86,6 +86,22 @@ impl Scratch {
         ]);
     }
 
+    /// `push` of this scratch repository to the server at `url` with a token file, trusting
+    /// the CA in `ca`; its output.
+    pub fn push_to(&self, url: &str, token: &Path, ca: &Path) -> String {
+        self.ok(&[
+            "--repo",
+            &self.repo_arg(),
+            "push",
+            "--server",
+            url,
+            "--token-file",
+            token.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ])
+    }
+
     pub fn repo_arg(&self) -> String {
         self.repo().display().to_string()
     }
