@@ -217,10 +217,17 @@ mod tests {
         fs::write(&to, b"old").unwrap();
         copy_atomic(&from, &to).unwrap();
         assert_eq!(fs::read(&to).unwrap(), b"#!/bin/sh\n");
-        assert_eq!(fs::metadata(&to).unwrap().permissions().mode() & 0o777, 0o755);
+        assert_eq!(
+            fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
         assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
         assert!(copy_atomic(&dir.path().join("missing"), &to).is_err());
-        assert_eq!(fs::read_dir(&out).unwrap().count(), 1, "no temporary file left");
+        assert_eq!(
+            fs::read_dir(&out).unwrap().count(),
+            1,
+            "no temporary file left"
+        );
     }
 
     #[test]
