@@ -10,6 +10,8 @@
 //! - [`sbom`]: CycloneDX 1.6 and SPDX 2.3 documents of a release;
 //! - [`deps`]: the dependency policy — sources, digests, dependency confusion;
 //! - [`reproduction`]: the predicate a rebuilder signs when it got the same bytes;
+//! - [`evidence`]: what a release must carry (provenance, k reproductions) and the links
+//!   to it in signed targets metadata — one check for `publish`, the server and devices;
 //! - [`sigstore`]: the same envelope as a keyed Sigstore bundle v0.3.
 //!
 //! Nothing here does I/O or reads the clock: bytes in, decisions out. The builder, the
@@ -17,6 +19,7 @@
 
 pub mod deps;
 pub mod dsse;
+pub mod evidence;
 pub mod lockfile;
 pub mod provenance;
 pub mod reproduction;

@@ -128,6 +128,9 @@ enum Command {
     /// it succeeds, sign SLSA provenance of its products; writes the products, the
     /// provenance, the build log and an SBOM.
     Build(cmd::build::Args),
+    /// Stage a finished build (the output directory of `build`) as a release, with its
+    /// provenance, build log, SBOMs and any reproductions bound to it in signed metadata.
+    StageBuild(cmd::stage_build::Args),
     /// Rebuild a release from what its provenance records and, when every product has the
     /// same bytes, sign a reproduction attestation; a mismatch names what differs.
     Rebuild(cmd::rebuild::Args),
@@ -180,6 +183,7 @@ fn main() -> std::process::ExitCode {
         Command::Deps(a) => cmd::deps::run(&ctx, a),
         Command::Build(a) => cmd::build::run(&ctx, a),
         Command::Rebuild(a) => cmd::rebuild::run(&ctx, a),
+        Command::StageBuild(a) => cmd::stage_build::run(&ctx, a),
         Command::VerifyProvenance(a) => cmd::verify_provenance::run(&ctx, a),
         Command::VerifyRelease(a) => cmd::verify_release::run(&ctx, a),
         Command::Signer(a) => cmd::signer::run(&ctx, a),

@@ -427,25 +427,26 @@ impl<F: Fetcher> Recording<F> {
     }
 }
 
-/// Records the release's provenance when the artifact's signed entry links one, so a device
-/// or auditor that requires provenance checks it from the file exactly as it would online.
+/// Records the attestations (provenance, reproductions) the artifact's signed entry links,
+/// so a device or auditor that requires them checks them from the file exactly as it
+/// would online. (Malformed links are left for that check to refuse.)
 fn record_provenance<F: Fetcher>(
     rec: &Recording<F>,
     updater: &mut Updater<&Recording<F>>,
     artifact: &sealwright_tuf::TargetFile,
 ) -> Result<(), BundleError> {
-    let Some(path) = artifact.custom.as_ref().and_then(|c| {
-        c.get("sealwright")?
-            .get("evidence")?
-            .get("provenance")?
-            .get("path")?
-            .as_str()
-    }) else {
+    let Ok(links) =
+        sealwright_attest::evidence::EvidenceLinks::from_custom(artifact.custom.as_deref())
+    else {
         return Ok(());
     };
-    if let Some(found) = updater.get_targetinfo(path).map_err(berr)? {
-        let url = updater.target_url(&found.target, path).map_err(berr)?;
-        rec.fetch(&url, found.target.length).map_err(berr)?;
+    for link in links.provenance().into_iter().chain(links.reproductions()) {
+        if let Some(found) = updater.get_targetinfo(&link.path).map_err(berr)? {
+            let url = updater
+                .target_url(&found.target, &link.path)
+                .map_err(berr)?;
+            rec.fetch(&url, found.target.length).map_err(berr)?;
+        }
     }
     Ok(())
 }
@@ -683,8 +684,12 @@ pub fn verify_release(
             policy,
         )?;
         checks.push(format!(
-            "provenance: SLSA Provenance v1 over these bytes, built by {builder}, signed by {} of the given builder keys",
-            policy.threshold
+            "provenance: SLSA Provenance v1 over these bytes, built by {builder}, signed by {} of the given builder keys{}",
+            policy.threshold,
+            match policy.reproductions {
+                0 => String::new(),
+                k => format!("; reproduced bit for bit by {k} of the given rebuilders"),
+            }
         ));
     }
     if let Some(policy) = log {

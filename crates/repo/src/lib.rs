@@ -15,6 +15,7 @@
 //! intact and consistent.
 
 pub mod agent;
+pub mod attestations;
 /// The one implementation of atomic writes and capped reads (`sealwright-fs`).
 pub use sealwright_fs as fsutil;
 pub mod init;

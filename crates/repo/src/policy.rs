@@ -205,6 +205,33 @@ pub struct Policy {
     /// Delegated roles, in search order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delegations: Vec<DelegationPolicy>,
+    /// What every published release must carry (none when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestations: Option<AttestationPolicy>,
+}
+
+/// `[attestations]`: `publish` and the server refuse a release without provenance signed by
+/// `builder_threshold` of `builders` over each artifact's bytes and, when `reproductions`
+/// is above 0, that many reproductions by distinct `rebuilders` (PRODUCT.md P6, P7).
+/// Keys are names from `[keys]` (`sealwright key import PUB.pem --name NAME`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestationPolicy {
+    /// Builder keys whose provenance counts.
+    pub builders: Vec<String>,
+    /// How many builders must sign the provenance.
+    #[serde(default = "one")]
+    pub builder_threshold: u32,
+    /// Rebuilder keys whose reproductions count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rebuilders: Vec<String>,
+    /// How many distinct rebuilders must have reproduced each artifact.
+    #[serde(default)]
+    pub reproductions: u32,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Repository-wide settings.
@@ -236,6 +263,7 @@ impl Policy {
             keys: BTreeMap::new(),
             roles,
             delegations: vec![],
+            attestations: None,
         }
     }
 
@@ -398,7 +426,55 @@ impl Policy {
                 }
             }
         }
+        if let Some(a) = &self.attestations {
+            if a.builders.is_empty() {
+                return bad("[attestations] builders is empty: name the builder keys whose provenance counts".into());
+            }
+            self.check_role_keys("[attestations] builders", a.builder_threshold, &a.builders)?;
+            if a.reproductions > 0 {
+                self.check_role_keys("[attestations] rebuilders", a.reproductions, &a.rebuilders)?;
+                if a.rebuilders.is_empty() {
+                    return bad(format!(
+                        "[attestations] reproductions = {} but no rebuilders are named",
+                        a.reproductions
+                    ));
+                }
+            }
+            if let Some(both) = a.rebuilders.iter().find(|r| a.builders.contains(r)) {
+                return bad(format!(
+                    "[attestations] key {both} is both a builder and a rebuilder: a build cannot reproduce itself"
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// What `[attestations]` requires, with its keys resolved (none without the section).
+    pub fn attestation_requirement(
+        &self,
+    ) -> Result<Option<sealwright_attest::evidence::Requirement>, PolicyError> {
+        let Some(a) = &self.attestations else {
+            return Ok(None);
+        };
+        let keys = |names: &[String]| -> Result<Vec<PublicKey>, PolicyError> {
+            names
+                .iter()
+                .map(|n| {
+                    self.keys
+                        .get(n)
+                        .ok_or_else(|| {
+                            PolicyError::Invalid(format!("[attestations]: unknown key {n:?}"))
+                        })?
+                        .public_key()
+                })
+                .collect()
+        };
+        Ok(Some(sealwright_attest::evidence::Requirement {
+            builders: keys(&a.builders)?,
+            builder_threshold: a.builder_threshold as usize,
+            rebuilders: keys(&a.rebuilders)?,
+            reproductions: a.reproductions as usize,
+        }))
     }
 
     fn check_role_keys(

@@ -28,6 +28,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 
+use sealwright_repo::attestations::{check_new_targets, NewTarget};
 use sealwright_repo::fsutil;
 
 use crate::storage::Session;
@@ -329,6 +330,7 @@ pub fn accept(
     // each metadata file written.
     let mut entries: Vec<Entry> = Vec::new();
     let mut pointers: Vec<(&String, &TargetFile)> = Vec::new();
+    let mut added: Vec<(&String, String, &TargetFile)> = Vec::new();
     for (name, received) in &pushed {
         let md = received.metadata();
         let old = published
@@ -361,7 +363,8 @@ pub fn accept(
                 sha256: sha256.clone(),
                 role: name.clone(),
             });
-            blobs.push((sha256, (*path).clone(), file.length));
+            blobs.push((sha256.clone(), (*path).clone(), file.length));
+            added.push((path, sha256, file));
             if staging::is_channel_pointer(path) {
                 pointers.push((path, file));
             }
@@ -379,6 +382,7 @@ pub fn accept(
     for (path, file) in pointers {
         check_pointer(&mut candidate, path, file)?;
     }
+    check_attestations(session, policy, &added)?;
     check_writable(repo_dir, &blobs)?;
 
     // Every check passed: sign, above every version the agent ever signed.
@@ -458,6 +462,48 @@ pub fn accept(
         .map(|(name, received)| RoleListing::of(name, received.metadata()))
         .collect();
     Ok((accepted, listings, entries))
+}
+
+/// `[attestations]`: the releases a push adds carry the provenance (and reproductions) the
+/// repository requires — `publish`'s check, on the uploaded blobs.
+fn check_attestations(
+    session: &mut Session<'_>,
+    policy: &Policy,
+    added: &[(&String, String, &TargetFile)],
+) -> Result<(), PushError> {
+    let Some(requirement) = policy.attestation_requirement().map_err(internal)? else {
+        return Ok(());
+    };
+    let targets: Vec<NewTarget<'_>> = added
+        .iter()
+        .map(|(path, sha256, file)| NewTarget {
+            path,
+            sha256,
+            custom: file.custom.as_deref(),
+        })
+        .collect();
+    let mut failed: Option<PushError> = None;
+    let mut read = |sha256: &str, max: u64| -> Result<Vec<u8>, String> {
+        let blob = session.blob_file(sha256).map_err(|e| {
+            let message = e.to_string();
+            failed = Some(e);
+            message
+        })?;
+        fsutil::read_capped(&blob, max).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                return format!("an attestation over {max} bytes");
+            }
+            failed = Some(internal(format!("reading blob {}: {e}", blob.display())));
+            "the server could not read it".to_owned()
+        })
+    };
+    let verdict = check_new_targets(&requirement, &targets, &mut read);
+    match (verdict, failed) {
+        (Ok(()), _) => Ok(()),
+        // A server that could not read an upload refuses nothing on the pusher's account.
+        (Err(_), Some(e)) => Err(e),
+        (Err(why), None) => Err(PushError::Attestation(why)),
+    }
 }
 
 /// The uploaded blob for a new target: present, of the signed length, matching every

@@ -38,7 +38,7 @@ use crate::output::emit;
 
 Writes dist/app-1.2.0/: the products, provenance.intoto.json (DSSE, in-toto Statement v1,
 SLSA Provenance v1), the same as a keyed Sigstore bundle (provenance.sigstore.json),
-build.log and sbom.cdx.json. Verify with
+build.log, sbom.cdx.json (CycloneDX 1.6) and sbom.spdx.json (SPDX 2.3). Verify with
   sealwright verify-provenance --key builder.pub.pem dist/app-1.2.0/provenance.intoto.json PRODUCT")]
 pub struct Args {
     /// Product name.
@@ -83,7 +83,7 @@ pub const DEPS_POLICY_FILE: &str = "sealwright-deps.toml";
 /// The template the provenance's parameters follow (docs/provenance.md).
 pub const BUILD_TYPE: &str = "https://sealwright.dev/build/v1";
 /// Largest build log kept.
-const MAX_LOG: u64 = 64 * 1024 * 1024;
+pub const MAX_LOG: u64 = 64 * 1024 * 1024;
 /// PATH inside the build.
 const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -94,6 +94,7 @@ struct Report {
     provenance: PathBuf,
     build_log: PathBuf,
     sbom: PathBuf,
+    sbom_spdx: PathBuf,
     sandbox: &'static str,
     git_commit: String,
 }
@@ -328,7 +329,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
                 finished_on: rfc3339(finished),
             },
             byproducts: vec![ResourceDescriptor::file(
-                "build.log",
+                super::stage_build::LOG_FILE,
                 &sealwright_crypto::digest::sha256_hex(&log_bytes),
             )],
         },
@@ -342,7 +343,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         serde_json::to_value(&provenance)?,
     );
     let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_bytes(), &[&key])?;
-    let provenance_path = out_dir.join("provenance.intoto.json");
+    let provenance_path = out_dir.join(super::stage_build::PROVENANCE_FILE);
     let provenance_bytes = envelope.to_json();
     sealwright_repo::fsutil::write_atomic(&provenance_path, &provenance_bytes)?;
     // The same envelope as a keyed Sigstore bundle, for cosign and sigstore-go users.
@@ -362,45 +363,21 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         artifacts: products.clone(),
         components,
     };
-    let sbom_path = out_dir.join("sbom.cdx.json");
+    let sbom_path = out_dir.join(super::stage_build::CYCLONEDX_FILE);
     let sbom_bytes = sbom::cyclonedx(&release, &created, env!("CARGO_PKG_VERSION"));
     sealwright_repo::fsutil::write_atomic(&sbom_path, &sbom_bytes)?;
+    let spdx_path = out_dir.join(super::stage_build::SPDX_FILE);
+    sealwright_repo::fsutil::write_atomic(
+        &spdx_path,
+        &sbom::spdx(&release, &created, env!("CARGO_PKG_VERSION")),
+    )?;
     let staged = if args.stage {
-        let mut files: Vec<PathBuf> = products.iter().map(|p| out_dir.join(&p.name)).collect();
-        let release = sealwright_repo::staging::Release::new(
-            &args.name,
-            &args.version,
+        super::stage_build::stage(
+            ctx,
+            &out_dir,
+            &[],
             args.channel.as_deref(),
-        )?;
-        let mut evidence = std::collections::BTreeMap::new();
-        for (kind, path, bytes) in [
-            ("provenance", &provenance_path, &provenance_bytes),
-            ("build-log", &log_path, &log_bytes),
-            ("sbom", &sbom_path, &sbom_bytes),
-        ] {
-            let file_name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            evidence.insert(
-                kind.to_owned(),
-                sealwright_repo::staging::EvidenceFile {
-                    path: format!("{}/{file_name}", release.prefix()),
-                    sha256: sealwright_crypto::digest::sha256_hex(bytes),
-                },
-            );
-            files.push(path.clone());
-        }
-        let release = release.with_evidence(evidence);
-        let policy = ctx.policy()?;
-        let role = args.delegation.as_deref().unwrap_or("targets");
-        sealwright_repo::staging::add_artifacts(
-            &ctx.repo,
-            &policy,
-            role,
-            &files,
-            &release,
-            &|_| {},
+            args.delegation.as_deref(),
         )?;
         true
     } else {
@@ -412,6 +389,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         provenance: provenance_path,
         build_log: log_path,
         sbom: sbom_path,
+        sbom_spdx: spdx_path,
         sandbox,
         git_commit: git.commit,
     };
@@ -420,11 +398,12 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             println!("built {} ({} bytes, sha256 {})", p.name, p.length, p.sha256);
         }
         println!(
-            "signed provenance: {} (sandbox: {}); log: {}; SBOM: {}",
+            "signed provenance: {} (sandbox: {}); log: {}; SBOMs: {}, {}",
             report.provenance.display(),
             report.sandbox,
             report.build_log.display(),
-            report.sbom.display()
+            report.sbom.display(),
+            report.sbom_spdx.display()
         );
         if report.staged {
             println!("staged with its evidence; run `sealwright publish` (or `sealwright push`)");
@@ -510,7 +489,7 @@ pub fn clean_build(
         c.args(program_args).current_dir(source);
         c
     };
-    let log_path = out_dir.join("build.log");
+    let log_path = out_dir.join(super::stage_build::LOG_FILE);
     let log = std::fs::File::create(&log_path)
         .with_context(|| format!("creating {}", log_path.display()))?;
     command

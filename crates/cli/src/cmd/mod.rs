@@ -23,6 +23,7 @@ pub mod server;
 pub mod server_init;
 pub mod shared_store;
 pub mod signer;
+pub mod stage_build;
 pub mod status;
 pub mod token;
 pub mod update;

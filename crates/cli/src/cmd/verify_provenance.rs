@@ -107,6 +107,18 @@ pub struct RequireProvenanceArgs {
     /// How many of the --builder-key builders must have signed the provenance.
     #[arg(long, default_value_t = 1, requires = "builder_keys")]
     builder_threshold: usize,
+    /// A rebuilder whose reproductions count (its public key, PEM); repeatable.
+    #[arg(
+        long = "rebuilder-key",
+        value_name = "PUB.pem",
+        requires = "builder_keys"
+    )]
+    rebuilder_keys: Vec<PathBuf>,
+    /// Also require this many reproductions by distinct --rebuilder-key rebuilders: each
+    /// an attestation (`sealwright rebuild`) that rebuilding this provenance's source gave
+    /// the same bytes, linked in the release's signed entry.
+    #[arg(long, default_value_t = 0, requires = "rebuilder_keys")]
+    reproductions: usize,
 }
 
 impl RequireProvenanceArgs {
@@ -115,13 +127,19 @@ impl RequireProvenanceArgs {
         if self.builder_keys.is_empty() {
             return Ok(None);
         }
-        let pems = self
-            .builder_keys
-            .iter()
-            .map(|p| Context::read_text(p))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        sealwright_client::install::ProvenancePolicy::new(pems, self.builder_threshold)
-            .map(Some)
-            .map_err(anyhow::Error::msg)
+        let read = |paths: &[PathBuf]| {
+            paths
+                .iter()
+                .map(|p| Context::read_text(p))
+                .collect::<anyhow::Result<Vec<_>>>()
+        };
+        sealwright_client::install::ProvenancePolicy::new(
+            read(&self.builder_keys)?,
+            self.builder_threshold,
+            read(&self.rebuilder_keys)?,
+            self.reproductions,
+        )
+        .map(Some)
+        .map_err(anyhow::Error::msg)
     }
 }

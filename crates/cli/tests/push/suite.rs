@@ -39,12 +39,19 @@ impl World {
         self.server_dir.display().to_string()
     }
 
+    /// Everything stored: what devices see ([`World::published`]) and the uploaded blobs.
     fn published_state(&self) -> Vec<(String, Vec<u8>)> {
-        let mut t = tree_fingerprint(&self.server_dir.join("published"));
+        let mut t = self.published();
         let blobs = self.server_dir.join("staged/blobs");
         if blobs.exists() {
             t.extend(tree_fingerprint(&blobs));
         }
+        t
+    }
+
+    /// What devices see: the published tree (and on a shared store, its published files).
+    fn published(&self) -> Vec<(String, Vec<u8>)> {
+        let mut t = tree_fingerprint(&self.server_dir.join("published"));
         if let Some(config) = &self.store {
             // What replicas serve: every published path and its bytes, from the database.
             let handle = sealwright_server::storage::SharedHandle::open(config).unwrap();
@@ -1445,4 +1452,139 @@ fn tokens_live_only_in_a_server_directory_and_can_be_removed() {
     let out = w.run_on_server(&["--repo", &w.server(), "token", "remove", "ci"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no token named ci"));
+}
+
+/// SLSA provenance over `subjects` (name, bytes), signed by `builder`: what `build` writes.
+fn provenance_of(builder: &sealwright_crypto::PrivateKey, subjects: &[(&str, &[u8])]) -> Vec<u8> {
+    use sealwright_attest::statement::{ResourceDescriptor, Statement};
+    let statement = Statement::new(
+        subjects
+            .iter()
+            .map(|(name, bytes)| ResourceDescriptor::file(name, &sha256_hex(bytes)))
+            .collect(),
+        sealwright_attest::slsa::PROVENANCE_V1,
+        json!({
+            "buildDefinition": {"buildType": "https://sealwright.dev/build/v1", "externalParameters": {}},
+            "runDetails": {"builder": {"id": "https://builder.example"}},
+        }),
+    );
+    sealwright_attest::dsse::Envelope::sign(
+        sealwright_attest::dsse::IN_TOTO_PAYLOAD_TYPE,
+        statement.to_bytes(),
+        &[builder],
+    )
+    .unwrap()
+    .to_json()
+}
+
+/// Stages `artifact` as app VERSION in the publisher's repository, its entry linking
+/// `evidence` (kind, file name, bytes), which is staged beside it — what `stage-build`
+/// does, without its checks: a publisher who bypasses them.
+fn stage_with_evidence(w: &World, version: &str, artifact: &[u8], evidence: &[(&str, &str, &[u8])]) {
+    let dir = w.s.path().join(format!("stage-{version}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app.bin"), artifact).unwrap();
+    let mut files = vec![dir.join("app.bin")];
+    let mut links = std::collections::BTreeMap::new();
+    for (kind, name, bytes) in evidence {
+        std::fs::write(dir.join(name), bytes).unwrap();
+        files.push(dir.join(name));
+        links.insert(
+            (*kind).to_owned(),
+            sealwright_repo::staging::EvidenceFile {
+                path: format!("app/{version}/{name}"),
+                sha256: sha256_hex(bytes),
+            },
+        );
+    }
+    let release = sealwright_repo::staging::Release::new("app", version, None)
+        .unwrap()
+        .with_evidence(links);
+    let policy = Policy::load(&w.s.repo()).unwrap();
+    sealwright_repo::staging::add_artifacts(&w.s.repo(), &policy, "targets", &files, &release, &|_| {})
+        .unwrap();
+}
+
+/// P6 on the server: with `[attestations]` in its policy, the server publishes a pushed
+/// release only when its signed entry links provenance by the named builder over its exact
+/// bytes, pushed with it; a release without it, with a stranger's, with provenance of other
+/// bytes, or whose "evidence" only vouches for other unvouched targets is refused, audited,
+/// and stores nothing.
+#[test]
+fn a_repository_requiring_provenance_refuses_pushes_without_it() {
+    use sealwright_crypto::{Algorithm, PrivateKey, Signer as _};
+    let mut w = world(&[]);
+    let builder = PrivateKey::generate(Algorithm::Ed25519).unwrap();
+    let stranger = PrivateKey::generate(Algorithm::Ed25519).unwrap();
+    let builder_pub = w.s.path().join("builder.pub.pem");
+    std::fs::write(&builder_pub, builder.public_key().to_spki_pem().unwrap()).unwrap();
+    w.s.ok(&["--repo", &w.server(), "key", "import", builder_pub.to_str().unwrap(), "--name", "builder"]);
+    let policy_file = w.server_dir.join("sealwright.toml");
+    let mut policy = std::fs::read_to_string(&policy_file).unwrap();
+    policy.push_str("\n[attestations]\nbuilders = [\"builder\"]\n");
+    std::fs::write(&policy_file, policy).unwrap();
+    w.restart_server();
+    let token = w.token("release-bot", &["--role", "targets"]);
+    let start_over = || std::fs::remove_dir_all(w.s.repo().join("staged")).unwrap();
+
+    type Stage<'a> = Box<dyn Fn(&World) + 'a>;
+    let refusals: [(&str, Stage<'_>, &str); 4] = [
+        (
+            "no provenance",
+            Box::new(|w: &World| w.s.add_release(&w.publisher(), b"unbuilt", "app", "1.1.0")),
+            "no provenance is linked",
+        ),
+        (
+            "a stranger's provenance",
+            Box::new(|w: &World| {
+                let p = provenance_of(&stranger, &[("app.bin", b"app two")]);
+                stage_with_evidence(w, "1.1.0", b"app two", &[("provenance", "provenance.intoto.json", &p)]);
+            }),
+            "provenance is not accepted: signed by 0 of the trusted keys",
+        ),
+        (
+            "provenance of other bytes",
+            Box::new(|w: &World| {
+                let p = provenance_of(&builder, &[("app.bin", b"what was built")]);
+                stage_with_evidence(w, "1.1.0", b"something else", &[("provenance", "provenance.intoto.json", &p)]);
+            }),
+            "other bytes",
+        ),
+        (
+            "evidence vouching only for evidence",
+            Box::new(|w: &World| {
+                // Each file names the other as its SBOM; neither has provenance.
+                let a = b"payload a".as_slice();
+                let b = b"payload b".as_slice();
+                stage_with_evidence(w, "1.1.0", a, &[("sbom", "b.bin", b)]);
+            }),
+            "no provenance is linked",
+        ),
+    ];
+    for (case, stage, why) in refusals {
+        let before = w.published();
+        stage(&w);
+        let out = w.push(&token);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{case}: pushed");
+        assert!(
+            stderr.contains("attestation") && stderr.contains(why),
+            "{case}: {stderr}"
+        );
+        assert!(w.published() == before, "{case}: something was published");
+        start_over();
+    }
+
+    // Built by the builder, its provenance pushed with it: published.
+    let p = provenance_of(&builder, &[("app.bin", b"app two")]);
+    stage_with_evidence(&w, "1.1.0", b"app two", &[("provenance", "provenance.intoto.json", &p)]);
+    let out = w.push(&token);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(server_targets(&w).signed.targets.contains_key("app/1.1.0/app.bin"));
+    let refused: Vec<Value> = w
+        .audit()
+        .into_iter()
+        .filter(|r| r["action"] == "push-refused")
+        .collect();
+    assert_eq!(refused.len(), 4, "each refusal is audited: {refused:?}");
 }

@@ -135,6 +135,33 @@ impl Plan {
     }
 }
 
+/// `[attestations]`: every staged release carries the provenance (and reproductions) the
+/// policy requires — the server's push check, on `staged/blobs/`.
+fn check_staged_attestations(
+    repo_dir: &Path,
+    policy: &Policy,
+    staged: &Staging,
+) -> Result<(), PublishError> {
+    let Some(requirement) = policy.attestation_requirement()? else {
+        return Ok(());
+    };
+    let added: Vec<crate::attestations::NewTarget<'_>> = staged
+        .targets
+        .values()
+        .flatten()
+        .map(|(path, entry)| crate::attestations::NewTarget {
+            path,
+            sha256: &entry.sha256,
+            custom: staged.releases.get(entry.release),
+        })
+        .collect();
+    crate::attestations::check_new_targets(&requirement, &added, &mut |sha256, max| {
+        crate::fsutil::read_capped(&staging::blob_path(repo_dir, sha256), max)
+            .map_err(|e| format!("reading the staged evidence {sha256}: {e}"))
+    })
+    .map_err(PublishError::Target)
+}
+
 /// Plans the next publish from `policy`, the staged changes and the published state.
 pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan, PublishError> {
     policy.validate()?;
@@ -214,6 +241,8 @@ pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan
                 .push((path, entry));
         }
     }
+
+    check_staged_attestations(repo_dir, policy, &staged)?;
 
     // Every targets role the policy defines, with its delegator's view of it.
     let mut roles: Vec<PolicyRole> = Vec::new();

@@ -54,6 +54,10 @@ pub enum PushError {
     /// An artifact missing from the blob keyring or not matching its signed entry.
     #[error("artifact: {0}")]
     Artifact(String),
+    /// The repository requires attestations (provenance, reproductions) that a release
+    /// does not carry, or that do not verify.
+    #[error("attestation: {0}")]
+    Attestation(String),
     /// A body over the size limit.
     #[error("too large: {0}")]
     TooLarge(String),
@@ -73,9 +77,10 @@ impl PushError {
             PushError::Forbidden(_) => 403,
             PushError::Invalid(_) => 400,
             PushError::Replay(_) => 409,
-            PushError::Signature(_) | PushError::OutsideDelegation(_) | PushError::Artifact(_) => {
-                422
-            }
+            PushError::Signature(_)
+            | PushError::OutsideDelegation(_)
+            | PushError::Artifact(_)
+            | PushError::Attestation(_) => 422,
             PushError::TooLarge(_) => 413,
             PushError::NotReady(_) => 503,
             PushError::Internal(_) => 500,
@@ -92,6 +97,7 @@ impl PushError {
             PushError::Replay(_) => "replay",
             PushError::OutsideDelegation(_) => "outside-delegation",
             PushError::Artifact(_) => "artifact",
+            PushError::Attestation(_) => "attestation",
             PushError::TooLarge(_) => "too-large",
             PushError::NotReady(_) => "not-ready",
             PushError::Internal(_) => "internal",
