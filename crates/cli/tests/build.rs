@@ -104,6 +104,51 @@ fn commit_all(dir: &Path, files: &[&str]) {
     git(&["commit", "-q", "-m", "release"]);
 }
 
+/// Stages `artifact` as hello VERSION with its entry linking `provenance` (staged beside
+/// it) through the library, past every check `stage-build` makes: what a publisher who can
+/// stage but is not the builder (or skips the reproductions) can do.
+fn stage_linking_provenance(s: &Scratch, version: &str, artifact: &Path, provenance: &Path) {
+    let release = sealwright_repo::staging::Release::new("hello", version, None)
+        .unwrap()
+        .with_evidence(
+            [(
+                "provenance".to_owned(),
+                sealwright_repo::staging::EvidenceFile {
+                    path: format!("hello/{version}/provenance.intoto.json"),
+                    sha256: sealwright_crypto::digest::sha256_hex(
+                        &std::fs::read(provenance).unwrap(),
+                    ),
+                },
+            )]
+            .into(),
+        );
+    let policy = sealwright_repo::Policy::load(&s.repo()).unwrap();
+    sealwright_repo::staging::add_artifacts(
+        &s.repo(),
+        &policy,
+        "targets",
+        &[artifact.to_path_buf(), provenance.to_path_buf()],
+        &release,
+        &|_| {},
+    )
+    .unwrap();
+}
+
+/// An offline bundle of the newest hello release of the scratch repository, at `file`.
+fn hello_bundle(s: &Scratch, file: &Path) -> std::path::PathBuf {
+    s.ok(&[
+        "--repo",
+        &s.repo_arg(),
+        "bundle",
+        "create",
+        "--name",
+        "hello",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    file.to_path_buf()
+}
+
 /// A git repository with a C program that prints its build date.
 fn project(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -245,7 +290,17 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
         .as_str()
         .unwrap()
         .contains("Make"));
-    assert!(out1.join("build.log").is_file() && out1.join("sbom.cdx.json").is_file());
+    assert!(out1.join("build.log").is_file());
+    // Both SBOMs of the build pass the other side's strict validators.
+    let (python, interop) = common::python();
+    for (kind, file) in [("cyclonedx", "sbom.cdx.json"), ("spdx", "sbom.spdx.json")] {
+        run_ok(
+            Command::new(&python)
+                .arg(interop.join("sbom_validate.py"))
+                .arg(kind)
+                .arg(out1.join(file)),
+        );
+    }
     // Other bytes are not what was built.
     let other = s.path().join("other");
     std::fs::write(&other, b"not the product").unwrap();
@@ -342,20 +397,7 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
         ]);
         dir
     };
-    let bundle = |n: &str| {
-        let file = s.path().join(format!("{n}.bundle"));
-        s.ok(&[
-            "--repo",
-            &repo,
-            "bundle",
-            "create",
-            "--name",
-            "hello",
-            "-o",
-            file.to_str().unwrap(),
-        ]);
-        file
-    };
+    let bundle = |n: &str| hello_bundle(&s, &s.path().join(format!("{n}.bundle")));
     let update = |dir: &Path, bundle: &Path| {
         s.run(&[
             "update",
@@ -444,30 +486,7 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
     std::fs::create_dir_all(evil.parent().unwrap()).unwrap();
     std::fs::write(&evil, b"#!/bin/sh\necho evil\n").unwrap();
     let provenance = genuine.join("provenance.intoto.json");
-    let release = sealwright_repo::staging::Release::new("hello", "1.2.0", None)
-        .unwrap()
-        .with_evidence(
-            [(
-                "provenance".to_owned(),
-                sealwright_repo::staging::EvidenceFile {
-                    path: "hello/1.2.0/provenance.intoto.json".into(),
-                    sha256: sealwright_crypto::digest::sha256_hex(
-                        &std::fs::read(&provenance).unwrap(),
-                    ),
-                },
-            )]
-            .into(),
-        );
-    let policy = sealwright_repo::Policy::load(&s.repo()).unwrap();
-    sealwright_repo::staging::add_artifacts(
-        &s.repo(),
-        &policy,
-        "targets",
-        &[evil, provenance],
-        &release,
-        &|_| {},
-    )
-    .unwrap();
+    stage_linking_provenance(&s, "1.2.0", &evil, &provenance);
     s.ok(&["--repo", &repo, "publish"]);
     let out = update(&trusting, &bundle("1.2.0"));
     assert!(!out.status.success());
@@ -556,4 +575,195 @@ fn rebuilds_reproduce_a_deterministic_build_and_report_a_nondeterministic_one() 
         retry.join("rebuilt/stamp").is_file(),
         "the rebuilt file is kept"
     );
+}
+
+/// P7 policy, repository and device: with `reproductions = 2` in `[attestations]`, a build
+/// is staged and published only with reproductions by two distinct named rebuilders (one
+/// rebuilder twice is one; a publisher who stages around the check is stopped by
+/// `publish`); a device asking for two reproductions by its rebuilders installs it, one
+/// asking for a reproduction by a rebuilder who never rebuilt it refuses, and
+/// `verify-release` decides the same offline.
+#[test]
+fn releases_need_k_reproductions_by_named_rebuilders_to_publish_and_install() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let (builder, builder_pub) = keypair(&s, "builder");
+    let (rebuilder_a, a_pub) = keypair(&s, "rebuilder-a");
+    let (rebuilder_b, b_pub) = keypair(&s, "rebuilder-b");
+    let (_, stranger_pub) = keypair(&s, "stranger");
+    for (public, name) in [
+        (&builder_pub, "builder"),
+        (&a_pub, "rebuilder-a"),
+        (&b_pub, "rebuilder-b"),
+    ] {
+        s.ok(&[
+            "--repo",
+            &repo,
+            "key",
+            "import",
+            public.to_str().unwrap(),
+            "--name",
+            name,
+        ]);
+    }
+    let policy_file = s.repo().join("sealwright.toml");
+    let mut policy = std::fs::read_to_string(&policy_file).unwrap();
+    policy.push_str(
+        "\n[attestations]\nbuilders = [\"builder\"]\nrebuilders = [\"rebuilder-a\", \"rebuilder-b\"]\nreproductions = 2\n",
+    );
+    std::fs::write(&policy_file, policy).unwrap();
+
+    let source = s.path().join("src");
+    project(&source);
+    let out = s.path().join("out");
+    let mut args = build_args("hello", "1.0.0", "hello", &builder, &source, &out);
+    args.extend(["--", "make", "hello"].map(str::to_owned));
+    s.ok(&strs(&args));
+    let provenance = out.join("provenance.intoto.json");
+    let rebuild = |key: &Path, dir: &str| {
+        let dir = s.path().join(dir);
+        s.ok(&[
+            "rebuild",
+            provenance.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--out-dir",
+            dir.to_str().unwrap(),
+        ]);
+        dir.join("reproduction.intoto.json")
+    };
+    let by_a = rebuild(&rebuilder_a, "rebuild-a");
+    let by_b = rebuild(&rebuilder_b, "rebuild-b");
+
+    let stage = |reproductions: &[&Path]| {
+        let mut args = vec!["--repo".to_owned(), repo.clone(), "stage-build".to_owned()];
+        args.push(out.to_str().unwrap().to_owned());
+        for r in reproductions {
+            args.extend(["--reproduction".to_owned(), r.to_str().unwrap().to_owned()]);
+        }
+        s.run(&strs(&args))
+    };
+    for (given, counted) in [
+        (vec![], 0),
+        (vec![by_a.as_path()], 1),
+        (vec![by_a.as_path(), by_a.as_path()], 1),
+    ] {
+        let refused = stage(&given);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{given:?} staged");
+        assert!(
+            stderr.contains(&format!("{counted} of the 2 reproductions")),
+            "{given:?}: {stderr}"
+        );
+        assert!(
+            !s.repo().join("staged/targets.json").exists(),
+            "{given:?}: something was staged"
+        );
+    }
+
+    // A publisher who stages around the check (the library, provenance alone): `publish`
+    // refuses, and nothing is published.
+    stage_linking_provenance(&s, "1.0.0", &out.join("hello"), &provenance);
+    let refused = s.run(&["--repo", &repo, "publish"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("0 of the 2 reproductions") && stderr.contains("[attestations]"),
+        "{stderr}"
+    );
+    assert!(!s.repo().join("published/metadata/2.targets.json").exists());
+    std::fs::remove_dir_all(s.repo().join("staged")).unwrap();
+
+    let staged = stage(&[&by_a, &by_b]);
+    assert!(
+        staged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&staged.stderr)
+    );
+    s.ok(&["--repo", &repo, "publish"]);
+
+    let root = s.repo().join("published/metadata/1.root.json");
+    let bundle = hello_bundle(&s, &s.path().join("hello.bundle"));
+    let device = |name: &str, rebuilders: &[&Path], k: &str| {
+        let dir = s.path().join(name);
+        let mut args = vec![
+            "client".to_owned(),
+            "init".to_owned(),
+            "--dir".to_owned(),
+            dir.to_str().unwrap().to_owned(),
+            "--root".to_owned(),
+            root.to_str().unwrap().to_owned(),
+            "--url".to_owned(),
+            "https://updates.invalid/".to_owned(),
+            "--name".to_owned(),
+            "hello".to_owned(),
+            "--builder-key".to_owned(),
+            builder_pub.to_str().unwrap().to_owned(),
+            "--reproductions".to_owned(),
+            k.to_owned(),
+        ];
+        for r in rebuilders {
+            args.extend(["--rebuilder-key".to_owned(), r.to_str().unwrap().to_owned()]);
+        }
+        s.ok(&strs(&args));
+        s.run(&[
+            "update",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+        ])
+    };
+    let installed = device("two-rebuilders", &[&a_pub, &b_pub], "2");
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stderr)
+    );
+    let refused = device("other-rebuilder", &[&stranger_pub], "1");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("0 of the 1 reproductions"), "{stderr}");
+
+    // Offline, from the release's evidence: the same decision.
+    let evidence = s.path().join("hello.evidence");
+    s.ok(&[
+        "--repo",
+        &repo,
+        "evidence",
+        "hello/1.0.0/hello",
+        "-o",
+        evidence.to_str().unwrap(),
+    ]);
+    let decide = |rebuilders: &[&Path], k: &str| {
+        let mut args = vec![
+            "verify-release".to_owned(),
+            "--root".to_owned(),
+            root.to_str().unwrap().to_owned(),
+            "--evidence".to_owned(),
+            evidence.to_str().unwrap().to_owned(),
+            "--builder-key".to_owned(),
+            builder_pub.to_str().unwrap().to_owned(),
+            "--reproductions".to_owned(),
+            k.to_owned(),
+        ];
+        for r in rebuilders {
+            args.extend(["--rebuilder-key".to_owned(), r.to_str().unwrap().to_owned()]);
+        }
+        args.push(out.join("hello").to_str().unwrap().to_owned());
+        s.run(&strs(&args))
+    };
+    let ok = decide(&[&a_pub, &b_pub], "2");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ok.stdout).contains("reproduced bit for bit by 2"),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(!decide(&[&stranger_pub], "1").status.success());
 }
