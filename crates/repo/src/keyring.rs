@@ -3,8 +3,10 @@
 //! Key files live in `DIR/keys/NAME.pem`, always encrypted (PKCS#8 PBES2, see
 //! `sealwright_crypto::keyfile`), created with mode 0600. A passphrase that opened one key is
 //! tried first on the next, so a repository whose keys share a passphrase asks once.
-//! Other backends (PKCS#11, signer agent) implement [`sealwright_crypto::Signer`] and will be
-//! selected by the `private` location scheme of a policy key (`pkcs11:`, `agent:`).
+//! Other backends implement [`sealwright_crypto::Signer`] and are selected by the `private`
+//! location scheme of a policy key: `agent:SOCKET` (the signer agent) and `pkcs11:URI` (a
+//! key on a hardware token, `sealwright_pkcs11`; its PIN from the URI's `pin-source` file or
+//! a prompt, never from the passphrase file of key files).
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -147,9 +149,81 @@ impl<'a> Keyring<'a> {
                 entry.keyid.clone(),
             ))));
         }
+        if let Some(uri) = entry
+            .private
+            .as_deref()
+            .filter(|l| l.starts_with("pkcs11:"))
+        {
+            let signer = self.open_token(name, uri)?;
+            if signer.keyid() != entry.keyid {
+                return Err(KeyringError::Other(format!(
+                    "key {name}: the token key at {uri} is {} but the policy expects {}",
+                    signer.keyid(),
+                    entry.keyid
+                )));
+            }
+            return Ok(Some(Box::new(signer)));
+        }
         Ok(self
             .open(policy, name)?
             .map(|k| Box::new(k) as Box<dyn sealwright_crypto::Signer>))
+    }
+
+    /// Asks the person at the terminal for a token's PIN (a passphrase file is for key
+    /// files, never a PIN).
+    fn pin_prompt(
+        &self,
+        name: &str,
+    ) -> impl Fn(&str) -> Result<zeroize::Zeroizing<String>, String> + '_ {
+        let name = name.to_owned();
+        move |what: &str| {
+            if !self.source.interactive() {
+                return Err(format!(
+                    "key {name}: no PIN for the {what}: add pin-source=FILE to its pkcs11: URI, or run on a terminal"
+                ));
+            }
+            let pin = self
+                .source
+                .existing(&format!("{name} ({what})"), 0)
+                .map_err(|e| e.to_string())?;
+            Ok(zeroize::Zeroizing::new(
+                String::from_utf8_lossy(pin.as_bytes()).into_owned(),
+            ))
+        }
+    }
+
+    /// Opens the token key at `uri` (key `name` of the policy).
+    pub fn open_token(
+        &self,
+        name: &str,
+        uri: &str,
+    ) -> Result<sealwright_pkcs11::TokenSigner, KeyringError> {
+        let parsed = sealwright_pkcs11::Pkcs11Uri::parse(uri)
+            .map_err(|e| KeyringError::Other(format!("key {name}: {e}")))?;
+        sealwright_pkcs11::TokenSigner::open(&parsed, &self.pin_prompt(name))
+            .map_err(|e| KeyringError::Other(format!("key {name}: {e}")))
+    }
+
+    /// Generates key `name` on the token `uri` names (label `object=`); returns its policy
+    /// entry, whose location is the URI naming exactly that key (with its `id=`).
+    pub fn generate_on_token(
+        &self,
+        name: &str,
+        uri: &str,
+        algorithm: Algorithm,
+    ) -> Result<KeyEntry, KeyringError> {
+        check_name("key", name)?;
+        let parsed = sealwright_pkcs11::Pkcs11Uri::parse(uri)
+            .map_err(|e| KeyringError::Other(format!("key {name}: {e}")))?;
+        let (signer, exact) =
+            sealwright_pkcs11::TokenSigner::generate(&parsed, algorithm, &self.pin_prompt(name))
+                .map_err(|e| KeyringError::Other(format!("key {name}: {e}")))?;
+        Ok(KeyEntry {
+            algorithm: algorithm.short_name().to_owned(),
+            keyid: signer.keyid().to_owned(),
+            public: signer.public_key().keyval.public.clone(),
+            private: Some(exact.display()),
+        })
     }
 
     /// Opens an encrypted (or plain PKCS#8) key file, asking for its passphrase as needed.

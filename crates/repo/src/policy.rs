@@ -328,9 +328,12 @@ impl Policy {
                 return bad(format!("key {name}: keyid does not match its public key"));
             }
             if let Some(p) = &key.private {
-                if !p.starts_with("file:") && !p.starts_with("agent:") {
+                if p.starts_with("pkcs11:") {
+                    sealwright_pkcs11::Pkcs11Uri::parse(p)
+                        .map_err(|e| PolicyError::Invalid(format!("key {name}: {e}")))?;
+                } else if !p.starts_with("file:") && !p.starts_with("agent:") {
                     return bad(format!(
-                        "key {name}: private location {p:?} must start with file: or agent:"
+                        "key {name}: private location {p:?} must start with file:, agent: or pkcs11:"
                     ));
                 }
             }

@@ -39,6 +39,13 @@ pub enum NewKey<'a> {
         /// The key file's key derivation.
         kdf: Kdf,
     },
+    /// Generated on a PKCS#11 token (`pkcs11:` URI with `object=` as its label).
+    Token {
+        /// Its type.
+        algorithm: Algorithm,
+        /// The token and label.
+        uri: &'a str,
+    },
     /// A PEM file: a private key (encrypted or not; stored re-encrypted) or a public key
     /// for a key that stays offline.
     Import {
@@ -80,6 +87,10 @@ pub fn add_key(
             (keyring.generate(name, algorithm, kdf)?.0, "key-generate")
         }
         NewKey::Import { file, kdf } => (import(keyring, source, name, file, kdf)?, "key-import"),
+        NewKey::Token { algorithm, uri } => (
+            keyring.generate_on_token(name, uri, algorithm)?,
+            "key-generate",
+        ),
     };
     let added = AddedKey {
         name: name.to_owned(),

@@ -28,6 +28,13 @@ pub enum KeyCommand {
         /// Key derivation for the file: scrypt (default) or pbkdf2 (PBKDF2-SHA256, 600k rounds).
         #[arg(long, default_value = "scrypt")]
         kdf: String,
+        /// Generate the key on a PKCS#11 token instead of a file: a pkcs11: URI (RFC 7512)
+        /// naming the token and the new key's label, e.g.
+        /// 'pkcs11:token=release;object=targets?module-path=/usr/lib/softhsm/libsofthsm2.so'.
+        /// The PIN is asked for, or read from the URI's pin-source=FILE; never give it on
+        /// the command line. The private key never leaves the token.
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
     },
     /// Import a key: a private key PEM (encrypted or not; it is stored encrypted), or a
     /// public key PEM for a key that stays offline.
@@ -77,17 +84,25 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             key_type,
             roles,
             kdf,
+            pkcs11,
         } => {
             ctx.policy()?;
             let algorithm: Algorithm = key_type.parse()?;
-            let new = NewKey::Generate {
-                algorithm,
-                kdf: parse_kdf(&kdf)?,
+            let new = match &pkcs11 {
+                Some(uri) => NewKey::Token { algorithm, uri },
+                None => NewKey::Generate {
+                    algorithm,
+                    kdf: parse_kdf(&kdf)?,
+                },
             };
             let added = add(ctx, &name, &roles, new)?;
             emit(ctx.json, &added, || {
+                let place = match &pkcs11 {
+                    Some(_) => "on the token (it never leaves it)".to_owned(),
+                    None => format!("in keys/{name}.pem"),
+                };
                 println!(
-                    "generated {} key {name} ({}) in keys/{name}.pem",
+                    "generated {} key {name} ({}) {place}",
                     added.algorithm, added.keyid
                 );
                 if !roles.is_empty() {
