@@ -3,12 +3,13 @@
 
 Usage:
     ngclient_download.py --repo-dir DIR --root FILE --out-dir OUT
-                         [--target PATH ...] [--absent PATH ...]
+                         [--target PATH ...] [--absent PATH ...] [--metadata-dir DIR]
 
 DIR holds metadata/ and targets/; it is served over HTTP on 127.0.0.1 (an
 ephemeral port) from a thread of this process. FILE is the trusted root the
 client starts from (passed as the Updater's bootstrap root, with a fresh
-empty metadata cache). Then ngclient runs
+empty metadata cache; with --metadata-dir, the cache is kept there and a root
+already in it is trusted instead, as on a device). Then ngclient runs
 refresh(), and for every --target get_targetinfo() + download_target() into
 OUT; every --absent PATH must make get_targetinfo() return None.
 
@@ -61,10 +62,17 @@ def sha256_file(path: str) -> str:
 
 
 def run(args: argparse.Namespace, base: str, stage: list[str]) -> dict:
-    cache = tempfile.mkdtemp(prefix="ngclient-metadata-")
+    # --metadata-dir keeps what the client trusts between runs, as a device does: then
+    # the root it trusts is the cached one (bootstrap=None), not --root.
+    persistent = args.metadata_dir is not None
+    cache = args.metadata_dir or tempfile.mkdtemp(prefix="ngclient-metadata-")
+    os.makedirs(cache, exist_ok=True)
     try:
-        with open(args.root, "rb") as f:
-            trusted_root = f.read()
+        if persistent and os.path.exists(os.path.join(cache, "root.json")):
+            trusted_root = None
+        else:
+            with open(args.root, "rb") as f:
+                trusted_root = f.read()
         os.makedirs(args.out_dir, exist_ok=True)
         # tuf 7.x: the trusted root is passed as `bootstrap` bytes (required
         # keyword); the Updater caches it as root_history/N.root.json.
@@ -101,7 +109,8 @@ def run(args: argparse.Namespace, base: str, stage: list[str]) -> dict:
         result["trusted_versions"] = trusted
         return result
     finally:
-        shutil.rmtree(cache, ignore_errors=True)
+        if not persistent:
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 def main() -> int:
@@ -111,6 +120,7 @@ def main() -> int:
     p.add_argument("--target", action="append", default=[], help="target path (repeatable)")
     p.add_argument("--absent", action="append", default=[], help="path that must not be found")
     p.add_argument("--out-dir", required=True, help="where downloaded targets go")
+    p.add_argument("--metadata-dir", help="keep trusted metadata here between runs")
     args = p.parse_args()
     if not os.path.isdir(args.repo_dir):
         p.error(f"--repo-dir {args.repo_dir} is not a directory")

@@ -1,12 +1,14 @@
-//! `sealwright key generate|import|list`.
+//! `sealwright key generate|import|list|rotate|revoke`.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
+use chrono::Utc;
 use clap::Subcommand;
 use serde::Serialize;
 
 use sealwright_crypto::{Algorithm, Kdf};
+use sealwright_repo::key_lifecycle;
 use sealwright_repo::policy_change::{self, NewKey};
 use sealwright_repo::Keyring;
 
@@ -53,6 +55,26 @@ pub enum KeyCommand {
     },
     /// List the policy's keys, which roles use them, and whether they are usable here.
     List,
+    /// Replace a role's key with a new one of the same kind (a file key, or a key on the
+    /// same token) and publish at once: a new root signed by the old and the new root keys,
+    /// so devices follow. The old key's file moves to keys/retired/.
+    Rotate {
+        /// The role (root, targets, snapshot, timestamp or a delegation).
+        role: String,
+        /// The key to replace, when the role has several (name or key id).
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Take a compromised key out of every role that trusts it and publish at once; a role
+    /// left below its threshold gets a new key. Revoking the timestamp or snapshot key also
+    /// lets devices that saw metadata it signed recover (they drop it on the new root).
+    Revoke {
+        /// The key (name, or key id or its first 8+ hex digits).
+        key: String,
+        /// Why (recorded in the audit log), e.g. "laptop stolen 2026-11-30".
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// Adds the key through the library, which checks, saves and records it.
@@ -136,6 +158,18 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 }
             })
         }
+        KeyCommand::Rotate { role, key } => {
+            let retired = lifecycle(ctx, |repo, keyring| {
+                key_lifecycle::rotate(repo, keyring, &role, key.as_deref(), Utc::now())
+            })?;
+            emit(ctx.json, &retired, || print_retired("rotated", &retired))
+        }
+        KeyCommand::Revoke { key, reason } => {
+            let retired = lifecycle(ctx, |repo, keyring| {
+                key_lifecycle::revoke(repo, keyring, &key, &reason, Utc::now())
+            })?;
+            emit(ctx.json, &retired, || print_retired("revoked", &retired))
+        }
         KeyCommand::List => {
             let policy = ctx.policy()?;
             #[derive(Serialize)]
@@ -174,5 +208,42 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 }
             })
         }
+    }
+}
+
+/// Runs a rotation or revocation with this repository's keyring.
+fn lifecycle(
+    ctx: &Context,
+    change: impl FnOnce(
+        &std::path::Path,
+        &Keyring<'_>,
+    ) -> Result<key_lifecycle::Retired, policy_change::ChangeError>,
+) -> anyhow::Result<key_lifecycle::Retired> {
+    ctx.policy()?;
+    let source = ctx.passphrases()?;
+    let keyring = Keyring::new(&ctx.repo, &source);
+    Ok(change(&ctx.repo, &keyring)?)
+}
+
+fn print_retired(what: &str, r: &key_lifecycle::Retired) {
+    println!(
+        "{what} key {} ({}): removed from {}",
+        r.key,
+        r.keyid.get(..16).unwrap_or(&r.keyid),
+        r.removed_from.join(", ")
+    );
+    for (role, new) in &r.replaced_by {
+        println!("  {role} now signs with the new key {new}");
+    }
+    let versions: Vec<String> = r
+        .published
+        .iter()
+        .map(|(role, v)| format!("{role} v{v}"))
+        .collect();
+    println!("published: {}", versions.join(", "));
+    if let Some(file) = &r.retired_file {
+        println!(
+            "its key file is set aside in {file}; destroy it when you no longer need the record"
+        );
     }
 }

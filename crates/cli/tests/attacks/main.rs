@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{Scratch, PASSPHRASE};
+use common::{copy_tree, Scratch, PASSPHRASE};
 use mirror::{Behaviour, Mirror};
 use serde_json::Value;
 
@@ -44,16 +44,6 @@ struct Fixture {
     foreign: PathBuf,
     /// The root the clients pin.
     root: PathBuf,
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 fn publish_release(s: &Scratch, repo: &str, content: &[u8], version: &str) {

@@ -125,6 +125,19 @@ pub fn ngclient(
     absent: &[&str],
     out: &Path,
 ) -> (bool, serde_json::Value, String) {
+    ngclient_device(published, root, None, targets, absent, out)
+}
+
+/// [`ngclient`] as a device: what it trusts is kept in `metadata_dir` between runs (the
+/// root there, once there is one, instead of `root`).
+pub fn ngclient_device(
+    published: &Path,
+    root: &Path,
+    metadata_dir: Option<&Path>,
+    targets: &[&str],
+    absent: &[&str],
+    out: &Path,
+) -> (bool, serde_json::Value, String) {
     let (python, dir) = python();
     let mut cmd = Command::new(python);
     cmd.arg(dir.join("ngclient_download.py"))
@@ -134,6 +147,9 @@ pub fn ngclient(
         .arg(root)
         .arg("--out-dir")
         .arg(out);
+    if let Some(kept) = metadata_dir {
+        cmd.arg("--metadata-dir").arg(kept);
+    }
     for t in targets {
         cmd.arg("--target").arg(t);
     }
@@ -462,4 +478,20 @@ pub fn go_tlog_verifier(scratch: &Path) -> PathBuf {
         String::from_utf8_lossy(&built.stderr)
     );
     out
+}
+
+/// Copies the directory `from` to `to` (which must not exist), as `cp -a` does.
+pub fn copy_tree(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
 }
