@@ -232,6 +232,17 @@ impl PublicKey {
         }
     }
 
+    /// The modulus size of an RSA key in bits; `None` for any other algorithm or material
+    /// aws-lc does not accept.
+    pub fn rsa_bits(&self) -> Option<usize> {
+        match self.material()? {
+            (Algorithm::RsaPssSha256, spki) => aws_lc_rs::rsa::PublicEncryptingKey::from_der(&spki)
+                .ok()
+                .map(|k| k.key_size_bits()),
+            _ => None,
+        }
+    }
+
     /// The raw 32-byte public key of an Ed25519 key (what signed notes and cosignatures
     /// carry); `None` for any other algorithm or undecodable material.
     pub fn ed25519_bytes(&self) -> Option<[u8; 32]> {

@@ -218,12 +218,7 @@ impl<'a> Keyring<'a> {
         let (signer, exact) =
             sealwright_pkcs11::TokenSigner::generate(&parsed, algorithm, &self.pin_prompt(name))
                 .map_err(|e| KeyringError::Other(format!("key {name}: {e}")))?;
-        Ok(KeyEntry {
-            algorithm: algorithm.short_name().to_owned(),
-            keyid: signer.keyid().to_owned(),
-            public: signer.public_key().keyval.public.clone(),
-            private: Some(exact.display()),
-        })
+        Ok(KeyEntry::new(signer.public_key(), Some(exact.display()))?)
     }
 
     /// Opens an encrypted (or plain PKCS#8) key file, asking for its passphrase as needed.
@@ -320,12 +315,10 @@ impl<'a> Keyring<'a> {
             path: shown,
             source,
         })?;
-        Ok(KeyEntry {
-            algorithm: key.algorithm().short_name().to_owned(),
-            keyid: key.keyid().to_owned(),
-            public: key.public_key().keyval.public.clone(),
-            private: Some(format!("file:{rel}")),
-        })
+        Ok(KeyEntry::new(
+            key.public_key(),
+            Some(format!("file:{rel}")),
+        )?)
     }
 }
 

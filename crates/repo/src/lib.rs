@@ -19,6 +19,7 @@ pub mod attestations;
 /// The one implementation of atomic writes and capped reads (`sealwright-fs`).
 pub use sealwright_fs as fsutil;
 pub mod init;
+pub mod key_audit;
 pub mod key_lifecycle;
 pub mod keyring;
 pub mod policy;

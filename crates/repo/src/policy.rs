@@ -124,9 +124,27 @@ pub struct KeyEntry {
     /// through `sign-request` / `sign` / `sign-import`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private: Option<String>,
+    /// When the key was made or imported (RFC 3339 UTC): its age is what `[key_policy]
+    /// max_age` and `key audit` judge. Absent for keys from before this was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 impl KeyEntry {
+    /// The entry of `public`, living at `private` (none: offline), created now.
+    pub fn new(public: &PublicKey, private: Option<String>) -> Result<Self, PolicyError> {
+        let algorithm = public
+            .algorithm()
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
+        Ok(KeyEntry {
+            algorithm: algorithm.short_name().to_owned(),
+            keyid: public.keyid(),
+            public: public.keyval.public.clone(),
+            private,
+            created: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        })
+    }
+
     /// The key as it goes into metadata.
     pub fn public_key(&self) -> Result<PublicKey, PolicyError> {
         let alg: Algorithm = self
@@ -208,6 +226,28 @@ pub struct Policy {
     /// What every published release must carry (none when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestations: Option<AttestationPolicy>,
+    /// Rules for keys: `publish` enforces them, `key audit` reports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_policy: Option<KeyPolicy>,
+}
+
+/// `[key_policy]` (PRODUCT.md P5; see `crate::key_audit`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyPolicy {
+    /// Key types allowed (`ed25519`, `ecdsa`, `rsa`); empty: all three.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub algorithms: Vec<String>,
+    /// How old a key may get before it must be rotated (`key rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<Period>,
+    /// Roles that must not be signable with key files alone: their file keys must not
+    /// reach the threshold (the rest on a token, offline, or in the signer agent).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hardware: Vec<String>,
+    /// A key signs for at most one product line (one delegated role).
+    #[serde(default)]
+    pub distinct_product_keys: bool,
 }
 
 /// `[attestations]`: `publish` and the server refuse a release without provenance signed by
@@ -264,6 +304,7 @@ impl Policy {
             roles,
             delegations: vec![],
             attestations: None,
+            key_policy: None,
         }
     }
 
@@ -614,15 +655,8 @@ mod tests {
         let mut p = Policy::new_default();
         let key = sealwright_crypto::PrivateKey::generate(Algorithm::Ed25519).unwrap();
         use sealwright_crypto::Signer;
-        p.keys.insert(
-            "k".into(),
-            KeyEntry {
-                algorithm: "ed25519".into(),
-                keyid: key.keyid().into(),
-                public: key.public_key().keyval.public.clone(),
-                private: None,
-            },
-        );
+        p.keys
+            .insert("k".into(), KeyEntry::new(key.public_key(), None).unwrap());
         p.roles.get_mut("root").unwrap().keys = vec!["k".into()];
         p.roles.get_mut("root").unwrap().threshold = 2;
         assert!(p

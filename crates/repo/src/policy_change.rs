@@ -132,13 +132,7 @@ fn import(
     }
     let refused = |e: String| ChangeError::Refused(format!("reading {shown}: {e}"));
     let public = keyfile::read_public_key(&pem).map_err(|e| refused(e.to_string()))?;
-    let algorithm = public.algorithm().map_err(|e| refused(e.to_string()))?;
-    Ok(KeyEntry {
-        algorithm: algorithm.short_name().into(),
-        keyid: public.keyid(),
-        public: public.keyval.public,
-        private: None,
-    })
+    Ok(KeyEntry::new(&public, None)?)
 }
 
 /// Key `name` is new (in the policy and on disk) and every role it is for exists.

@@ -8,9 +8,9 @@ use clap::Subcommand;
 use serde::Serialize;
 
 use sealwright_crypto::{Algorithm, Kdf};
-use sealwright_repo::key_lifecycle;
 use sealwright_repo::policy_change::{self, NewKey};
 use sealwright_repo::Keyring;
+use sealwright_repo::{key_audit, key_lifecycle};
 
 use super::Context;
 use crate::output::emit;
@@ -55,6 +55,15 @@ pub enum KeyCommand {
     },
     /// List the policy's keys, which roles use them, and whether they are usable here.
     List,
+    /// Report what is wrong with the repository's keys, each with a severity: weak types
+    /// and sizes, rotation overdue, unused and shared keys, thresholds one key meets, key
+    /// files others can read, roles [key_policy] wants on hardware. Exit status 1 when a
+    /// finding is at or above --fail-on (for CI).
+    Audit {
+        /// The lowest severity that fails: info, low, medium, high or critical.
+        #[arg(long, default_value = "high")]
+        fail_on: String,
+    },
     /// Replace a role's key with a new one of the same kind (a file key, or a key on the
     /// same token) and publish at once: a new root signed by the old and the new root keys,
     /// so devices follow. The old key's file moves to keys/retired/.
@@ -157,6 +166,37 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                     );
                 }
             })
+        }
+        KeyCommand::Audit { fail_on } => {
+            let fail_on: key_audit::Severity = fail_on
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--fail-on {e}"))?;
+            let policy = ctx.policy()?;
+            let findings = key_audit::audit(&ctx.repo, &policy, Utc::now());
+            emit(ctx.json, &findings, || {
+                if findings.is_empty() {
+                    println!("no findings: {} key(s) checked", policy.keys.len());
+                }
+                for f in &findings {
+                    let subject = f.key.as_deref().or(f.role.as_deref()).unwrap_or("");
+                    println!(
+                        "{:<8} {:<28} {subject}: {}",
+                        format!("{:?}", f.severity).to_lowercase(),
+                        f.finding,
+                        f.message
+                    );
+                }
+            })?;
+            if let Some(worst) = findings.iter().map(|f| f.severity).max() {
+                if worst >= fail_on {
+                    bail!(
+                        "{} finding(s), the worst {}: at or above --fail-on",
+                        findings.iter().filter(|f| f.severity >= fail_on).count(),
+                        format!("{worst:?}").to_lowercase()
+                    );
+                }
+            }
+            Ok(())
         }
         KeyCommand::Rotate { role, key } => {
             let retired = lifecycle(ctx, |repo, keyring| {

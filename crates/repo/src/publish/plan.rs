@@ -165,6 +165,7 @@ fn check_staged_attestations(
 /// Plans the next publish from `policy`, the staged changes and the published state.
 pub fn plan(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Result<Plan, PublishError> {
     policy.validate()?;
+    crate::key_audit::enforce(policy)?;
     let published = Published::load(repo_dir)?;
     let staged = Staging::load(repo_dir)?;
     let floor = OnlineFloor::load(repo_dir).map_err(io_err(&repo_dir.join(ONLINE_FLOOR_FILE)))?;
