@@ -64,6 +64,38 @@ pub enum KeyCommand {
         #[arg(long, default_value = "high")]
         fail_on: String,
     },
+    /// Split a key (root, typically) into shares for custodians: any --threshold of them
+    /// rebuild it (`key recover`), fewer learn nothing. Each share is encrypted to one
+    /// custodian's age recipient (`age-keygen`), readable with `age -d`.
+    Escrow {
+        /// The key (its name in the policy).
+        name: String,
+        /// Shares needed to rebuild it (at least 2).
+        #[arg(long)]
+        threshold: u8,
+        /// A custodian: an age recipient (age1…) or a file holding one; repeatable, one
+        /// share each.
+        #[arg(long = "custodian", value_name = "RECIPIENT", required = true)]
+        custodians: Vec<String>,
+        /// The key file, for a key kept offline (not in keys/).
+        #[arg(long, value_name = "KEY.pem")]
+        key_file: Option<PathBuf>,
+        /// Where the share files go.
+        #[arg(long, value_name = "DIR", default_value = "escrow")]
+        out_dir: PathBuf,
+    },
+    /// Rebuild an escrowed key from enough shares and write it encrypted (a new passphrase).
+    Recover {
+        /// Share files: age-encrypted (opened with --identity) or decrypted with `age -d`.
+        #[arg(required = true)]
+        shares: Vec<PathBuf>,
+        /// A custodian's age identity file (AGE-SECRET-KEY-…); repeatable.
+        #[arg(long = "identity", value_name = "FILE")]
+        identities: Vec<PathBuf>,
+        /// Where to write the key (default: keys/NAME.pem, which must not exist).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// Replace a role's key with a new one of the same kind (a file key, or a key on the
     /// same token) and publish at once: a new root signed by the old and the new root keys,
     /// so devices follow. The old key's file moves to keys/retired/.
@@ -198,6 +230,25 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        KeyCommand::Escrow {
+            name,
+            threshold,
+            custodians,
+            key_file,
+            out_dir,
+        } => escrow(
+            ctx,
+            &name,
+            threshold,
+            &custodians,
+            key_file.as_deref(),
+            &out_dir,
+        ),
+        KeyCommand::Recover {
+            shares,
+            identities,
+            out,
+        } => recover(ctx, &shares, &identities, out.as_deref()),
         KeyCommand::Rotate { role, key } => {
             let retired = lifecycle(ctx, |repo, keyring| {
                 key_lifecycle::rotate(repo, keyring, &role, key.as_deref(), Utc::now())
@@ -286,4 +337,144 @@ fn print_retired(what: &str, r: &key_lifecycle::Retired) {
             "its key file is set aside in {file}; destroy it when you no longer need the record"
         );
     }
+}
+
+/// An age recipient given on the command line: `age1…`, or a file holding one (the output
+/// of `age-keygen -y`, or an identity file's `# public key:` line).
+fn custodian_recipient(given: &str) -> anyhow::Result<String> {
+    if given.starts_with("age1") {
+        return Ok(given.to_owned());
+    }
+    let text = Context::read_text(std::path::Path::new(given))?;
+    text.lines()
+        .map(|l| l.trim().trim_start_matches("# public key:").trim())
+        .find(|l| l.starts_with("age1"))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("{given}: no age recipient (age1…) in it"))
+}
+
+fn escrow(
+    ctx: &Context,
+    name: &str,
+    threshold: u8,
+    custodians: &[String],
+    key_file: Option<&std::path::Path>,
+    out_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let policy = ctx.policy()?;
+    let entry = policy
+        .keys
+        .get(name)
+        .ok_or_else(|| anyhow::anyhow!("no key {name} in the policy"))?;
+    let recipients = custodians
+        .iter()
+        .map(|c| custodian_recipient(c))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let source = ctx.passphrases()?;
+    let keyring = Keyring::new(&ctx.repo, &source);
+    let key = match (key_file, entry.private.as_deref()) {
+        (Some(file), _) => keyring.open_file(file, name)?,
+        (None, Some(l)) if l.starts_with("file:") => keyring
+            .open(&policy, name)?
+            .ok_or_else(|| anyhow::anyhow!("{name} has no key file here"))?,
+        (None, Some(l)) if l.starts_with("pkcs11:") => bail!(
+            "{name} lives on a token and cannot leave it: escrow is for keys in files (back the token up with its own tools)"
+        ),
+        _ => bail!("{name} is not in a key file here: give it with --key-file KEY.pem"),
+    };
+    anyhow::ensure!(
+        sealwright_crypto::Signer::keyid(&key) == entry.keyid,
+        "that key file holds another key than {name} ({})",
+        entry.keyid
+    );
+    let shares = sealwright_escrow::split(&key, name, threshold, &recipients)?;
+    std::fs::create_dir_all(out_dir)?;
+    let n = shares.len();
+    let mut files = Vec::with_capacity(n);
+    for (i, share) in shares.iter().enumerate() {
+        let file = out_dir.join(format!("{name}.share-{}-of-{n}.age", i + 1));
+        sealwright_repo::fsutil::write_atomic(&file, share.as_bytes())?;
+        files.push(file);
+    }
+    sealwright_store::audit::record_local(
+        &ctx.repo,
+        "key-escrow",
+        name,
+        serde_json::json!({"keyid": entry.keyid, "threshold": threshold, "custodians": recipients}),
+    )?;
+    #[derive(Serialize)]
+    struct Report<'a> {
+        key: &'a str,
+        threshold: u8,
+        shares: Vec<(String, PathBuf)>,
+    }
+    let report = Report {
+        key: name,
+        threshold,
+        shares: recipients.into_iter().zip(files).collect(),
+    };
+    emit(ctx.json, &report, || {
+        println!("split {name} into {n} shares, any {threshold} of which rebuild it:");
+        for (custodian, file) in &report.shares {
+            println!("  {} for {custodian}", file.display());
+        }
+        println!("give each custodian their file only; none of them can sign alone");
+    })
+}
+
+fn recover(
+    ctx: &Context,
+    share_files: &[PathBuf],
+    identity_files: &[PathBuf],
+    out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let identities = identity_files
+        .iter()
+        .map(|f| {
+            sealwright_repo::fsutil::read_secret(f, sealwright_escrow::MAX_SHARE_FILE as u64)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", f.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut shares = Vec::with_capacity(share_files.len());
+    for file in share_files {
+        let bytes =
+            sealwright_repo::fsutil::read_capped(file, sealwright_escrow::MAX_SHARE_FILE as u64)?;
+        shares.push(
+            sealwright_escrow::open_share(&bytes, &identities)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?,
+        );
+    }
+    let key = sealwright_escrow::join(&shares)?;
+    let name = shares.first().map(|s| s.key.clone()).unwrap_or_default();
+    let source = ctx.passphrases()?;
+    let pass = sealwright_repo::PassphraseSource::new_key(&source, &name)?;
+    let pem = sealwright_crypto::keyfile::encrypt_private_key(&key, &pass, Kdf::default())?;
+    let path = out
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| ctx.repo.join(format!("keys/{name}.pem")));
+    anyhow::ensure!(
+        !path.exists(),
+        "{} exists: give --out for the recovered key",
+        path.display()
+    );
+    sealwright_repo::fsutil::write_atomic_private(&path, pem.as_bytes())?;
+    sealwright_store::audit::record_local(
+        &ctx.repo,
+        "key-recover",
+        &name,
+        serde_json::json!({"keyid": sealwright_crypto::Signer::keyid(&key), "shares": shares.iter().map(|s| s.index).collect::<Vec<_>>()}),
+    )?;
+    emit(
+        ctx.json,
+        &serde_json::json!({"key": name, "keyid": sealwright_crypto::Signer::keyid(&key), "file": path}),
+        || {
+            println!(
+                "rebuilt {name} ({}) from {} shares into {} (encrypted)",
+                sealwright_crypto::Signer::keyid(&key),
+                shares.len(),
+                path.display()
+            )
+        },
+    )
 }
