@@ -79,10 +79,13 @@ enum Command {
     Token(cmd::token::Args),
     /// Write an offline signing request for ROLE to stdout.
     SignRequest(cmd::offline::RequestArgs),
-    /// Sign a signing request with a key (run this on the offline machine).
+    /// Sign a signing request with a key (run this on the offline machine): shows what it
+    /// changes against the published version and refuses flagged changes unless accepted.
     Sign(cmd::offline::SignArgs),
     /// Import a signature made offline into the pending role.
     SignImport(cmd::offline::ImportArgs),
+    /// List versions waiting for offline signatures: who has signed, who has not.
+    SignStatus(cmd::offline::StatusArgs),
     /// Show what is staged and when each role expires.
     Status(cmd::status::Args),
     /// Verify the published repository offline, from its root through every target file.
@@ -168,6 +171,7 @@ fn main() -> std::process::ExitCode {
         Command::SignRequest(a) => cmd::offline::request(&ctx, a),
         Command::Sign(a) => cmd::offline::sign(&ctx, a),
         Command::SignImport(a) => cmd::offline::import(&ctx, a),
+        Command::SignStatus(a) => cmd::offline::status(&ctx, a),
         Command::Status(a) => cmd::status::run(&ctx, a),
         Command::Verify(a) => cmd::verify::run(&ctx, a),
         Command::Serve(a) => cmd::serve::run(&ctx, a),

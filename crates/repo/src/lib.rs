@@ -26,6 +26,7 @@ pub mod policy;
 pub mod policy_change;
 pub mod publish;
 pub mod push;
+pub mod review;
 pub mod server_dir;
 pub mod staging;
 pub mod verify;

@@ -35,6 +35,15 @@ pub struct SignArgs {
     /// Write the signature to this file instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Show the changes against your own copy of the role's current metadata (the file
+    /// devices have now) instead of the copy the request carries.
+    #[arg(long, value_name = "FILE")]
+    against: Option<PathBuf>,
+    /// Sign even though changes are flagged (threshold lowered, keys added or removed,
+    /// expiry beyond policy, a target re-pointed, a delegation widened). Without it, flagged
+    /// changes are confirmed at the terminal, or refused when there is none.
+    #[arg(long)]
+    accept_flagged: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +55,7 @@ pub struct ImportArgs {
 pub fn request(ctx: &Context, args: RequestArgs) -> anyhow::Result<()> {
     let policy = ctx.policy()?;
     let req = request_signature(&ctx.repo, &policy, &args.role, Utc::now())?;
+    show_request(&req);
     let written = write_output(args.output.as_deref(), &req)?;
     eprintln!(
         "signing request for {} version {} written to {written}; sign it offline with `sealwright sign REQ --key KEY`",
@@ -58,8 +68,16 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
     let shown = args.request.display();
     let bytes = read_capped(&args.request, MAX_REQUEST_BYTES)
         .with_context(|| format!("reading {shown}"))?;
-    let (req, canonical) = check_request(&bytes).with_context(|| shown.to_string())?;
+    let (mut req, canonical) = check_request(&bytes).with_context(|| shown.to_string())?;
+    if let Some(own) = &args.against {
+        let text = read_capped(own, MAX_REQUEST_BYTES)
+            .with_context(|| format!("reading {}", own.display()))?;
+        let value: serde_json::Value = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not JSON metadata", own.display()))?;
+        req.published = Some(value.get("signed").cloned().unwrap_or(value));
+    }
     show_request(&req);
+    confirm_flagged(&req, args.accept_flagged)?;
     let source = ctx.passphrases()?;
     let keyring = Keyring::new(&ctx.repo, &source);
     let key = keyring.open_file(&args.key, &args.key.display().to_string())?;
@@ -96,6 +114,41 @@ fn show_request(req: &sealwright_repo::publish::SignRequest) {
     if let Some(t) = req.signed.get("targets").and_then(|t| t.as_object()) {
         eprintln!("  {} target(s)", t.len());
     }
+    eprintln!("changes against the published version:");
+    for change in req.review(Utc::now()) {
+        match change.flag {
+            Some(flag) => eprintln!("  ! {} [{flag}]", change.what),
+            None => eprintln!("    {}", change.what),
+        }
+    }
+}
+
+/// Flagged changes are signed only when the signer says so: `--accept-flagged`, or "yes"
+/// at the terminal.
+fn confirm_flagged(
+    req: &sealwright_repo::publish::SignRequest,
+    accepted: bool,
+) -> anyhow::Result<()> {
+    let flagged: Vec<&'static str> = req
+        .review(Utc::now())
+        .iter()
+        .filter_map(|c| c.flag)
+        .collect();
+    if flagged.is_empty() || accepted {
+        return Ok(());
+    }
+    let flags = flagged.join(", ");
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("this request has flagged changes ({flags}); type yes to sign it: ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() == "yes" {
+            return Ok(());
+        }
+    }
+    anyhow::bail!(
+        "not signed: the request has flagged changes ({flags}); read them above, and sign with --accept-flagged only if you meant them"
+    )
 }
 
 /// Writes `value` as JSON to `file` (atomically), or to stdout; says where it went.
@@ -115,6 +168,39 @@ fn write_output(
             Ok("stdout".to_owned())
         }
     }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {}
+
+/// `sign-status`: each pending version, who signed it and who has not.
+pub fn status(ctx: &Context, _args: StatusArgs) -> anyhow::Result<()> {
+    let policy = ctx.policy()?;
+    let pending = sealwright_repo::publish::pending_status(&ctx.repo, &policy, Utc::now())?;
+    crate::output::emit(ctx.json, &pending, || {
+        if pending.is_empty() {
+            println!("nothing is waiting for offline signatures");
+        }
+        for p in &pending {
+            println!(
+                "{} version {}: {} of {} signature(s); signed by: {}; not yet: {}",
+                p.role,
+                p.version,
+                p.signed_by.len(),
+                p.threshold,
+                if p.signed_by.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    p.signed_by.join(", ")
+                },
+                if p.missing.is_empty() {
+                    "nobody".to_owned()
+                } else {
+                    p.missing.join(", ")
+                }
+            );
+        }
+    })
 }
 
 pub fn import(ctx: &Context, args: ImportArgs) -> anyhow::Result<()> {

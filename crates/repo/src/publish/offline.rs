@@ -47,6 +47,26 @@ impl Pending {
         fsutil::write_atomic(&path, &bytes).map_err(io_err(&path))
     }
 
+    /// The roles with a pending version.
+    pub fn roles(&self) -> Result<Vec<String>, PublishError> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+            Err(e) => return Err(io_err(&self.dir)(e)),
+        };
+        let mut roles: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".pending"))
+                    .map(str::to_owned)
+            })
+            .collect();
+        roles.sort();
+        Ok(roles)
+    }
+
     /// Forgets all pending requests.
     pub fn clear(&self) -> Result<(), PublishError> {
         match fs::remove_dir_all(&self.dir) {
@@ -108,6 +128,25 @@ pub struct SignRequest {
     pub signed_sha256: String,
     /// What is to be signed.
     pub signed: serde_json::Value,
+    /// The `signed` of the version devices have now (none for a first version): what
+    /// `sign` shows the changes against (`crate::review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<serde_json::Value>,
+    /// The role's validity period in the policy, in days (flags an expiry beyond it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_days: Option<i64>,
+}
+
+impl SignRequest {
+    /// The changes it asks for against the version published, risky ones flagged.
+    pub fn review(&self, now: chrono::DateTime<chrono::Utc>) -> Vec<crate::review::Change> {
+        crate::review::review(
+            self.published.as_ref(),
+            &self.signed,
+            self.policy_days.map(chrono::Duration::days),
+            now,
+        )
+    }
 }
 
 /// What `sign` hands back.
@@ -150,6 +189,12 @@ pub fn request_signature(
         )));
     };
     Pending::new(repo_dir).save(role, &document)?;
+    let published = published_signed(repo_dir, role)?;
+    let policy_days = policy
+        .role(role)
+        .map(|(_, _, p)| p)
+        .or_else(|| policy.delegation(role).map(|d| d.expires))
+        .map(|p| p.duration().num_days());
     let signed = document.get("signed").cloned().unwrap_or_default();
     let canonical = sealwright_crypto::canonical::to_canonical_json(&signed).map_err(meta_err)?;
     Ok(SignRequest {
@@ -158,7 +203,32 @@ pub fn request_signature(
         version: signed.get("version").and_then(|v| v.as_u64()).unwrap_or(0),
         signed_sha256: sealwright_crypto::digest::sha256_hex(&canonical),
         signed,
+        published,
+        policy_days,
     })
+}
+
+/// The `signed` of the published version of `role`, if there is one.
+fn published_signed(
+    repo_dir: &Path,
+    role: &str,
+) -> Result<Option<serde_json::Value>, PublishError> {
+    let published = super::Published::load(repo_dir)?;
+    let value = if role == "root" {
+        published
+            .root
+            .as_ref()
+            .map(|r| serde_json::to_value(&r.signed))
+            .transpose()
+            .map_err(meta_err)?
+    } else {
+        published
+            .targets_role(role)?
+            .map(|t| serde_json::to_value(&t.signed))
+            .transpose()
+            .map_err(meta_err)?
+    };
+    Ok(value)
 }
 
 /// Offline: a request as read, refused unless its content matches its digest; returns it
@@ -196,6 +266,83 @@ pub fn sign_request(
         keyid: key.keyid().to_owned(),
         sig: hex::encode(sig),
     })
+}
+
+/// Who has signed a pending version and who may still.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PendingStatus {
+    /// The role.
+    pub role: String,
+    /// Its pending version.
+    pub version: u64,
+    /// Signatures needed.
+    pub threshold: u64,
+    /// Keys that signed (policy names, or key ids the policy does not name).
+    pub signed_by: Vec<String>,
+    /// Keys authorised that have not signed.
+    pub missing: Vec<String>,
+}
+
+/// Online: every pending version with its signatures so far (`sign-status`).
+pub fn pending_status(
+    repo_dir: &Path,
+    policy: &crate::policy::Policy,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<PendingStatus>, PublishError> {
+    let pending = Pending::new(repo_dir);
+    let roles = pending.roles()?;
+    if roles.is_empty() {
+        return Ok(vec![]);
+    }
+    let plan = plan(repo_dir, policy, now)?;
+    let name_of = |keyid: &str| {
+        policy
+            .keys
+            .iter()
+            .find(|(_, k)| k.keyid == keyid)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| keyid.to_owned())
+    };
+    let mut out = Vec::new();
+    for role in roles {
+        let Some(document) = pending.load(&role)? else {
+            continue;
+        };
+        let signed_ids: Vec<String> = document
+            .get("signatures")
+            .and_then(|s| s.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.get("keyid")?.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let allowed = plan
+            .signing_authority(&role)
+            .map(|(_, ids)| ids)
+            .unwrap_or_default();
+        let threshold = policy
+            .role(&role)
+            .map(|(_, t, _)| t)
+            .or_else(|| policy.delegation(&role).map(|d| d.threshold))
+            .map_or(0, u64::from);
+        out.push(PendingStatus {
+            version: document
+                .get("signed")
+                .and_then(|s| s.get("version"))
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
+            threshold,
+            signed_by: signed_ids.iter().map(|k| name_of(k)).collect(),
+            missing: allowed
+                .iter()
+                .filter(|k| !signed_ids.contains(k))
+                .map(|k| name_of(k))
+                .collect(),
+            role,
+        });
+    }
+    Ok(out)
 }
 
 /// Online: adds a signature made offline to the pending version it was made for, and
@@ -287,6 +434,8 @@ mod props {
                 version,
                 signed_sha256: sealwright_crypto::digest::sha256_hex(&canonical),
                 signed,
+                published: None,
+                policy_days: None,
             };
             prop_assert!(check_request(&serde_json::to_vec(&req).unwrap()).is_ok());
             req.signed = serde_json::json!({"_type": "root", "version": other});
