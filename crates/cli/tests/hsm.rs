@@ -3,6 +3,8 @@
 //! publishes; python-tuf's ngclient, from the first root, downloads the release — so every
 //! signature the token made (Ed25519, ECDSA P-256 and RSA-PSS) verifies with python-tuf —
 //! and no key file of a token key exists. The PIN comes from the URI's pin-source file.
+//! Then the signer agent takes the online keys, holding a session on the token: the next
+//! release, signed through it, is downloaded by python-tuf and installed by our client.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -78,9 +80,92 @@ fn a_repository_with_its_keys_on_a_token_publishes_what_python_tuf_accepts() {
     .unwrap();
     assert_eq!(root2["signatures"].as_array().unwrap().len(), 2, "{root2}");
 
+    // The online keys move into the signer agent, which holds a session on the token, not
+    // key bytes; the publisher reaches them through its socket. A device follows.
+    let uid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(s.path()).unwrap());
+    let socket = s.path().join("agent/run/agent.sock");
+    let mut config = format!("socket = {socket:?}\n");
+    let mut policy = sealwright_repo::Policy::load(&s.repo()).unwrap();
+    for role in ["timestamp", "snapshot"] {
+        let entry = policy.keys.get_mut(&format!("{role}-hsm")).unwrap();
+        let uri = entry
+            .private
+            .replace(format!("agent:{}", socket.display()))
+            .unwrap();
+        config.push_str(&format!("[[keys]]\nrole = \"{role}\"\npkcs11 = {uri:?}\n"));
+    }
+    config.push_str(&format!(
+        "[[callers]]\nuid = {uid}\nroles = [\"timestamp\", \"snapshot\"]\n"
+    ));
+    policy.save(&s.repo()).unwrap();
+    let config_file = s.path().join("agent.toml");
+    std::fs::write(&config_file, config).unwrap();
+    let agent = common::Killed(
+        common::sealwright(None)
+            .args(["signer", "serve", "--config"])
+            .arg(&config_file)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_socket(&socket);
+    s.add_release(
+        &repo,
+        b"signed through the agent's token session",
+        "app",
+        "1.1.0",
+    );
+    s.ok(&["--repo", &repo, "publish"]);
+    let (ok, report, stderr) = common::ngclient(
+        &s.repo().join("published"),
+        &root,
+        &["app/1.1.0/app.bin"],
+        &[],
+        &s.path().join("downloads-2"),
+    );
+    assert!(
+        ok,
+        "python-tuf refused the agent's signatures: {stderr}\n{report}"
+    );
+    let device = s.path().join("device");
+    s.ok(&[
+        "client",
+        "init",
+        "--dir",
+        device.to_str().unwrap(),
+        "--root",
+        root.to_str().unwrap(),
+        "--url",
+        "https://updates.invalid/",
+        "--name",
+        "app",
+    ]);
+    let bundle = s.path().join("app.bundle");
+    s.ok(&[
+        "--repo",
+        &repo,
+        "bundle",
+        "create",
+        "--name",
+        "app",
+        "-o",
+        bundle.to_str().unwrap(),
+    ]);
+    s.ok(&[
+        "update",
+        "--dir",
+        device.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+    ]);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(device.join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["current_version"], "1.1.0", "{state}");
+    drop(agent);
+
     // A wrong PIN is refused before anything is signed.
     std::fs::write(&pin, "9999\n").unwrap();
-    s.add_release(&repo, b"second", "app", "1.1.0");
+    s.add_release(&repo, b"second", "app", "1.2.0");
     let refused = s.run(&["--repo", &repo, "publish"]);
     assert!(!refused.status.success());
     assert!(

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use sealwright_crypto::signer::SignError;
-use sealwright_crypto::{PrivateKey, PublicKey, Signer};
+use sealwright_crypto::{PublicKey, Signer};
 
 use crate::fsutil;
 
@@ -143,7 +143,12 @@ pub struct KeyConfig {
     /// `timestamp`, `snapshot` or `log`.
     pub role: String,
     /// The encrypted key file (as written by `sealwright key generate`).
-    pub file: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// Or a key on a PKCS#11 token (`pkcs11:` URI with `pin-source=FILE`, or the PIN asked
+    /// at start): the agent then holds a logged-in session, never key bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<String>,
     /// For the `log` key only: the log's origin (its scheme-less URL), which is also the
     /// key's name in signed notes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +198,18 @@ impl AgentConfig {
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: AgentConfig = toml::from_str(text).map_err(|e| e.to_string())?;
         for k in &config.keys {
+            match (&k.file, &k.pkcs11) {
+                (Some(_), None) => {}
+                (None, Some(uri)) => {
+                    sealwright_pkcs11::Pkcs11Uri::parse(uri).map_err(|e| e.to_string())?;
+                }
+                _ => {
+                    return Err(format!(
+                        "the {} key needs exactly one of file = \"PATH\" or pkcs11 = \"URI\"",
+                        k.role
+                    ))
+                }
+            }
             match (k.role.as_str(), &k.origin) {
                 (LOG_ROLE, Some(origin)) => {
                     sealwright_tlog::note::Verifier::new(
@@ -288,7 +305,7 @@ struct WireSignature {
 /// The decision logic and keys, independent of the socket.
 #[derive(Debug)]
 pub struct Agent {
-    keys: BTreeMap<String, Vec<PrivateKey>>,
+    keys: BTreeMap<String, Vec<Box<dyn Signer>>>,
     callers: Vec<Caller>,
     max_expiry: MaxExpiry,
     max_version_step: u64,
@@ -300,8 +317,11 @@ pub struct Agent {
 
 impl Agent {
     /// An agent holding `keys` (role, key) for `config`.
-    pub fn new(config: &AgentConfig, keys: Vec<(String, PrivateKey)>) -> Result<Self, AgentError> {
-        let mut by_role: BTreeMap<String, Vec<PrivateKey>> = BTreeMap::new();
+    pub fn new(
+        config: &AgentConfig,
+        keys: Vec<(String, Box<dyn Signer>)>,
+    ) -> Result<Self, AgentError> {
+        let mut by_role: BTreeMap<String, Vec<Box<dyn Signer>>> = BTreeMap::new();
         let mut log = None;
         for (role, key) in keys {
             if role == LOG_ROLE {
@@ -528,7 +548,7 @@ struct SignedHead {
 /// The transparency log's key, and the last head it signed.
 #[derive(Debug)]
 struct LogKey {
-    key: PrivateKey,
+    key: Box<dyn Signer>,
     verifier: sealwright_tlog::Verifier,
     state_path: PathBuf,
     last: Mutex<Option<SignedHead>>,
@@ -538,7 +558,7 @@ struct LogKey {
 const MAX_PROOF_HASHES: usize = 128;
 
 impl LogKey {
-    fn new(key: PrivateKey, origin: &str, state_path: PathBuf) -> Result<Self, AgentError> {
+    fn new(key: Box<dyn Signer>, origin: &str, state_path: PathBuf) -> Result<Self, AgentError> {
         let public = key.public_key().ed25519_bytes().ok_or_else(|| {
             AgentError::Protocol(
                 "the log key must be Ed25519 (checkpoints are c2sp.org/signed-note Ed25519)".into(),
@@ -731,20 +751,41 @@ pub fn start(
     config: &AgentConfig,
     keyring: &crate::keyring::Keyring<'_>,
 ) -> Result<(Arc<Agent>, UnixListener), AgentError> {
-    let mut keys = Vec::new();
+    let mut keys: Vec<(String, Box<dyn Signer>)> = Vec::new();
     for k in &config.keys {
-        let name = k
-            .file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let key = keyring
-            .open_file(&k.file, &name)
-            .map_err(|source| AgentError::Key {
-                role: k.role.clone(),
-                file: k.file.clone(),
-                source,
-            })?;
+        let key: Box<dyn Signer> =
+            match (&k.file, &k.pkcs11) {
+                (Some(file), _) => {
+                    let name = file
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    Box::new(
+                        keyring
+                            .open_file(file, &name)
+                            .map_err(|source| AgentError::Key {
+                                role: k.role.clone(),
+                                file: file.clone(),
+                                source,
+                            })?,
+                    )
+                }
+                (None, Some(uri)) => {
+                    Box::new(keyring.open_token(&k.role, uri).map_err(|source| {
+                        AgentError::Key {
+                            role: k.role.clone(),
+                            file: PathBuf::from(uri),
+                            source,
+                        }
+                    })?)
+                }
+                (None, None) => {
+                    return Err(AgentError::Protocol(format!(
+                        "the {} key has no file or pkcs11 location",
+                        k.role
+                    )))
+                }
+            };
         keys.push((k.role.clone(), key));
     }
     let agent = Arc::new(Agent::new(config, keys)?);
@@ -956,6 +997,7 @@ impl Signer for AgentSigner {
 mod tests {
     use super::*;
     use base64::Engine;
+    use sealwright_crypto::PrivateKey;
     use sealwright_tlog::merkle::{consistency_proof, leaf_hash, tree_root, Hash};
 
     const ORIGIN: &str = "example.com/log";
@@ -966,7 +1008,7 @@ mod tests {
             dir.join("agent.sock")
         ))
         .unwrap();
-        Agent::new(&config, vec![("log".into(), key)])
+        Agent::new(&config, vec![("log".into(), Box::new(key))])
     }
 
     /// The checkpoint of the first `size` entries of a log whose entries are `prefix i`, and

@@ -359,7 +359,8 @@ fn build(
             .map_err(io(format!("writing {relative}")))?;
         keys.push(KeyConfig {
             role: role.clone(),
-            file: dir.join(&relative),
+            file: Some(dir.join(&relative)),
+            pkcs11: None,
             origin: None,
         });
         if let Some(entry) = agent_policy.keys.get_mut(name) {
@@ -370,7 +371,8 @@ fn build(
     let log = new_log_key(opts, &url, partial)?;
     keys.push(KeyConfig {
         role: LOG_ROLE.to_owned(),
-        file: dir.join(LOG_KEY_FILE),
+        file: Some(dir.join(LOG_KEY_FILE)),
+        pkcs11: None,
         origin: Some(log.name().to_owned()),
     });
     let config = AgentConfig {
