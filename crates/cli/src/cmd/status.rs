@@ -1,5 +1,8 @@
 //! `sealwright status`: what is staged, what is pending offline signature, and when each
-//! published role expires.
+//! published role expires. A role with less than a quarter of its validity left (when
+//! `publish` re-signs it) is a warning; when its keys are offline, a signing request for its
+//! next version is prepared in `signing-requests/ROLE.json`, so re-signing before expiry
+//! waits only for the key holders.
 
 use chrono::Utc;
 use serde::Serialize;
@@ -38,16 +41,26 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     let now = Utc::now();
     let mut roles = Vec::new();
     let mut warnings = Vec::new();
+    let mut expiring = Vec::new();
     let mut push = |role: &str, version: Option<u64>, expires: Option<chrono::DateTime<Utc>>| {
         let days = expires.map(|e| (e - now).num_days());
+        let period = policy
+            .role(role)
+            .map(|(_, _, p)| p)
+            .or_else(|| policy.delegation(role).map(|d| d.expires));
         if let (Some(d), Some(e)) = (days, expires) {
             if e <= now {
                 warnings.push(format!(
                     "{role} EXPIRED at {}: clients refuse it; run `sealwright publish`",
                     e.to_rfc3339()
                 ));
-            } else if d < 7 && role != "timestamp" && role != "snapshot" {
+            } else if period
+                .is_some_and(|p| sealwright_repo::publish::expiring(e, p.duration(), now))
+                && role != "timestamp"
+                && role != "snapshot"
+            {
                 warnings.push(format!("{role} expires in {d} day(s)"));
+                expiring.push(role.to_owned());
             }
         }
         roles.push(RoleStatus {
@@ -104,19 +117,19 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
             None,
         );
     }
-    let pending_dir = ctx.repo.join(sealwright_repo::publish::PENDING_DIR);
-    let pending_signatures = std::fs::read_dir(&pending_dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .filter_map(|e| {
-                    e.file_name()
-                        .to_str()
-                        .and_then(|n| n.strip_suffix(".pending"))
-                        .map(str::to_owned)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut pending_signatures = sealwright_repo::publish::Pending::new(&ctx.repo).roles()?;
+    for role in expiring {
+        match prepare_signing_request(ctx, &policy, &role, &pending_signatures, now) {
+            Ok(Some(file)) => {
+                warnings.push(format!(
+                    "{role} is signed offline: a signing request for its next version is ready in {file}; sign it with `sealwright sign` where its key is, then `sealwright sign-import` and `sealwright publish`"
+                ));
+                pending_signatures.push(role);
+            }
+            Ok(None) => {}
+            Err(e) => warnings.push(format!("{role}: could not prepare a signing request: {e}")),
+        }
+    }
     if published.root.is_none() {
         warnings.push("nothing published yet: run `sealwright publish`".into());
     }
@@ -153,4 +166,39 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
             println!("warning: {w}");
         }
     })
+}
+
+/// For an expiring role no key here can sign (all offline) and with no request pending:
+/// writes a signing request for its next version to `signing-requests/ROLE.json`; returns
+/// that path. `None` when the keys are here (`publish` re-signs it) or a request is pending.
+fn prepare_signing_request(
+    ctx: &Context,
+    policy: &sealwright_repo::Policy,
+    role: &str,
+    pending: &[String],
+    now: chrono::DateTime<Utc>,
+) -> anyhow::Result<Option<String>> {
+    let keys = policy
+        .role(role)
+        .map(|(k, _, _)| k.to_vec())
+        .or_else(|| policy.delegation(role).map(|d| d.keys.clone()))
+        .unwrap_or_default();
+    let offline = !keys.is_empty()
+        && keys
+            .iter()
+            .all(|k| policy.keys.get(k).is_some_and(|e| e.private.is_none()));
+    if !offline || pending.iter().any(|p| p == role) {
+        return Ok(None);
+    }
+    let request = sealwright_repo::publish::request_signature(&ctx.repo, policy, role, now)?;
+    let relative = format!("signing-requests/{role}.json");
+    let path = ctx.repo.join(&relative);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    sealwright_repo::fsutil::write_atomic(
+        &path,
+        format!("{}\n", serde_json::to_string_pretty(&request)?).as_bytes(),
+    )?;
+    Ok(Some(relative))
 }
