@@ -161,11 +161,41 @@ fn a_repository_with_its_keys_on_a_token_publishes_what_python_tuf_accepts() {
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(device.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["current_version"], "1.1.0", "{state}");
+
+    // Root leaves files altogether: its file key is rotated onto the token. The new root is
+    // signed by the old root keys (file + token) and the new ones (both on the token), and
+    // python-tuf walks from the first root to it.
+    let uri = format!(
+        "pkcs11:token=release;object=root-hsm-2?module-path={MODULE}&pin-source={}",
+        pin.display()
+    );
+    s.ok(&[
+        "--repo", &repo, "key", "rotate", "root", "--key", "root-key", "--pkcs11", &uri,
+    ]);
+    let policy = sealwright_repo::Policy::load(&s.repo()).unwrap();
+    assert!(policy.roles["root"].keys.iter().all(|k| policy.keys[k]
+        .private
+        .as_deref()
+        .unwrap()
+        .starts_with("pkcs11:")));
+    s.add_release(&repo, b"root on the token", "app", "1.2.0");
+    s.ok(&["--repo", &repo, "publish"]);
+    let (ok, report, stderr) = common::ngclient(
+        &s.repo().join("published"),
+        &root,
+        &["app/1.2.0/app.bin"],
+        &[],
+        &s.path().join("downloads-3"),
+    );
+    assert!(
+        ok,
+        "python-tuf did not follow the root onto the token: {stderr}\n{report}"
+    );
     drop(agent);
 
     // A wrong PIN is refused before anything is signed.
     std::fs::write(&pin, "9999\n").unwrap();
-    s.add_release(&repo, b"second", "app", "1.2.0");
+    s.add_release(&repo, b"second", "app", "1.3.0");
     let refused = s.run(&["--repo", &repo, "publish"]);
     assert!(!refused.status.success());
     assert!(

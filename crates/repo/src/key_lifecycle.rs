@@ -90,17 +90,22 @@ fn successor_name(repo_dir: &Path, policy: &Policy, old: &str) -> String {
         .unwrap_or_else(|| format!("{base}-new"))
 }
 
-/// A new key `name` where `old` lives: a file key, or a key on the same token.
+/// A new key `name` of `old`'s type: on the token `to_token` names when given, else where
+/// `old` lives — a file key, or a key on the same token.
 fn generate_like(
     keyring: &Keyring<'_>,
     old_name: &str,
     old: &KeyEntry,
     name: &str,
+    to_token: Option<&str>,
 ) -> Result<KeyEntry, ChangeError> {
     let algorithm: Algorithm = old
         .algorithm
         .parse()
         .map_err(|e| refused(format!("key {old_name}: {e}")))?;
+    if let Some(uri) = to_token {
+        return Ok(keyring.generate_on_token(name, uri, algorithm)?);
+    }
     match old.private.as_deref() {
         Some(l) if l.starts_with("file:") => Ok(keyring.generate(name, algorithm, Kdf::default())?.0),
         Some(l) if l.starts_with("pkcs11:") => {
@@ -153,6 +158,8 @@ struct Retirement<'a> {
     replace: bool,
     action: &'a str,
     reason: &'a str,
+    /// A token for the successor (`key rotate --pkcs11`), instead of where the key lives.
+    to_token: Option<&'a str>,
 }
 
 /// Carries out `r`, publishes, then retires the key (see the module guarantees).
@@ -168,6 +175,7 @@ fn retire(
         replace,
         action,
         reason,
+        to_token,
     } = r;
     let before = Policy::load(repo_dir)?;
     let entry = before
@@ -192,7 +200,7 @@ fn retire(
                 Some(n) => n.clone(),
                 None => {
                     let n = successor_name(repo_dir, &before, name);
-                    let generated = generate_like(keyring, name, &entry, &n)?;
+                    let generated = generate_like(keyring, name, &entry, &n, to_token)?;
                     policy.keys.insert(n.clone(), generated);
                     successor = Some(n.clone());
                     n
@@ -250,13 +258,15 @@ fn retire(
     Ok(retired)
 }
 
-/// `key rotate ROLE [--key NAME]`: a new key of the same backend takes the place of the
-/// role's key (the one it has, or `key`), published at once.
+/// `key rotate ROLE [--key NAME] [--pkcs11 URI]`: a new key of the same backend (or on the
+/// token `to_token` names) takes the place of the role's key (the one it has, or `key`),
+/// published at once.
 pub fn rotate(
     repo_dir: &Path,
     keyring: &Keyring<'_>,
     role: &str,
     key: Option<&str>,
+    to_token: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Retired, ChangeError> {
     let policy = Policy::load(repo_dir)?;
@@ -294,6 +304,7 @@ pub fn rotate(
             replace: true,
             action: "key-rotate",
             reason: "rotation",
+            to_token,
         },
         now,
     )
@@ -329,6 +340,7 @@ pub fn revoke(
             replace: false,
             action: "key-revoke",
             reason,
+            to_token: None,
         },
         now,
     )

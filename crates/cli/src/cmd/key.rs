@@ -105,6 +105,10 @@ pub enum KeyCommand {
         /// The key to replace, when the role has several (name or key id).
         #[arg(long)]
         key: Option<String>,
+        /// Make the new key on this PKCS#11 token instead (a pkcs11: URI naming the token and
+        /// the new key's label, object=): how a role moves from files to hardware.
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
     },
     /// Take a compromised key out of every role that trusts it and publish at once; a role
     /// left below its threshold gets a new key. Revoking the timestamp or snapshot key also
@@ -249,9 +253,16 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             identities,
             out,
         } => recover(ctx, &shares, &identities, out.as_deref()),
-        KeyCommand::Rotate { role, key } => {
+        KeyCommand::Rotate { role, key, pkcs11 } => {
             let retired = lifecycle(ctx, |repo, keyring| {
-                key_lifecycle::rotate(repo, keyring, &role, key.as_deref(), Utc::now())
+                key_lifecycle::rotate(
+                    repo,
+                    keyring,
+                    &role,
+                    key.as_deref(),
+                    pkcs11.as_deref(),
+                    Utc::now(),
+                )
             })?;
             emit(ctx.json, &retired, || print_retired("rotated", &retired))
         }
