@@ -4,7 +4,8 @@
 //! signature the token made (Ed25519, ECDSA P-256 and RSA-PSS) verifies with python-tuf —
 //! and no key file of a token key exists. The PIN comes from the URI's pin-source file.
 //! Then the signer agent takes the online keys, holding a session on the token: the next
-//! release, signed through it, is downloaded by python-tuf and installed by our client.
+//! release, signed through it, is downloaded by python-tuf and installed by our client; and
+//! `key rotate root --pkcs11` moves root's file key onto the token, which python-tuf follows.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

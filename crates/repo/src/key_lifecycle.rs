@@ -45,11 +45,11 @@ pub struct Retired {
     /// Where its file went (file keys).
     pub retired_file: Option<String>,
     /// The publish that made it so.
-    pub published: BTreeRoles,
+    pub published: RoleVersions,
 }
 
 /// Roles and the versions the publish gave them.
-pub type BTreeRoles = std::collections::BTreeMap<String, u64>;
+pub type RoleVersions = std::collections::BTreeMap<String, u64>;
 
 fn refused(m: impl Into<String>) -> ChangeError {
     ChangeError::Refused(m.into())

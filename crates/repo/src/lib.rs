@@ -3,6 +3,8 @@
 //! ```text
 //! DIR/sealwright.toml        policy: keys, roles, thresholds, expiry, delegations
 //! DIR/keys/NAME.pem          encrypted private keys (file backend), mode 0600
+//! DIR/keys/retired/          keys taken out by `key rotate` / `key revoke`, kept for the record
+//! DIR/signing-requests/      requests `status` prepared for offline roles nearing expiry
 //! DIR/staged/                what the next `publish` will sign: targets.json + blobs/<sha256>,
 //!                            pending/ROLE.json (offline signing requests and their signatures)
 //! DIR/published/             the servable tree: metadata/N.ROLE.json, metadata/timestamp.json,

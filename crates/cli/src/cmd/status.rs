@@ -191,7 +191,10 @@ fn prepare_signing_request(
         return Ok(None);
     }
     let request = sealwright_repo::publish::request_signature(&ctx.repo, policy, role, now)?;
-    let relative = format!("signing-requests/{role}.json");
+    let relative = format!(
+        "{}/{role}.json",
+        sealwright_repo::publish::SIGNING_REQUESTS_DIR
+    );
     let path = ctx.repo.join(&relative);
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -42,6 +42,8 @@ pub const PUBLISHED_DIR: &str = "published";
 
 /// Directory of offline signing state, relative to the repository.
 pub const PENDING_DIR: &str = "staged/pending";
+/// Where `status` puts the signing requests it prepares for offline roles nearing expiry.
+pub const SIGNING_REQUESTS_DIR: &str = "signing-requests";
 
 /// Largest metadata file we read back from our own published tree.
 const MAX_METADATA_BYTES: u64 = 1024 * 1024 * 1024;
