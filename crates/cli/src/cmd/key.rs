@@ -304,7 +304,8 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                         r.name,
                         r.algorithm,
                         r.keyid.get(..16).unwrap_or(&r.keyid),
-                        r.location,
+                        // A token URI's query (module path, PIN file) is in --json.
+                        r.location.split('?').next().unwrap_or(&r.location),
                         r.roles.join(",")
                     );
                 }
