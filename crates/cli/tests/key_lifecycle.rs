@@ -269,3 +269,96 @@ fn rotated_and_revoked_keys_are_followed_by_our_client_and_python_tuf() {
         .status
         .success());
 }
+
+/// An online key held by the signer agent: the agent makes its successor (`signer
+/// add-key`), the publisher imports its public half as an agent key and revokes the old one;
+/// the new root names only the new timestamp key, the agent signs with it, and python-tuf
+/// follows.
+#[test]
+fn an_agent_held_timestamp_key_is_replaced_and_revoked() {
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    s.ok(&["init", &repo]);
+    let (agent, socket) = common::start_agent(&s, None);
+    common::online_keys_in_agent(&s.repo(), &socket);
+    s.add_release(&repo, b"app 1.0.0", "app", "1.0.0");
+    s.ok(&["--repo", &repo, "publish"]);
+    // Without a successor in the agent, revoking says where to make one.
+    let refused = s.run(&[
+        "--repo",
+        &repo,
+        "key",
+        "revoke",
+        "timestamp-key",
+        "--reason",
+        "stolen",
+    ]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("signer agent"));
+
+    let config = s.path().join("agent/agent.toml");
+    let added: serde_json::Value = serde_json::from_str(&s.ok(&[
+        "--json",
+        "signer",
+        "add-key",
+        "--config",
+        config.to_str().unwrap(),
+        "--role",
+        "timestamp",
+    ]))
+    .unwrap();
+    let name = added["name"].as_str().unwrap().to_owned();
+    drop(agent);
+    let restarted = common::Killed(
+        common::sealwright(None)
+            .args(["signer", "serve", "--config"])
+            .arg(&config)
+            .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    common::wait_for_socket(&socket);
+    let public = s.path().join(format!("agent/{name}.pub.pem"));
+    s.ok(&[
+        "--repo",
+        &repo,
+        "key",
+        "import",
+        public.to_str().unwrap(),
+        "--name",
+        &name,
+        "--role",
+        "timestamp",
+        "--agent",
+        socket.to_str().unwrap(),
+    ]);
+    s.ok(&[
+        "--repo",
+        &repo,
+        "key",
+        "revoke",
+        "timestamp-key",
+        "--reason",
+        "stolen",
+    ]);
+    let root2: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(s.repo().join("published/metadata/2.root.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        root2["signed"]["roles"]["timestamp"]["keyids"],
+        serde_json::json!([added["keyid"]])
+    );
+    s.add_release(&repo, b"app 1.1.0", "app", "1.1.0");
+    s.ok(&["--repo", &repo, "publish"]);
+    let (ok, report, stderr) = common::ngclient(
+        &s.repo().join("published"),
+        &s.repo().join("published/metadata/1.root.json"),
+        &["app/1.1.0/app.bin"],
+        &[],
+        &s.path().join("downloads"),
+    );
+    assert!(ok, "{stderr}\n{report}");
+    drop(restarted);
+}

@@ -266,6 +266,95 @@ impl AgentConfig {
     }
 }
 
+/// A key `signer add-key` made for an agent.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddedAgentKey {
+    /// Its name (the key file's stem, or the token label).
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Its public key (PEM), for `key import --agent` on the publishing machine.
+    pub public_pem: String,
+    /// Its key id.
+    pub keyid: String,
+}
+
+/// `signer add-key`: a new key for the online `role` — an encrypted file in `keys/` next to
+/// the configuration at `config_path`, or on the token `pkcs11` names — added to the
+/// configuration (rewritten atomically; it was checked first). The agent holds it from its
+/// next start, signing with it beside the role's other keys, so a rotation needs no gap:
+/// publish the new key in root (`key import --agent`), then revoke the old one.
+pub fn add_key(
+    config_path: &Path,
+    keyring: &crate::keyring::Keyring<'_>,
+    role: &str,
+    algorithm: sealwright_crypto::Algorithm,
+    pkcs11: Option<&str>,
+) -> Result<AddedAgentKey, AgentError> {
+    if !ONLINE_ROLES.contains(&role) {
+        return Err(AgentError::Protocol(format!(
+            "the agent holds timestamp and snapshot keys, not {role}"
+        )));
+    }
+    let mut config = AgentConfig::load(config_path)?;
+    let dir = config_path.parent().unwrap_or(Path::new("."));
+    let name = (2u32..)
+        .map(|n| format!("{role}-key-{n}"))
+        .find(|n| !dir.join(format!("keys/{n}.pem")).exists())
+        .unwrap_or_else(|| format!("{role}-key-new"));
+    let key_error = |source| AgentError::Key {
+        role: role.to_owned(),
+        file: dir.join("keys"),
+        source,
+    };
+    let (public, location) = match pkcs11 {
+        Some(uri) => {
+            let entry = keyring
+                .generate_on_token(&name, uri, algorithm)
+                .map_err(key_error)?;
+            let public = entry
+                .public_key()
+                .map_err(|e| AgentError::Protocol(e.to_string()))?;
+            (
+                public,
+                KeyConfig {
+                    role: role.to_owned(),
+                    file: None,
+                    pkcs11: entry.private,
+                    origin: None,
+                },
+            )
+        }
+        None => {
+            let (_, key) = keyring
+                .generate(&name, algorithm, sealwright_crypto::Kdf::default())
+                .map_err(key_error)?;
+            let file = dir.join(format!("keys/{name}.pem"));
+            let file = std::fs::canonicalize(&file).unwrap_or(file);
+            (
+                key.public_key().clone(),
+                KeyConfig {
+                    role: role.to_owned(),
+                    file: Some(file),
+                    pkcs11: None,
+                    origin: None,
+                },
+            )
+        }
+    };
+    config.keys.push(location);
+    let text = toml::to_string(&config).map_err(|e| AgentError::Protocol(e.to_string()))?;
+    AgentConfig::parse(&text).map_err(AgentError::Protocol)?;
+    fsutil::write_atomic(config_path, text.as_bytes())
+        .map_err(io(format!("writing {}", config_path.display())))?;
+    Ok(AddedAgentKey {
+        name,
+        role: role.to_owned(),
+        keyid: public.keyid(),
+        public_pem: public.to_spki_pem().unwrap_or_default(),
+    })
+}
+
 /// A complete agent configuration, as `signer serve --help` and docs/signer.md show it; it
 /// loads as is (`sealwright server setup` writes one for you).
 pub const EXAMPLE_CONFIG: &str = include_str!("agent_example.toml");

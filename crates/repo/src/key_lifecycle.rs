@@ -15,9 +15,12 @@
 //!   `keys/retired/` ([`set_aside`]) — kept for the record, never used again;
 //! - every rotation and revocation is recorded in the audit log with its reason.
 //!
-//! Not guaranteed: keys held by the signer agent or kept offline are replaced where they
-//! live (the refusal says how); a key on a token stays on the token — destroy it there; a
-//! server that takes pushes gets the new root like any root change (`server setup`).
+//! Not guaranteed: a successor for a key held by the signer agent is made in the agent
+//! (`signer add-key`, then `key import --agent`), one for a key kept offline where it is
+//! kept — the refusal says how; the agent keeps signing with a revoked key until its entry
+//! leaves agent.toml (the extra signature is ignored by devices); a key on a token stays on
+//! the token — destroy it there; a server that takes pushes gets the new root like any root
+//! change (`server setup`).
 
 use std::path::Path;
 
@@ -116,7 +119,7 @@ fn generate_like(
             Ok(keyring.generate_on_token(name, &uri.display(), algorithm)?)
         }
         Some(l) if l.starts_with("agent:") => Err(refused(format!(
-            "key {old_name} is held by the signer agent: generate its successor in the agent (`sealwright signer`), list it under the role in sealwright.toml, and publish"
+            "key {old_name} is held by the signer agent: make its successor there (`sealwright signer add-key --config agent.toml --role ROLE`, restart the agent), import it here (`sealwright key import PUB --name NAME --role ROLE --agent SOCKET`), then run this again"
         ))),
         _ => Err(refused(format!(
             "key {old_name} is offline: generate its successor where it is kept, `sealwright key import` its public key with --role, remove {old_name} from the role in sealwright.toml, and publish (a signing request is prepared for the offline keys)"

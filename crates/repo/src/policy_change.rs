@@ -53,6 +53,9 @@ pub enum NewKey<'a> {
         file: &'a Path,
         /// The key file's key derivation, for a private key.
         kdf: Kdf,
+        /// For a public key: the socket of the signer agent that holds its private half
+        /// (`signer add-key` made it there).
+        agent: Option<&'a str>,
     },
 }
 
@@ -86,7 +89,18 @@ pub fn add_key(
         NewKey::Generate { algorithm, kdf } => {
             (keyring.generate(name, algorithm, kdf)?.0, "key-generate")
         }
-        NewKey::Import { file, kdf } => (import(keyring, source, name, file, kdf)?, "key-import"),
+        NewKey::Import { file, kdf, agent } => {
+            let mut entry = import(keyring, source, name, file, kdf)?;
+            if let Some(socket) = agent {
+                if entry.private.is_some() {
+                    return Err(ChangeError::Refused(
+                        "--agent is for a public key whose private half the agent holds; this file holds a private key".into(),
+                    ));
+                }
+                entry.private = Some(format!("agent:{socket}"));
+            }
+            (entry, "key-import")
+        }
         NewKey::Token { algorithm, uri } => (
             keyring.generate_on_token(name, uri, algorithm)?,
             "key-generate",

@@ -52,6 +52,10 @@ pub enum KeyCommand {
         /// Key derivation when re-encrypting a private key.
         #[arg(long, default_value = "scrypt")]
         kdf: String,
+        /// The public key of a key the signer agent listening on SOCKET holds (made there
+        /// with `sealwright signer add-key`): publishes sign with it through the agent.
+        #[arg(long, value_name = "SOCKET")]
+        agent: Option<String>,
     },
     /// List the policy's keys, which roles use them, and whether they are usable here.
     List,
@@ -185,15 +189,22 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
             name,
             roles,
             kdf,
+            agent,
         } => {
             ctx.policy()?;
             let new = NewKey::Import {
                 file: &file,
                 kdf: parse_kdf(&kdf)?,
+                agent: agent.as_deref(),
             };
             let added = add(ctx, &name, &roles, new)?;
             emit(ctx.json, &added, || {
-                if added.offline {
+                if let Some(socket) = &agent {
+                    println!(
+                        "imported public key {name} ({}), held by the signer agent at {socket}",
+                        added.keyid
+                    );
+                } else if added.offline {
                     println!("imported public key {name} ({}); it signs offline via sign-request / sign / sign-import", added.keyid);
                 } else {
                     println!(

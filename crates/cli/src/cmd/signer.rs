@@ -33,10 +33,36 @@ pub enum SignerCommand {
         #[arg(long, value_name = "agent.toml")]
         config: PathBuf,
     },
+    /// Make a new key for an online role in the agent (a file in keys/ next to the
+    /// configuration, or on a token with --pkcs11) and add it to the configuration; the agent
+    /// signs with it, beside the role's other keys, from its next start. Then, on the
+    /// publishing machine: `key import PUB --role ROLE --agent SOCKET`, `key revoke OLD`.
+    AddKey {
+        /// The agent's configuration file.
+        #[arg(long, value_name = "agent.toml")]
+        config: PathBuf,
+        /// timestamp or snapshot.
+        #[arg(long)]
+        role: String,
+        /// ed25519 (default), ecdsa or rsa.
+        #[arg(long = "type", default_value = "ed25519")]
+        key_type: String,
+        /// Make it on this PKCS#11 token (pkcs11: URI with object= the new key's label).
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
+    },
 }
 
 pub fn run(ctx: &Context, cmd: SignerCommand) -> anyhow::Result<()> {
-    let SignerCommand::Serve { config } = cmd;
+    let config = match cmd {
+        SignerCommand::Serve { config } => config,
+        SignerCommand::AddKey {
+            config,
+            role,
+            key_type,
+            pkcs11,
+        } => return add_key(ctx, &config, &role, &key_type, pkcs11.as_deref()),
+    };
     let config = AgentConfig::load(&config)?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -70,4 +96,40 @@ pub fn start(
         config,
         &Keyring::new(std::path::Path::new("."), &source),
     )?)
+}
+
+/// `signer add-key`: the key, its public half written next to the configuration.
+fn add_key(
+    ctx: &Context,
+    config: &std::path::Path,
+    role: &str,
+    key_type: &str,
+    pkcs11: Option<&str>,
+) -> anyhow::Result<()> {
+    let algorithm: sealwright_crypto::Algorithm = key_type.parse()?;
+    let source = ctx.passphrases()?;
+    let dir = config.parent().unwrap_or(std::path::Path::new("."));
+    let keyring = Keyring::new(dir, &source);
+    let added = agent::add_key(config, &keyring, role, algorithm, pkcs11)?;
+    let public = dir.join(format!("{}.pub.pem", added.name));
+    sealwright_repo::fsutil::write_atomic(&public, added.public_pem.as_bytes())?;
+    let socket = AgentConfig::load(config)?.socket;
+    crate::output::emit(ctx.json, &added, || {
+        println!(
+            "made {} key {} ({}) for the agent; its public key is {}",
+            added.role,
+            added.name,
+            added.keyid,
+            public.display()
+        );
+        println!("restart the agent, then on the publishing machine:");
+        println!(
+            "  sealwright key import {} --name {} --role {} --agent {}",
+            public.display(),
+            added.name,
+            added.role,
+            socket.display()
+        );
+        println!("  sealwright key revoke OLD-KEY --reason \"...\"   # or keep both: publish");
+    })
 }
