@@ -66,8 +66,7 @@ impl Source {
                     .root
                     .as_ref()
                     .context("--repo-url needs --root ROOT.json (the root you trust)")?;
-                let root = std::fs::read(root_path)
-                    .with_context(|| format!("reading {}", root_path.display()))?;
+                let root = Context::read_root(root_path)?;
                 let base = if url.ends_with('/') {
                     url.clone()
                 } else {
@@ -86,7 +85,7 @@ impl Source {
                     .root
                     .clone()
                     .unwrap_or_else(|| published.join("metadata/1.root.json"));
-                let root = std::fs::read(&root_path).with_context(|| {
+                let root = Context::read_root(&root_path).with_context(|| {
                     format!(
                         "reading {} (publish the repository first, or pass --repo-url)",
                         root_path.display()

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
 use serde::Serialize;
 
 use super::Context;
@@ -73,12 +72,11 @@ struct Report {
 
 pub fn run(ctx: &Context, cmd: ClientCommand) -> anyhow::Result<()> {
     let ClientCommand::Init(args) = cmd;
-    let root = std::fs::read(&args.root)
-        .with_context(|| format!("reading the trusted root {}", args.root.display()))?;
+    let root = Context::read_root(&args.root)?;
     let ca = args
         .ca
         .as_ref()
-        .map(|p| std::fs::read(p).with_context(|| format!("reading the CA file {}", p.display())))
+        .map(|p| Context::read_text(p).map(String::into_bytes))
         .transpose()?;
     // Checked before anything is written.
     let log = args.log.policy()?;

@@ -58,6 +58,14 @@ impl Context {
         CliPassphrase::from_env(self.passphrase_env.as_deref())
     }
 
+    /// A trusted root given on the command line, capped at the size the trust engine
+    /// accepts for root metadata.
+    pub fn read_root(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+        let max = sealwright_tuf::engine::Limits::default().root as u64;
+        sealwright_repo::fsutil::read_capped(path, max)
+            .with_context(|| format!("reading the trusted root {}", path.display()))
+    }
+
     /// A small text file given on the command line (a policy, a public key), size-capped.
     pub fn read_text(path: &std::path::Path) -> anyhow::Result<String> {
         let bytes = sealwright_repo::fsutil::read_capped(path, MAX_TEXT_FILE)

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-
 use super::Context;
 use crate::output::emit;
 
@@ -26,8 +24,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
-    let root = std::fs::read(&args.root)
-        .with_context(|| format!("reading the trusted root {}", args.root.display()))?;
+    let root = Context::read_root(&args.root)?;
     let log = args.log.policy()?;
     let report = sealwright_client::bundle::verify_release(
         &root,

@@ -50,8 +50,11 @@ impl World {
     }
 
     /// What devices see: the published tree (and on a shared store, its published files).
+    /// Dot-named temporary files of an atomic write in progress (a replica refreshing its
+    /// copy of the store) are never served, and left out.
     fn published(&self) -> Vec<(String, Vec<u8>)> {
         let mut t = tree_fingerprint(&self.server_dir.join("published"));
+        t.retain(|(path, _)| !path.rsplit('/').next().unwrap_or(path).starts_with('.'));
         if let Some(config) = &self.store {
             // What replicas serve: every published path and its bytes, from the database.
             let handle = sealwright_server::storage::SharedHandle::open(config).unwrap();

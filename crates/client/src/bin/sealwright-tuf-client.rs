@@ -71,7 +71,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Init { trusted_root } => {
             let md = required(cli.metadata_dir.clone(), "--metadata-dir")?;
-            let bytes = std::fs::read(trusted_root)
+            let max = sealwright_tuf::engine::Limits::default().root as u64;
+            let bytes = sealwright_fs::read_capped(trusted_root, max)
                 .with_context(|| format!("reading {}", trusted_root.display()))?;
             init(&md, &bytes)?;
         }
