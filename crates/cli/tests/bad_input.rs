@@ -467,3 +467,51 @@ fn init_asks_one_passphrase_and_leaves_nothing_when_it_cannot() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A "root" larger than any root the trust engine accepts is refused at that limit while
+/// it is read, never read whole (a device file or a huge download would exhaust memory):
+/// `client init` and `verify-release` say so.
+#[test]
+fn an_oversized_trusted_root_is_refused_at_the_size_limit() {
+    let s = Scratch::new();
+    let device = s.path().join("device");
+    let artifact = s.path().join("artifact");
+    std::fs::write(&artifact, b"x").unwrap();
+    let huge = s.path().join("root.json");
+    let mut text = String::from("{\"signatures\": [], \"signed\": {\"padding\": \"");
+    text.push_str(&"a".repeat(1024 * 1024));
+    text.push_str("\"}}");
+    std::fs::write(&huge, text).unwrap();
+    let root = huge.to_str().unwrap();
+    for args in [
+        vec![
+            "client",
+            "init",
+            "--dir",
+            device.to_str().unwrap(),
+            "--root",
+            root,
+            "--url",
+            "https://updates.invalid/",
+            "--name",
+            "app",
+        ],
+        vec![
+            "verify-release",
+            "--root",
+            root,
+            "--evidence",
+            "/dev/null",
+            artifact.to_str().unwrap(),
+        ],
+    ] {
+        let out = s.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        // Refused while reading the file (it names the file), not after reading it whole.
+        assert!(
+            stderr.contains(&format!("{root} is larger than the")),
+            "{args:?}: {stderr}"
+        );
+    }
+}
