@@ -15,7 +15,10 @@
 //!   `keys/retired/` ([`set_aside`]) — kept for the record, never used again;
 //! - every rotation and revocation is recorded in the audit log with its reason.
 //!
-//! Not guaranteed: a successor for a key held by the signer agent is made in the agent
+//! Not guaranteed: a process killed between the policy change and the end of the publish
+//! leaves the change saved but not published — the next `publish` completes it, and the old
+//! key stays in `[keys]` (`key audit` reports it unused); a successor for a key held by the
+//! signer agent is made in the agent
 //! (`signer add-key`, then `key import --agent`), one for a key kept offline where it is
 //! kept — the refusal says how; the agent keeps signing with a revoked key until its entry
 //! leaves agent.toml (the extra signature is ignored by devices); a key on a token stays on
