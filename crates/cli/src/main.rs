@@ -56,7 +56,8 @@ struct Cli {
 enum Command {
     /// Create a repository: policy, one key per top-level role, and the first signed metadata.
     Init(cmd::init::Args),
-    /// Generate, import and list keys.
+    /// Keys and their life: generate (files or PKCS#11 tokens), import, list, audit, rotate,
+    /// revoke, escrow and recover.
     #[command(subcommand)]
     Key(cmd::key::KeyCommand),
     /// Stage artifacts (files or directory trees) as a release: name, version, channel.
