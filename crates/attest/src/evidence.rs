@@ -164,6 +164,43 @@ pub struct Attested {
     pub reproduced_by: Vec<String>,
 }
 
+/// What an envelope payload says as a reproduction of the provenance whose envelope bytes
+/// have `provenance_sha256`: an in-toto Statement v1 with the [`REPRODUCTION_V1`]
+/// predicate naming that provenance. Signatures are the caller's business
+/// ([`check_attestations`] checks them first; `stage-build` stages, the check comes at
+/// publish).
+pub fn read_reproduction(
+    payload_type: &str,
+    payload: &[u8],
+    provenance_sha256: &str,
+) -> Result<(Statement, Reproduction), String> {
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "carries {payload_type:?}, not an in-toto statement"
+        ));
+    }
+    let statement = Statement::parse(payload).map_err(|e| e.to_string())?;
+    if statement.predicate_type != REPRODUCTION_V1 {
+        return Err(format!(
+            "not a reproduction: predicate {:?}",
+            statement.predicate_type
+        ));
+    }
+    let reproduction: Reproduction = serde_json::from_value(statement.predicate.clone())
+        .map_err(|e| format!("the reproduction predicate does not parse: {e}"))?;
+    if !reproduction
+        .provenance
+        .sha256
+        .eq_ignore_ascii_case(provenance_sha256)
+    {
+        return Err(format!(
+            "a reproduction of another build's provenance (sha256 {})",
+            reproduction.provenance.sha256
+        ));
+    }
+    Ok((statement, reproduction))
+}
+
 /// Why one reproduction does not count, or the trusted rebuilder keys that signed it.
 fn check_reproduction(
     bytes: &[u8],
@@ -175,24 +212,10 @@ fn check_reproduction(
     let verified = envelope
         .verify(rebuilders, 1)
         .map_err(|e| format!("not signed by a trusted rebuilder ({e})"))?;
-    if verified.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(format!("carries {:?}", verified.payload_type));
-    }
-    let statement = Statement::parse(verified.payload).map_err(|e| e.to_string())?;
-    if statement.predicate_type != REPRODUCTION_V1 {
-        return Err(format!("predicate {:?}", statement.predicate_type));
-    }
-    let reproduction: Reproduction = serde_json::from_value(statement.predicate.clone())
-        .map_err(|e| format!("the reproduction predicate does not parse: {e}"))?;
+    let (statement, _) =
+        read_reproduction(verified.payload_type, verified.payload, provenance_sha256)?;
     if statement.subjects_with_sha256(artifact_sha256).is_empty() {
         return Err("a reproduction of other bytes".into());
-    }
-    if !reproduction
-        .provenance
-        .sha256
-        .eq_ignore_ascii_case(provenance_sha256)
-    {
-        return Err("a reproduction of another build's provenance".into());
     }
     Ok(verified.keyids)
 }

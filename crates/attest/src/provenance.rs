@@ -42,6 +42,26 @@ pub struct Accepted {
     pub signed_by: Vec<String>,
 }
 
+/// What a verified (or knowingly unverified) envelope payload says as provenance: an
+/// in-toto Statement v1 whose predicate is SLSA Provenance v1. [`check_provenance`] calls it
+/// after the signature check; a rebuilder or `stage-build` reading a provenance file calls
+/// it on its own.
+pub fn read_provenance(
+    payload_type: &str,
+    payload: &[u8],
+) -> Result<(Statement, Provenance), ProvenanceError> {
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(ProvenanceError::PayloadType(payload_type.to_owned()));
+    }
+    let statement = Statement::parse(payload)?;
+    if statement.predicate_type != PROVENANCE_V1 {
+        return Err(ProvenanceError::Predicate(statement.predicate_type));
+    }
+    let provenance: Provenance = serde_json::from_value(statement.predicate.clone())
+        .map_err(|e| ProvenanceError::Predicate(e.to_string()))?;
+    Ok((statement, provenance))
+}
+
 /// The check (see the module documentation).
 pub fn check_provenance(
     envelope: &Envelope,
@@ -50,17 +70,7 @@ pub fn check_provenance(
     artifact_sha256: &str,
 ) -> Result<Accepted, ProvenanceError> {
     let verified = envelope.verify(builders, threshold)?;
-    if verified.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(ProvenanceError::PayloadType(
-            verified.payload_type.to_owned(),
-        ));
-    }
-    let statement = Statement::parse(verified.payload)?;
-    if statement.predicate_type != PROVENANCE_V1 {
-        return Err(ProvenanceError::Predicate(statement.predicate_type));
-    }
-    let provenance: Provenance = serde_json::from_value(statement.predicate.clone())
-        .map_err(|e| ProvenanceError::Predicate(e.to_string()))?;
+    let (statement, provenance) = read_provenance(verified.payload_type, verified.payload)?;
     if statement.subjects_with_sha256(artifact_sha256).is_empty() {
         return Err(ProvenanceError::OtherBytes(artifact_sha256.to_owned()));
     }

@@ -81,6 +81,27 @@ pub struct BuildMetadata {
     pub finished_on: String,
 }
 
+impl Provenance {
+    /// A string the build recorded among its external parameters (`name`, `version`).
+    pub fn parameter(&self, key: &str) -> Option<&str> {
+        self.build_definition
+            .external_parameters
+            .get(key)
+            .and_then(Value::as_str)
+    }
+
+    /// A list of strings the build recorded (`command`, `outputs`).
+    pub fn parameter_list(&self, key: &str) -> Option<Vec<String>> {
+        self.build_definition
+            .external_parameters
+            .get(key)?
+            .as_array()?
+            .iter()
+            .map(|s| s.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
 impl BuildMetadata {
     fn is_empty(&self) -> bool {
         self.invocation_id.is_empty() && self.started_on.is_empty() && self.finished_on.is_empty()

@@ -17,10 +17,11 @@ use anyhow::Context as _;
 use serde::Serialize;
 
 use sealwright_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, MAX_ENVELOPE_BYTES};
+use sealwright_attest::provenance::read_provenance;
 use sealwright_attest::reproduction::{
     RebuiltSource, ReproducedProvenance, Reproduction, REPRODUCTION_V1,
 };
-use sealwright_attest::slsa::{Provenance, PROVENANCE_V1};
+use sealwright_attest::slsa::Provenance;
 use sealwright_attest::statement::Statement;
 
 use super::build::{clean_build, git, Built, BUILD_TYPE};
@@ -63,11 +64,7 @@ struct Report {
 /// A list of strings from the provenance's external parameters.
 fn strings(provenance: &Provenance, key: &str) -> anyhow::Result<Vec<String>> {
     provenance
-        .build_definition
-        .external_parameters
-        .get(key)
-        .and_then(|v| v.as_array())
-        .and_then(|a| a.iter().map(|s| s.as_str().map(str::to_owned)).collect())
+        .parameter_list(key)
         .with_context(|| format!("the provenance has no {key} list"))
 }
 
@@ -86,17 +83,7 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
             .payload
             .to_vec()
     };
-    anyhow::ensure!(
-        envelope.payload_type == IN_TOTO_PAYLOAD_TYPE,
-        "not an in-toto statement"
-    );
-    let statement = Statement::parse(&payload)?;
-    anyhow::ensure!(
-        statement.predicate_type == PROVENANCE_V1,
-        "not SLSA Provenance v1"
-    );
-    let provenance: Provenance = serde_json::from_value(statement.predicate.clone())
-        .context("the SLSA Provenance v1 predicate does not parse")?;
+    let (statement, provenance) = read_provenance(&envelope.payload_type, &payload)?;
     anyhow::ensure!(
         provenance.build_definition.build_type == BUILD_TYPE,
         "the build type {:?} is not {BUILD_TYPE}: only Sealwright's own builds can be rerun",
@@ -107,20 +94,8 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         .into_iter()
         .map(PathBuf::from)
         .collect();
-    let name = provenance
-        .build_definition
-        .external_parameters
-        .get("name")
-        .and_then(|v| v.as_str())
-        .unwrap_or("release")
-        .to_owned();
-    let version = provenance
-        .build_definition
-        .external_parameters
-        .get("version")
-        .and_then(|v| v.as_str())
-        .unwrap_or("0")
-        .to_owned();
+    let name = provenance.parameter("name").unwrap_or("release").to_owned();
+    let version = provenance.parameter("version").unwrap_or("0").to_owned();
     let source = provenance
         .build_definition
         .resolved_dependencies

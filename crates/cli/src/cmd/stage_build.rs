@@ -18,11 +18,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Serialize;
 
-use sealwright_attest::dsse::{Envelope, IN_TOTO_PAYLOAD_TYPE, MAX_ENVELOPE_BYTES};
+use sealwright_attest::dsse::{Envelope, MAX_ENVELOPE_BYTES};
 use sealwright_attest::evidence::{check_attestations, PROVENANCE, REPRODUCTION_PREFIX};
-use sealwright_attest::reproduction::{Reproduction, REPRODUCTION_V1};
-use sealwright_attest::slsa::{Provenance, PROVENANCE_V1};
-use sealwright_attest::statement::Statement;
+use sealwright_attest::provenance::read_provenance;
+use sealwright_attest::slsa::Provenance;
 use sealwright_repo::staging::{EvidenceFile, Release};
 
 use super::Context;
@@ -103,42 +102,22 @@ pub fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
 /// A string parameter the build recorded.
 fn parameter(provenance: &Provenance, key: &str) -> anyhow::Result<String> {
     provenance
-        .build_definition
-        .external_parameters
-        .get(key)
-        .and_then(|v| v.as_str())
+        .parameter(key)
         .map(str::to_owned)
         .with_context(|| format!("the provenance records no {key}"))
 }
 
 /// Reads a reproduction of the provenance whose bytes have `provenance_sha256`.
-fn read_reproduction(path: &Path, provenance_sha256: &str) -> anyhow::Result<Vec<u8>> {
+fn reproduction_file(path: &Path, provenance_sha256: &str) -> anyhow::Result<Vec<u8>> {
     let bytes = sealwright_repo::fsutil::read_capped(path, MAX_ENVELOPE_BYTES as u64)
         .with_context(|| format!("reading {}", path.display()))?;
     let envelope = Envelope::parse(&bytes).with_context(|| format!("{}", path.display()))?;
-    anyhow::ensure!(
-        envelope.payload_type == IN_TOTO_PAYLOAD_TYPE,
-        "{}: not an in-toto statement",
-        path.display()
-    );
-    let statement = Statement::parse(&envelope.payload)?;
-    anyhow::ensure!(
-        statement.predicate_type == REPRODUCTION_V1,
-        "{}: not a reproduction (predicate {})",
-        path.display(),
-        statement.predicate_type
-    );
-    let reproduction: Reproduction = serde_json::from_value(statement.predicate)
-        .with_context(|| format!("{}: the reproduction predicate", path.display()))?;
-    anyhow::ensure!(
-        reproduction
-            .provenance
-            .sha256
-            .eq_ignore_ascii_case(provenance_sha256),
-        "{} reproduces another build (provenance sha256 {}), not this one ({provenance_sha256})",
-        path.display(),
-        reproduction.provenance.sha256
-    );
+    sealwright_attest::evidence::read_reproduction(
+        &envelope.payload_type,
+        &envelope.payload,
+        provenance_sha256,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(bytes)
 }
 
@@ -161,14 +140,8 @@ pub fn stage(
                 )
             })?;
     let envelope = Envelope::parse(&provenance_bytes)?;
-    let statement = Statement::parse(&envelope.payload)?;
-    anyhow::ensure!(
-        statement.predicate_type == PROVENANCE_V1,
-        "{}: not SLSA Provenance v1",
-        provenance_path.display()
-    );
-    let provenance: Provenance = serde_json::from_value(statement.predicate.clone())
-        .context("the SLSA Provenance v1 predicate does not parse")?;
+    let (statement, provenance) = read_provenance(&envelope.payload_type, &envelope.payload)
+        .with_context(|| provenance_path.display().to_string())?;
     let name = parameter(&provenance, "name")?;
     let version = parameter(&provenance, "version")?;
     let release = Release::new(&name, &version, channel)?;
@@ -225,7 +198,7 @@ pub fn stage(
     }
     let mut reproduction_bytes = Vec::new();
     for given in reproductions {
-        let bytes = read_reproduction(given, &provenance_sha256)?;
+        let bytes = reproduction_file(given, &provenance_sha256)?;
         // Published under a name its bytes choose: two rebuilders never collide, the same
         // file given twice is one reproduction.
         let short = &sealwright_crypto::digest::sha256_hex(&bytes)[..16];
