@@ -16,6 +16,8 @@
 //! SBOM) say anything true — they are published as linked; a device that requires
 //! provenance installs only artifacts with provenance of their own, never an evidence file.
 
+use std::collections::{HashMap, HashSet};
+
 use sealwright_attest::dsse::MAX_ENVELOPE_BYTES;
 use sealwright_attest::evidence::{check_attestations, EvidenceLinks, Link, Requirement};
 use serde_json::Value;
@@ -41,24 +43,32 @@ pub fn check_new_targets(
     added: &[NewTarget<'_>],
     read: &mut ReadAdded<'_>,
 ) -> Result<(), String> {
-    let mut accepted: Vec<EvidenceLinks> = Vec::new();
+    let mut evidence = Evidence {
+        by_path: added.iter().map(|t| (t.path, t.sha256)).collect(),
+        read,
+        bytes: HashMap::new(),
+    };
+    let mut vouched: HashSet<(String, String)> = HashSet::new();
     let mut unaccepted: Vec<(&NewTarget<'_>, String)> = Vec::new();
     for target in added {
         if sealwright_tuf::layout::is_channel_pointer(target.path) {
             continue;
         }
-        match check_artifact(requirement, target, added, read) {
-            Ok(links) => accepted.push(links),
+        match check_artifact(requirement, target, &mut evidence) {
+            Ok(links) => vouched.extend(
+                links
+                    .all
+                    .into_iter()
+                    .map(|(_, l)| (l.path, l.sha256.to_ascii_lowercase())),
+            ),
             Err(why) => unaccepted.push((target, why)),
         }
     }
     // An evidence file is exempt only as evidence of an accepted artifact: links between
     // targets nobody vouches for (a cycle of "evidence") exempt nothing.
     for (target, why) in unaccepted {
-        if !accepted
-            .iter()
-            .any(|links| links.names(target.path, target.sha256))
-        {
+        let key = (target.path.to_owned(), target.sha256.to_ascii_lowercase());
+        if !vouched.contains(&key) {
             return Err(format!(
                 "{}: {why}; this repository publishes only releases with the attestations its [attestations] policy names",
                 target.path
@@ -68,38 +78,54 @@ pub fn check_new_targets(
     Ok(())
 }
 
-/// The added target a link names, with the linked digest.
-fn linked<'a>(link: &Link, added: &'a [NewTarget<'a>]) -> Result<&'a NewTarget<'a>, String> {
-    added
-        .iter()
-        .find(|t| t.path == link.path)
-        .filter(|t| t.sha256.eq_ignore_ascii_case(&link.sha256))
-        .ok_or_else(|| {
-            format!(
-                "its evidence {} is not added with it with the linked sha256",
-                link.path
-            )
-        })
+/// The evidence files a publish or push adds, each read once however many artifacts link
+/// it (every product of a build links the same provenance).
+struct Evidence<'r, 'a> {
+    by_path: HashMap<&'a str, &'a str>,
+    read: &'r mut ReadAdded<'r>,
+    bytes: HashMap<String, Vec<u8>>,
+}
+
+impl Evidence<'_, '_> {
+    /// The bytes of the added target `link` names, with the linked digest.
+    fn linked(&mut self, link: &Link) -> Result<&[u8], String> {
+        let sha256 = self
+            .by_path
+            .get(link.path.as_str())
+            .filter(|sha| sha.eq_ignore_ascii_case(&link.sha256))
+            .ok_or_else(|| {
+                format!(
+                    "its evidence {} is not added with it with the linked sha256",
+                    link.path
+                )
+            })?
+            .to_ascii_lowercase();
+        if !self.bytes.contains_key(&sha256) {
+            let bytes = (self.read)(&sha256, MAX_ENVELOPE_BYTES as u64)?;
+            self.bytes.insert(sha256.clone(), bytes);
+        }
+        Ok(self
+            .bytes
+            .get(&sha256)
+            .map(Vec::as_slice)
+            .unwrap_or_default())
+    }
 }
 
 /// One artifact's attestations; its links when they pass.
 fn check_artifact(
     requirement: &Requirement,
     target: &NewTarget<'_>,
-    added: &[NewTarget<'_>],
-    read: &mut ReadAdded<'_>,
+    evidence: &mut Evidence<'_, '_>,
 ) -> Result<EvidenceLinks, String> {
     let links = EvidenceLinks::from_custom(target.custom)?;
     let provenance = links
         .provenance()
         .ok_or("no provenance is linked in its signed entry (build it with `sealwright build`)")?;
-    let provenance = read(linked(provenance, added)?.sha256, MAX_ENVELOPE_BYTES as u64)?;
+    let provenance = evidence.linked(provenance)?.to_vec();
     let mut reproductions = Vec::new();
     for link in links.reproductions() {
-        reproductions.push(read(
-            linked(link, added)?.sha256,
-            MAX_ENVELOPE_BYTES as u64,
-        )?);
+        reproductions.push(evidence.linked(link)?.to_vec());
     }
     let reproductions: Vec<&[u8]> = reproductions.iter().map(Vec::as_slice).collect();
     check_attestations(requirement, target.sha256, &provenance, &reproductions)
