@@ -168,10 +168,12 @@ struct Retirement<'a> {
     to_token: Option<&'a str>,
 }
 
-/// Carries out `r`, publishes, then retires the key (see the module guarantees).
+/// Carries out `r` on `before` (the policy as loaded), publishes, then retires the key (see
+/// the module guarantees).
 fn retire(
     repo_dir: &Path,
     keyring: &Keyring<'_>,
+    before: Policy,
     r: Retirement<'_>,
     now: DateTime<Utc>,
 ) -> Result<Retired, ChangeError> {
@@ -183,7 +185,6 @@ fn retire(
         reason,
         to_token,
     } = r;
-    let before = Policy::load(repo_dir)?;
     let entry = before
         .keys
         .get(name)
@@ -304,6 +305,7 @@ pub fn rotate(
     retire(
         repo_dir,
         keyring,
+        policy,
         Retirement {
             name: &name,
             roles: &[role.to_owned()],
@@ -340,6 +342,7 @@ pub fn revoke(
     retire(
         repo_dir,
         keyring,
+        policy,
         Retirement {
             name: &name,
             roles: &roles,

@@ -76,8 +76,8 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
             .with_context(|| format!("{} is not JSON metadata", own.display()))?;
         req.published = Some(value.get("signed").cloned().unwrap_or(value));
     }
-    show_request(&req);
-    confirm_flagged(&req, args.accept_flagged)?;
+    let changes = show_request(&req);
+    confirm_flagged(&changes, args.accept_flagged)?;
     let source = ctx.passphrases()?;
     let keyring = Keyring::new(&ctx.repo, &source);
     let key = keyring.open_file(&args.key, &args.key.display().to_string())?;
@@ -91,7 +91,10 @@ pub fn sign(ctx: &Context, args: SignArgs) -> anyhow::Result<()> {
 }
 
 /// What the offline signer is about to sign, for the person at its keyboard.
-fn show_request(req: &sealwright_repo::publish::SignRequest) {
+/// Prints the request and the changes it asks for, which it returns.
+fn show_request(
+    req: &sealwright_repo::publish::SignRequest,
+) -> Vec<sealwright_repo::review::Change> {
     let field = |k: &str| req.signed.get(k).and_then(|t| t.as_str()).unwrap_or("?");
     eprintln!(
         "signing {} version {} (_type {}), expires {}",
@@ -115,25 +118,23 @@ fn show_request(req: &sealwright_repo::publish::SignRequest) {
         eprintln!("  {} target(s)", t.len());
     }
     eprintln!("changes against the published version:");
-    for change in req.review(Utc::now()) {
+    let changes = req.review(Utc::now());
+    for change in &changes {
         match change.flag {
             Some(flag) => eprintln!("  ! {} [{flag}]", change.what),
             None => eprintln!("    {}", change.what),
         }
     }
+    changes
 }
 
 /// Flagged changes are signed only when the signer says so: `--accept-flagged`, or "yes"
 /// at the terminal.
 fn confirm_flagged(
-    req: &sealwright_repo::publish::SignRequest,
+    changes: &[sealwright_repo::review::Change],
     accepted: bool,
 ) -> anyhow::Result<()> {
-    let flagged: Vec<&'static str> = req
-        .review(Utc::now())
-        .iter()
-        .filter_map(|c| c.flag)
-        .collect();
+    let flagged: Vec<&'static str> = changes.iter().filter_map(|c| c.flag).collect();
     if flagged.is_empty() || accepted {
         return Ok(());
     }
