@@ -279,11 +279,6 @@ pub fn rotate(
     let policy = Policy::load(repo_dir)?;
     let (keys, _, _) = policy
         .role(role)
-        .or_else(|| {
-            policy
-                .delegation(role)
-                .map(|d| (d.keys.as_slice(), d.threshold, d.expires))
-        })
         .ok_or_else(|| refused(format!("no role {role}")))?;
     let name = match (key, keys) {
         (Some(k), _) => {

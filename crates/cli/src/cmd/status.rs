@@ -44,10 +44,7 @@ pub fn run(ctx: &Context, _args: Args) -> anyhow::Result<()> {
     let mut expiring = Vec::new();
     let mut push = |role: &str, version: Option<u64>, expires: Option<chrono::DateTime<Utc>>| {
         let days = expires.map(|e| (e - now).num_days());
-        let period = policy
-            .role(role)
-            .map(|(_, _, p)| p)
-            .or_else(|| policy.delegation(role).map(|d| d.expires));
+        let period = policy.role(role).map(|(_, _, p)| p);
         if let (Some(d), Some(e)) = (days, expires) {
             if e <= now {
                 warnings.push(format!(
@@ -178,11 +175,7 @@ fn prepare_signing_request(
     pending: &[String],
     now: chrono::DateTime<Utc>,
 ) -> anyhow::Result<Option<String>> {
-    let keys = policy
-        .role(role)
-        .map(|(k, _, _)| k.to_vec())
-        .or_else(|| policy.delegation(role).map(|d| d.keys.clone()))
-        .unwrap_or_default();
+    let keys = policy.role(role).map_or(&[][..], |(k, _, _)| k);
     let offline = !keys.is_empty()
         && keys
             .iter()

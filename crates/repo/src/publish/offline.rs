@@ -190,11 +190,7 @@ pub fn request_signature(
     };
     Pending::new(repo_dir).save(role, &document)?;
     let published = published_signed(repo_dir, role)?;
-    let policy_days = policy
-        .role(role)
-        .map(|(_, _, p)| p)
-        .or_else(|| policy.delegation(role).map(|d| d.expires))
-        .map(|p| p.duration().num_days());
+    let policy_days = policy.role(role).map(|(_, _, p)| p.duration().num_days());
     let signed = document.get("signed").cloned().unwrap_or_default();
     let canonical = sealwright_crypto::canonical::to_canonical_json(&signed).map_err(meta_err)?;
     Ok(SignRequest {
@@ -321,11 +317,7 @@ pub fn pending_status(
             .signing_authority(&role)
             .map(|(_, ids)| ids)
             .unwrap_or_default();
-        let threshold = policy
-            .role(&role)
-            .map(|(_, t, _)| t)
-            .or_else(|| policy.delegation(&role).map(|d| d.threshold))
-            .map_or(0, u64::from);
+        let threshold = policy.role(&role).map_or(0, |(_, t, _)| u64::from(t));
         out.push(PendingStatus {
             version: document
                 .get("signed")
