@@ -134,21 +134,6 @@ fn stage_linking_provenance(s: &Scratch, version: &str, artifact: &Path, provena
     .unwrap();
 }
 
-/// An offline bundle of the newest hello release of the scratch repository, at `file`.
-fn hello_bundle(s: &Scratch, file: &Path) -> std::path::PathBuf {
-    s.ok(&[
-        "--repo",
-        &s.repo_arg(),
-        "bundle",
-        "create",
-        "--name",
-        "hello",
-        "-o",
-        file.to_str().unwrap(),
-    ]);
-    file.to_path_buf()
-}
-
 /// A git repository with a C program that prints its build date.
 fn project(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
@@ -376,38 +361,17 @@ fn a_device_requiring_provenance_installs_only_what_a_trusted_builder_built() {
         args.extend(["--", "make", "hello"].map(str::to_owned));
         s.ok(&strs(&args));
     };
+    let root = s.repo().join("published/metadata/1.root.json");
     let device = |name: &str, builder: &Path| {
-        let dir = s.path().join(name);
-        s.ok(&[
-            "client",
-            "init",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--root",
-            s.repo()
-                .join("published/metadata/1.root.json")
-                .to_str()
-                .unwrap(),
-            "--url",
-            "https://updates.invalid/",
-            "--name",
+        s.device(
+            name,
+            &root,
             "hello",
-            "--builder-key",
-            builder.to_str().unwrap(),
-        ]);
-        dir
+            &["--builder-key", builder.to_str().unwrap()],
+        )
     };
-    let bundle = |n: &str| hello_bundle(&s, &s.path().join(format!("{n}.bundle")));
-    let update = |dir: &Path, bundle: &Path| {
-        s.run(&[
-            "update",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--json",
-        ])
-    };
+    let bundle = |n: &str| s.bundle("hello", &s.path().join(format!("{n}.bundle")));
+    let update = |dir: &Path, bundle: &Path| s.update_from(dir, bundle);
 
     build("1.0.0", &s.path().join("out-1.0.0"), true);
     s.ok(&["--repo", &repo, "publish"]);
@@ -684,36 +648,18 @@ fn releases_need_k_reproductions_by_named_rebuilders_to_publish_and_install() {
     s.ok(&["--repo", &repo, "publish"]);
 
     let root = s.repo().join("published/metadata/1.root.json");
-    let bundle = hello_bundle(&s, &s.path().join("hello.bundle"));
+    let bundle = s.bundle("hello", &s.path().join("hello.bundle"));
     let device = |name: &str, rebuilders: &[&Path], k: &str| {
-        let dir = s.path().join(name);
-        let mut args = vec![
-            "client".to_owned(),
-            "init".to_owned(),
-            "--dir".to_owned(),
-            dir.to_str().unwrap().to_owned(),
-            "--root".to_owned(),
-            root.to_str().unwrap().to_owned(),
-            "--url".to_owned(),
-            "https://updates.invalid/".to_owned(),
-            "--name".to_owned(),
-            "hello".to_owned(),
-            "--builder-key".to_owned(),
-            builder_pub.to_str().unwrap().to_owned(),
-            "--reproductions".to_owned(),
-            k.to_owned(),
+        let mut extra = vec![
+            "--builder-key",
+            builder_pub.to_str().unwrap(),
+            "--reproductions",
+            k,
         ];
         for r in rebuilders {
-            args.extend(["--rebuilder-key".to_owned(), r.to_str().unwrap().to_owned()]);
+            extra.extend(["--rebuilder-key", r.to_str().unwrap()]);
         }
-        s.ok(&strs(&args));
-        s.run(&[
-            "update",
-            "--dir",
-            dir.to_str().unwrap(),
-            "--bundle",
-            bundle.to_str().unwrap(),
-        ])
+        s.update_from(&s.device(name, &root, "hello", &extra), &bundle)
     };
     let installed = device("two-rebuilders", &[&a_pub, &b_pub], "2");
     assert!(

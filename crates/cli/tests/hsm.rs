@@ -128,37 +128,14 @@ fn a_repository_with_its_keys_on_a_token_publishes_what_python_tuf_accepts() {
         ok,
         "python-tuf refused the agent's signatures: {stderr}\n{report}"
     );
-    let device = s.path().join("device");
-    s.ok(&[
-        "client",
-        "init",
-        "--dir",
-        device.to_str().unwrap(),
-        "--root",
-        root.to_str().unwrap(),
-        "--url",
-        "https://updates.invalid/",
-        "--name",
-        "app",
-    ]);
-    let bundle = s.path().join("app.bundle");
-    s.ok(&[
-        "--repo",
-        &repo,
-        "bundle",
-        "create",
-        "--name",
-        "app",
-        "-o",
-        bundle.to_str().unwrap(),
-    ]);
-    s.ok(&[
-        "update",
-        "--dir",
-        device.to_str().unwrap(),
-        "--bundle",
-        bundle.to_str().unwrap(),
-    ]);
+    let device = s.device("device", &root, "app", &[]);
+    let bundle = s.bundle("app", &s.path().join("app.bundle"));
+    let updated = s.update_from(&device, &bundle);
+    assert!(
+        updated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&updated.stderr)
+    );
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(device.join("state.json")).unwrap()).unwrap();
     assert_eq!(state["current_version"], "1.1.0", "{state}");

@@ -32,22 +32,12 @@ impl World {
         s.ok(&["init", &repo]);
         s.add_release(&repo, b"app 1.0.0", "app", "1.0.0");
         s.ok(&["--repo", &repo, "publish"]);
-        let device = s.path().join("device");
-        s.ok(&[
-            "client",
-            "init",
-            "--dir",
-            device.to_str().unwrap(),
-            "--root",
-            s.repo()
-                .join("published/metadata/1.root.json")
-                .to_str()
-                .unwrap(),
-            "--url",
-            "https://updates.invalid/",
-            "--name",
+        let device = s.device(
+            "device",
+            &s.repo().join("published/metadata/1.root.json"),
             "app",
-        ]);
+            &[],
+        );
         let python_cache = s.path().join("python-tuf");
         World {
             s,
@@ -75,25 +65,10 @@ impl World {
 
     /// Our client installs `version` from a bundle of the repository.
     fn device_follows(&self, version: &str) {
-        let bundle = self.s.path().join(format!("{version}.bundle"));
-        self.s.ok(&[
-            "--repo",
-            &self.repo,
-            "bundle",
-            "create",
-            "--name",
-            "app",
-            "-o",
-            bundle.to_str().unwrap(),
-        ]);
-        let out = self.s.run(&[
-            "update",
-            "--dir",
-            self.device.to_str().unwrap(),
-            "--bundle",
-            bundle.to_str().unwrap(),
-            "--json",
-        ]);
+        let bundle = self
+            .s
+            .bundle("app", &self.s.path().join(format!("{version}.bundle")));
+        let out = self.s.update_from(&self.device, &bundle);
         assert!(
             out.status.success(),
             "our client: {}",

@@ -105,6 +105,55 @@ impl Scratch {
     pub fn repo_arg(&self) -> String {
         self.repo().display().to_string()
     }
+
+    /// `client init` of a device at `dir` (in this scratch directory) for product `name`,
+    /// trusting `root`, with the policy options `extra` (`--builder-key …`); its directory.
+    pub fn device(&self, dir: &str, root: &Path, name: &str, extra: &[&str]) -> PathBuf {
+        let dir = self.path().join(dir);
+        let mut args = vec![
+            "client",
+            "init",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--root",
+            root.to_str().unwrap(),
+            "--url",
+            "https://updates.invalid/",
+            "--name",
+            name,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+        dir
+    }
+
+    /// An offline bundle of the newest release of `name` in this scratch repository, at
+    /// `file`.
+    pub fn bundle(&self, name: &str, file: &Path) -> PathBuf {
+        self.ok(&[
+            "--repo",
+            &self.repo_arg(),
+            "bundle",
+            "create",
+            "--name",
+            name,
+            "-o",
+            file.to_str().unwrap(),
+        ]);
+        file.to_path_buf()
+    }
+
+    /// `update --json` of the device at `dir` from `bundle`; its output.
+    pub fn update_from(&self, dir: &Path, bundle: &Path) -> Output {
+        self.run(&[
+            "update",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--json",
+        ])
+    }
 }
 
 /// The interop interpreter (python-tuf venv) and scripts directory.
