@@ -27,6 +27,20 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// securesystemslib's and in-toto-attestation's verdict on `envelope` over `artifact` with
+/// `key` (tests/interop/dsse_verify.py); they must accept it. Their JSON report.
+fn dsse_verify(envelope: &Path, artifact: &Path, key: &Path) -> serde_json::Value {
+    let (python, interop) = common::python();
+    serde_json::from_str(&run_ok(
+        Command::new(&python)
+            .arg(interop.join("dsse_verify.py"))
+            .arg(envelope)
+            .arg(artifact)
+            .arg(key),
+    ))
+    .unwrap()
+}
+
 /// An Ed25519 key pair made by OpenSSL: the private key (PKCS#8 PEM) and its public key.
 fn keypair(s: &Scratch, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     let key = s.path().join(format!("{name}.pem"));
@@ -202,15 +216,11 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
     assert!(ran.contains("Jan  2 2026 03:04:05"), "{ran}");
 
     // Other people's verifiers accept the provenance, over the product.
-    let (python, interop) = common::python();
-    let verdict: serde_json::Value = serde_json::from_str(&run_ok(
-        Command::new(&python)
-            .arg(interop.join("dsse_verify.py"))
-            .arg(out1.join("provenance.intoto.json"))
-            .arg(out1.join("hello"))
-            .arg(&public),
-    ))
-    .unwrap();
+    let verdict = dsse_verify(
+        &out1.join("provenance.intoto.json"),
+        &out1.join("hello"),
+        &public,
+    );
     assert_eq!(verdict["builder"], "https://sealwright.dev/builders/local");
     // Sigstore's own verifier accepts the keyed bundle of the same envelope.
     let der = s.path().join("builder.spki.der");
@@ -223,6 +233,7 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
             .args(["-outform", "DER", "-out"])
             .arg(&der),
     );
+    let (_, interop) = common::python();
     let modules = std::env::var_os("SEALWRIGHT_NODE_MODULES").expect(
         "SEALWRIGHT_NODE_MODULES is not set: run scripts/test (it installs @sigstore/verify)",
     );
@@ -277,14 +288,8 @@ fn a_reproducible_build_with_verifiable_provenance_and_a_failed_one_signs_nothin
         .contains("Make"));
     assert!(out1.join("build.log").is_file());
     // Both SBOMs of the build pass the other side's strict validators.
-    let (python, interop) = common::python();
     for (kind, file) in [("cyclonedx", "sbom.cdx.json"), ("spdx", "sbom.spdx.json")] {
-        run_ok(
-            Command::new(&python)
-                .arg(interop.join("sbom_validate.py"))
-                .arg(kind)
-                .arg(out1.join(file)),
-        );
+        common::sbom_validate(kind, &out1.join(file));
     }
     // Other bytes are not what was built.
     let other = s.path().join("other");
@@ -495,15 +500,11 @@ fn rebuilds_reproduce_a_deterministic_build_and_report_a_nondeterministic_one() 
     ]))
     .unwrap();
     assert_eq!(report["reproduced"], serde_json::json!(["hello"]));
-    let (python, interop) = common::python();
-    let verdict: serde_json::Value = serde_json::from_str(&run_ok(
-        Command::new(&python)
-            .arg(interop.join("dsse_verify.py"))
-            .arg(again.join("reproduction.intoto.json"))
-            .arg(out.join("hello"))
-            .arg(&rebuilder_pub),
-    ))
-    .unwrap();
+    let verdict = dsse_verify(
+        &again.join("reproduction.intoto.json"),
+        &out.join("hello"),
+        &rebuilder_pub,
+    );
     assert_eq!(
         verdict["predicate_type"],
         "https://sealwright.dev/reproduction/v1"

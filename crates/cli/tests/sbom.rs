@@ -12,7 +12,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::Scratch;
 
@@ -37,24 +36,6 @@ const PACKAGE_LOCK: &str = r#"{
 }"#;
 
 const REQUIREMENTS: &str = "--index-url https://pypi.org/simple\nidna==3.10 \\\n    --hash=sha256:946d195a0d259cbba61165e88e65941f16e9b36ea6ddb97f00452bae8b1287d3\n";
-
-fn validate(kind: &str, file: &Path) -> serde_json::Value {
-    let (python, interop) = common::python();
-    let out = Command::new(python)
-        .arg(interop.join("sbom_validate.py"))
-        .arg(kind)
-        .arg(file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{kind} validator refused {}:\n{}{}",
-        file.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 #[test]
 fn cyclonedx_and_spdx_validators_accept_our_sboms() {
@@ -97,7 +78,7 @@ fn cyclonedx_and_spdx_validators_accept_our_sboms() {
     };
     let cdx = s.path().join("app.cdx.json");
     let first = sbom("cyclonedx", &cdx);
-    let verdict = validate("cyclonedx", &cdx);
+    let verdict = common::sbom_validate("cyclonedx", &cdx);
     // Every crate, both npm packages, idna; and the artifact.
     assert_eq!(verdict["components"], crates + 2 + 1 + 1, "{verdict}");
     let purls: Vec<&str> = verdict["purls"]
@@ -126,7 +107,7 @@ fn cyclonedx_and_spdx_validators_accept_our_sboms() {
 
     let spdx = s.path().join("app.spdx.json");
     sbom("spdx", &spdx);
-    let verdict = validate("spdx", &spdx);
+    let verdict = common::sbom_validate("spdx", &spdx);
     // The release, its artifact, every component.
     assert_eq!(verdict["packages"], crates + 2 + 1 + 2, "{verdict}");
 

@@ -544,3 +544,24 @@ pub fn copy_tree(from: &Path, to: &Path) {
         to.display()
     );
 }
+
+/// The other side's verdict on an SBOM: cyclonedx-python-lib's strict validator (`kind`
+/// `cyclonedx`) or spdx-tools (`spdx`), through tests/interop/sbom_validate.py; it must
+/// accept `file`. Its JSON report.
+pub fn sbom_validate(kind: &str, file: &Path) -> serde_json::Value {
+    let (python, interop) = python();
+    let out = Command::new(python)
+        .arg(interop.join("sbom_validate.py"))
+        .arg(kind)
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{kind} validator refused {}:\n{}{}",
+        file.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
