@@ -14,13 +14,7 @@ use common::Scratch;
 fn offline_root_signing_round_trip() {
     let s = Scratch::new();
     let repo = s.repo_arg();
-    let root_key = s.path().join("offline-root.pem");
-    s.ok(&[
-        "init",
-        &repo,
-        "--offline-root-key",
-        &root_key.display().to_string(),
-    ]);
+    let root_key = s.init_offline_root();
     assert!(
         !s.repo().join("keys/root-key.pem").exists(),
         "root key must not stay in the repository"
@@ -97,13 +91,7 @@ fn offline_root_signing_round_trip() {
 fn an_expiring_offline_root_gets_its_signing_request_prepared() {
     let s = Scratch::new();
     let repo = s.repo_arg();
-    let root_key = s.path().join("offline-root.pem");
-    s.ok(&[
-        "init",
-        &repo,
-        "--offline-root-key",
-        root_key.to_str().unwrap(),
-    ]);
+    let root_key = s.init_offline_root();
     let mut policy = sealwright_repo::Policy::load(&s.repo()).unwrap();
     policy.roles.get_mut("root").unwrap().expires = sealwright_repo::policy::Period::days(8);
     policy.save(&s.repo()).unwrap();

@@ -49,13 +49,7 @@ fn sign(s: &Scratch, request: &Path, key: &Path, extra: &[&str]) -> std::process
 fn risky_changes_are_flagged_and_signed_only_when_the_signer_accepts_them() {
     let s = Scratch::new();
     let repo = s.repo_arg();
-    let root_key = s.path().join("offline-root.pem");
-    s.ok(&[
-        "init",
-        &repo,
-        "--offline-root-key",
-        root_key.to_str().unwrap(),
-    ]);
+    let root_key = s.init_offline_root();
     // The first root: all new, nothing flagged, signed without ado.
     let first = s.ok(&["--repo", &repo, "sign-request", "root"]);
     let first_path = request_file(&s, "first.json", &first, |_| {});

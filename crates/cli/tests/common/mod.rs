@@ -106,6 +106,19 @@ impl Scratch {
         self.repo().display().to_string()
     }
 
+    /// `init` of the scratch repository with its root key kept offline, in
+    /// `offline-root.pem` here (what `sign` is given); that key file.
+    pub fn init_offline_root(&self) -> PathBuf {
+        let root_key = self.path().join("offline-root.pem");
+        self.ok(&[
+            "init",
+            &self.repo_arg(),
+            "--offline-root-key",
+            root_key.to_str().unwrap(),
+        ]);
+        root_key
+    }
+
     /// `client init` of a device at `dir` (in this scratch directory) for product `name`,
     /// trusting `root`, with the policy options `extra` (`--builder-key …`); its directory.
     pub fn device(&self, dir: &str, root: &Path, name: &str, extra: &[&str]) -> PathBuf {
