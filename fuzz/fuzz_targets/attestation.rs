@@ -1,6 +1,7 @@
-//! DSSE envelopes, in-toto statements and lockfiles: untrusted bytes from a release's
-//! evidence, a push or a contributor's change. Parsing and verifying never panic; what
-//! parses re-encodes and parses to itself; any parsed lockfile makes an SBOM.
+//! DSSE envelopes, in-toto statements, provenance and reproduction payloads, the evidence
+//! links of a signed entry, and lockfiles: untrusted bytes from a release's evidence, a
+//! push or a contributor's change. Parsing and verifying never panic; what parses
+//! re-encodes and parses to itself; any parsed lockfile makes an SBOM.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -15,6 +16,21 @@ fuzz_target!(|data: &[u8]| {
             "e3305033984909f867c0b0a1e19677ce994c559059b40316bf8d2a98afa9e360".into(),
         );
         let _ = envelope.verify(std::slice::from_ref(&key), 1);
+        let _ = sealwright_attest::provenance::read_provenance(
+            &envelope.payload_type,
+            &envelope.payload,
+        );
+        let _ = sealwright_attest::evidence::read_reproduction(
+            &envelope.payload_type,
+            &envelope.payload,
+            &"00".repeat(32),
+        );
+    }
+    if let Ok(custom) = serde_json::from_slice::<serde_json::Value>(data) {
+        if let Ok(links) = sealwright_attest::evidence::EvidenceLinks::from_custom(Some(&custom)) {
+            let _ = links.provenance();
+            let _ = links.reproductions().count();
+        }
     }
     if let Ok(statement) = Statement::parse(data) {
         assert_eq!(Statement::parse(&statement.to_bytes()).as_ref(), Ok(&statement));

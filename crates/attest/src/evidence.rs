@@ -39,6 +39,26 @@ pub const PROVENANCE: &str = "provenance";
 /// The evidence kind of one reproduction: this prefix, then the rebuilder's key id.
 pub const REPRODUCTION_PREFIX: &str = "reproduction:";
 
+/// Why a signed entry's evidence links, or a reproduction, cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    /// `custom.sealwright.evidence` is not an object of `{path, sha256}` links.
+    #[error("{0}")]
+    Links(String),
+    /// The envelope carries something other than an in-toto statement.
+    #[error("carries {0:?}, not an in-toto statement")]
+    PayloadType(String),
+    /// Not a valid statement.
+    #[error("{0}")]
+    Statement(#[from] crate::statement::StatementError),
+    /// Another predicate than a reproduction, or one that does not parse.
+    #[error("not a reproduction: {0}")]
+    Predicate(String),
+    /// A reproduction of another build's provenance.
+    #[error("a reproduction of another build's provenance (sha256 {0})")]
+    OtherBuild(String),
+}
+
 /// One evidence file a signed entry names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
@@ -58,26 +78,30 @@ pub struct EvidenceLinks {
 impl EvidenceLinks {
     /// The links in an entry's `custom` (none when it has no evidence). A malformed link is
     /// an error, never skipped: the signer said something we cannot read.
-    pub fn from_custom(custom: Option<&Value>) -> Result<Self, String> {
+    pub fn from_custom(custom: Option<&Value>) -> Result<Self, EvidenceError> {
         let Some(evidence) = custom
             .and_then(|c| c.get("sealwright"))
             .and_then(|s| s.get("evidence"))
         else {
             return Ok(Self::default());
         };
-        let map = evidence
-            .as_object()
-            .ok_or("custom.sealwright.evidence is not an object")?;
+        let map = evidence.as_object().ok_or_else(|| {
+            EvidenceError::Links("custom.sealwright.evidence is not an object".into())
+        })?;
         let mut all = Vec::with_capacity(map.len());
         for (kind, link) in map {
             let (Some(path), Some(sha256)) = (
                 link.get("path").and_then(Value::as_str),
                 link.get("sha256").and_then(Value::as_str),
             ) else {
-                return Err(format!("the {kind} link has no path and sha256"));
+                return Err(EvidenceError::Links(format!(
+                    "the {kind} link has no path and sha256"
+                )));
             };
             if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("the {kind} link's sha256 is not 64 hex digits"));
+                return Err(EvidenceError::Links(format!(
+                    "the {kind} link's sha256 is not 64 hex digits"
+                )));
             }
             all.push((
                 kind.clone(),
@@ -173,30 +197,25 @@ pub fn read_reproduction(
     payload_type: &str,
     payload: &[u8],
     provenance_sha256: &str,
-) -> Result<(Statement, Reproduction), String> {
+) -> Result<(Statement, Reproduction), EvidenceError> {
     if payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(format!(
-            "carries {payload_type:?}, not an in-toto statement"
-        ));
+        return Err(EvidenceError::PayloadType(payload_type.to_owned()));
     }
-    let statement = Statement::parse(payload).map_err(|e| e.to_string())?;
+    let statement = Statement::parse(payload)?;
     if statement.predicate_type != REPRODUCTION_V1 {
-        return Err(format!(
-            "not a reproduction: predicate {:?}",
+        return Err(EvidenceError::Predicate(format!(
+            "predicate {:?}",
             statement.predicate_type
-        ));
+        )));
     }
     let reproduction: Reproduction = serde_json::from_value(statement.predicate.clone())
-        .map_err(|e| format!("the reproduction predicate does not parse: {e}"))?;
+        .map_err(|e| EvidenceError::Predicate(format!("the predicate does not parse: {e}")))?;
     if !reproduction
         .provenance
         .sha256
         .eq_ignore_ascii_case(provenance_sha256)
     {
-        return Err(format!(
-            "a reproduction of another build's provenance (sha256 {})",
-            reproduction.provenance.sha256
-        ));
+        return Err(EvidenceError::OtherBuild(reproduction.provenance.sha256));
     }
     Ok((statement, reproduction))
 }
@@ -213,7 +232,8 @@ fn check_reproduction(
         .verify(rebuilders, 1)
         .map_err(|e| format!("not signed by a trusted rebuilder ({e})"))?;
     let (statement, _) =
-        read_reproduction(verified.payload_type, verified.payload, provenance_sha256)?;
+        read_reproduction(verified.payload_type, verified.payload, provenance_sha256)
+            .map_err(|e| e.to_string())?;
     if statement.subjects_with_sha256(artifact_sha256).is_empty() {
         return Err("a reproduction of other bytes".into());
     }

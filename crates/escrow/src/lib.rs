@@ -289,3 +289,44 @@ mod tests {
         assert!(split(&key, "root-key", 4, &recipients).is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A share file comes from a custodian: any bytes give a share or a typed refusal,
+        /// never a panic.
+        #[test]
+        fn any_share_bytes_give_a_share_or_a_refusal(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = open_share(&bytes, &[]);
+            let mut json = b"{".to_vec();
+            json.extend_from_slice(&bytes);
+            let _ = open_share(&json, &[]);
+        }
+
+        /// Shares of any content join to the escrowed key or a refusal, never a panic.
+        #[test]
+        fn any_shares_join_or_are_refused(
+            raw in proptest::collection::vec((1u8..=8, proptest::collection::vec(any::<u8>(), 0..64)), 0..6),
+            threshold in 0u8..6,
+        ) {
+            let shares: Vec<Share> = raw
+                .into_iter()
+                .map(|(index, bytes)| Share {
+                    format: SHARE_FORMAT.into(),
+                    key: "root-key".into(),
+                    keyid: "00".repeat(32),
+                    threshold,
+                    shares: 8,
+                    index,
+                    custodian: "age1x".into(),
+                    share: base64::engine::general_purpose::STANDARD.encode(bytes),
+                })
+                .collect();
+            prop_assert!(join(&shares).is_err());
+        }
+    }
+}

@@ -118,7 +118,7 @@ fn check_artifact(
     target: &NewTarget<'_>,
     evidence: &mut Evidence<'_, '_>,
 ) -> Result<EvidenceLinks, String> {
-    let links = EvidenceLinks::from_custom(target.custom)?;
+    let links = EvidenceLinks::from_custom(target.custom).map_err(|e| e.to_string())?;
     let provenance = links
         .provenance()
         .ok_or("no provenance is linked in its signed entry (build it with `sealwright build`)")?;

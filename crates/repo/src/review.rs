@@ -333,3 +333,31 @@ mod tests {
         assert!(flags(&review(None, &root(1, &["a"], 365), year, now)).is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A signing request comes from the online machine: any JSON for the published and
+        /// the next version gives a review, never a panic.
+        #[test]
+        fn any_documents_give_a_review(old in "\\PC{0,300}", new in "\\PC{0,300}", days in proptest::option::of(0i64..10_000)) {
+            let parse = |s: &str| serde_json::from_str::<Value>(s).unwrap_or(Value::String(s.to_owned()));
+            let (old, new) = (parse(&old), parse(&new));
+            let _ = review(Some(&old), &new, days.map(Duration::days), Utc::now());
+            let _ = review(None, &new, None, Utc::now());
+        }
+
+        /// Structured documents with targets and delegations of any shape, too.
+        #[test]
+        fn any_shaped_targets_give_a_review(paths in proptest::collection::vec("[a-z/*]{0,8}", 0..5), threshold in any::<i64>()) {
+            let doc = serde_json::json!({"_type": "targets", "expires": "2030-01-01T00:00:00Z",
+                "targets": {"a": {"hashes": paths.clone()}},
+                "delegations": {"roles": [{"name": "d", "paths": paths, "threshold": threshold, "keyids": [threshold]}]}});
+            let _ = review(Some(&serde_json::json!({"targets": [], "delegations": {"roles": 3}})), &doc, None, Utc::now());
+            let _ = review(Some(&doc), &doc, Some(Duration::days(1)), Utc::now());
+        }
+    }
+}
