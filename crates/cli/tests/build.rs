@@ -640,6 +640,29 @@ fn releases_need_k_reproductions_by_named_rebuilders_to_publish_and_install() {
     assert!(!s.repo().join("published/metadata/2.targets.json").exists());
     std::fs::remove_dir_all(s.repo().join("staged")).unwrap();
 
+    // A product swapped after the build (in a copy of the output) is not what the
+    // provenance signs: stage-build refuses it, reproductions or not.
+    let tampered = s.path().join("tampered");
+    common::copy_tree(&out, &tampered);
+    std::fs::write(tampered.join("hello"), b"#!/bin/sh\necho swapped\n").unwrap();
+    let refused = s.run(&[
+        "--repo",
+        &repo,
+        "stage-build",
+        tampered.to_str().unwrap(),
+        "--reproduction",
+        by_a.to_str().unwrap(),
+        "--reproduction",
+        by_b.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("changed after the build"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(!s.repo().join("staged/targets.json").exists());
+
     let staged = stage(&[&by_a, &by_b]);
     assert!(
         staged.status.success(),
