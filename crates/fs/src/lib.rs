@@ -21,19 +21,10 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
+    write_temp(&tmp, bytes, mode, Durability::Synced)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
@@ -47,12 +38,39 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
-    OpenOptions::new()
+    write_temp(&tmp, bytes, 0o666, Durability::Unsynced)?;
+    if let Err(e) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Whether a temporary file is fsynced before it is renamed into place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Unsynced,
+}
+
+/// Creates the new file `tmp` holding `bytes`. A write that fails once the file exists
+/// (a full disk, most often) removes it: leftovers would eat the space the retry needs.
+fn write_temp(tmp: &Path, bytes: &[u8], mode: u32, durability: Durability) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&tmp)?
-        .write_all(bytes)?;
-    fs::rename(&tmp, path)
+        .mode(mode)
+        .open(tmp)?;
+    let written = f.write_all(bytes).and_then(|()| match durability {
+        Durability::Synced => f.sync_all(),
+        Durability::Unsynced => Ok(()),
+    });
+    if written.is_err() {
+        drop(f);
+        let _ = fs::remove_file(tmp);
+    }
+    written
 }
 
 /// Copies `from` to the new file `to` (never replacing one), streaming, then fsyncs it.
@@ -134,8 +152,6 @@ fn read_open_capped(f: File, path: &Path, max: u64) -> io::Result<Vec<u8>> {
     Ok(buf)
 }
 
-/// [`read_capped`] for a private key: refused, like ssh does, when the file is readable or
-/// writable by group or others — a key others can read is a key others may have copied,
 /// [`read_capped`], with a file that does not exist read as `None`.
 pub fn read_capped_if_exists(path: &Path, max: u64) -> io::Result<Option<Vec<u8>>> {
     match read_capped(path, max) {
@@ -145,6 +161,8 @@ pub fn read_capped_if_exists(path: &Path, max: u64) -> io::Result<Option<Vec<u8>
     }
 }
 
+/// [`read_capped`] for a private key: refused, like ssh does, when the file is readable or
+/// writable by group or others — a key others can read is a key others may have copied,
 /// and silently using it hides that.
 pub fn read_secret(path: &Path, max: u64) -> io::Result<Vec<u8>> {
     use std::os::unix::fs::PermissionsExt;
@@ -192,6 +210,22 @@ pub fn unique_suffix() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_that_cannot_land_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let in_the_way = dir.path().join("a.json");
+        fs::create_dir(&in_the_way).unwrap();
+        fs::write(in_the_way.join("x"), b"x").unwrap();
+        assert!(write_atomic(&in_the_way, b"one").is_err());
+        assert!(write_new(&in_the_way, b"one").is_err());
+        assert!(write_atomic_private(&in_the_way, b"one").is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.json")]);
+    }
 
     #[test]
     fn atomic_write_replaces_and_leaves_no_temp() {
