@@ -348,20 +348,36 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
     std::fs::write(&checkpoint, &current).unwrap();
     watch.quiet(&s, "the log restored again");
 
-    // A push the server published but could not log (its log unreadable for a moment): the
-    // published versions are missing from the log; once the log works again, the next push's
-    // versions jump over the ones never logged.
-    std::fs::remove_file(&checkpoint).unwrap();
-    std::fs::create_dir(&checkpoint).unwrap();
-    push("1.2.0");
-    std::fs::remove_dir(&checkpoint).unwrap();
-    std::fs::write(&checkpoint, &current).unwrap();
+    // The server itself cannot publish what it has not logged (a push is sequenced first):
+    // whoever publishes behind its back — with the agent's socket and the data directory,
+    // re-signing the timestamp — is what a monitor catches. The published versions are
+    // missing from the log; the server's next push logs what is published then, so the
+    // versions published and replaced in between show as a jump.
+    let renew_behind_the_servers_back = |hours: i64| {
+        let policy = sealwright_repo::policy::Policy::load(&server_dir).unwrap();
+        let keyring = sealwright_repo::keyring::Keyring::new(
+            &server_dir,
+            &sealwright_server::accept::NoKeyFiles,
+        );
+        let storage = sealwright_server::storage::Storage::embedded(&server_dir);
+        let mut session = storage.begin().unwrap();
+        let renewed = sealwright_server::accept::renew_online_roles(
+            &mut session,
+            &policy,
+            &keyring,
+            chrono::Utc::now() + chrono::Duration::hours(hours),
+        )
+        .unwrap();
+        assert!(renewed.timestamp.is_some(), "{renewed:?}");
+    };
+    renew_behind_the_servers_back(20);
     let run = watch.finds(&s, "published-not-logged", &[]);
     assert!(
         run.kinds().iter().all(|k| *k == "published-not-logged"),
         "{:?}",
         run.findings
     );
+    renew_behind_the_servers_back(40);
     push("1.3.0");
     let run = watch.finds(&s, "version-jump", &[]);
     assert!(

@@ -473,3 +473,142 @@ fn a_setup_that_cannot_finish_changes_nothing() {
         "agent already",
     );
 }
+
+/// A push is sequenced in the transparency log before anything of it is published, so a
+/// push the log cannot record is refused with nothing published (a server killed halfway
+/// cannot leave a release served and unlogged either); once the log records again, the
+/// same push goes through and its release is logged.
+#[test]
+fn a_push_the_log_cannot_record_is_not_published() {
+    let s = Scratch::new();
+    let (dir, port, token) = common::init_and_set_up_server(&s);
+    let url = format!("https://127.0.0.1:{port}");
+    let cert = dir.join("tls/cert.pem");
+    let server = dir.join("server");
+    let _services = start_services(&dir, port);
+    let push = || {
+        s.run(&[
+            "--repo",
+            &s.repo_arg(),
+            "push",
+            "--server",
+            &url,
+            "--token-file",
+            token.to_str().unwrap(),
+            "--ca",
+            cert.to_str().unwrap(),
+        ])
+    };
+    release(&s, "1.0.0");
+    assert!(push().status.success());
+    let published = || common::files_under(&server.join("published"));
+    let timestamp = || std::fs::read(server.join("published/metadata/timestamp.json")).unwrap();
+    let before = (published(), timestamp());
+
+    // The sequence cannot be opened: a directory stands where its database is (root's
+    // privileges do not get past that).
+    let sequence = server.join("log-sequence.sqlite3");
+    let aside = s.path().join("sequence-aside");
+    std::fs::create_dir(&aside).unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let name = format!("log-sequence.sqlite3{suffix}");
+        if server.join(&name).exists() {
+            std::fs::rename(server.join(&name), aside.join(&name)).unwrap();
+        }
+    }
+    std::fs::create_dir(&sequence).unwrap();
+    release(&s, "1.1.0");
+    let out = push();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "published without the log");
+    assert!(err.contains("nothing was published"), "{err}");
+    assert!(
+        !err.contains(server.to_str().unwrap()),
+        "the server's path leaked: {err}"
+    );
+    assert_eq!(
+        (published(), timestamp()),
+        before,
+        "a push the log could not record changed what is served"
+    );
+    let audit = sealwright_store::AuditLog::open(&server)
+        .unwrap()
+        .records(None)
+        .unwrap();
+    let refused = audit.last().unwrap();
+    assert_eq!(refused.action, "push-refused");
+    assert!(
+        refused.details["error"]
+            .as_str()
+            .unwrap()
+            .contains("transparency log could not record"),
+        "{:?}",
+        refused.details
+    );
+
+    std::fs::remove_dir(&sequence).unwrap();
+    for entry in std::fs::read_dir(&aside).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::rename(entry.path(), server.join(entry.file_name())).unwrap();
+    }
+    // The log records, but the publish fails after it did (a directory in the way of the
+    // pushed role's file): the entries are taken back, or the log would claim this release
+    // twice and a snapshot nobody was served.
+    let metadata = server.join("published/metadata");
+    let next_targets = common::files_under(&metadata)
+        .iter()
+        .filter_map(|p| {
+            p.file_name()?
+                .to_str()?
+                .strip_suffix(".targets.json")?
+                .parse::<u64>()
+                .ok()
+        })
+        .max()
+        .unwrap()
+        + 1;
+    let blocked = metadata.join(format!("{next_targets}.targets.json"));
+    std::fs::create_dir(&blocked).unwrap();
+    std::fs::write(blocked.join("x"), b"in the way").unwrap();
+    assert!(!push().status.success(), "published over a directory");
+    // Devices see what they saw (blobs linked for the push are listed by nothing), and the
+    // failed write left no temporary file behind.
+    assert_eq!(timestamp(), before.1);
+    let leftovers: Vec<_> = common::files_under(&metadata)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    std::fs::remove_dir_all(&blocked).unwrap();
+    let out = push();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let vkey = s.ok(&["--repo", server.to_str().unwrap(), "log", "key"]);
+    let log = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
+    let logged = logged_entries(&url, &cert, &log);
+    for version in ["1.0.0", "1.1.0"] {
+        let targets = logged
+            .iter()
+            .filter(|e| matches!(e, Entry::Target { path, .. } if path.starts_with(&format!("app/{version}/"))))
+            .count();
+        assert_eq!(targets, 1, "{version}: {logged:?}");
+    }
+    let served: serde_json::Value = serde_json::from_slice(&timestamp()).unwrap();
+    let served_snapshot = served["signed"]["meta"]["snapshot.json"]["version"]
+        .as_u64()
+        .unwrap();
+    for entry in &logged {
+        if let Entry::Metadata { role, version, .. } = entry {
+            if role == "snapshot" {
+                assert!(
+                    metadata.join(format!("{version}.snapshot.json")).exists()
+                        && *version <= served_snapshot,
+                    "snapshot {version} is logged but was never published: {logged:?}"
+                );
+            }
+        }
+    }
+}

@@ -210,10 +210,9 @@ fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<()
     Ok(())
 }
 
-/// Checks a push and, when every check passes, publishes it: artifacts linked, roles
-/// written, snapshot and timestamp signed through `keyring` (the signer agent), then
-/// `timestamp.json` switched. On any refusal nothing is written. Returns the answer for the
-/// publisher and what each pushed role now lists (for the server's index).
+/// Checks a push and, when every check passes, signs it: snapshot and timestamp through
+/// `keyring` (the signer agent). Nothing is written: [`Signed::publish`] does that, once
+/// the transparency log holds the push's entries.
 ///
 /// The checks, in order, all before anything is signed:
 /// 1. the token may push each role; no root, snapshot or timestamp;
@@ -227,15 +226,15 @@ fn check_writable(repo_dir: &Path, blobs: &[(String, String, u64)]) -> Result<()
 /// 5. each written artifact is uploaded, of the signed length and hashes; each channel
 ///    pointer names a published artifact with the same length and hashes;
 /// 6. every file can be written (path lengths, file/directory clashes, free space).
-pub fn accept(
+pub fn accept<'r>(
     session: &mut Session<'_>,
     policy: &Policy,
     keyring: &Keyring<'_>,
     token: &TokenEntry,
-    request: &PushRequest,
+    request: &'r PushRequest,
     roles: &RoleCache,
     now: DateTime<Utc>,
-) -> Result<(Accepted, Vec<RoleListing>, Vec<Entry>), PushError> {
+) -> Result<Signed<'r>, PushError> {
     if request.roles.is_empty() {
         return Err(PushError::Invalid(
             "a push carries at least one role".into(),
@@ -417,7 +416,6 @@ pub fn accept(
         .iter()
         .map(|(s, p, _)| (s.clone(), p.clone()))
         .collect();
-    session.write(&links, &files, &timestamp_bytes)?;
     for (role, version, bytes) in pushed
         .iter()
         .map(|(name, r)| (name.as_str(), r.metadata().signed.version, r.bytes()))
@@ -441,11 +439,6 @@ pub fn accept(
             sha256: sealwright_crypto::digest::sha256_hex(bytes),
         });
     }
-    // The next push to these roles compares against what was just published.
-    for (name, received) in &pushed {
-        let file = sealwright_tuf::layout::metadata_file(name, received.metadata().signed.version);
-        roles.insert(&file, received.bytes(), received.shared());
-    }
     let accepted = Accepted {
         roles: pushed
             .iter()
@@ -461,7 +454,52 @@ pub fn accept(
         .iter()
         .map(|(name, received)| RoleListing::of(name, received.metadata()))
         .collect();
-    Ok((accepted, listings, entries))
+    Ok(Signed {
+        pushed,
+        links,
+        files,
+        accepted,
+        listings,
+        entries,
+    })
+}
+
+/// A push that passed every check of [`accept`] and is signed, with nothing of it written
+/// yet: what the transparency log is told before [`Signed::publish`] makes it visible.
+#[derive(Debug)]
+pub struct Signed<'r> {
+    pushed: BTreeMap<String, Received<'r, Targets>>,
+    links: Vec<(String, String)>,
+    files: Vec<(String, Vec<u8>)>,
+    accepted: Accepted,
+    listings: Vec<RoleListing>,
+    entries: Vec<Entry>,
+}
+
+impl Signed<'_> {
+    /// What the transparency log records of this push: each new target with the role that
+    /// lists it, then each metadata file.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Publishes the push: artifacts linked, roles and snapshot written, then
+    /// `timestamp.json` switched. Returns the answer for the publisher and what each pushed
+    /// role now lists (for the server's index).
+    pub fn publish(
+        self,
+        session: &mut Session<'_>,
+        roles: &RoleCache,
+    ) -> Result<(Accepted, Vec<RoleListing>), PushError> {
+        session.write(&self.links, &self.files, &self.accepted.timestamp)?;
+        // The next push to these roles compares against what was just published.
+        for (name, received) in &self.pushed {
+            let file =
+                sealwright_tuf::layout::metadata_file(name, received.metadata().signed.version);
+            roles.insert(&file, received.bytes(), received.shared());
+        }
+        Ok((self.accepted, self.listings))
+    }
 }
 
 /// `[attestations]`: the releases a push adds carry the provenance (and reproductions) the

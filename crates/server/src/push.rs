@@ -232,7 +232,7 @@ pub async fn renew_online_roles(storage: Arc<Storage>, metrics: Arc<crate::Metri
                 let renewed = accept::renew_online_roles(&mut session, &policy, &store, now)?;
                 if renewed.timestamp.is_some() {
                     // Renewed versions are published versions: the log holds them too.
-                    append_to_log(&storage, &mut session, &policy, &[]);
+                    append_to_log(&storage, &mut session, &policy);
                 }
                 drop(session);
                 Ok(renewed)
@@ -329,19 +329,62 @@ fn audit(storage: &Storage, actor: &str, action: &str, subject: &str, details: s
     }
 }
 
-/// Logs what a push published in the transparency log, and integrates it (the checkpoint
-/// is signed by the agent's log key) — with the published top-level metadata the log does
-/// not hold yet. Runs under the publish lock of `session`; a shared store publishes the
-/// log's new files for every replica. The push is published already: a failure here is
-/// reported (audit record, stderr), not returned, and entries that were sequenced are
-/// integrated by the next push.
-fn append_to_log(
-    storage: &Storage,
+/// A push's entries, sequenced in the transparency log before the push is published.
+struct Sequenced {
+    log: crate::translog::TransparencyLog,
+    first: u64,
+}
+
+impl Sequenced {
+    /// The publish failed: the log must not claim it. A failure to take the entries back
+    /// leaves the log over-stating (reported), never hiding anything.
+    fn retract(self) {
+        if let Err(e) = self.log.retract(self.first) {
+            eprintln!(
+                "sealwright serve: taking back the log entries of a push that failed: {e} (the log will hold entries of a push that was not published)"
+            );
+        }
+    }
+}
+
+/// Gives a signed push's entries their place in the transparency log before anything of
+/// it is published — after the published metadata the log does not hold yet, so the log
+/// keeps the order of publishes. A server killed once this returned cannot publish what
+/// the log will not show (the next push or start integrates it); a log that cannot record
+/// refuses the push, with nothing published. Nothing when the server has no log.
+fn sequence_before_publishing(
     session: &mut crate::storage::Session<'_>,
     policy: &Policy,
     entries: &[sealwright_tlog::entry::Entry],
-) {
-    let mut entries = entries.to_vec();
+) -> Result<Option<Sequenced>, PushError> {
+    let refused = |e: String| {
+        PushError::Internal(format!(
+            "the transparency log could not record this push, so nothing of it was published: {e}"
+        ))
+    };
+    let dir = session.log_dir_for_writing()?;
+    let Some(log) =
+        crate::translog::TransparencyLog::open(&dir, policy).map_err(|e| refused(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let fail = |e: crate::translog::LogError| refused(e.to_string());
+    log.sequence(&log.unlogged_published().map_err(fail)?)
+        .map_err(fail)?;
+    Ok(log
+        .sequence(entries)
+        .map_err(fail)?
+        .map(|first| Sequenced { log, first }))
+}
+
+/// Integrates the transparency log after a publish (the checkpoint is signed by the agent's
+/// log key), with the audit log's head and the published top-level metadata the log does
+/// not hold yet. Runs under the publish lock of `session`; a shared store publishes the
+/// log's new files for every replica. What was published is published already: a failure
+/// here is reported (audit record, stderr), not returned, and entries that were sequenced
+/// are integrated by the next push.
+fn append_to_log(storage: &Storage, session: &mut crate::storage::Session<'_>, policy: &Policy) {
+    let mut entries = Vec::new();
     if let Storage::Embedded { dir, .. } = storage {
         // The audit log's head goes with each push: whoever later cuts its tail or rewrites
         // its anchor contradicts what the public log shows. (A shared store's audit log is
@@ -368,8 +411,8 @@ fn append_to_log(
     }
 }
 
-/// Sequences `entries` and the unlogged published metadata, integrates them and publishes
-/// the log's new files. Nothing when the server has no log.
+/// Sequences the unlogged published metadata and `entries`, integrates everything pending
+/// and publishes the log's new files. Nothing when the server has no log.
 fn log_and_publish(
     session: &mut crate::storage::Session<'_>,
     policy: &Policy,
@@ -382,14 +425,8 @@ fn log_and_publish(
         return Ok(());
     };
     let fail = |e: crate::translog::LogError| e.to_string();
-    // The push's own metadata entries are not indexed yet: they are left out of the
-    // unlogged ones here rather than logged twice.
-    let mut all = entries.to_vec();
-    for entry in log.unlogged_published().map_err(fail)? {
-        if !all.contains(&entry) {
-            all.push(entry);
-        }
-    }
+    let mut all = log.unlogged_published().map_err(fail)?;
+    all.extend_from_slice(entries);
     log.sequence(&all).map_err(fail)?;
     if let Some(integrated) = log.integrate().map_err(fail)? {
         session
@@ -865,8 +902,18 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             push::check_online_keys_in_agent(&policy)?;
             let store = Keyring::new(&dir, &accept::NoKeyFiles);
             let mut session = storage.begin()?;
-            let (accepted, listings, entries) =
+            let signed =
                 accept::accept(&mut session, &policy, &store, &token, &request, &roles, chrono::Utc::now())?;
+            let sequenced = sequence_before_publishing(&mut session, &policy, signed.entries())?;
+            let (accepted, listings) = match signed.publish(&mut session, &roles) {
+                Ok(published) => published,
+                Err(e) => {
+                    if let Some(sequenced) = sequenced {
+                        sequenced.retract();
+                    }
+                    return Err(e);
+                }
+            };
             // Still under the publish lock: the index and the log follow the order of
             // publishes.
             index_update(storage.catalog(), |index| {
@@ -874,7 +921,7 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
                     .iter()
                     .try_for_each(|l| index.replace_role(&l.role, l.version, &l.targets))
             });
-            append_to_log(&storage, &mut session, &policy, &entries);
+            append_to_log(&storage, &mut session, &policy);
             drop(session);
             Ok(accepted)
         })();

@@ -2,6 +2,11 @@
 //! push appends typed entries ([`Entry`]) for the metadata files and targets it published.
 //!
 //! Guarantees, each enforced in one function:
+//! - a push's entries are sequenced before anything of it is published
+//!   (`push::sequence_before_publishing`): a server killed at any point of a push leaves
+//!   nothing published that the log will not hold, and a log that cannot record refuses
+//!   the push; a publish that fails after its entries were sequenced takes them back
+//!   ([`TransparencyLog::retract`]);
 //! - [`TransparencyLog::sequence`]: a batch gets its indices in one SQLite transaction
 //!   ([`LogSequence`]) before anything of it is written to the tree;
 //! - [`TransparencyLog::integrate`]: entry bundles and tiles are written (each atomically)
@@ -14,8 +19,10 @@
 //! - each witness of `DIR/witnesses.toml` is asked to cosign it (c2sp.org/tlog-witness), and
 //!   only cosignatures that verify with that witness's key are attached.
 //!
-//! Not guaranteed: that a push is logged if the server dies after publishing it and before
-//! sequencing its entries (it is published, not logged; the audit log still has it).
+//! Not guaranteed: that everything logged was published. A server killed after sequencing
+//! a push and before switching `timestamp.json` leaves entries for a push nobody was
+//! served (its roles were signed, so the log holding them over-states, never hides); the
+//! audit log has no "push" record for it.
 
 use std::path::{Path, PathBuf};
 
@@ -140,10 +147,10 @@ impl TransparencyLog {
         verified_checkpoint(&self.key, &|rel| self.read(rel))
     }
 
-    /// Gives `entries` their indices, durably.
-    pub fn sequence(&self, entries: &[Entry]) -> Result<(), LogError> {
+    /// Gives `entries` their indices, durably; returns the first (none for no entries).
+    pub fn sequence(&self, entries: &[Entry]) -> Result<Option<u64>, LogError> {
         if entries.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let bytes = entries
             .iter()
@@ -151,7 +158,20 @@ impl TransparencyLog {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| LogError::Corrupt(e.to_string()))?;
         let size = self.checkpoint()?.map_or(0, |c| c.size);
-        LogSequence::open(&self.dir)?.append(size, &bytes, sealwright_tlog::merkle::leaf_hash)?;
+        let first = LogSequence::open(&self.dir)?.append(
+            size,
+            &bytes,
+            sealwright_tlog::merkle::leaf_hash,
+        )?;
+        Ok(Some(first))
+    }
+
+    /// Takes back the entries [`TransparencyLog::sequence`] gave indices from `first` on:
+    /// a publish that failed after sequencing them published nothing for the log to claim.
+    /// Entries a checkpoint holds are refused ([`LogSequence::retract`]).
+    pub fn retract(&self, first: u64) -> Result<(), LogError> {
+        let size = self.checkpoint()?.map_or(0, |c| c.size);
+        LogSequence::open(&self.dir)?.retract(first, size)?;
         Ok(())
     }
 

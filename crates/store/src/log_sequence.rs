@@ -12,7 +12,9 @@
 //!   a damaged database could show).
 //!
 //! Entries leave the sequence ([`LogSequence::forget_below`]) only once a checkpoint of
-//! their tiles is written; until then the writer can always rebuild the same tiles.
+//! their tiles is written; until then the writer can always rebuild the same tiles. The one
+//! other way out is [`LogSequence::retract`], of pending entries only: what a publish that
+//! failed after sequencing its entries takes back.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +52,16 @@ pub enum LogSequenceError {
         expected: u64,
         /// The one found.
         found: u64,
+    },
+    /// Entries a signed checkpoint holds cannot be taken back.
+    #[error(
+        "log sequence: entries from {first} on cannot be taken back, the log holds {size} already"
+    )]
+    Integrated {
+        /// The first index asked for.
+        first: u64,
+        /// The integrated size.
+        size: u64,
     },
 }
 
@@ -163,6 +175,37 @@ impl LogSequence {
             .map_err(self.db())
     }
 
+    /// Takes back the batch [`LogSequence::append`] gave indices from `first` on, and
+    /// anything sequenced after it — what a publish that failed after sequencing would
+    /// otherwise have the log claim. Only pending entries can be taken back: an index below
+    /// `integrated_size` is in a signed checkpoint already, and asking for it is refused
+    /// without changing anything.
+    pub fn retract(&mut self, first: u64, integrated_size: u64) -> Result<(), LogSequenceError> {
+        if first < integrated_size {
+            return Err(LogSequenceError::Integrated {
+                first,
+                size: integrated_size,
+            });
+        }
+        let path = self.path.clone();
+        let db = |source| LogSequenceError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute(
+            "DELETE FROM log_pending WHERE idx >= ?1",
+            params![first as i64],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM log_index WHERE idx >= ?1",
+            params![first as i64],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
     /// Drops the entries below `size`: a checkpoint of `size` is written.
     pub fn forget_below(&self, size: u64) -> Result<(), LogSequenceError> {
         self.conn
@@ -183,6 +226,30 @@ mod tests {
         let mut l = [0u8; 32];
         l[..e.len()].copy_from_slice(e);
         l
+    }
+
+    #[test]
+    fn a_retracted_batch_leaves_no_index_and_its_indices_are_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seq = LogSequence::open(dir.path()).unwrap();
+        assert_eq!(seq.append(0, &[b"a".to_vec()], leaf).unwrap(), 0);
+        let first = seq
+            .append(0, &[b"b".to_vec(), b"a".to_vec()], leaf)
+            .unwrap();
+        assert_eq!(first, 1);
+        seq.retract(first, 0).unwrap();
+        assert_eq!(seq.pending(0).unwrap(), vec![b"a".to_vec()]);
+        assert_eq!(seq.index_of(&leaf(b"b")).unwrap(), None);
+        // An entry logged before the batch keeps its index.
+        assert_eq!(seq.index_of(&leaf(b"a")).unwrap(), Some(0));
+        assert_eq!(seq.append(0, &[b"c".to_vec()], leaf).unwrap(), 1);
+        // What a checkpoint holds is never taken back.
+        seq.forget_below(2).unwrap();
+        assert!(matches!(
+            seq.retract(1, 2),
+            Err(LogSequenceError::Integrated { first: 1, size: 2 })
+        ));
+        assert_eq!(seq.index_of(&leaf(b"c")).unwrap(), Some(1));
     }
 
     #[test]
