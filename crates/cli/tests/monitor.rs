@@ -348,7 +348,7 @@ fn the_monitor_is_quiet_on_an_honest_server_and_raises_each_finding() {
     std::fs::write(&checkpoint, &current).unwrap();
     watch.quiet(&s, "the log restored again");
 
-    // The server itself cannot publish what it has not logged (a push is sequenced first):
+    // The server cannot publish a push it has not logged (a push is sequenced first):
     // whoever publishes behind its back — with the agent's socket and the data directory,
     // re-signing the timestamp — is what a monitor catches. The published versions are
     // missing from the log; the server's next push logs what is published then, so the
