@@ -125,6 +125,21 @@ impl Replica {
         (status, body)
     }
 
+    /// The transparency log this replica serves, read as a device would.
+    fn log_reader(
+        &self,
+        key: &sealwright_tlog::Verifier,
+    ) -> sealwright_client::log_reader::LogReader<sealwright_client::HttpFetcher> {
+        let tls = sealwright_client::tls::TlsOptions::default()
+            .with_ca_file(&self.ca)
+            .unwrap();
+        sealwright_client::log_reader::LogReader::new(
+            sealwright_client::HttpFetcher::with_tls(&self.url, &tls).unwrap(),
+            &format!("{}/log/", self.url),
+            key.clone(),
+        )
+    }
+
     fn json(&self, path: &str) -> Value {
         let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}");
@@ -704,17 +719,19 @@ fn a_root_copied_into_one_replica_reaches_clients_through_every_replica_a_forged
     python_tuf(&f, &a, &[format!("team-0/v{}/app.bin", version + 1)]);
 }
 
-/// Two replicas of a `server setup` directory (its agent holds the log key) on one shared
-/// store: pushes through either land in one transparency log that both serve, from whose
-/// entries the signed tree rebuilds, whose proofs either replica answers, and that aics-tlog
-/// finds consistent across the two.
-#[test]
-fn replicas_share_one_transparency_log() {
-    use sealwright_tlog::entry::Entry;
-    let s = Scratch::new();
-    let repo = s.repo_arg();
-    let (dir, _, token) = common::init_and_set_up_server(&s);
-    let _agent = common::start_setup_agent(&dir);
+/// Two data directories of one `server setup` (its agent, running, holds the log key) and a
+/// fresh shared store for them.
+struct LogReplicas {
+    first: PathBuf,
+    second: PathBuf,
+    config: SharedConfig,
+    _agent: Killed,
+}
+
+/// `server setup` in `s`, copied into a second replica directory; the push token too.
+fn log_replicas(s: &Scratch) -> (LogReplicas, PathBuf) {
+    let (dir, _, token) = common::init_and_set_up_server(s);
+    let agent = common::start_setup_agent(&dir);
     let first = dir.join("server");
     let second = s.path().join("replica-b");
     assert!(Command::new("cp")
@@ -730,8 +747,107 @@ fn replicas_share_one_transparency_log() {
         .unwrap()
         .block_on(testing::fresh())
         .unwrap();
-    let (a, _a) = start_replica_of(&first, &config);
-    let (b, _b) = start_replica_of(&second, &config);
+    let replicas = LogReplicas {
+        first,
+        second,
+        config,
+        _agent: agent,
+    };
+    (replicas, token)
+}
+
+/// Replica A sequences a push's entries and is killed before integrating them; replica B
+/// takes pushes meanwhile and gives the same log indices to its own entries. When A starts
+/// again, its entries are logged after B's — not dropped, which would leave what A
+/// published missing from the log.
+#[test]
+fn entries_a_killed_replica_sequenced_are_logged_after_what_others_logged_meanwhile() {
+    use sealwright_tlog::entry::Entry;
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    let (log, token) = log_replicas(&s);
+    let (a, a_process) = start_replica_of(&log.first, &log.config);
+    let (b, _b) = start_replica_of(&log.second, &log.config);
+    let push = |r: &Replica, version: &str| {
+        s.add_release(&repo, version.as_bytes(), "app", version);
+        s.push_to(&r.url, &token, &r.ca);
+    };
+    push(&a, "1.0.0");
+    drop(a_process);
+    // What A's sequence holds when it is killed between sequencing and its checkpoint.
+    let sequenced_by_a = Entry::Target {
+        path: "app/2.0.0/app.bin".into(),
+        length: 5,
+        sha256: sha256_hex(b"2.0.0"),
+        role: "targets".into(),
+    };
+    let policy = Policy::load(&log.first).unwrap();
+    sealwright_server::translog::TransparencyLog::open(&log.first, &policy)
+        .unwrap()
+        .unwrap()
+        .sequence(std::slice::from_ref(&sequenced_by_a))
+        .unwrap();
+    push(&b, "1.1.0");
+    let vkey = std::fs::read_to_string(log.first.join("log.vkey")).unwrap();
+    let key = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
+    let reader = b.log_reader(&key);
+    let size_before = reader.checkpoint().unwrap().1.size;
+
+    // A catches its log up in the background once it serves.
+    let (a, _a) = start_replica_of(&log.first, &log.config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let checkpoint = loop {
+        let (_, checkpoint) = reader.checkpoint().unwrap();
+        if checkpoint.size > size_before || std::time::Instant::now() > deadline {
+            break checkpoint;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let logged: Vec<Entry> = reader
+        .entries(0, checkpoint.size)
+        .unwrap()
+        .iter()
+        .map(|e| Entry::parse(e).unwrap())
+        .collect();
+    let count = |path: &str| {
+        logged
+            .iter()
+            .filter(|e| matches!(e, Entry::Target { path: p, .. } if p.starts_with(path)))
+            .count()
+    };
+    assert_eq!(count("app/2.0.0/"), 1, "A's entry: {logged:?}");
+    assert_eq!(count("app/1.1.0/"), 1, "B's release: {logged:?}");
+    let index = logged.iter().position(|e| *e == sequenced_by_a).unwrap();
+    let b_index = logged
+        .iter()
+        .position(|e| matches!(e, Entry::Target { path, .. } if path.starts_with("app/1.1.0/")))
+        .unwrap();
+    assert!(index > b_index, "A's entry at {index}, B's at {b_index}");
+    // Both replicas prove it.
+    let leaf = sealwright_tlog::merkle::leaf_hash(&sequenced_by_a.to_bytes().unwrap());
+    for r in [&a, &b] {
+        let (status, proof) = r.get(&format!("/log/proof/{}", hex::encode(leaf)));
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&proof));
+        sealwright_tlog::proof::TlogProof::parse(&proof)
+            .unwrap()
+            .verify(&leaf, &key, &[], 0)
+            .unwrap();
+    }
+}
+
+/// Two replicas of a `server setup` directory (its agent holds the log key) on one shared
+/// store: pushes through either land in one transparency log that both serve, from whose
+/// entries the signed tree rebuilds, whose proofs either replica answers, and that aics-tlog
+/// finds consistent across the two.
+#[test]
+fn replicas_share_one_transparency_log() {
+    use sealwright_tlog::entry::Entry;
+    let s = Scratch::new();
+    let repo = s.repo_arg();
+    let (log, token) = log_replicas(&s);
+    let (first, config) = (&log.first, &log.config);
+    let (a, _a) = start_replica_of(first, config);
+    let (b, _b) = start_replica_of(&log.second, config);
     let vkey = std::fs::read_to_string(first.join("log.vkey")).unwrap();
     let key = sealwright_tlog::Verifier::from_vkey(vkey.trim()).unwrap();
     let push = |r: &Replica, version: &str| {
@@ -748,14 +864,7 @@ fn replicas_share_one_transparency_log() {
     // One log: both serve the same checkpoint; read through the other replica, its entries
     // make the signed tree and hold both releases.
     assert_eq!(a.get("/log/checkpoint"), b.get("/log/checkpoint"));
-    let tls = sealwright_client::tls::TlsOptions::default()
-        .with_ca_file(&a.ca)
-        .unwrap();
-    let reader = sealwright_client::log_reader::LogReader::new(
-        sealwright_client::HttpFetcher::with_tls(&a.url, &tls).unwrap(),
-        &format!("{}/log/", a.url),
-        key.clone(),
-    );
+    let reader = a.log_reader(&key);
     let (_, checkpoint) = reader.checkpoint().unwrap();
     let entries = reader.entries(0, checkpoint.size).unwrap();
     let mut tree = sealwright_tlog::merkle::Frontier::new();

@@ -8,7 +8,9 @@
 //!   the push; a publish that fails after its entries were sequenced takes them back
 //!   ([`TransparencyLog::retract`]);
 //! - [`TransparencyLog::sequence`]: a batch gets its indices in one SQLite transaction
-//!   ([`LogSequence`]) before anything of it is written to the tree;
+//!   ([`LogSequence`]) before anything of it is written to the tree; an entry whose index
+//!   another replica of a shared store gave to its own entry meanwhile is sequenced again
+//!   after the log, never dropped (`TransparencyLog::requeue_overtaken`);
 //! - [`TransparencyLog::integrate`]: entry bundles and tiles are written (each atomically)
 //!   before the checkpoint that names their size, so a reader never finds a checkpoint its
 //!   tiles do not match, whenever the process is killed; a rerun after a kill writes the same
@@ -247,7 +249,8 @@ impl TransparencyLog {
     pub fn integrate(&self) -> Result<Option<Integrated>, LogError> {
         let old = self.checkpoint()?;
         let old_size = old.as_ref().map_or(0, |c| c.size);
-        let sequence = LogSequence::open(&self.dir)?;
+        let mut sequence = LogSequence::open(&self.dir)?;
+        self.requeue_overtaken(&mut sequence, old_size)?;
         let pending = sequence.pending(old_size)?;
         if pending.is_empty() && old.is_some() {
             return Ok(None);
@@ -331,6 +334,53 @@ impl TransparencyLog {
             files,
             leaves,
         }))
+    }
+
+    /// Settles what this server sequenced below the log's `size`: an entry the log holds at
+    /// its index was integrated by a process killed before it forgot it; one the log does
+    /// not hold there was overtaken — another replica of the shared store gave the index to
+    /// its own entry while this one was down or killed — and is sequenced again after the
+    /// log. Without this the overtaken entries would be dropped: published, never logged.
+    fn requeue_overtaken(&self, sequence: &mut LogSequence, size: u64) -> Result<(), LogError> {
+        let below = sequence.pending_below(size)?;
+        if below.is_empty() {
+            return Ok(());
+        }
+        let mut bundles: std::collections::BTreeMap<u64, Vec<Vec<u8>>> = Default::default();
+        let mut overtaken = Vec::new();
+        for (index, entry) in below {
+            let bundle = index / TILE_WIDTH;
+            if let std::collections::btree_map::Entry::Vacant(slot) = bundles.entry(bundle) {
+                let path = TilePath {
+                    kind: TileKind::Entries,
+                    index: bundle,
+                    width: (size - bundle * TILE_WIDTH).min(TILE_WIDTH) as u16,
+                };
+                let bytes = self
+                    .read(&path.to_string())?
+                    .ok_or_else(|| LogError::Corrupt(format!("{path} is missing")))?;
+                slot.insert(
+                    decode_bundle(&bytes)?
+                        .into_iter()
+                        .map(<[u8]>::to_vec)
+                        .collect(),
+                );
+            }
+            let logged = bundles
+                .get(&bundle)
+                .and_then(|b| b.get((index % TILE_WIDTH) as usize));
+            if logged != Some(&entry) {
+                overtaken.push((index, entry));
+            }
+        }
+        if !overtaken.is_empty() {
+            eprintln!(
+                "sealwright serve: {} log entries sequenced here were overtaken by another replica; they are logged again after entry {size}",
+                overtaken.len()
+            );
+        }
+        sequence.requeue(size, &overtaken, sealwright_tlog::merkle::leaf_hash)?;
+        Ok(())
     }
 
     /// The c2sp.org/tlog-proof of entry `index` at the current checkpoint (with its

@@ -14,7 +14,9 @@
 //! Entries leave the sequence ([`LogSequence::forget_below`]) only once a checkpoint of
 //! their tiles is written; until then the writer can always rebuild the same tiles. The one
 //! other way out is [`LogSequence::retract`], of pending entries only: what a publish that
-//! failed after sequencing its entries takes back.
+//! failed after sequencing its entries takes back. An entry whose index the log gave to
+//! another entry (replicas of a shared store sequence locally) is moved after the log by
+//! [`LogSequence::requeue`], never dropped.
 
 use std::path::{Path, PathBuf};
 
@@ -106,34 +108,23 @@ impl LogSequence {
         entries: &[Vec<u8>],
         leaf_of: impl Fn(&[u8]) -> [u8; 32],
     ) -> Result<u64, LogSequenceError> {
+        self.in_transaction(|tx| sequence_after_pending(tx, integrated_size, entries, &leaf_of))
+    }
+
+    /// Runs `change` in one transaction: all of it is committed, or none.
+    fn in_transaction<T>(
+        &mut self,
+        change: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, rusqlite::Error>,
+    ) -> Result<T, LogSequenceError> {
         let path = self.path.clone();
-        let db = |source| LogSequenceError::Db {
-            path: path.clone(),
-            source,
+        let db = |source| LogSequenceError::Db { path, source };
+        let run = |conn: &mut Connection| {
+            let tx = conn.transaction()?;
+            let out = change(&tx)?;
+            tx.commit()?;
+            Ok(out)
         };
-        let tx = self.conn.transaction().map_err(db)?;
-        let highest: Option<i64> = tx
-            .query_row("SELECT MAX(idx) FROM log_pending", [], |r| r.get(0))
-            .optional()
-            .map_err(db)?
-            .flatten();
-        let first = highest.map_or(integrated_size, |h| {
-            (h as u64).saturating_add(1).max(integrated_size)
-        });
-        for (i, e) in entries.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO log_pending (idx, entry) VALUES (?1, ?2)",
-                params![first.saturating_add(i as u64) as i64, e],
-            )
-            .map_err(db)?;
-            tx.execute(
-                "INSERT OR IGNORE INTO log_index (leaf, idx) VALUES (?1, ?2)",
-                params![&leaf_of(e)[..], first.saturating_add(i as u64) as i64],
-            )
-            .map_err(db)?;
-        }
-        tx.commit().map_err(db)?;
-        Ok(first)
+        run(&mut self.conn).map_err(db)
     }
 
     /// The pending entries from index `from` on, in order.
@@ -187,23 +178,60 @@ impl LogSequence {
                 size: integrated_size,
             });
         }
-        let path = self.path.clone();
-        let db = |source| LogSequenceError::Db {
-            path: path.clone(),
-            source,
-        };
-        let tx = self.conn.transaction().map_err(db)?;
-        tx.execute(
-            "DELETE FROM log_pending WHERE idx >= ?1",
-            params![first as i64],
-        )
-        .map_err(db)?;
-        tx.execute(
-            "DELETE FROM log_index WHERE idx >= ?1",
-            params![first as i64],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)
+        self.in_transaction(|tx| {
+            tx.execute(
+                "DELETE FROM log_pending WHERE idx >= ?1",
+                params![first as i64],
+            )?;
+            tx.execute(
+                "DELETE FROM log_index WHERE idx >= ?1",
+                params![first as i64],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The entries still pending below `size`, with their indices: sequenced here, then the
+    /// log reached `size` — with them (a checkpoint written by a process killed before it
+    /// forgot them), or past them from elsewhere (another replica of a shared store).
+    pub fn pending_below(&self, size: u64) -> Result<Vec<(u64, Vec<u8>)>, LogSequenceError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT idx, entry FROM log_pending WHERE idx < ?1 ORDER BY idx")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map(params![size as i64], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    /// Settles the entries pending below `integrated_size`, in one transaction: those in
+    /// `overtaken` (whose indices the log gave to other entries) get new indices after
+    /// everything pending, their old index forgotten; the others are in the log and are
+    /// dropped.
+    pub fn requeue(
+        &mut self,
+        integrated_size: u64,
+        overtaken: &[(u64, Vec<u8>)],
+        leaf_of: impl Fn(&[u8]) -> [u8; 32],
+    ) -> Result<(), LogSequenceError> {
+        self.in_transaction(|tx| {
+            tx.execute(
+                "DELETE FROM log_pending WHERE idx < ?1",
+                params![integrated_size as i64],
+            )?;
+            for (old, entry) in overtaken {
+                tx.execute(
+                    "DELETE FROM log_index WHERE leaf = ?1 AND idx = ?2",
+                    params![&leaf_of(entry)[..], *old as i64],
+                )?;
+            }
+            let entries: Vec<Vec<u8>> = overtaken.iter().map(|(_, e)| e.clone()).collect();
+            sequence_after_pending(tx, integrated_size, &entries, &leaf_of)?;
+            Ok(())
+        })
     }
 
     /// Drops the entries below `size`: a checkpoint of `size` is written.
@@ -216,6 +244,36 @@ impl LogSequence {
             .map_err(self.db())?;
         Ok(())
     }
+}
+
+/// Gives `entries` consecutive indices after everything pending (from `integrated_size`
+/// when nothing is), indexing each one's leaf hash; returns the first. Within the caller's
+/// transaction.
+fn sequence_after_pending(
+    tx: &rusqlite::Transaction<'_>,
+    integrated_size: u64,
+    entries: &[Vec<u8>],
+    leaf_of: &impl Fn(&[u8]) -> [u8; 32],
+) -> Result<u64, rusqlite::Error> {
+    let highest: Option<i64> = tx
+        .query_row("SELECT MAX(idx) FROM log_pending", [], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let first = highest.map_or(integrated_size, |h| {
+        (h as u64).saturating_add(1).max(integrated_size)
+    });
+    for (i, e) in entries.iter().enumerate() {
+        let idx = first.saturating_add(i as u64) as i64;
+        tx.execute(
+            "INSERT INTO log_pending (idx, entry) VALUES (?1, ?2)",
+            params![idx, e],
+        )?;
+        tx.execute(
+            "INSERT OR IGNORE INTO log_index (leaf, idx) VALUES (?1, ?2)",
+            params![&leaf_of(e)[..], idx],
+        )?;
+    }
+    Ok(first)
 }
 
 #[cfg(test)]
@@ -250,6 +308,23 @@ mod tests {
             Err(LogSequenceError::Integrated { first: 1, size: 2 })
         ));
         assert_eq!(seq.index_of(&leaf(b"c")).unwrap(), Some(1));
+    }
+
+    #[test]
+    fn overtaken_entries_move_after_the_log_and_logged_ones_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut seq = LogSequence::open(dir.path()).unwrap();
+        seq.append(0, &[b"in-log".to_vec(), b"lost".to_vec()], leaf)
+            .unwrap();
+        // Another writer took indices 0..3: index 0 holds our entry, index 1 another one.
+        let below = seq.pending_below(3).unwrap();
+        assert_eq!(below, vec![(0, b"in-log".to_vec()), (1, b"lost".to_vec())]);
+        seq.requeue(3, &below[1..], leaf).unwrap();
+        assert!(seq.pending_below(3).unwrap().is_empty());
+        assert_eq!(seq.pending(3).unwrap(), vec![b"lost".to_vec()]);
+        assert_eq!(seq.index_of(&leaf(b"lost")).unwrap(), Some(3));
+        assert_eq!(seq.index_of(&leaf(b"in-log")).unwrap(), Some(0));
+        assert_eq!(seq.append(3, &[b"next".to_vec()], leaf).unwrap(), 4);
     }
 
     #[test]
