@@ -118,17 +118,7 @@ const MAX_PEM_FILE: u64 = 1024 * 1024;
 /// Reads a PEM file of at most [`MAX_PEM_FILE`] bytes; a longer one is an error, never
 /// silently truncated.
 fn read_pem_file(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_PEM_FILE + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_PEM_FILE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("larger than {MAX_PEM_FILE} bytes"),
-        ));
-    }
-    Ok(bytes)
+    sealwright_fs::read_capped(path, MAX_PEM_FILE)
 }
 
 impl ClientIdentity {

@@ -58,6 +58,9 @@ impl ClientCa {
     }
 }
 
+/// Largest certificate or key file read.
+const MAX_PEM_FILE: u64 = 1024 * 1024;
+
 /// A certificate chain and its private key.
 #[derive(Debug)]
 pub struct Identity {
@@ -76,16 +79,21 @@ impl Identity {
             path: path.to_path_buf(),
             reason,
         };
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .map_err(|e| pem_err(cert, e.to_string()))?
+        let read = |path: &Path| {
+            sealwright_fs::read_capped(path, MAX_PEM_FILE).map_err(|e| pem_err(path, e.to_string()))
+        };
+        let cert_pem = read(cert)?;
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<_, _>>()
             .map_err(|e| pem_err(cert, e.to_string()))?;
         if chain.is_empty() {
             return Err(pem_err(cert, "no CERTIFICATE block".into()));
         }
-        let key_der = PrivateKeyDer::from_pem_file(key)
+        let key_pem = zeroize::Zeroizing::new(read(key)?);
+        let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
             .map_err(|e| pem_err(key, format!("no usable private key: {e}")))?;
-        let leaf_pem = std::fs::read_to_string(cert).map_err(|e| pem_err(cert, e.to_string()))?;
+        let leaf_pem =
+            String::from_utf8(cert_pem).map_err(|_| pem_err(cert, "not UTF-8 text".into()))?;
         Ok(Identity {
             chain,
             key: key_der,
@@ -203,6 +211,19 @@ mod tests {
             err.contains("cert.pem") && err.contains("private key"),
             "{err}"
         );
+
+        // A file past the limit (a certificate with megabytes of padding, /dev/zero named
+        // as a key) is refused without being read whole.
+        let big = dir.path().join("big.pem");
+        let mut padded = cert.pem().into_bytes();
+        padded.resize(MAX_PEM_FILE as usize + 1, b'\n');
+        std::fs::write(&big, padded).unwrap();
+        let err = Identity::from_pem_files(&big, &k).unwrap_err().to_string();
+        assert!(err.contains("big.pem") && err.contains("limit"), "{err}");
+        let err = Identity::from_pem_files(&c, Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/dev/zero") && err.contains("limit"), "{err}");
     }
 
     #[test]

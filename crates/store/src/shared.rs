@@ -621,7 +621,12 @@ impl Shared {
         }
         let read_err = |e: std::io::Error| StoreError::Objects(format!("{}: {e}", file.display()));
         if length <= SINGLE_PUT {
-            let bytes = tokio::fs::read(file).await.map_err(read_err)?;
+            let file = file.to_path_buf();
+            let bytes =
+                tokio::task::spawn_blocking(move || sealwright_fs::read_capped(&file, length))
+                    .await
+                    .map_err(|e| StoreError::Objects(e.to_string()))?
+                    .map_err(read_err)?;
             return self.put_named(sha256, Bytes::from(bytes)).await;
         }
         // Content-addressed: a part upload replacing an object writes the same bytes.
@@ -979,7 +984,10 @@ pub mod testing {
         );
         tcp.write_all(request.as_bytes()).await.map_err(io)?;
         let mut answer = Vec::new();
-        tcp.read_to_end(&mut answer).await.map_err(io)?;
+        tcp.take(64 * 1024)
+            .read_to_end(&mut answer)
+            .await
+            .map_err(io)?;
         let status = String::from_utf8_lossy(answer.get(..12).unwrap_or_default()).into_owned();
         if !status.contains(" 200") {
             return Err(StoreError::Objects(format!(

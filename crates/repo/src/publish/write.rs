@@ -345,10 +345,10 @@ pub(super) fn check_reachable(
 /// published, since no snapshot the timestamp names lists it (published versions are never
 /// planned again: versions only go up).
 pub(crate) fn write_fresh(path: &Path, bytes: &[u8]) -> Result<(), PublishError> {
-    if let Ok(existing) = fs::read(path) {
-        if existing == bytes {
-            return Ok(());
-        }
+    // Read back only a file of the same length (and no more of it than that).
+    let same_length = fs::metadata(path).is_ok_and(|m| m.len() == bytes.len() as u64);
+    if same_length && fsutil::read_capped(path, bytes.len() as u64).is_ok_and(|e| e == bytes) {
+        return Ok(());
     }
     fsutil::write_new(path, bytes).map_err(io_err(path))
 }
