@@ -682,3 +682,62 @@ fn a_server_gets_its_checkpoints_cosigned_by_our_witness_and_aics_witness() {
         "the 1.1.0 artifact is not the 1.0.0 release"
     );
 }
+
+/// Witnesses are asked all at once: two witnesses that accept the connection and never
+/// answer are both asked before either request gives up, so a hung witness costs a push
+/// one timeout (the log still integrates, without their cosignatures) — not one per
+/// witness, under the publish lock every other push waits on.
+#[test]
+fn hung_witnesses_are_asked_at_once_and_the_log_still_grows() {
+    use std::io::Read;
+    use std::sync::mpsc;
+    let s = Scratch::new();
+    let (dir, _, _) = common::init_and_set_up_server(&s);
+    let _agent = common::start_setup_agent(&dir);
+    let server = dir.join("server");
+    let (events, seen) = mpsc::channel::<(&str, usize)>();
+    let mut witnesses = String::new();
+    for i in 0..2 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let key = Ed25519NoteKey::from_seed(&format!("hung-{i}"), KeyKind::Ed25519, &[i as u8; 32])
+            .unwrap();
+        witnesses.push_str(&format!(
+            "[[witness]]\nurl = \"http://{}\"\nvkey = \"{}\"\n",
+            listener.local_addr().unwrap(),
+            key.verifier().vkey()
+        ));
+        let events = events.clone();
+        std::thread::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            events.send(("asked", i)).unwrap();
+            // Never answer; wait for the server to give up on us.
+            let mut sink = Vec::new();
+            let _ = conn.read_to_end(&mut sink);
+            events.send(("given up", i)).unwrap();
+        });
+    }
+    std::fs::write(server.join("witnesses.toml"), witnesses).unwrap();
+
+    let policy = sealwright_repo::Policy::load(&server).unwrap();
+    let log = sealwright_server::translog::TransparencyLog::open(&server, &policy)
+        .unwrap()
+        .unwrap();
+    let entry = sealwright_tlog::entry::Entry::AuditHead {
+        records: 1,
+        head: "ab".repeat(32),
+    };
+    log.sequence(&[entry]).unwrap();
+    let integrated = log.integrate().unwrap().expect("the log grew");
+    assert!(integrated.checkpoint.size >= 1);
+    let order: Vec<&str> = seen
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .into_iter()
+        .chain(seen.recv_timeout(std::time::Duration::from_secs(60)))
+        .map(|(what, _)| what)
+        .collect();
+    assert_eq!(
+        order,
+        ["asked", "asked"],
+        "the second witness was asked only after the first one was given up on"
+    );
+}

@@ -307,9 +307,32 @@ impl TransparencyLog {
         note.add_signature(signature);
         // Witnesses cosign what they can check is an extension of what they cosigned; one
         // that cannot be reached or refuses is reported, and the checkpoint is published
-        // with the cosignatures there are (devices decide what quorum they need).
-        for witness in &Witnesses::load(&self.dir)?.witness {
-            match cosign(witness, &note, old_size, growth.size, &mut new_tiles) {
+        // with the cosignatures there are (devices decide what quorum they need). They are
+        // asked all at once: this runs under the publish lock, and a witness that hangs
+        // must cost every push one timeout, not one per witness.
+        let witnesses = Witnesses::load(&self.dir)?.witness;
+        let tiles = std::sync::Mutex::new(&mut new_tiles);
+        let proof = |old: u64| -> Result<Vec<sealwright_tlog::Hash>, String> {
+            let mut tiles = tiles
+                .lock()
+                .map_err(|_| "a witness request failed".to_owned())?;
+            consistency_proof(&mut **tiles, old, growth.size).map_err(|e| e.to_string())
+        };
+        let answers: Vec<Result<_, String>> = std::thread::scope(|scope| {
+            let asking: Vec<_> = witnesses
+                .iter()
+                .map(|w| scope.spawn(|| cosign(w, &note, old_size, growth.size, &proof)))
+                .collect();
+            asking
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err("the request failed".into()))
+                })
+                .collect()
+        });
+        for (witness, answer) in witnesses.iter().zip(answers) {
+            match answer {
                 Ok(cosignatures) => cosignatures.into_iter().for_each(|c| note.add_signature(c)),
                 Err(e) => eprintln!("sealwright serve: witness {}: {e}", witness.url),
             }
@@ -550,20 +573,17 @@ impl Witnesses {
 }
 
 /// Asks `witness` to cosign `note` (a checkpoint of `size`, signed by the log, whose
-/// previous checkpoint had `previous` entries); returns its checked cosignatures. A witness
+/// previous checkpoint had `previous` entries; `proof_from(old)` proves `size` extends
+/// `old`); returns its checked cosignatures. A witness
 /// that last cosigned another size says so (409), and is asked once more with a proof from
 /// that size.
-fn cosign<S>(
+fn cosign(
     witness: &WitnessEntry,
     note: &Note,
     previous: u64,
     size: u64,
-    tiles: &mut S,
-) -> Result<Vec<sealwright_tlog::note::NoteSignature>, String>
-where
-    S: sealwright_tlog::merkle::SubtreeHashes,
-    S::Error: std::fmt::Display,
-{
+    proof_from: &(dyn Fn(u64) -> Result<Vec<sealwright_tlog::Hash>, String> + Sync),
+) -> Result<Vec<sealwright_tlog::note::NoteSignature>, String> {
     let verifier = Verifier::from_vkey(&witness.vkey).map_err(|e| e.to_string())?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(std::time::Duration::from_secs(10)))
@@ -578,7 +598,7 @@ where
                 "it cosigned size {old}, above this log's {size}: a fork, or another log"
             ));
         }
-        let proof = consistency_proof(tiles, old, size).map_err(|e| e.to_string())?;
+        let proof = proof_from(old)?;
         let body = sealwright_tlog::witness::AddCheckpoint {
             old_size: old,
             proof,
