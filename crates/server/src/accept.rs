@@ -483,6 +483,11 @@ impl Signed<'_> {
         &self.entries
     }
 
+    /// The signed `timestamp.json` that publishing switches to.
+    pub fn timestamp(&self) -> &[u8] {
+        &self.accepted.timestamp
+    }
+
     /// Publishes the push: artifacts linked, roles and snapshot written, then
     /// `timestamp.json` switched. Returns the answer for the publisher and what each pushed
     /// role now lists (for the server's index).

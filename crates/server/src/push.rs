@@ -336,12 +336,19 @@ struct Sequenced {
 }
 
 impl Sequenced {
-    /// The publish failed: the log must not claim it. A failure to take the entries back
-    /// leaves the log over-stating (reported), never hiding anything.
-    fn retract(self) {
-        if let Err(e) = self.log.retract(self.first) {
+    /// The publish failed: unless it failed after devices were switched to it (`timestamp`
+    /// is served — an fsync of the directory, the local record of a shared commit), the log
+    /// must not claim it. When that cannot be told, or the entries cannot be taken back,
+    /// they stay: the log over-states (reported), it never hides.
+    fn retract_unless_served(self, session: &crate::storage::Session<'_>, timestamp: &[u8]) {
+        let outcome = match session.serves_timestamp(timestamp) {
+            Ok(true) => return,
+            Ok(false) => self.log.retract(self.first).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("is it served? {e}")),
+        };
+        if let Err(e) = outcome {
             eprintln!(
-                "sealwright serve: taking back the log entries of a push that failed: {e} (the log will hold entries of a push that was not published)"
+                "sealwright serve: taking back the log entries of a push that failed: {e} (the log will hold entries of a push that may not be published)"
             );
         }
     }
@@ -905,11 +912,12 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             let signed =
                 accept::accept(&mut session, &policy, &store, &token, &request, &roles, chrono::Utc::now())?;
             let sequenced = sequence_before_publishing(&mut session, &policy, signed.entries())?;
+            let timestamp = signed.timestamp().to_vec();
             let (accepted, listings) = match signed.publish(&mut session, &roles) {
                 Ok(published) => published,
                 Err(e) => {
                     if let Some(sequenced) = sequenced {
-                        sequenced.retract();
+                        sequenced.retract_unless_served(&session, &timestamp);
                     }
                     return Err(e);
                 }

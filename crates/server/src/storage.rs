@@ -407,6 +407,24 @@ impl Session<'_> {
         self.storage.dir()
     }
 
+    /// Whether `timestamp` is the `timestamp.json` devices are served now: after a write
+    /// that failed, whether it failed before its push became visible or after.
+    pub fn serves_timestamp(&self, timestamp: &[u8]) -> Result<bool, PushError> {
+        match self.storage {
+            Storage::Embedded { dir, .. } => {
+                let path = dir.join(PUBLISHED_DIR).join("metadata/timestamp.json");
+                let served = fsutil::read_capped(&path, MAX_ROLE_BYTES as u64).map_err(internal)?;
+                Ok(served == timestamp)
+            }
+            Storage::Shared { store, .. } => {
+                let served =
+                    block_on(store.resolve("metadata/timestamp.json")).map_err(store_err)?;
+                Ok(served
+                    .is_some_and(|f| f.sha256 == sealwright_crypto::digest::sha256_hex(timestamp)))
+            }
+        }
+    }
+
     /// Brings the working copy up to the last committed publish (and the local floor of
     /// signed versions up to the shared one), then publishes a root copied into it.
     fn synchronise(&mut self, dir: &Path, store: &Shared) -> Result<(), PushError> {

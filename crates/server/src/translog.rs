@@ -5,8 +5,8 @@
 //! - a push's entries are sequenced before anything of it is published
 //!   (`push::sequence_before_publishing`): a server killed at any point of a push leaves
 //!   nothing published that the log will not hold, and a log that cannot record refuses
-//!   the push; a publish that fails after its entries were sequenced takes them back
-//!   ([`TransparencyLog::retract`]);
+//!   the push; a publish that fails after its entries were sequenced, before devices are
+//!   switched to it, takes them back ([`TransparencyLog::retract`]);
 //! - [`TransparencyLog::sequence`]: a batch gets its indices in one SQLite transaction
 //!   ([`LogSequence`]) before anything of it is written to the tree; an entry whose index
 //!   another replica of a shared store gave to its own entry meanwhile is sequenced again
