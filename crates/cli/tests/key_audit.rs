@@ -16,15 +16,24 @@ use std::process::Command;
 use common::Scratch;
 
 fn audit(s: &Scratch, fail_on: &str) -> (bool, Vec<(String, String, String)>) {
-    let out = s.run(&[
+    audit_with(s, fail_on, &[])
+}
+
+/// `key audit --fail-on FAIL_ON EXTRA…`: whether it passed, and (severity, finding, key or
+/// role) of each finding.
+fn audit_with(s: &Scratch, fail_on: &str, extra: &[&str]) -> (bool, Vec<(String, String, String)>) {
+    let repo = s.repo_arg();
+    let mut args = vec![
         "--repo",
-        &s.repo_arg(),
+        &repo,
         "--json",
         "key",
         "audit",
         "--fail-on",
         fail_on,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let out = s.run(&args);
     let findings: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     let found = findings
@@ -188,4 +197,82 @@ fn key_audit_reports_each_planted_problem_and_nothing_in_a_clean_repository() {
     ] {
         assert!(stderr.contains(rule), "{rule}: {stderr}");
     }
+}
+
+/// `key audit --log`: every root, targets and delegated role file the repository publishes
+/// is in the server's transparency log; a targets version published around the server is
+/// reported against the key that signed it; a log key that did not sign the checkpoint is
+/// refused, not trusted.
+#[test]
+fn key_audit_reports_keys_that_signed_what_the_log_does_not_hold() {
+    let s = Scratch::new();
+    let (dir, port, token) = common::init_and_set_up_server(&s);
+    let url = format!("https://127.0.0.1:{port}");
+    let cert = dir.join("tls/cert.pem");
+    let _services = common::start_services(&dir, port);
+    s.add_release(&s.repo_arg(), b"one", "app", "1.0.0");
+    s.push_to(&url, &token, &cert);
+    let vkey = s.ok(&["--repo", dir.join("server").to_str().unwrap(), "log", "key"]);
+    let log_url = format!("{url}/log/");
+    let against = [
+        "--log",
+        log_url.as_str(),
+        "--log-key",
+        vkey.trim(),
+        "--ca",
+        cert.to_str().unwrap(),
+    ];
+    let not_logged = |found: &[(String, String, String)]| -> Vec<String> {
+        found
+            .iter()
+            .filter(|(_, finding, _)| finding == "signed-not-logged")
+            .map(|(_, _, key)| key.clone())
+            .collect()
+    };
+    let (_, found) = audit_with(&s, "critical", &against);
+    assert!(not_logged(&found).is_empty(), "{found:?}");
+
+    // A release published here and never pushed: its targets file is signed by the
+    // targets key and served by nobody's log.
+    s.add_release(&s.repo_arg(), b"two", "app", "1.1.0");
+    s.ok(&["--repo", &s.repo_arg(), "publish"]);
+    let (passed, found) = audit_with(&s, "high", &against);
+    assert_eq!(not_logged(&found), ["targets-key"], "{found:?}");
+    assert!(found.contains(&(
+        "high".into(),
+        "signed-not-logged".into(),
+        "targets-key".into()
+    )));
+    assert!(!passed, "a high finding must fail --fail-on high");
+
+    // A log key that did not sign the served checkpoint is refused.
+    use sealwright_tlog::note::NoteSigner as _;
+    let stranger = sealwright_tlog::note::Ed25519NoteKey::from_seed(
+        sealwright_tlog::Verifier::from_vkey(vkey.trim())
+            .unwrap()
+            .name(),
+        sealwright_tlog::note::KeyKind::Ed25519,
+        &[7; 32],
+    )
+    .unwrap()
+    .verifier()
+    .vkey();
+    let out = s.run(&[
+        "--repo",
+        &s.repo_arg(),
+        "key",
+        "audit",
+        "--log",
+        &log_url,
+        "--log-key",
+        &stranger,
+        "--ca",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not signed by --log-key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -16,11 +16,14 @@
 //! - [`check_hardware`]: a role `hardware` names whose file keys alone reach its threshold
 //!   (high, refused).
 //!
+//! - [`check_logged`] (`key audit --log`): a root, targets or delegated role file published
+//!   here that the server's transparency log does not hold — each key that signed it (high).
+//!
 //! Not checked: who holds which key (two keys in one person's pocket meet a threshold of
-//! two); whether a key signed something the transparency log does not show — that is the
-//! monitor's `unknown-key` finding (`sealwright monitor`), which sees what was published.
+//! two); what the server's own agent signs (snapshot, timestamp) — the monitor follows those
+//! (`sealwright monitor`: published-not-logged, unknown-key).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -311,6 +314,103 @@ pub fn audit(repo_dir: &Path, policy: &Policy, now: DateTime<Utc>) -> Vec<Findin
     let mut findings = out.0;
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.finding.cmp(b.finding)));
     findings
+}
+
+/// The findings of [`check_logged`] for the repository at `repo_dir`, given the SHA-256 (hex)
+/// of every metadata file a server's transparency log holds (`key audit --log`).
+pub fn audit_against_log(
+    repo_dir: &Path,
+    policy: &Policy,
+    logged: &BTreeSet<String>,
+) -> std::io::Result<Vec<Finding>> {
+    let mut out = Findings::default();
+    check_logged(repo_dir, policy, logged, &mut out)?;
+    Ok(out.0)
+}
+
+/// A role file this repository publishes now — every root version, the newest version of
+/// targets and of each delegated role — whose exact bytes the transparency log does not
+/// hold: each of our keys that signed it gets a finding (high). It was published around the
+/// server, or the log hides it; either way devices may be served what monitors never see.
+/// (Snapshot and timestamp are the server's, signed by its agent: the monitor checks those.)
+fn check_logged(
+    repo_dir: &Path,
+    policy: &Policy,
+    logged: &BTreeSet<String>,
+    out: &mut Findings,
+) -> std::io::Result<()> {
+    let metadata = repo_dir
+        .join(crate::publish::PUBLISHED_DIR)
+        .join("metadata");
+    let mut newest: BTreeMap<String, u64> = BTreeMap::new();
+    let mut files: Vec<(String, u64)> = Vec::new();
+    for entry in std::fs::read_dir(&metadata)? {
+        let name = entry?.file_name();
+        let Some((version, role)) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".json"))
+            .and_then(|n| n.split_once('.'))
+            .and_then(|(v, r)| Some((v.parse::<u64>().ok()?, r.to_owned())))
+        else {
+            continue;
+        };
+        match role.as_str() {
+            "snapshot" | "timestamp" => {}
+            "root" => files.push((role, version)),
+            _ => {
+                let v = newest.entry(role).or_default();
+                *v = (*v).max(version);
+            }
+        }
+    }
+    files.extend(newest);
+    for (role, version) in files {
+        let path = metadata.join(sealwright_tuf::layout::metadata_file(&role, version));
+        let bytes = crate::fsutil::read_capped(&path, crate::push::MAX_ROLE_BYTES as u64)?;
+        let sha256 = sealwright_crypto::digest::sha256_hex(&bytes);
+        if logged.contains(&sha256) {
+            continue;
+        }
+        let signed_by: BTreeSet<String> = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| {
+                v.get("signatures")?.as_array().map(|sigs| {
+                    sigs.iter()
+                        .filter_map(|s| Some(s.get("keyid")?.as_str()?.to_owned()))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
+        let ours: Vec<&String> = policy
+            .keys
+            .iter()
+            .filter(|(_, k)| signed_by.contains(&k.keyid))
+            .map(|(name, _)| name)
+            .collect();
+        let what = format!(
+            "signed {role} version {version} (SHA-256 {}…), which the transparency log does not hold: it was published around the server, or the log is hiding it",
+            sha256.get(..16).unwrap_or_default()
+        );
+        if ours.is_empty() {
+            out.add(
+                Severity::High,
+                "signed-not-logged",
+                None,
+                Some(&role),
+                format!("no key of this policy {what}"),
+            );
+        }
+        for name in ours {
+            out.add(
+                Severity::High,
+                "signed-not-logged",
+                Some(name),
+                Some(&role),
+                format!("this key {what}"),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The `[key_policy]` rules `publish` refuses to break: allowed types, hardware roles,

@@ -35,7 +35,7 @@ pub enum AuditCommand {
     },
 }
 
-/// The transparency log to check an audit log against.
+/// A server's transparency log to check against (`audit verify --log`, `key audit --log`).
 #[derive(Debug, clap::Args)]
 pub struct AgainstLog {
     /// The server's transparency log, e.g. https://updates.example.com:8443/log/
@@ -49,42 +49,51 @@ pub struct AgainstLog {
     ca: Option<PathBuf>,
 }
 
-/// Every audit head the transparency log at `against` recorded is in `records` (the whole
-/// local audit log, in order); returns how many heads were checked. The log's entries are
-/// read from its bundles and authenticated together: the tree they make must have the
-/// checkpoint's signed root.
+impl AgainstLog {
+    /// Every entry of the log (none without --log), authenticated together: the tree they
+    /// make must have the root of the checkpoint --log-key signed.
+    pub fn entries(&self) -> anyhow::Result<Option<Vec<sealwright_tlog::entry::Entry>>> {
+        let (Some(url), Some(vkey)) = (&self.log, &self.log_key) else {
+            return Ok(None);
+        };
+        let key = sealwright_tlog::Verifier::from_vkey(vkey).context("--log-key")?;
+        let mut tls = sealwright_client::tls::TlsOptions::default();
+        if let Some(ca) = &self.ca {
+            tls = tls.with_ca_file(ca)?;
+        }
+        let fetcher = sealwright_client::HttpFetcher::with_tls(url, &tls)?;
+        let log = sealwright_client::log_reader::LogReader::new(fetcher, url, key);
+        let (_, checkpoint) = log
+            .checkpoint()
+            .context("the log's checkpoint is not signed by --log-key")?;
+        let entries = log.entries(0, checkpoint.size)?;
+        let leaves: Vec<sealwright_tlog::Hash> = entries
+            .iter()
+            .map(|e| sealwright_tlog::merkle::leaf_hash(e))
+            .collect();
+        let mut source: &[sealwright_tlog::Hash] = &leaves;
+        if leaves.len() as u64 != checkpoint.size
+            || sealwright_tlog::merkle::tree_root(&mut source, checkpoint.size)? != checkpoint.root
+        {
+            anyhow::bail!("the log's entries do not make its signed checkpoint's tree");
+        }
+        Ok(Some(
+            entries
+                .iter()
+                .filter_map(|e| sealwright_tlog::entry::Entry::parse(e).ok())
+                .collect(),
+        ))
+    }
+}
+
+/// Every audit head in `logged` (a transparency log's entries) is in `records` (the whole
+/// local audit log, in order); returns how many heads were checked.
 fn check_against_log(
     records: &[sealwright_store::Record],
-    url: &str,
-    vkey: &str,
-    ca: Option<&std::path::Path>,
+    logged: Vec<sealwright_tlog::entry::Entry>,
 ) -> anyhow::Result<usize> {
-    let key = sealwright_tlog::Verifier::from_vkey(vkey).context("--log-key")?;
-    let mut tls = sealwright_client::tls::TlsOptions::default();
-    if let Some(ca) = ca {
-        tls = tls.with_ca_file(ca)?;
-    }
-    let fetcher = sealwright_client::HttpFetcher::with_tls(url, &tls)?;
-    let log = sealwright_client::log_reader::LogReader::new(fetcher, url, key);
-    let (_, checkpoint) = log
-        .checkpoint()
-        .context("the log's checkpoint is not signed by --log-key")?;
-    let entries = log.entries(0, checkpoint.size)?;
-    let leaves: Vec<sealwright_tlog::Hash> = entries
-        .iter()
-        .map(|e| sealwright_tlog::merkle::leaf_hash(e))
-        .collect();
-    let mut source: &[sealwright_tlog::Hash] = &leaves;
-    if leaves.len() as u64 != checkpoint.size
-        || sealwright_tlog::merkle::tree_root(&mut source, checkpoint.size)? != checkpoint.root
-    {
-        anyhow::bail!("the log's entries do not make its signed checkpoint's tree");
-    }
     let mut checked = 0;
-    for entry in entries
-        .iter()
-        .filter_map(|e| sealwright_tlog::entry::Entry::parse(e).ok())
-    {
+    for entry in logged {
         let sealwright_tlog::entry::Entry::AuditHead { records: n, head } = entry else {
             continue;
         };
@@ -137,14 +146,15 @@ pub fn run(ctx: &Context, cmd: AuditCommand) -> anyhow::Result<()> {
                 Some(s) => s.store().verify_audit()?,
                 None => open(ctx, &at)?.verify()?,
             };
-            if let (Ok(_), Some(url), Some(vkey)) = (&verified, &against.log, &against.log_key) {
+            if let (Ok(_), Some(_)) = (&verified, &against.log) {
                 if at.shared.open()?.is_some() {
                     anyhow::bail!(
                         "--log checks a local audit log (--data or --repo), not the shared one"
                     );
                 }
                 let records = open(ctx, &at)?.records(None)?;
-                let checked = check_against_log(&records, url, vkey, against.ca.as_deref())?;
+                let logged = against.entries()?.unwrap_or_default();
+                let checked = check_against_log(&records, logged)?;
                 if !ctx.json {
                     println!("audit log matches the transparency log: {checked} recorded head(s) found in it");
                 }

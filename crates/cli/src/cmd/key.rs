@@ -61,12 +61,18 @@ pub enum KeyCommand {
     List,
     /// Report what is wrong with the repository's keys, each with a severity: weak types
     /// and sizes, rotation overdue, unused and shared keys, thresholds one key meets, key
-    /// files others can read, roles [key_policy] wants on hardware. Exit status 1 when a
-    /// finding is at or above --fail-on (for CI).
+    /// files others can read, roles [key_policy] wants on hardware; with --log, keys that
+    /// signed a published file the server's transparency log does not hold. Exit status 1
+    /// when a finding is at or above --fail-on (for CI).
     Audit {
         /// The lowest severity that fails: info, low, medium, high or critical.
         #[arg(long, default_value = "high")]
         fail_on: String,
+        /// With --log: every root, targets and delegated role file published here must be in
+        /// the server's transparency log; each key that signed one it does not hold is a
+        /// finding (signed-not-logged).
+        #[command(flatten)]
+        against: super::audit::AgainstLog,
     },
     /// Split a key (root, typically) into shares for custodians: any --threshold of them
     /// rebuild it (`key recover`), fewer learn nothing. Each share is encrypted to one
@@ -214,12 +220,26 @@ pub fn run(ctx: &Context, cmd: KeyCommand) -> anyhow::Result<()> {
                 }
             })
         }
-        KeyCommand::Audit { fail_on } => {
+        KeyCommand::Audit { fail_on, against } => {
             let fail_on: key_audit::Severity = fail_on
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--fail-on {e}"))?;
             let policy = ctx.policy()?;
-            let findings = key_audit::audit(&ctx.repo, &policy, Utc::now());
+            let mut findings = key_audit::audit(&ctx.repo, &policy, Utc::now());
+            if let Some(logged) = against.entries()? {
+                let logged: std::collections::BTreeSet<String> = logged
+                    .into_iter()
+                    .filter_map(|e| match e {
+                        sealwright_tlog::entry::Entry::Metadata { sha256, .. } => Some(sha256),
+                        _ => None,
+                    })
+                    .collect();
+                findings.extend(
+                    key_audit::audit_against_log(&ctx.repo, &policy, &logged)
+                        .map_err(|e| anyhow::anyhow!("reading the published metadata: {e}"))?,
+                );
+                findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.finding.cmp(b.finding)));
+            }
             emit(ctx.json, &findings, || {
                 if findings.is_empty() {
                     println!("no findings: {} key(s) checked", policy.keys.len());
