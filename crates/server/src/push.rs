@@ -356,10 +356,12 @@ impl Sequenced {
 
 /// Gives a signed push's entries their place in the transparency log before anything of
 /// it is published — after the published metadata the log does not hold yet, so the log
-/// keeps the order of publishes. A server killed once this returned cannot publish what
-/// the log will not show (the next push or start integrates it); a log that cannot record
-/// refuses the push, with nothing published. Nothing when the server has no log.
+/// keeps the order of publishes — with the audit log's head. A server killed once this
+/// returned cannot publish what the log will not show (the next push or start integrates
+/// it); a log that cannot record refuses the push, with nothing published. Nothing when the
+/// server has no log.
 fn sequence_before_publishing(
+    storage: &Storage,
     session: &mut crate::storage::Session<'_>,
     policy: &Policy,
     entries: &[sealwright_tlog::entry::Entry],
@@ -376,36 +378,65 @@ fn sequence_before_publishing(
         return Ok(None);
     };
     let fail = |e: crate::translog::LogError| refused(e.to_string());
+    // Published before this push: logged whatever becomes of it.
     log.sequence(&log.unlogged_published().map_err(fail)?)
         .map_err(fail)?;
+    let mut batch: Vec<_> = audit_head(storage).into_iter().collect();
+    batch.extend_from_slice(entries);
     Ok(log
-        .sequence(entries)
+        .sequence(&batch)
         .map_err(fail)?
         .map(|first| Sequenced { log, first }))
 }
 
-/// Integrates the transparency log after a publish (the checkpoint is signed by the agent's
-/// log key), with the audit log's head and the published top-level metadata the log does
-/// not hold yet. Runs under the publish lock of `session`; a shared store publishes the
-/// log's new files for every replica. What was published is published already: a failure
-/// here is reported (audit record, stderr), not returned, and entries that were sequenced
-/// are integrated by the next push.
-fn append_to_log(storage: &Storage, session: &mut crate::storage::Session<'_>, policy: &Policy) {
-    let mut entries = Vec::new();
-    if let Storage::Embedded { dir, .. } = storage {
-        // The audit log's head goes with each push: whoever later cuts its tail or rewrites
-        // its anchor contradicts what the public log shows. (A shared store's audit log is
-        // in its database, not on a replica's disk.)
-        match sealwright_store::AuditLog::open(dir).and_then(|log| log.head()) {
-            Ok(Some((records, head))) if records != u64::MAX => {
-                entries.push(sealwright_tlog::entry::Entry::AuditHead { records, head });
-            }
-            Ok(_) => {}
-            Err(e) => {
-                eprintln!("sealwright serve: the audit log's head, for the transparency log: {e}")
-            }
+/// Integrates what `sequenced` put in the log once its push is published (the checkpoint is
+/// signed by the agent's log key); a shared store publishes the log's new files for every
+/// replica. The push is published already: a failure is reported (audit record, stderr),
+/// not returned, and the sequenced entries are integrated by the next push or start.
+fn integrate_after_publishing(
+    storage: &Storage,
+    session: &mut crate::storage::Session<'_>,
+    sequenced: Sequenced,
+) {
+    let integrated = session
+        .log_dir_for_writing()
+        .map_err(|e| e.to_string())
+        .and_then(|_| sequenced.log.integrate().map_err(|e| e.to_string()))
+        .and_then(|integrated| match integrated {
+            Some(integrated) => session.publish_log(&integrated).map_err(|e| e.to_string()),
+            None => Ok(()),
+        });
+    if let Err(e) = integrated {
+        eprintln!("sealwright serve: the transparency log: {e}");
+        audit(storage, "server", "log-failed", "log", json!({"error": e}));
+    }
+}
+
+/// The audit log's head, for the transparency log: whoever later cuts its tail or rewrites
+/// its anchor contradicts what the public log shows. None for a shared store (its audit log
+/// is in its database, not on a replica's disk) or an empty audit log.
+fn audit_head(storage: &Storage) -> Option<sealwright_tlog::entry::Entry> {
+    let Storage::Embedded { dir, .. } = storage else {
+        return None;
+    };
+    match sealwright_store::AuditLog::open(dir).and_then(|log| log.head()) {
+        Ok(Some((records, head))) if records != u64::MAX => {
+            Some(sealwright_tlog::entry::Entry::AuditHead { records, head })
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("sealwright serve: the audit log's head, for the transparency log: {e}");
+            None
         }
     }
+}
+
+/// Logs what was published without a push (renewed snapshot and timestamp), with the audit
+/// log's head, and integrates. Runs under the publish lock of `session`. A failure is
+/// reported (audit record, stderr), not returned: the next push or start logs what is
+/// published then.
+fn append_to_log(storage: &Storage, session: &mut crate::storage::Session<'_>, policy: &Policy) {
+    let entries: Vec<_> = audit_head(storage).into_iter().collect();
     if let Err(e) = log_and_publish(session, policy, &entries) {
         eprintln!("sealwright serve: the transparency log: {e}");
         audit(
@@ -911,7 +942,8 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
             let mut session = storage.begin()?;
             let signed =
                 accept::accept(&mut session, &policy, &store, &token, &request, &roles, chrono::Utc::now())?;
-            let sequenced = sequence_before_publishing(&mut session, &policy, signed.entries())?;
+            let sequenced =
+                sequence_before_publishing(&storage, &mut session, &policy, signed.entries())?;
             let timestamp = signed.timestamp().to_vec();
             let (accepted, listings) = match signed.publish(&mut session, &roles) {
                 Ok(published) => published,
@@ -929,7 +961,9 @@ async fn push_roles(State(st): State<PushState>, headers: HeaderMap, req: Reques
                     .iter()
                     .try_for_each(|l| index.replace_role(&l.role, l.version, &l.targets))
             });
-            append_to_log(&storage, &mut session, &policy);
+            if let Some(sequenced) = sequenced {
+                integrate_after_publishing(&storage, &mut session, sequenced);
+            }
             drop(session);
             Ok(accepted)
         })();
