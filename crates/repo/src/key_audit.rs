@@ -322,14 +322,14 @@ pub fn audit_against_log(
     repo_dir: &Path,
     policy: &Policy,
     logged: &BTreeSet<String>,
-) -> std::io::Result<Vec<Finding>> {
+) -> Result<Vec<Finding>, crate::publish::PublishError> {
     let mut out = Findings::default();
     check_logged(repo_dir, policy, logged, &mut out)?;
     Ok(out.0)
 }
 
-/// A role file this repository publishes now — every root version, the newest version of
-/// targets and of each delegated role — whose exact bytes the transparency log does not
+/// A role file this repository publishes now — every root version, and the targets and
+/// delegated role versions the current snapshot names — whose exact bytes the transparency log does not
 /// hold: each of our keys that signed it gets a finding (high). It was published around the
 /// server, or the log hides it; either way devices may be served what monitors never see.
 /// (Snapshot and timestamp are the server's, signed by its agent: the monitor checks those.)
@@ -338,35 +338,23 @@ fn check_logged(
     policy: &Policy,
     logged: &BTreeSet<String>,
     out: &mut Findings,
-) -> std::io::Result<()> {
-    let metadata = repo_dir
-        .join(crate::publish::PUBLISHED_DIR)
-        .join("metadata");
-    let mut newest: BTreeMap<String, u64> = BTreeMap::new();
-    let mut files: Vec<(String, u64)> = Vec::new();
-    for entry in std::fs::read_dir(&metadata)? {
-        let name = entry?.file_name();
-        let Some((version, role)) = name
-            .to_str()
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(|n| n.split_once('.'))
-            .and_then(|(v, r)| Some((v.parse::<u64>().ok()?, r.to_owned())))
-        else {
-            continue;
-        };
-        match role.as_str() {
-            "snapshot" | "timestamp" => {}
-            "root" => files.push((role, version)),
-            _ => {
-                let v = newest.entry(role).or_default();
-                *v = (*v).max(version);
-            }
-        }
+) -> Result<(), crate::publish::PublishError> {
+    // What devices are served: every root up to the newest, and the versions of targets and
+    // the delegated roles the current snapshot names (a higher file left by a failed publish
+    // was never served).
+    let published = crate::publish::Published::load(repo_dir)?;
+    let roots = published.root.as_ref().map_or(0, |r| r.signed.version);
+    let mut files: Vec<(String, u64)> = (1..=roots).map(|v| ("root".to_owned(), v)).collect();
+    if let Some(snapshot) = &published.snapshot {
+        files.extend(snapshot.signed.meta.iter().filter_map(|(key, meta)| {
+            Some((
+                sealwright_tuf::layout::role_of_meta_key(key)?.to_owned(),
+                meta.version,
+            ))
+        }));
     }
-    files.extend(newest);
     for (role, version) in files {
-        let path = metadata.join(sealwright_tuf::layout::metadata_file(&role, version));
-        let bytes = crate::fsutil::read_capped(&path, crate::push::MAX_ROLE_BYTES as u64)?;
+        let bytes = published.read_bytes(&sealwright_tuf::layout::metadata_file(&role, version))?;
         let sha256 = sealwright_crypto::digest::sha256_hex(&bytes);
         if logged.contains(&sha256) {
             continue;
