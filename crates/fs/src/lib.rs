@@ -21,29 +21,35 @@ pub fn write_atomic_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-    let dir = parent_dir(path);
-    fs::create_dir_all(dir)?;
-    let tmp = temp_name(path);
-    write_temp(&tmp, bytes, mode, Durability::Synced)?;
-    if let Err(e) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(dir)
+    write_through_temp(path, bytes, mode, Durability::Synced)
 }
 
 /// Writes `bytes` to `path` without fsync (the caller syncs the file system before anything
 /// refers to the file). Goes through a temporary name so a reader never sees a partial file.
 pub fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_through_temp(path, bytes, 0o666, Durability::Unsynced)
+}
+
+/// The one write path: a temporary file beside `path`, renamed over it (and, synced, the file
+/// and then its directory fsynced). A failure at any step leaves no temporary file.
+fn write_through_temp(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    durability: Durability,
+) -> io::Result<()> {
     let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = temp_name(path);
-    write_temp(&tmp, bytes, 0o666, Durability::Unsynced)?;
+    write_temp(&tmp, bytes, mode, durability)?;
     if let Err(e) = fs::rename(&tmp, path) {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
-    Ok(())
+    match durability {
+        Durability::Synced => sync_dir(dir),
+        Durability::Unsynced => Ok(()),
+    }
 }
 
 /// Whether a temporary file is fsynced before it is renamed into place.
