@@ -401,15 +401,35 @@ fn integrate_after_publishing(
     let integrated = session
         .log_dir_for_writing()
         .map_err(|e| e.to_string())
-        .and_then(|_| sequenced.log.integrate().map_err(|e| e.to_string()))
-        .and_then(|integrated| match integrated {
-            Some(integrated) => session.publish_log(&integrated).map_err(|e| e.to_string()),
-            None => Ok(()),
-        });
+        .and_then(|_| integrate_and_publish(session, &sequenced.log));
     if let Err(e) = integrated {
-        eprintln!("sealwright serve: the transparency log: {e}");
-        audit(storage, "server", "log-failed", "log", json!({"error": e}));
+        report_log_failure(storage, &e, None);
     }
+}
+
+/// Integrates everything the log's sequence holds and publishes the new files (a shared
+/// store commits them for every replica). The caller has called
+/// [`crate::storage::Session::log_dir_for_writing`].
+fn integrate_and_publish(
+    session: &mut crate::storage::Session<'_>,
+    log: &crate::translog::TransparencyLog,
+) -> Result<(), String> {
+    match log.integrate().map_err(|e| e.to_string())? {
+        Some(integrated) => session.publish_log(&integrated).map_err(|e| e.to_string()),
+        None => Ok(()),
+    }
+}
+
+/// A log that could not be appended to after a publish: on stderr and in the audit log
+/// (`log-failed`, with how many `entries` were to be sequenced when that was part of the
+/// step); what was sequenced is integrated by the next push or start.
+fn report_log_failure(storage: &Storage, error: &str, entries: Option<usize>) {
+    eprintln!("sealwright serve: the transparency log: {error}");
+    let details = match entries {
+        Some(n) => json!({"error": error, "entries": n}),
+        None => json!({"error": error}),
+    };
+    audit(storage, "server", "log-failed", "log", details);
 }
 
 /// The audit log's head, for the transparency log: whoever later cuts its tail or rewrites
@@ -438,14 +458,7 @@ fn audit_head(storage: &Storage) -> Option<sealwright_tlog::entry::Entry> {
 fn append_to_log(storage: &Storage, session: &mut crate::storage::Session<'_>, policy: &Policy) {
     let entries: Vec<_> = audit_head(storage).into_iter().collect();
     if let Err(e) = log_and_publish(session, policy, &entries) {
-        eprintln!("sealwright serve: the transparency log: {e}");
-        audit(
-            storage,
-            "server",
-            "log-failed",
-            "log",
-            json!({"error": e, "entries": entries.len()}),
-        );
+        report_log_failure(storage, &e, Some(entries.len()));
     }
 }
 
@@ -466,12 +479,7 @@ fn log_and_publish(
     let mut all = log.unlogged_published().map_err(fail)?;
     all.extend_from_slice(entries);
     log.sequence(&all).map_err(fail)?;
-    if let Some(integrated) = log.integrate().map_err(fail)? {
-        session
-            .publish_log(&integrated)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(())
+    integrate_and_publish(session, &log)
 }
 
 /// `GET /log/proof/LEAF`: the c2sp.org/tlog-proof of the logged entry whose leaf hash is
