@@ -21,6 +21,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
+use sealwright_crypto::keyfile::MAX_PEM_FILE;
+
 use base64::Engine as _;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -111,9 +113,6 @@ pub fn certificate_sha256(path: &Path) -> Result<String, TlsError> {
         .map_err(|e| bad(format!("not a PEM certificate: {e}")))?;
     Ok(sealwright_crypto::digest::sha256_hex(first.as_ref()))
 }
-
-/// Largest certificate or key file read.
-const MAX_PEM_FILE: u64 = 1024 * 1024;
 
 /// Reads a PEM file of at most [`MAX_PEM_FILE`] bytes; a longer one is an error, never
 /// silently truncated.

@@ -20,6 +20,9 @@ use crate::signer::{PrivateKey, PrivateKeyError};
 
 /// Largest key file we read (an encrypted RSA-8192 key is about 7 KiB).
 pub const MAX_KEY_FILE: usize = 64 * 1024;
+/// Largest TLS certificate chain, CA bundle or TLS key file we read (the Mozilla bundle is
+/// about 220 KiB).
+pub const MAX_PEM_FILE: u64 = 1024 * 1024;
 /// scrypt cost we write: 2^14, r = 8 (16 MiB, OpenSSL's default memory limit is 32 MiB).
 const SCRYPT_LOG_N: u8 = 14;
 /// PBKDF2 iterations we write (OWASP 2023 for PBKDF2-HMAC-SHA256).

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use sealwright_crypto::keyfile::MAX_PEM_FILE;
+
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
@@ -57,9 +59,6 @@ impl ClientCa {
         })
     }
 }
-
-/// Largest certificate or key file read.
-const MAX_PEM_FILE: u64 = 1024 * 1024;
 
 /// A certificate chain and its private key.
 #[derive(Debug)]
