@@ -101,15 +101,7 @@ fn a_repository_with_its_keys_on_a_token_publishes_what_python_tuf_accepts() {
     policy.save(&s.repo()).unwrap();
     let config_file = s.path().join("agent.toml");
     std::fs::write(&config_file, config).unwrap();
-    let agent = common::Killed(
-        common::sealwright(None)
-            .args(["signer", "serve", "--config"])
-            .arg(&config_file)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    common::wait_for_socket(&socket);
+    let agent = common::serve_agent(&s, &config_file, &socket, None);
     s.add_release(
         &repo,
         b"signed through the agent's token session",

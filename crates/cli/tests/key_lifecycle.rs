@@ -259,7 +259,7 @@ fn an_agent_held_timestamp_key_is_replaced_and_revoked() {
     s.add_release(&repo, b"app 1.0.0", "app", "1.0.0");
     s.ok(&["--repo", &repo, "publish"]);
     // Without a successor in the agent, revoking says where to make one.
-    let refused = s.run(&[
+    let revoke = [
         "--repo",
         &repo,
         "key",
@@ -267,7 +267,8 @@ fn an_agent_held_timestamp_key_is_replaced_and_revoked() {
         "timestamp-key",
         "--reason",
         "stolen",
-    ]);
+    ];
+    let refused = s.run(&revoke);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("signer agent"));
 
@@ -284,16 +285,7 @@ fn an_agent_held_timestamp_key_is_replaced_and_revoked() {
     .unwrap();
     let name = added["name"].as_str().unwrap().to_owned();
     drop(agent);
-    let restarted = common::Killed(
-        common::sealwright(None)
-            .args(["signer", "serve", "--config"])
-            .arg(&config)
-            .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    common::wait_for_socket(&socket);
+    let restarted = common::serve_agent(&s, &config, &socket, None);
     let public = s.path().join(format!("agent/{name}.pub.pem"));
     s.ok(&[
         "--repo",
@@ -308,15 +300,7 @@ fn an_agent_held_timestamp_key_is_replaced_and_revoked() {
         "--agent",
         socket.to_str().unwrap(),
     ]);
-    s.ok(&[
-        "--repo",
-        &repo,
-        "key",
-        "revoke",
-        "timestamp-key",
-        "--reason",
-        "stolen",
-    ]);
+    s.ok(&revoke);
     let root2: serde_json::Value = serde_json::from_slice(
         &std::fs::read(s.repo().join("published/metadata/2.root.json")).unwrap(),
     )

@@ -372,16 +372,22 @@ pub fn start_agent(s: &Scratch, faketime: Option<&str>) -> (Killed, PathBuf) {
         ),
     )
     .unwrap();
+    (serve_agent(s, &config, &socket, faketime), socket)
+}
+
+/// `sealwright signer serve --config CONFIG` (key passphrases from the scratch directory's
+/// passphrase file), once its socket answers.
+pub fn serve_agent(s: &Scratch, config: &Path, socket: &Path, faketime: Option<&str>) -> Killed {
     let child = sealwright(faketime)
         .args(["signer", "serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("SEALWRIGHT_PASSPHRASE_FILE", s.path().join("passphrase"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::inherit())
         .spawn()
         .expect("run the agent (faketime installed? apt-get install faketime)");
-    wait_for_socket(&socket);
-    (Killed(child), socket)
+    wait_for_socket(socket);
+    Killed(child)
 }
 
 /// Points the repository's snapshot and timestamp keys at the agent on `socket` (the
